@@ -1,0 +1,3 @@
+"""hpo: hyperparameter optimization for Keras image classifiers."""
+
+__version__ = "0.1.0"
