@@ -1,0 +1,1 @@
+"""Search backends: Optuna (the default) and KerasTuner, over the same search spaces."""

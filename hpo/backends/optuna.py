@@ -1,0 +1,272 @@
+"""The Optuna backend: samplers, pruners, and the worker loop over a shared study.
+
+A worker takes trials one at a time until the study holds its target number of
+finished (COMPLETE or PRUNED) trials. Deciding to start a trial and creating it
+happen under a lock shared by every worker of the study (see
+:func:`hpo.storage.admission_lock`), so N workers stop at exactly the target
+rather than overshooting it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Callable
+
+from hpo import storage as store
+from hpo.config import StudyConfig
+from hpo.errors import ConfigError
+from hpo.objective import TRIAL_ERRORS, SearchData, evaluate, versions, worker_id
+from hpo.space import CategoricalParam, FloatParam, IntParam, SearchSpace
+
+_log = logging.getLogger(__name__)
+
+CONFIG_ATTR = "hpo_config"
+OBJECTIVE_NAMES = ["validation accuracy"]
+FINISHED = ("COMPLETE", "PRUNED")
+
+
+def make_sampler(config: StudyConfig, space: SearchSpace, stream: int = 0):
+    """The study's sampler; ``stream`` gives each worker its own random sequence.
+
+    Workers with the same seed would propose the same first configurations.
+    """
+    import optuna
+
+    seed = config.seed + 7919 * stream
+    name = config.sampler
+    if name == "tpe":
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                          constant_liar=True, n_startup_trials=5)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    if name == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed, warn_independent_sampling=False)
+    if name == "gp":
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise ConfigError(
+                "the gp sampler needs PyTorch, which hpo does not install by default: "
+                "pip install torch (or use --sampler tpe)"
+            ) from None
+        return optuna.samplers.GPSampler(seed=seed)
+    if name == "grid":
+        return optuna.samplers.GridSampler(space.grid(), seed=seed)
+    raise ConfigError(f"unknown sampler {name!r}")
+
+
+def make_pruner(config: StudyConfig):
+    import optuna
+
+    name = config.pruner
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=config.epochs)
+    if name == "successive-halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise ConfigError(f"unknown pruner {name!r}")
+
+
+def distribution(param):
+    """The Optuna distribution for a backend-neutral parameter."""
+    from optuna.distributions import (
+        CategoricalDistribution, FloatDistribution, IntDistribution,
+    )
+
+    if isinstance(param, IntParam):
+        return IntDistribution(param.low, param.high, log=param.log, step=param.step)
+    if isinstance(param, FloatParam):
+        return FloatDistribution(param.low, param.high, log=param.log, step=param.step)
+    if isinstance(param, CategoricalParam):
+        return CategoricalDistribution(param.choices)
+    raise TypeError(f"no Optuna distribution for {type(param).__name__}")
+
+
+def suggest(trial, space: SearchSpace) -> dict[str, Any]:
+    """Sample every active parameter, in order, so conditions see their parents' values."""
+    params: dict[str, Any] = {}
+    for param in space:
+        if not param.active(params):
+            continue
+        if isinstance(param, IntParam):
+            value = trial.suggest_int(param.name, param.low, param.high, step=param.step, log=param.log)
+        elif isinstance(param, FloatParam):
+            value = trial.suggest_float(param.name, param.low, param.high, step=param.step, log=param.log)
+        else:
+            value = trial.suggest_categorical(param.name, param.choices)
+        params[param.name] = value
+    return params
+
+
+def create_study(config: StudyConfig, storage, *, load_if_exists: bool = True):
+    """Create the study (or load it) and record its configuration in it."""
+    import optuna
+
+    space = config.validate()
+    with store.warnings_silenced():
+        study = optuna.create_study(
+            study_name=config.name,
+            storage=storage,
+            direction="maximize",
+            sampler=make_sampler(config, space),
+            pruner=make_pruner(config),
+            load_if_exists=load_if_exists,
+        )
+    if CONFIG_ATTR not in study.user_attrs:
+        study.set_user_attr(CONFIG_ATTR, config.to_dict())
+        with store.warnings_silenced():
+            study.set_metric_names(OBJECTIVE_NAMES)
+    return study
+
+
+def stored_config(study) -> StudyConfig:
+    data = study.user_attrs.get(CONFIG_ATTR)
+    if data is None:
+        raise ConfigError(
+            f"study {study.study_name!r} was not created by hpo (it has no {CONFIG_ATTR} attribute)"
+        )
+    return StudyConfig.from_dict(data, where=f"study {study.study_name!r}")
+
+
+def load_for_worker(config: StudyConfig, storage, stream: int):
+    """The study with this worker's sampler (its own random stream) and pruner attached."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = config.validate()
+    with store.warnings_silenced():
+        return optuna.load_study(
+            study_name=config.name, storage=storage,
+            sampler=make_sampler(config, space, stream), pruner=make_pruner(config),
+        )
+
+
+def counts(study) -> dict[str, int]:
+    """Trials by state name."""
+    out: dict[str, int] = {}
+    for trial in study.get_trials(deepcopy=False):
+        out[trial.state.name] = out.get(trial.state.name, 0) + 1
+    return out
+
+
+def finished(counts_by_state: dict[str, int]) -> int:
+    return sum(counts_by_state.get(s, 0) for s in FINISHED)
+
+
+class Worker:
+    """Runs trials of one study until it holds ``target`` finished trials."""
+
+    def __init__(self, study, storage, config: StudyConfig, data: SearchData, target: int,
+                 deadline: float | None = None, max_consecutive_failures: int = 5):
+        self.study = study
+        self.storage = storage  # the RDBStorage (Optuna wraps it in a cache inside the study)
+        self.config = config
+        self.space = config.validate()
+        self.data = data
+        self.target = target
+        self.deadline = deadline
+        self.max_consecutive_failures = max_consecutive_failures
+        self.worker = worker_id()
+        self.ran = 0
+        self.in_trial = False  # a stop signal interrupts only while this is True
+        self.stop_requested = False
+        self.last_error = ""
+        self._failures = 0
+
+    def should_start(self) -> bool:
+        if self.stop_requested:
+            return False
+        if self.deadline is not None and time.time() >= self.deadline:
+            return False
+        by_state = counts(self.study)
+        waiting = by_state.get("WAITING", 0)
+        planned = finished(by_state) + by_state.get("RUNNING", 0) + waiting
+        return waiting > 0 or planned < self.target
+
+    def objective(self, trial) -> float:
+        import optuna
+
+        trial.set_user_attr("worker", self.worker)
+        params = suggest(trial, self.space)
+        seed = self.config.seed + trial.number
+
+        def report(epoch: int, val_accuracy: float) -> None:
+            trial.report(val_accuracy, epoch)
+            if trial.should_prune():
+                trial.set_user_attr("pruned_at_epoch", epoch)
+                raise optuna.TrialPruned(f"pruned at epoch {epoch} ({val_accuracy:.4f})")
+
+        self.in_trial = True
+        try:
+            if self.stop_requested:
+                raise KeyboardInterrupt
+            _, record = evaluate(self.config, self.data, params, seed, on_epoch=report)
+        except TRIAL_ERRORS as exc:
+            trial.set_user_attr("error", str(exc))
+            raise
+        except KeyboardInterrupt:
+            self.in_trial = False
+            trial.set_user_attr("error", "interrupted: the worker was stopped")
+            self.study.enqueue_trial(params, user_attrs={"requeued_from": trial.number})
+            raise
+        finally:
+            self.in_trial = False
+        for key, value in record.items():
+            trial.set_user_attr(key, value)
+        trial.set_user_attr("versions", versions())
+        return record["val_accuracy"]
+
+    def run(self, on_trial_end: Callable[[Any], None] | None = None) -> None:
+        """Take trials until the target is met, the deadline passes, or failures pile up."""
+        import optuna
+
+        lock = store.admission_lock(self.storage, self.study.study_name)
+        while True:
+            lock.acquire()
+            released = False
+
+            def release_then_run(trial):
+                nonlocal released
+                lock.release()
+                released = True
+                return self.objective(trial)
+
+            try:
+                if not self.should_start():
+                    break
+                with store.warnings_silenced():
+                    self.study.optimize(
+                        release_then_run, n_trials=1, catch=TRIAL_ERRORS,
+                        gc_after_trial=True, show_progress_bar=False,
+                    )
+            finally:
+                if not released:
+                    lock.release()
+            self.ran += 1
+            last = self.study.get_trials(deepcopy=False)
+            mine = [t for t in last if t.user_attrs.get("worker") == self.worker]
+            trial = max(mine, key=lambda t: t.number) if mine else None
+            if trial is not None and trial.state == optuna.trial.TrialState.FAIL:
+                self._failures += 1
+                self.last_error = trial.user_attrs.get("error") or trial.system_attrs.get(
+                    "fail_reason", "unknown error")
+                _log.warning("trial %d failed: %s", trial.number, self.last_error)
+                if self._failures >= self.max_consecutive_failures:
+                    raise TooManyFailures(
+                        f"{self._failures} trials in a row failed in worker {self.worker}; "
+                        f"last error: {self.last_error}"
+                    )
+            else:
+                self._failures = 0
+            if on_trial_end is not None and trial is not None:
+                on_trial_end(trial)
+
+
+class TooManyFailures(RuntimeError):
+    """Trials keep failing: something systematic is wrong, so this worker stops."""

@@ -1,0 +1,257 @@
+"""The ``hpo`` command line: thin click commands that parse, call and print.
+
+Heavy imports (TensorFlow, Optuna) happen inside the commands, so ``--help``
+is instant. Every :class:`~hpo.errors.HpoError` becomes one ``Error: ...`` line
+on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, Iterable, Sequence
+
+import click
+
+from hpo.errors import HpoError
+
+STORAGE_HELP = "Study store URL [env HPO_STORAGE; default sqlite:///studies.db in this directory]."
+
+
+def storage_option(func):
+    return click.option("--storage", envvar="HPO_STORAGE", default=None, metavar="URL",
+                        help=STORAGE_HELP)(func)
+
+
+def study_option(required: bool = True, default: str | None = None):
+    return click.option("--study", "study", required=required and default is None, default=default,
+                        metavar="NAME", help="Study name.")
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A plain, aligned text table (numbers right-aligned)."""
+    rows = [[("" if v is None else str(v)) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+
+    def fmt(cells: Sequence[str]) -> str:
+        out = []
+        for cell, width in zip(cells, widths):
+            numeric = cell.replace(",", "").replace(".", "", 1).replace("-", "", 1).isdigit()
+            out.append(cell.rjust(width) if numeric else cell.ljust(width))
+        return "  ".join(out).rstrip()
+
+    lines = [fmt(headers), fmt(["-" * w for w in widths])]
+    lines += [fmt(r) for r in rows]
+    return "\n".join(lines)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="hpo")
+@click.option("-v", "--verbose", is_flag=True, help="Log what hpo does (to stderr).")
+def cli(verbose: bool) -> None:
+    """Tune Keras image classifiers: Optuna search over worker processes sharing one study store.
+
+    \b
+    Start here:
+      hpo launch                       run the default study (digits-cnn) end to end
+      hpo status --study digits-cnn    what the study holds now
+      hpo models                       the seeds' hand-built architectures
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.INFO if verbose else optuna.logging.WARNING)
+
+
+def _resolve_config(study: str | None, config_file: str | None, storage: str | None):
+    """The study configuration: a YAML file, a built-in study, or one already in the store."""
+    from hpo import config as cfg
+
+    if config_file:
+        conf = cfg.load_yaml(config_file)
+        return conf.with_options(name=cfg.check_study_name(study)) if study else conf
+    name = study or "digits-cnn"
+    if name in cfg.BUILTIN:
+        return cfg.builtin(name)
+    cfg.check_study_name(name)
+    from hpo import storage as store
+    from hpo.backends.optuna import stored_config
+
+    try:
+        st = store.open_storage(storage, create=False, heartbeat=False)
+    except HpoError:
+        st = None
+    if st is not None:
+        names = {s.study_name for s in _summaries(st)}
+        if name in names:
+            return stored_config(store.load_study(name, st))
+    return cfg.builtin(name)  # raises the "unknown study" error with the list of built-ins
+
+
+def _summaries(storage):
+    import optuna
+
+    return optuna.get_all_study_summaries(storage, include_best_trial=False)
+
+
+@cli.command()
+@click.option("--study", default=None, metavar="NAME",
+              help="Built-in study (digits-cnn, digits-ann, svhn-cnn, svhn-ann, mnist-cnn) or one "
+                   "already in the store. Default: digits-cnn. With --config: the study's name.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="YAML study file (dataset, model, search space, overrides, ...).")
+@click.option("--workers", type=int, default=None, metavar="N",
+              help="Worker processes [default: the number of CPU cores, at most 4].")
+@click.option("--trials", type=int, default=None, metavar="T",
+              help="Finished trials the study should hold in all [default: the study's].")
+@click.option("--timeout", type=float, default=None, metavar="S",
+              help="Start no new trial after S seconds.")
+@storage_option
+@click.option("--data", default=None, metavar="PATH", help="Dataset file (.h5, .mat, .npz).")
+@click.option("--epochs", type=int, default=None, help="Epochs per trial (before early stopping).")
+@click.option("--seed", type=int, default=None, help="Sampler and training seed.")
+@click.option("--sampler", type=click.Choice(["tpe", "random", "cmaes", "gp", "qmc", "grid"]),
+              default=None, help="Optuna sampler [default: tpe].")
+@click.option("--pruner", type=click.Choice(["median", "hyperband", "successive-halving", "none"]),
+              default=None, help="Pruner on per-epoch validation accuracy [default: median].")
+def launch(study, config_file, workers, trials, timeout, storage, data, epochs, seed, sampler, pruner):
+    """Create or resume a study and run worker processes until it holds T finished trials.
+
+    Re-running the same command resumes the study and adds nothing once T trials are done.
+    """
+    from hpo import storage as store
+    from hpo.workers import default_workers, launch as run_launch
+
+    conf = _resolve_config(study, config_file, storage)
+    conf = conf.with_options(data=data, epochs=epochs, seed=seed, sampler=sampler, pruner=pruner)
+    target = trials if trials is not None else conf.trials
+    result = run_launch(conf, storage, workers if workers is not None else default_workers(), target,
+                        timeout=timeout, echo=lambda m: click.echo(m, err=True))
+    counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(result.counts.items()))
+    click.echo(f"\nStudy {conf.name!r}: {counts or 'no trials'}.")
+    if result.best is not None:
+        best = result.best
+        click.echo(f"Best: trial {best.number}, validation accuracy {best.value:.4f}, "
+                   f"{best.user_attrs.get('n_params', 0):,} parameters")
+        for key, value in best.params.items():
+            click.echo(f"  {key}: {_fmt(value)}")
+    url = store.mask(store.resolve_url(storage))
+    click.echo(f"Store: {url}")
+    click.echo("Next: hpo status --study {0} | hpo dashboard | hpo export --study {0} | "
+               "hpo retrain --study {0}".format(conf.name))
+    if result.exit_code:
+        sys.exit(result.exit_code)
+
+
+@cli.command()
+@click.option("--study", required=True, metavar="NAME", help="Study to join (it must exist).")
+@storage_option
+@click.option("--trials", type=int, default=None, metavar="T",
+              help="Stop once the study holds T finished trials [default: the study's target].")
+@click.option("--data", default=None, metavar="PATH", help="Dataset file on this machine.")
+@click.option("--threads", type=int, default=None, help="TensorFlow CPU threads for this worker.")
+@click.option("--deadline", type=float, default=None, hidden=True)
+@click.option("--parent", type=int, default=None, hidden=True)
+@click.option("--stream", type=int, default=None, hidden=True)
+def worker(study, storage, trials, data, threads, deadline, parent, stream):
+    """Join an existing study from this terminal or machine and run its trials."""
+    from hpo.workers import run_worker
+
+    code = run_worker(study, storage, target=trials, threads=threads, data=data,
+                      deadline=deadline, parent=parent, stream=stream)
+    sys.exit(code)
+
+
+@cli.command()
+@storage_option
+def studies(storage):
+    """Every study in the store: trials by state and best value."""
+    from hpo import storage as store
+    from hpo.summary import study_rows
+
+    st = store.open_storage(storage, create=False, heartbeat=False)
+    rows = study_rows(st)
+    if not rows:
+        click.echo(f"No studies in {store.mask(st.url)} yet: run `hpo launch`.")
+        return
+    headers = ["study", "complete", "pruned", "fail", "running", "waiting", "best", "model", "dataset"]
+    click.echo(table(headers, ([r[h] for h in headers] for r in rows)))
+
+
+@cli.command()
+@click.option("--study", required=True, metavar="NAME")
+@storage_option
+def status(study, storage):
+    """A study's trials by state, its best trial, and the running trials with their workers."""
+    from hpo import storage as store
+    from hpo.summary import study_status
+
+    st = store.open_storage(storage, create=False, heartbeat=False)
+    info = study_status(store.load_study(study, st))
+    click.echo(f"Study {study!r} in {store.mask(st.url)}")
+    click.echo("Trials: " + (", ".join(f"{n} {s.lower()}" for s, n in info["counts"].items()) or "none"))
+    best = info["best"]
+    if best:
+        click.echo(f"Best: trial {best['number']}, validation accuracy {best['value']:.4f}, "
+                   f"{best['n_params']:,} parameters, {best['epochs']} epochs, "
+                   f"{best['train_seconds']:.1f}s training, worker {best['worker']}")
+        for key, value in best["params"].items():
+            click.echo(f"  {key}: {_fmt(value)}")
+    running = info["running"]
+    if running:
+        click.echo("Running:")
+        click.echo(table(["trial", "worker", "for", "epoch", "val_acc"],
+                         ([r["number"], r["worker"], r["for"], r["epoch"], r["val_accuracy"]]
+                          for r in running)))
+
+
+@cli.command()
+def models():
+    """The named fixed architectures from the source notebooks and their parameter counts."""
+    from hpo.models import NAMED_MODELS, count_params
+
+    rows = []
+    for m in NAMED_MODELS.values():
+        shape = "x".join(str(d) for d in m.input_shape)
+        rows.append([m.name, m.architecture.family, shape, f"{count_params(m.architecture, m.input_shape):,}",
+                     m.source])
+    click.echo(table(["name", "family", "input", "params", "source"], rows))
+
+
+@cli.command()
+def spaces():
+    """The search-space modules and their parameters."""
+    import search_spaces
+
+    rows = []
+    for name in search_spaces.BUILTIN:
+        for param in search_spaces.load(name):
+            cond = param.condition
+            when = f"{cond.parent} in {list(cond.values)}" if cond else ""
+            rows.append([name, param.name, param.describe(), when])
+    click.echo(table(["module", "parameter", "range", "only when"], rows))
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def main() -> None:
+    """Console entry point: run the CLI, turning user errors into one line and exit 2."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except HpoError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)

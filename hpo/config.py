@@ -1,0 +1,226 @@
+"""Study configurations: the built-in studies and YAML study files, validated once.
+
+A :class:`StudyConfig` says what to search (dataset, model family, search-space
+modules and overrides) and how (objective, epochs, early stopping, sampler,
+pruner, seed). It is stored in the study itself (the ``hpo_config`` user
+attribute), so ``hpo worker`` can join a study knowing only its name and the
+storage URL.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import search_spaces
+from hpo import models
+from hpo.data import DATASETS
+from hpo.errors import ConfigError, HpoError
+from hpo.space import SearchSpace, override
+
+SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc", "grid")
+PRUNERS = ("median", "hyperband", "successive-halving", "none")
+OBJECTIVES = ("accuracy",)
+_STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+def check_study_name(name: str) -> str:
+    if not isinstance(name, str) or not _STUDY_NAME.match(name):
+        raise ConfigError(
+            f"study name {name!r} is not valid: use letters, digits, '-', '_' and '.', "
+            "starting with a letter or digit (at most 100 characters)"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    name: str
+    dataset: str
+    model: str
+    search_space: tuple[str, ...]
+    overrides: dict[str, Any] = field(default_factory=dict)
+    data: str | None = None
+    objective: str = "accuracy"
+    epochs: int = 10
+    early_stopping: int = 3
+    sampler: str = "tpe"
+    pruner: str = "median"
+    seed: int = 0
+    trials: int = 20
+    val_fraction: float = 0.2
+    train_subset: int | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        check_study_name(self.name)
+        if self.dataset not in DATASETS:
+            raise ConfigError(f"unknown dataset {self.dataset!r}: use one of {', '.join(DATASETS)}")
+        if self.model not in models.FAMILIES:
+            raise ConfigError(f"unknown model {self.model!r}: use one of {', '.join(models.FAMILIES)}")
+        _check_choice("sampler", self.sampler, SAMPLERS)
+        _check_choice("pruner", self.pruner, PRUNERS)
+        _check_choice("objective", self.objective, OBJECTIVES)
+        _check_int("epochs", self.epochs, 1)
+        _check_int("early_stopping", self.early_stopping, 0)
+        _check_int("trials", self.trials, 1)
+        _check_int("seed", self.seed, 0)
+        if self.train_subset is not None:
+            _check_int("train_subset", self.train_subset, 10)
+        if not (isinstance(self.val_fraction, float) and 0 < self.val_fraction < 1):
+            raise ConfigError(f"val_fraction must be a number between 0 and 1, got {self.val_fraction!r}")
+        if self.dataset == "digits" and self.data:
+            raise ConfigError("the digits dataset is bundled with scikit-learn and takes no data path")
+        if not isinstance(self.overrides, Mapping):
+            raise ConfigError("overrides must be a mapping of parameter name to value or range")
+
+    def space(self) -> SearchSpace:
+        """The search space: the modules' parameters with the overrides applied, validated."""
+        params = []
+        for module in self.search_space:
+            params.extend(search_spaces.load(module))
+        names = {p.name for p in params}
+        unknown = set(self.overrides) - names
+        if unknown:
+            raise ConfigError(
+                f"overrides name parameter(s) {', '.join(sorted(unknown))} that no module of the "
+                f"search space defines ({', '.join(sorted(names))})"
+            )
+        params = [override(p, self.overrides[p.name]) if p.name in self.overrides else p for p in params]
+        space = SearchSpace(params)
+        for param in space:
+            models.check_param_name(self.model, param.name)
+        return space
+
+    def validate(self) -> SearchSpace:
+        """Check everything that can be checked without data; return the space."""
+        space = self.space()
+        if self.sampler == "grid":
+            space.grid()
+        for name in ("conv_blocks",):
+            if name in space and self.model == "cnn":
+                values = space[name].values() or []
+                self._check_depth(max(values) if values else 0)
+        return space
+
+    def _check_depth(self, blocks: int) -> None:
+        side = {"digits": 8, "mnist": 28, "svhn": 32}.get(self.dataset)
+        if side is not None and 2 ** blocks > side:
+            raise ConfigError(
+                f"the search space allows {blocks} conv blocks, but a {side}x{side} image supports "
+                f"at most {side.bit_length() - 1}: narrow conv_blocks in the overrides"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["search_space"] = list(self.search_space)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "study config") -> "StudyConfig":
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{where}: expected a mapping of settings, got {type(data).__name__}")
+        data = dict(data)
+        base = data.pop("extends", None)
+        if base is not None:
+            data = {**builtin(base).to_dict(), **data}
+        allowed = {f.name for f in fields(cls)}
+        unknown = set(data) - allowed
+        if unknown:
+            raise ConfigError(
+                f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
+                f"allowed: extends, {', '.join(sorted(allowed))}"
+            )
+        missing = {"name", "dataset", "model", "search_space"} - set(data)
+        if missing:
+            raise ConfigError(f"{where}: missing key(s) {', '.join(sorted(missing))}")
+        space = data["search_space"]
+        if isinstance(space, str) or not isinstance(space, (list, tuple)):
+            raise ConfigError(f"{where}: search_space must be a list of module names")
+        data["search_space"] = tuple(space)
+        if isinstance(data.get("val_fraction"), int):
+            data["val_fraction"] = float(data["val_fraction"])
+        data["overrides"] = dict(data.get("overrides") or {})
+        try:
+            return cls(**data)
+        except HpoError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+
+    def with_options(self, **options: Any) -> "StudyConfig":
+        """A copy with command-line options applied (None means "not given")."""
+        given = {k: v for k, v in options.items() if v is not None}
+        return replace(self, **given) if given else self
+
+
+def _check_choice(what: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"unknown {what} {value!r}: use one of {', '.join(allowed)}")
+
+
+def _check_int(what: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{what} must be an integer >= {minimum}, got {value!r}")
+
+
+_CNN_SPACE = ("filters", "kernel_size", "activation", "batch_norm", "dropout", "dense_units",
+              "learning_rate", "batch_size")
+_ANN_SPACE = ("dense_units", "activation", "batch_norm", "dropout", "learning_rate", "batch_size")
+
+BUILTIN: dict[str, StudyConfig] = {c.name: c for c in (
+    StudyConfig(
+        name="digits-cnn", dataset="digits", model="cnn", search_space=_CNN_SPACE,
+        overrides={"dense_layers": 1, "batch_size": [32, 64, 128]},
+        epochs=10, trials=20,
+        description="CNN on scikit-learn's bundled 8x8 digits (the embedded default; no download)",
+    ),
+    StudyConfig(
+        name="digits-ann", dataset="digits", model="ann", search_space=_ANN_SPACE,
+        epochs=15, trials=20,
+        description="Dense network on the bundled 8x8 digits",
+    ),
+    StudyConfig(
+        name="svhn-cnn", dataset="svhn", data="SVHN_single_grey1.h5", model="cnn",
+        search_space=_CNN_SPACE, overrides={"dense_layers": 1}, epochs=10, trials=60,
+        description="CNN on SVHN street-view digits, 32x32 grey (the notebooks' KerasTuner space)",
+    ),
+    StudyConfig(
+        name="svhn-ann", dataset="svhn", data="SVHN_single_grey1.h5", model="ann",
+        search_space=_ANN_SPACE, epochs=15, trials=40,
+        description="Dense network on SVHN street-view digits",
+    ),
+    StudyConfig(
+        name="mnist-cnn", dataset="mnist", data="mnist.npz", model="cnn",
+        search_space=("filters", "kernel_size", "dropout", "learning_rate", "batch_size", "optimizer"),
+        epochs=5, trials=30,
+        description="3-conv CNN on MNIST (the course report's one-at-a-time dimensions)",
+    ),
+)}
+
+
+def builtin(name: str) -> StudyConfig:
+    if name not in BUILTIN:
+        raise ConfigError(
+            f"unknown study {name!r}: built-in studies are {', '.join(BUILTIN)}; "
+            "or describe your own with --config study.yaml"
+        )
+    return BUILTIN[name]
+
+
+def load_yaml(path: str | Path) -> StudyConfig:
+    """Read a YAML study file (``yaml.safe_load``: no objects, only data)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such study file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file; a study file is YAML") from None
+    return StudyConfig.from_dict(data, where=str(path))

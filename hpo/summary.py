@@ -1,0 +1,66 @@
+"""What a study store holds, as plain data for the CLI to print."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from hpo.backends.optuna import CONFIG_ATTR, counts
+from hpo.progress import duration
+
+_STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+
+
+def study_rows(storage) -> list[dict[str, Any]]:
+    """One row per study: trials by state, best value, model and dataset."""
+    import optuna
+
+    rows = []
+    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        by_state = counts(study)
+        config = study.user_attrs.get(CONFIG_ATTR, {})
+        best = _best(study)
+        row = {"study": summary.study_name}
+        row.update({s.lower(): by_state.get(s, 0) for s in _STATES})
+        row["best"] = f"{best.value:.4f}" if best is not None else "-"
+        row["model"] = config.get("model", "?")
+        row["dataset"] = config.get("dataset", "?")
+        rows.append(row)
+    return rows
+
+
+def _best(study):
+    try:
+        return study.best_trial
+    except ValueError:
+        return None
+
+
+def study_status(study) -> dict[str, Any]:
+    """Counts by state, the best trial, and each running trial with its worker and progress."""
+    from optuna.trial import TrialState
+
+    by_state = counts(study)
+    ordered = {s: by_state[s] for s in _STATES if s in by_state}
+    best = _best(study)
+    best_info = None
+    if best is not None:
+        attrs = best.user_attrs
+        best_info = {
+            "number": best.number, "value": best.value, "params": best.params,
+            "n_params": attrs.get("n_params", 0), "epochs": attrs.get("epochs", "?"),
+            "train_seconds": attrs.get("train_seconds", 0.0), "worker": attrs.get("worker", "?"),
+        }
+    running = []
+    now = datetime.now()
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        last = max(trial.intermediate_values) if trial.intermediate_values else None
+        running.append({
+            "number": trial.number,
+            "worker": trial.user_attrs.get("worker", "?"),
+            "for": duration((now - trial.datetime_start).total_seconds()) if trial.datetime_start else "?",
+            "epoch": last if last is not None else "-",
+            "val_accuracy": f"{trial.intermediate_values[last]:.4f}" if last is not None else "-",
+        })
+    return {"counts": ordered, "best": best_info, "running": running}

@@ -1,0 +1,362 @@
+"""Start, watch and stop worker processes that share one study store.
+
+``launch`` validates everything first (config, search space, data, storage), so
+bad input exits with one line before the store is touched. It then creates or
+resumes the study and starts N ``hpo worker`` processes, each with a slice of
+the CPU threads, and shows progress until the study holds its target number of
+finished trials. Ctrl-C or SIGTERM stops every worker; trials they were running
+are marked FAIL, never left RUNNING, and the next launch resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from hpo import storage as store
+from hpo.config import StudyConfig
+from hpo.data import load_dataset
+from hpo.errors import ConfigError
+from hpo.progress import Progress
+
+_log = logging.getLogger(__name__)
+
+FATAL_EXIT = 3  # a worker's status when its trials keep failing: replacing it would not help
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOP_GRACE = 15  # seconds workers get to fail their trial and exit after a stop signal
+#: Settings that define what a study searches; a resumed study must keep them.
+_SEARCH_FIELDS = ("dataset", "model", "search_space", "overrides", "objective", "epochs",
+                  "early_stopping", "val_fraction", "train_subset")
+
+
+def threads_per_worker(workers: int) -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // workers)
+
+
+def default_workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def check_resume(requested: StudyConfig, stored: StudyConfig) -> None:
+    """A resumed study must search the same thing it searched before."""
+    changed = [f for f in _SEARCH_FIELDS if getattr(requested, f) != getattr(stored, f)]
+    if changed:
+        detail = ", ".join(f"{f}: {getattr(stored, f)!r} -> {getattr(requested, f)!r}" for f in changed)
+        raise ConfigError(
+            f"study {stored.name!r} already exists with other search settings ({detail}); "
+            "use a new --study name, or drop the options that change it"
+        )
+
+
+@dataclass
+class LaunchResult:
+    exit_code: int
+    counts: dict[str, int] = field(default_factory=dict)
+    best: Any = None
+
+
+def _worker_command(config: StudyConfig, target: int, threads: int, deadline: float | None,
+                    data: str | None, stream: int) -> list[str]:
+    cmd = [sys.executable, "-m", "hpo", "worker", "--study", config.name, "--trials", str(target),
+           "--threads", str(threads), "--parent", str(os.getpid()), "--stream", str(stream)]
+    if deadline is not None:
+        cmd += ["--deadline", f"{deadline:.3f}"]
+    if data:
+        cmd += ["--data", data]
+    return cmd
+
+
+class _Signals:
+    """Records SIGINT/SIGTERM as the exit status (130/143) the launcher stops with."""
+
+    def __init__(self):
+        self.code: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self):
+        for sig, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+            self._old[sig] = signal.signal(sig, self._handler(code))
+        return self
+
+    def _handler(self, code: int):
+        def handle(signum, frame):
+            if self.code is None:
+                self.code = code
+        return handle
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def launch(
+    config: StudyConfig,
+    storage_url: str | None,
+    workers: int,
+    target: int,
+    *,
+    timeout: float | None = None,
+    echo: Callable[[str], None] = print,
+    progress_stream=None,
+) -> LaunchResult:
+    """Create or resume the study and run ``workers`` processes until ``target`` trials finish."""
+    from hpo.backends import optuna as backend
+
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
+    if target < 1:
+        raise ConfigError(f"--trials must be at least 1, got {target}")
+    if timeout is not None and timeout <= 0:
+        raise ConfigError(f"--timeout must be a positive number of seconds, got {timeout}")
+    config.validate()
+    dataset = load_dataset(config.dataset, config.data, include_test=False,
+                           val_fraction=config.val_fraction, seed=config.seed)
+    from hpo.models import architecture_from_params  # noqa: F401  (cheap; keeps errors early)
+
+    url = store.resolve_url(storage_url)
+    storage = store.open_storage(url, create=True)
+    existing = [s.study_name for s in _summaries(storage)]
+    if config.name in existing:
+        study = store.load_study(config.name, storage)
+        check_resume(config, backend.stored_config(study))
+        reaped = store.reap_stale_trials(study)
+        if reaped:
+            echo(f"Marked {reaped} trial(s) of stopped workers as FAIL; their parameters are queued again.")
+    study = backend.create_study(config, storage)
+    counts = backend.counts(study)
+    done = backend.finished(counts)
+    echo(f"Study {config.name!r} in {store.mask(url)}: {dataset.describe()}, "
+         f"{config.model} model, {config.sampler} sampler, {config.pruner} pruner.")
+    if done >= target and not counts.get("WAITING"):
+        echo(f"The study already holds {done} finished trials (target {target}); nothing to run.")
+        return LaunchResult(0, counts, _best(study))
+    remaining = target - done
+    n = min(workers, remaining)
+    threads = threads_per_worker(n)
+    deadline = time.time() + timeout if timeout else None
+    echo(f"Starting {n} worker(s) with {threads} thread(s) each for {remaining} more trial(s).")
+    env = {**os.environ, store.ENV_VAR: url, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    streams = iter(range(1, 10_000))
+    progress = Progress(target, config.name, stream=progress_stream, start_done=done)
+    procs: list[subprocess.Popen] = []
+    code = 0
+    restarts = 0
+    seen: set[int] = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+    def start() -> subprocess.Popen:
+        command = _worker_command(config, target, threads, deadline, config.data, next(streams))
+        proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, errors="replace")
+        threading.Thread(target=_forward_stderr, args=(proc, progress_stream or sys.stderr),
+                         daemon=True).start()
+        return proc
+
+    with _Signals() as signals:
+        procs = [start() for _ in range(n)]
+        try:
+            while signals.code is None:
+                notes = _new_results(study, seen)
+                counts = backend.counts(study)
+                best = _best(study)
+                progress.update(backend.finished(counts), best.value if best else None,
+                                f"{counts.get('RUNNING', 0)} running", "\n".join(notes))
+                failed = _replace_crashed(procs, start, restarts_left=2 * n - restarts)
+                if failed is None:
+                    break
+                restarts += failed
+                if all(p.poll() == 0 for p in procs):
+                    break
+                time.sleep(0.5)
+            else:
+                code = signals.code
+        finally:
+            progress.close()
+            if code in (130, 143) or any(p.poll() is None for p in procs):
+                echo("Stopping workers...")
+            if any(p.returncode not in (0, None) for p in procs) and code == 0:
+                code = 1
+                echo("Error: worker processes keep failing (see their messages above); "
+                     "the launch stopped. Fix the cause and run the same command to resume.")
+            _stop(procs)
+            _fail_orphans(study, procs)
+            store.reap_stale_trials(study)
+    counts = backend.counts(study)
+    return LaunchResult(code, counts, _best(study))
+
+
+def _summaries(storage):
+    import optuna
+
+    return optuna.get_all_study_summaries(storage, include_best_trial=False)
+
+
+def _best(study):
+    try:
+        return study.best_trial
+    except ValueError:
+        return None
+
+
+def _new_results(study, seen: set[int]) -> list[str]:
+    notes = []
+    for trial in study.get_trials(deepcopy=False):
+        if trial.number in seen or not trial.state.is_finished():
+            continue
+        seen.add(trial.number)
+        attrs = trial.user_attrs
+        if trial.state.name == "COMPLETE":
+            what = f"val_accuracy {trial.value:.4f}, {attrs.get('n_params', '?'):,} params"
+        elif trial.state.name == "PRUNED":
+            what = f"pruned at epoch {attrs.get('pruned_at_epoch', '?')}"
+        else:
+            what = f"failed: {attrs.get('error') or trial.system_attrs.get('fail_reason', '')}"[:160]
+        took = ""
+        if trial.datetime_start and trial.datetime_complete:
+            took = f" in {(trial.datetime_complete - trial.datetime_start).total_seconds():.1f}s"
+        notes.append(f"  trial {trial.number} {trial.state.name.lower()}: {what}{took}")
+    return notes
+
+
+#: TensorFlow's start-up lines (absl info logs) that TF_CPP_MIN_LOG_LEVEL does not silence.
+_TF_NOISE = re.compile(r"^(I\d{4} |WARNING: All log messages before absl::InitializeLog)")
+
+
+def _forward_stderr(proc: subprocess.Popen, out) -> None:
+    """Copy a worker's stderr to ours, minus TensorFlow's start-up chatter."""
+    for line in proc.stderr:
+        if not _TF_NOISE.match(line):
+            out.write(line)
+            out.flush()
+
+
+def _replace_crashed(procs: list[subprocess.Popen], start: Callable[[], subprocess.Popen],
+                     restarts_left: int) -> int | None:
+    """Start a replacement for each crashed worker; None when the launch must stop."""
+    replaced = 0
+    for i, p in enumerate(procs):
+        if p.poll() in (None, 0):
+            continue
+        if p.returncode == FATAL_EXIT or p.returncode < 0 and -p.returncode in _STOP_SIGNALS:
+            return None
+        if replaced >= restarts_left:
+            return None
+        _log.warning("worker pid %d exited with status %d; starting a replacement", p.pid, p.returncode)
+        procs[i] = start()
+        replaced += 1
+    return replaced
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
+    """SIGTERM the live workers, wait for them, and kill any that outlast the grace period."""
+    live = [p for p in procs if p.poll() is None]
+    for p in live:
+        try:
+            p.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + STOP_GRACE
+    for p in live:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def _fail_orphans(study, procs: list[subprocess.Popen]) -> None:
+    """Mark FAIL the trials our (now dead) workers left RUNNING, and queue them again."""
+    from optuna.trial import TrialState
+
+    import socket
+
+    ours = {f"{socket.gethostname()}:{p.pid}" for p in procs}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.user_attrs.get("worker") in ours:
+            study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+            study._storage.set_trial_user_attr(trial._trial_id, "error", "worker stopped")
+            if trial.params:
+                study.enqueue_trial(trial.params, skip_if_exists=False)
+
+
+def run_worker(
+    name: str,
+    storage_url: str | None,
+    *,
+    target: int | None = None,
+    threads: int | None = None,
+    data: str | None = None,
+    deadline: float | None = None,
+    parent: int | None = None,
+    stream: int | None = None,
+) -> int:
+    """The body of ``hpo worker``: join a study and run trials until it is done."""
+    from hpo.training import configure_tensorflow
+
+    configure_tensorflow(threads)
+    from hpo.backends import optuna as backend
+    from hpo.objective import SearchData
+
+    storage = store.open_storage(storage_url, create=False)
+    study = store.load_study(name, storage)
+    config = backend.stored_config(study)
+    if data:
+        config = config.with_options(data=data)
+    dataset = load_dataset(config.dataset, config.data, include_test=False,
+                           val_fraction=config.val_fraction, seed=config.seed)
+    search = SearchData.prepare(dataset, config)
+    study = backend.load_for_worker(config, storage, stream if stream is not None else os.getpid())
+    worker = backend.Worker(study, storage, config, search, target or config.trials, deadline=deadline)
+    if parent is not None:
+        base = worker.should_start
+        worker.should_start = lambda: os.getppid() == parent and base()
+    _log.info("worker %s joined study %r", worker.worker, name)
+    with _WorkerSignals(worker) as signals:
+        try:
+            worker.run()
+        except KeyboardInterrupt:
+            pass
+        except backend.TooManyFailures as exc:
+            _log.error("%s", exc)
+            return FATAL_EXIT
+    return signals.code or 0
+
+
+class _WorkerSignals:
+    """SIGINT/SIGTERM stop a worker cleanly.
+
+    Inside a trial the first signal raises KeyboardInterrupt, which fails that
+    trial (and queues its parameters again); between trials it only asks the
+    loop not to start another. Later signals are ignored so that the clean-up
+    itself is never interrupted.
+    """
+
+    def __init__(self, worker):
+        self.worker = worker
+        self.code: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self):
+        for sig, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+            self._old[sig] = signal.signal(sig, self._handler(code))
+        return self
+
+    def _handler(self, code: int):
+        def handle(signum, frame):
+            if self.code is not None:
+                return
+            self.code = code
+            self.worker.stop_requested = True
+            if self.worker.in_trial:
+                raise KeyboardInterrupt
+        return handle
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
