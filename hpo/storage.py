@@ -90,6 +90,11 @@ def sqlite_lock(db: Path) -> Iterator[None]:
 
 
 def _prepare_sqlite(db: Path, create: bool) -> None:
+    """Check the file; for a store that workers write to, switch it to WAL once.
+
+    WAL lets readers (status, the dashboard) and one writer work at the same time;
+    the mode is stored in the file, so read-only opens leave the file untouched.
+    """
     if not db.exists():
         if not create:
             raise StorageError(
@@ -97,10 +102,13 @@ def _prepare_sqlite(db: Path, create: bool) -> None:
             )
         if not db.parent.exists():
             raise StorageError(f"cannot create {db}: directory {db.parent} does not exist")
+    elif db.is_dir():
+        raise StorageError(f"{db} is a directory, not a SQLite study store")
+    if not create:
+        return
     try:
         with contextlib.closing(sqlite3.connect(db, timeout=_SQLITE_TIMEOUT)) as conn:
-            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-            if mode.lower() != "wal":
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 conn.execute("PRAGMA journal_mode=WAL")
     except sqlite3.DatabaseError as exc:
         raise StorageError(f"{db} is not a usable SQLite study store: {exc}") from None
@@ -132,7 +140,7 @@ def open_storage(url: str | None = None, *, create: bool = False, heartbeat: boo
     elif parsed.get_backend_name() == "mysql":
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
     try:
-        with sqlite_lock(db) if db is not None else contextlib.nullcontext():
+        with sqlite_lock(db) if db is not None and create else contextlib.nullcontext():
             with warnings_silenced():
                 return optuna.storages.RDBStorage(
                     url, engine_kwargs=engine_kwargs, skip_table_creation=not create, **kwargs

@@ -138,7 +138,8 @@ def load_for_worker(config: StudyConfig, storage, stream: int):
     """The study with this worker's sampler (its own random stream) and pruner attached."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # failed trials are reported by the Worker (one line, no traceback)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
     space = config.validate()
     with store.warnings_silenced():
         return optuna.load_study(

@@ -1,0 +1,43 @@
+"""Run the real ``hpo`` command in a subprocess, as a user would (shared by the CLI tests)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def hpo_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "HPO_STORAGE"}
+    env.update({"PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}, **extra)
+    return env
+
+
+def run_hpo(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "hpo", *args], cwd=cwd, capture_output=True, text=True,
+        timeout=timeout, env=env or hpo_env(),
+    )
+
+
+def start_hpo(*args: str, cwd: Path, env: dict | None = None, new_session: bool = False) -> subprocess.Popen:
+    """Start ``hpo`` in the background; ``new_session`` gives it its own process group, as a shell does."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "hpo", *args], cwd=cwd, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env=env or hpo_env(), start_new_session=new_session,
+    )
+
+
+def file_digest(path: Path) -> str | None:
+    """Content hash of a store file (None when it does not exist), to prove it is unchanged."""
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.exists() else None
+
+
+def error_line(result: subprocess.CompletedProcess) -> str:
+    """The one ``Error:`` line a failed command must print, and nothing else on stderr."""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one error line, got:\n{result.stderr}"
+    assert lines[0].startswith("Error: "), lines[0]
+    return lines[0]
