@@ -115,19 +115,30 @@ def _summaries(storage):
               default=None, help="Optuna sampler [default: tpe].")
 @click.option("--pruner", type=click.Choice(["median", "hyperband", "successive-halving", "none"]),
               default=None, help="Pruner on per-epoch validation accuracy [default: median].")
-def launch(study, config_file, workers, trials, timeout, storage, data, epochs, seed, sampler, pruner):
+@click.option("--dashboard", "with_dashboard", is_flag=True,
+              help="Serve optuna-dashboard on the store while the launch runs.")
+@click.option("--dashboard-port", type=click.IntRange(0, 65535), default=None, metavar="PORT",
+              help="Port for --dashboard, on 127.0.0.1 (implies --dashboard) [default: 8080].")
+def launch(study, config_file, workers, trials, timeout, storage, data, epochs, seed, sampler, pruner,
+           with_dashboard, dashboard_port):
     """Create or resume a study and run worker processes until it holds T finished trials.
 
     Re-running the same command resumes the study and adds nothing once T trials are done.
     """
+    from contextlib import nullcontext
+
     from hpo import storage as store
+    from hpo.dashboard import alongside
     from hpo.workers import default_workers, launch as run_launch
 
     conf = _resolve_config(study, config_file, storage)
     conf = conf.with_options(data=data, epochs=epochs, seed=seed, sampler=sampler, pruner=pruner)
     target = trials if trials is not None else conf.trials
-    result = run_launch(conf, storage, workers if workers is not None else default_workers(), target,
-                        timeout=timeout, echo=lambda m: click.echo(m, err=True))
+    echo = lambda m: click.echo(m, err=True)  # noqa: E731
+    serve = with_dashboard or dashboard_port is not None
+    with alongside(storage, dashboard_port, echo) if serve else nullcontext():
+        result = run_launch(conf, storage, workers if workers is not None else default_workers(),
+                            target, timeout=timeout, echo=echo)
     counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(result.counts.items()))
     click.echo(f"\nStudy {conf.name!r}: {counts or 'no trials'}.")
     if result.best is not None:
@@ -145,6 +156,33 @@ def launch(study, config_file, workers, trials, timeout, storage, data, epochs, 
 
 
 @cli.command()
+@click.option("--study", default=None, metavar="NAME",
+              help="Built-in study, or the name for the study in --config. Default: digits-cnn.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              help="YAML study file.")
+@click.option("--trials", type=int, default=None, metavar="T",
+              help="The trial total that `hpo worker` aims for [default: the study's].")
+@storage_option
+@click.option("--data", default=None, metavar="PATH", help="Dataset file (.h5, .mat, .npz).")
+@click.option("--epochs", type=int, default=None, help="Epochs per trial.")
+@click.option("--seed", type=int, default=None, help="Sampler and training seed.")
+def create(study, config_file, trials, storage, data, epochs, seed):
+    """Create a study (or check an existing one) without running trials; workers join it later."""
+    from hpo import storage as store
+    from hpo.workers import TARGET_ATTR, prepare_study
+
+    conf = _resolve_config(study, config_file, storage)
+    conf = conf.with_options(data=data, epochs=epochs, seed=seed)
+    if trials is not None and trials < 1:
+        raise HpoError(f"--trials must be at least 1, got {trials}")
+    created, dataset, url = prepare_study(conf, storage, echo=lambda m: click.echo(m, err=True))
+    if trials is not None or TARGET_ATTR not in created.user_attrs:
+        created.set_user_attr(TARGET_ATTR, trials or conf.trials)
+    click.echo(f"Study {conf.name!r} is ready in {store.mask(url)} ({dataset.describe()}); "
+               f"workers join with: hpo worker --study {conf.name} --storage URL")
+
+
+@cli.command()
 @click.option("--study", required=True, metavar="NAME", help="Study to join (it must exist).")
 @storage_option
 @click.option("--trials", type=int, default=None, metavar="T",
@@ -154,12 +192,14 @@ def launch(study, config_file, workers, trials, timeout, storage, data, epochs, 
 @click.option("--deadline", type=float, default=None, hidden=True)
 @click.option("--parent", type=int, default=None, hidden=True)
 @click.option("--stream", type=int, default=None, hidden=True)
-def worker(study, storage, trials, data, threads, deadline, parent, stream):
+@click.option("--max-trials", type=click.IntRange(min=1), default=None, metavar="K",
+              help="Stop after K trials in this process (exit 4), so a fresh one can take over.")
+def worker(study, storage, trials, data, threads, deadline, parent, stream, max_trials):
     """Join an existing study from this terminal or machine and run its trials."""
     from hpo.workers import run_worker
 
     code = run_worker(study, storage, target=trials, threads=threads, data=data,
-                      deadline=deadline, parent=parent, stream=stream)
+                      deadline=deadline, parent=parent, stream=stream, max_trials=max_trials)
     sys.exit(code)
 
 
@@ -231,6 +271,130 @@ def spaces():
             when = f"{cond.parent} in {list(cond.values)}" if cond else ""
             rows.append([name, param.name, param.describe(), when])
     click.echo(table(["module", "parameter", "range", "only when"], rows))
+
+
+@cli.command()
+@storage_option
+@click.option("--host", default=None, metavar="ADDRESS",
+              help="Address to listen on [default: 127.0.0.1, this machine only; 0.0.0.0: everyone].")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port [default: 8080].")
+def dashboard(storage, host, port):
+    """Serve optuna-dashboard on the study store, until Ctrl-C."""
+    from hpo import storage as store
+    from hpo.dashboard import Dashboard
+
+    server = Dashboard(storage, host, port)
+    click.echo(f"Dashboard for {store.mask(server.storage_url)}: open {server.url}")
+    click.echo("Press Ctrl-C to stop it.")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("Dashboard stopped.")
+
+
+@cli.command()
+@click.option("--study", required=True, metavar="NAME")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default="report.html",
+              show_default=True, help="HTML file to write.")
+@click.option("--retrain", "retrain_file", type=click.Path(dir_okay=False, exists=True), default=None,
+              metavar="RESULTS_JSON", help="results.json of `hpo retrain`, if the study lacks them.")
+@storage_option
+def report(study, output, retrain_file, storage):
+    """Write one self-contained HTML report of a study (opens offline; plots inlined)."""
+    from hpo import storage as store
+    from hpo.report import write_report
+
+    st = store.open_storage(storage, create=False, heartbeat=False)
+    figures = write_report(store.load_study(study, st), output, retrain_file)
+    click.echo(f"Wrote {output}: study {study!r}, {figures} plots.")
+
+
+@cli.command()
+@study_option()
+@click.option("--top", type=click.IntRange(min=1), default=3, show_default=True, metavar="K",
+              help="How many of the best complete trials.")
+@storage_option
+def best(study, top, storage):
+    """The best complete trials: metrics, training settings, architecture, retrained test score."""
+    from hpo import export, storage as store
+
+    found = store.load_study(study, store.open_storage(storage, create=False, heartbeat=False))
+    configs, _ = export.configs_from_study(found, top, storage, inspect_data=False)
+    rows = export.best_rows(found, configs)
+    click.echo(table(list(rows[0]), ([row[h] for h in row] for row in rows)))
+
+
+@cli.command("export")
+@study_option()
+@click.option("--top", type=click.IntRange(min=1), default=3, show_default=True, metavar="K",
+              help="How many of the best complete trials.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, metavar="FILE",
+              help="YAML file to write [default: stdout].")
+@storage_option
+def export_configs(study, top, output, storage):
+    """The best trials as a self-contained YAML file (format hpo-config/1) for `hpo retrain`."""
+    from pathlib import Path
+
+    from hpo import export, storage as store
+
+    found = store.load_study(study, store.open_storage(storage, create=False, heartbeat=False))
+    configs, warnings = export.configs_from_study(found, top, storage)
+    for warning in warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    text = export.dumps(configs)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    Path(output).write_text(text)
+    click.echo(f"Wrote {len(configs)} config(s) of study {study!r} to {output}; next: "
+               f"hpo retrain --config {output}", err=True)
+
+
+@cli.command()
+@click.option("--study", default=None, metavar="NAME", help="Retrain the best trials of this study.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), default=None,
+              metavar="FILE", help="YAML from `hpo export`, or written by hand to its format.")
+@click.option("--top", type=click.IntRange(min=1), default=None, metavar="K",
+              help="With --study: the K best complete trials [default: 1].")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, metavar="R",
+              help="Train each config R times (seeds s..s+R-1) and report mean ± std.")
+@click.option("--output-dir", default="runs", show_default=True, metavar="DIR",
+              help="Where DIR/<config>/seed-<s>/model.keras and DIR/results.json go.")
+@storage_option
+@click.option("--data", default=None, metavar="PATH",
+              help="Dataset file on this machine (replaces the config's data path).")
+def retrain(study, config_file, top, seeds, output_dir, storage, data):
+    """Train the best configs on train + validation, then score them once on the held-out test set.
+
+    \b
+    hpo retrain --study digits-cnn --top 3 --seeds 5
+    hpo retrain --config best.yaml --data SVHN_single_grey1.h5
+    """
+    from hpo import export, storage as store
+    from hpo.errors import ConfigError
+    from hpo.retrain import record_in_studies, retrain as run_retrain, summary_rows
+
+    if (study is None) == (config_file is None):
+        raise ConfigError("give either --study NAME or --config FILE")
+    echo = lambda message: click.echo(message, err=True)  # noqa: E731
+    if config_file is not None:
+        if top is not None:
+            raise ConfigError("--top selects trials of a --study; with --config, edit the file")
+        configs = export.load_configs(config_file)
+        record_url = storage
+    else:
+        found = store.load_study(study, store.open_storage(storage, create=False, heartbeat=False))
+        configs, warnings = export.configs_from_study(found, top or 1, storage, data=data)
+        for warning in warnings:
+            echo(f"Warning: {warning}")
+        record_url = store.resolve_url(storage)
+    report = run_retrain(configs, seeds=seeds, output_dir=output_dir, data=data, echo=echo)
+    notes = record_in_studies(report.summaries, configs, record_url)
+    rows = summary_rows(report.summaries)
+    click.echo(table(list(rows[0]), ([row[h] for h in row] for row in rows)))
+    click.echo(f"Results: {report.results_path}")
+    for note in notes:
+        click.echo(note)
 
 
 def _fmt(value: Any) -> str:

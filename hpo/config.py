@@ -99,15 +99,20 @@ class StudyConfig:
         space = self.space()
         if self.sampler == "grid":
             space.grid()
-        for name in ("conv_blocks",):
-            if name in space and self.model == "cnn":
-                values = space[name].values() or []
-                self._check_depth(max(values) if values else 0)
+        side = {"digits": 8, "mnist": 28, "svhn": 32}.get(self.dataset)
+        if side is not None:
+            self._check_depth(space, side)
         return space
 
-    def _check_depth(self, blocks: int) -> None:
-        side = {"digits": 8, "mnist": 28, "svhn": 32}.get(self.dataset)
-        if side is not None and 2 ** blocks > side:
+    def check_input(self, input_shape: tuple[int, ...]) -> None:
+        """Check the space against the loaded data's image size (for datasets of any size)."""
+        self._check_depth(self.space(), min(input_shape[0], input_shape[1]))
+
+    def _check_depth(self, space: SearchSpace, side: int) -> None:
+        if self.model != "cnn" or "conv_blocks" not in space:
+            return
+        blocks = max(space["conv_blocks"].values() or [0])
+        if 2 ** blocks > side:
             raise ConfigError(
                 f"the search space allows {blocks} conv blocks, but a {side}x{side} image supports "
                 f"at most {side.bit_length() - 1}: narrow conv_blocks in the overrides"

@@ -23,12 +23,24 @@ from hpo.errors import StorageError, StudyNotFoundError
 
 DEFAULT_URL = "sqlite:///studies.db"
 ENV_VAR = "HPO_STORAGE"
-HEARTBEAT_INTERVAL = 5  # seconds between a running trial's heartbeats
-GRACE_PERIOD = 20  # seconds without a heartbeat before a trial counts as dead
+HEARTBEAT_INTERVAL = 5  # seconds between a running trial's heartbeats ($HPO_HEARTBEAT_INTERVAL)
+GRACE_PERIOD = 20  # seconds without a heartbeat before a trial counts as dead ($HPO_GRACE_PERIOD)
 MAX_RETRY = 3  # times a dead worker's trial is queued again
 _SQLITE_TIMEOUT = 120  # seconds a SQLite writer waits for the lock
 
 _log = logging.getLogger(__name__)
+
+
+def heartbeat_settings() -> tuple[int, int]:
+    """(interval, grace period) in seconds; the environment can shorten them (tests, fast LANs)."""
+    try:
+        interval = int(os.environ.get("HPO_HEARTBEAT_INTERVAL", HEARTBEAT_INTERVAL))
+        grace = int(os.environ.get("HPO_GRACE_PERIOD", GRACE_PERIOD))
+    except ValueError:
+        raise StorageError("HPO_HEARTBEAT_INTERVAL and HPO_GRACE_PERIOD must be whole seconds") from None
+    if interval < 1 or grace <= interval:
+        raise StorageError("need HPO_HEARTBEAT_INTERVAL >= 1 and HPO_GRACE_PERIOD > HPO_HEARTBEAT_INTERVAL")
+    return interval, grace
 
 
 def resolve_url(url: str | None) -> str:
@@ -129,7 +141,8 @@ def open_storage(url: str | None = None, *, create: bool = False, heartbeat: boo
     db = sqlite_path(url)
     with warnings_silenced():
         retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
-    kwargs = dict(heartbeat_interval=HEARTBEAT_INTERVAL, grace_period=GRACE_PERIOD,
+    interval, grace = heartbeat_settings()
+    kwargs = dict(heartbeat_interval=interval, grace_period=grace,
                   heartbeat_stale_trial_callback=retry) if heartbeat else {}
     if db is not None:
         _prepare_sqlite(db, create)

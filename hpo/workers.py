@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -30,8 +31,11 @@ from hpo.progress import Progress
 _log = logging.getLogger(__name__)
 
 FATAL_EXIT = 3  # a worker's status when its trials keep failing: replacing it would not help
+RECYCLE_EXIT = 4  # a worker ran its --max-trials and stopped to free its memory: start a fresh one
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-STOP_GRACE = 15  # seconds workers get to fail their trial and exit after a stop signal
+STOP_GRACE = 15
+TARGET_ATTR = "hpo_target"  # the trial total of the latest launch; `hpo worker` defaults to it
+DEFAULT_RECYCLE = 20  # trials per worker process before a fresh one replaces it (bounds memory)  # seconds workers get to fail their trial and exit after a stop signal
 #: Settings that define what a study searches; a resumed study must keep them.
 _SEARCH_FIELDS = ("dataset", "model", "search_space", "overrides", "objective", "epochs",
                   "early_stopping", "val_fraction", "train_subset")
@@ -65,9 +69,11 @@ class LaunchResult:
 
 
 def _worker_command(config: StudyConfig, target: int, threads: int, deadline: float | None,
-                    data: str | None, stream: int) -> list[str]:
+                    data: str | None, stream: int, recycle_after: int | None) -> list[str]:
     cmd = [sys.executable, "-m", "hpo", "worker", "--study", config.name, "--trials", str(target),
            "--threads", str(threads), "--parent", str(os.getpid()), "--stream", str(stream)]
+    if recycle_after:
+        cmd += ["--max-trials", str(recycle_after)]
     if deadline is not None:
         cmd += ["--deadline", f"{deadline:.3f}"]
     if data:
@@ -98,6 +104,29 @@ class _Signals:
             signal.signal(sig, old)
 
 
+def prepare_study(config: StudyConfig, storage_url: str | None, echo: Callable[[str], None] = print):
+    """Validate the config and its data, then create the study or check that it can resume.
+
+    Everything that can be wrong with the user's input is checked before the store
+    is opened for writing, so a mistake leaves the store as it was.
+    """
+    from hpo.backends import optuna as backend
+
+    config.validate()
+    dataset = load_dataset(config.dataset, config.data, include_test=False,
+                           val_fraction=config.val_fraction, seed=config.seed)
+    config.check_input(dataset.input_shape)
+    url = store.resolve_url(storage_url)
+    storage = store.open_storage(url, create=True)
+    if config.name in {s.study_name for s in _summaries(storage)}:
+        study = store.load_study(config.name, storage)
+        check_resume(config, backend.stored_config(study))
+        reaped = store.reap_stale_trials(study)
+        if reaped:
+            echo(f"Marked {reaped} trial(s) of stopped workers as FAIL; their parameters are queued again.")
+    return backend.create_study(config, storage), dataset, url
+
+
 def launch(
     config: StudyConfig,
     storage_url: str | None,
@@ -105,6 +134,7 @@ def launch(
     target: int,
     *,
     timeout: float | None = None,
+    recycle_after: int | None = DEFAULT_RECYCLE,
     echo: Callable[[str], None] = print,
     progress_stream=None,
 ) -> LaunchResult:
@@ -115,23 +145,12 @@ def launch(
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     if target < 1:
         raise ConfigError(f"--trials must be at least 1, got {target}")
+    if recycle_after is not None and recycle_after < 1:
+        raise ConfigError(f"--recycle-after must be at least 1, got {recycle_after}")
     if timeout is not None and timeout <= 0:
         raise ConfigError(f"--timeout must be a positive number of seconds, got {timeout}")
-    config.validate()
-    dataset = load_dataset(config.dataset, config.data, include_test=False,
-                           val_fraction=config.val_fraction, seed=config.seed)
-    from hpo.models import architecture_from_params  # noqa: F401  (cheap; keeps errors early)
-
-    url = store.resolve_url(storage_url)
-    storage = store.open_storage(url, create=True)
-    existing = [s.study_name for s in _summaries(storage)]
-    if config.name in existing:
-        study = store.load_study(config.name, storage)
-        check_resume(config, backend.stored_config(study))
-        reaped = store.reap_stale_trials(study)
-        if reaped:
-            echo(f"Marked {reaped} trial(s) of stopped workers as FAIL; their parameters are queued again.")
-    study = backend.create_study(config, storage)
+    study, dataset, url = prepare_study(config, storage_url, echo)
+    study.set_user_attr(TARGET_ATTR, target)
     counts = backend.counts(study)
     done = backend.finished(counts)
     echo(f"Study {config.name!r} in {store.mask(url)}: {dataset.describe()}, "
@@ -152,7 +171,8 @@ def launch(
     restarts = 0
     seen: set[int] = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
     def start() -> subprocess.Popen:
-        command = _worker_command(config, target, threads, deadline, config.data, next(streams))
+        command = _worker_command(config, target, threads, deadline, config.data, next(streams),
+                                  recycle_after)
         proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, errors="replace")
         threading.Thread(target=_forward_stderr, args=(proc, progress_stream or sys.stderr),
                          daemon=True).start()
@@ -167,7 +187,7 @@ def launch(
                 best = _best(study)
                 progress.update(backend.finished(counts), best.value if best else None,
                                 f"{counts.get('RUNNING', 0)} running", "\n".join(notes))
-                failed = _replace_crashed(procs, start, restarts_left=2 * n - restarts)
+                failed = _replace_exited(procs, start, study, restarts_left=2 * n - restarts)
                 if failed is None:
                     break
                 restarts += failed
@@ -236,21 +256,31 @@ def _forward_stderr(proc: subprocess.Popen, out) -> None:
             out.flush()
 
 
-def _replace_crashed(procs: list[subprocess.Popen], start: Callable[[], subprocess.Popen],
-                     restarts_left: int) -> int | None:
-    """Start a replacement for each crashed worker; None when the launch must stop."""
-    replaced = 0
+def _replace_exited(procs: list[subprocess.Popen], start: Callable[[], subprocess.Popen], study,
+                    restarts_left: int) -> int | None:
+    """Replace recycled and crashed workers; return the crashes, or None when the launch must stop.
+
+    A crashed worker's running trial is failed and queued again at once, without
+    waiting for its heartbeat to go stale.
+    """
+    crashes = 0
     for i, p in enumerate(procs):
         if p.poll() in (None, 0):
             continue
+        if p.returncode == RECYCLE_EXIT:
+            procs[i] = start()
+            continue
+        _fail_orphans(study, [p])
         if p.returncode == FATAL_EXIT or p.returncode < 0 and -p.returncode in _STOP_SIGNALS:
             return None
-        if replaced >= restarts_left:
+        if crashes >= restarts_left:
             return None
         _log.warning("worker pid %d exited with status %d; starting a replacement", p.pid, p.returncode)
+        print(f"A worker (pid {p.pid}) stopped with status {p.returncode}; its trial is queued again "
+              "and a replacement started.", file=sys.stderr, flush=True)
         procs[i] = start()
-        replaced += 1
-    return replaced
+        crashes += 1
+    return crashes
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:
@@ -274,15 +304,14 @@ def _fail_orphans(study, procs: list[subprocess.Popen]) -> None:
     """Mark FAIL the trials our (now dead) workers left RUNNING, and queue them again."""
     from optuna.trial import TrialState
 
-    import socket
+    from hpo.backends.optuna import requeue
 
-    ours = {f"{socket.gethostname()}:{p.pid}" for p in procs}
+    ours = {f"{socket.gethostname()}:{p.pid}" for p in procs if p.poll() is not None}
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         if trial.user_attrs.get("worker") in ours:
-            study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
             study._storage.set_trial_user_attr(trial._trial_id, "error", "worker stopped")
-            if trial.params:
-                study.enqueue_trial(trial.params, skip_if_exists=False)
+            study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
+            requeue(study, trial.params, trial.number)
 
 
 def run_worker(
@@ -295,6 +324,7 @@ def run_worker(
     deadline: float | None = None,
     parent: int | None = None,
     stream: int | None = None,
+    max_trials: int | None = None,
 ) -> int:
     """The body of ``hpo worker``: join a study and run trials until it is done."""
     from hpo.training import configure_tensorflow
@@ -312,10 +342,9 @@ def run_worker(
                            val_fraction=config.val_fraction, seed=config.seed)
     search = SearchData.prepare(dataset, config)
     study = backend.load_for_worker(config, storage, stream if stream is not None else os.getpid())
-    worker = backend.Worker(study, storage, config, search, target or config.trials, deadline=deadline)
-    if parent is not None:
-        base = worker.should_start
-        worker.should_start = lambda: os.getppid() == parent and base()
+    target = target or study.user_attrs.get(TARGET_ATTR) or config.trials
+    worker = backend.Worker(study, storage, config, search, target,
+                            deadline=deadline, max_trials=max_trials, parent=parent)
     _log.info("worker %s joined study %r", worker.worker, name)
     with _WorkerSignals(worker) as signals:
         try:
@@ -325,7 +354,9 @@ def run_worker(
         except backend.TooManyFailures as exc:
             _log.error("%s", exc)
             return FATAL_EXIT
-    return signals.code or 0
+    if signals.code:
+        return signals.code
+    return RECYCLE_EXIT if worker.recycled else 0
 
 
 class _WorkerSignals:

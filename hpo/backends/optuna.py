@@ -10,6 +10,7 @@ rather than overshooting it.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import Any, Callable
 
@@ -160,11 +161,23 @@ def finished(counts_by_state: dict[str, int]) -> int:
     return sum(counts_by_state.get(s, 0) for s in FINISHED)
 
 
+def requeue(study, params: dict[str, Any], from_trial: int) -> None:
+    """Queue a stopped trial's parameters again, so the search retries that configuration."""
+    if params:
+        study.enqueue_trial(params, user_attrs={"requeued_from": from_trial}, skip_if_exists=False)
+
+
 class Worker:
-    """Runs trials of one study until it holds ``target`` finished trials."""
+    """Runs trials of one study until it holds ``target`` finished trials.
+
+    While other workers' trials still run and no new trial is needed, a worker
+    waits rather than exits: if one of those trials dies (its worker was killed)
+    it is reaped after the heartbeat grace period and its retry is picked up.
+    """
 
     def __init__(self, study, storage, config: StudyConfig, data: SearchData, target: int,
-                 deadline: float | None = None, max_consecutive_failures: int = 5):
+                 deadline: float | None = None, max_trials: int | None = None,
+                 parent: int | None = None, max_consecutive_failures: int = 5):
         self.study = study
         self.storage = storage  # the RDBStorage (Optuna wraps it in a cache inside the study)
         self.config = config
@@ -172,6 +185,8 @@ class Worker:
         self.data = data
         self.target = target
         self.deadline = deadline
+        self.max_trials = max_trials  # recycle: stop after this many trials in this process
+        self.parent = parent  # a launcher's pid: stop if it dies
         self.max_consecutive_failures = max_consecutive_failures
         self.worker = worker_id()
         self.ran = 0
@@ -180,15 +195,25 @@ class Worker:
         self.last_error = ""
         self._failures = 0
 
-    def should_start(self) -> bool:
-        if self.stop_requested:
-            return False
+    def next_step(self) -> str:
+        """``start`` a trial, ``wait`` for running ones, or ``stop``."""
+        if self.stop_requested or (self.parent is not None and os.getppid() != self.parent):
+            return "stop"
         if self.deadline is not None and time.time() >= self.deadline:
-            return False
+            return "stop"
+        if self.max_trials is not None and self.ran >= self.max_trials:
+            return "stop"
         by_state = counts(self.study)
         waiting = by_state.get("WAITING", 0)
-        planned = finished(by_state) + by_state.get("RUNNING", 0) + waiting
-        return waiting > 0 or planned < self.target
+        running = by_state.get("RUNNING", 0)
+        if waiting > 0 or finished(by_state) + running + waiting < self.target:
+            return "start"
+        return "wait" if running else "stop"
+
+    @property
+    def recycled(self) -> bool:
+        """Stopped only because it ran its share of trials; the study wants more."""
+        return self.max_trials is not None and self.ran >= self.max_trials and not self.stop_requested
 
     def objective(self, trial) -> float:
         import optuna
@@ -214,7 +239,7 @@ class Worker:
         except KeyboardInterrupt:
             self.in_trial = False
             trial.set_user_attr("error", "interrupted: the worker was stopped")
-            self.study.enqueue_trial(params, user_attrs={"requeued_from": trial.number})
+            requeue(self.study, params, trial.number)
             raise
         finally:
             self.in_trial = False
@@ -223,10 +248,8 @@ class Worker:
         trial.set_user_attr("versions", versions())
         return record["val_accuracy"]
 
-    def run(self, on_trial_end: Callable[[Any], None] | None = None) -> None:
+    def run(self) -> None:
         """Take trials until the target is met, the deadline passes, or failures pile up."""
-        import optuna
-
         lock = store.admission_lock(self.storage, self.study.study_name)
         while True:
             lock.acquire()
@@ -239,34 +262,43 @@ class Worker:
                 return self.objective(trial)
 
             try:
-                if not self.should_start():
-                    break
-                with store.warnings_silenced():
-                    self.study.optimize(
-                        release_then_run, n_trials=1, catch=TRIAL_ERRORS,
-                        gc_after_trial=True, show_progress_bar=False,
-                    )
+                step = self.next_step()
+                if step == "start":
+                    with store.warnings_silenced():
+                        self.study.optimize(
+                            release_then_run, n_trials=1, catch=TRIAL_ERRORS,
+                            gc_after_trial=True, show_progress_bar=False,
+                        )
             finally:
                 if not released:
                     lock.release()
+            if step == "stop":
+                return
+            if step == "wait":
+                time.sleep(min(2.0, store.heartbeat_settings()[0]))
+                store.reap_stale_trials(self.study)
+                continue
             self.ran += 1
-            last = self.study.get_trials(deepcopy=False)
-            mine = [t for t in last if t.user_attrs.get("worker") == self.worker]
-            trial = max(mine, key=lambda t: t.number) if mine else None
-            if trial is not None and trial.state == optuna.trial.TrialState.FAIL:
-                self._failures += 1
-                self.last_error = trial.user_attrs.get("error") or trial.system_attrs.get(
-                    "fail_reason", "unknown error")
-                _log.warning("trial %d failed: %s", trial.number, self.last_error)
-                if self._failures >= self.max_consecutive_failures:
-                    raise TooManyFailures(
-                        f"{self._failures} trials in a row failed in worker {self.worker}; "
-                        f"last error: {self.last_error}"
-                    )
-            else:
-                self._failures = 0
-            if on_trial_end is not None and trial is not None:
-                on_trial_end(trial)
+            self._check_failure()
+
+    def _check_failure(self) -> None:
+        from optuna.trial import TrialState
+
+        mine = [t for t in self.study.get_trials(deepcopy=False)
+                if t.user_attrs.get("worker") == self.worker]
+        trial = max(mine, key=lambda t: t.number) if mine else None
+        if trial is None or trial.state != TrialState.FAIL:
+            self._failures = 0
+            return
+        self._failures += 1
+        self.last_error = trial.user_attrs.get("error") or trial.system_attrs.get(
+            "fail_reason", "unknown error")
+        _log.warning("trial %d failed: %s", trial.number, self.last_error)
+        if self._failures >= self.max_consecutive_failures:
+            raise TooManyFailures(
+                f"{self._failures} trials in a row failed in worker {self.worker}; "
+                f"last error: {self.last_error}"
+            )
 
 
 class TooManyFailures(RuntimeError):
