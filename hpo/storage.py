@@ -160,8 +160,9 @@ def open_storage(url: str | None = None, *, create: bool = False, heartbeat: boo
                 )
     except ImportError as exc:
         raise StorageError(f"no database driver for {mask(url)!r}: {exc}") from None
-    except (SQLAlchemyError, sqlite3.Error) as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    except (SQLAlchemyError, sqlite3.Error, optuna.exceptions.StorageInternalError) as exc:
+        cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) else exc
+        reason = str(getattr(cause, "orig", None) or cause).strip().splitlines()[0]
         if not create and ("no such table" in reason or "does not exist" in reason
                            or "doesn't exist" in reason):
             raise StorageError(

@@ -1,0 +1,73 @@
+"""PostgreSQL and MariaDB study stores, for real, against the servers on this machine."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from databases import postgres_database, postgres_url, server_url  # noqa: F401  (fixtures)
+from runner import error_line, run_hpo, start_hpo
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def states(url: str, name: str = "digits-cnn") -> dict[str, int]:
+    study = optuna.load_study(study_name=name, storage=url)
+    out: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        out[t.state.name] = out.get(t.state.name, 0) + 1
+    return out
+
+
+@pytest.mark.slow
+def test_launch_status_and_studies_on_a_database_server(tmp_path, server_url):
+    result = run_hpo("launch", "--workers", "2", "--trials", "4", "--epochs", "2", "--storage", server_url,
+                     cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert states(server_url) == {"COMPLETE": 4}
+    assert not (tmp_path / "studies.db").exists()
+    status = run_hpo("status", "--study", "digits-cnn", "--storage", server_url, cwd=tmp_path)
+    assert status.returncode == 0 and "4 complete" in status.stdout
+    listing = run_hpo("studies", cwd=tmp_path, env=None) if False else run_hpo(
+        "studies", "--storage", server_url, cwd=tmp_path)
+    assert "digits-cnn" in listing.stdout
+
+
+@pytest.mark.slow
+def test_one_launch_and_two_separate_workers_share_a_postgresql_study(tmp_path, postgres_url):
+    created = run_hpo("create", "--study", "digits-cnn", "--trials", "8", "--epochs", "2",
+                      "--storage", postgres_url, cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    # the launch and the workers start together, as on three machines
+    procs = [start_hpo("launch", "--workers", "1", "--trials", "8", "--epochs", "2", "--storage", postgres_url,
+                       cwd=tmp_path)]
+    procs += [start_hpo("worker", "--study", "digits-cnn", "--storage", postgres_url, cwd=tmp_path)
+              for _ in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    study = optuna.load_study(study_name="digits-cnn", storage=postgres_url)
+    trials = study.get_trials()
+    assert states(postgres_url) == {"COMPLETE": 8}  # every trial recorded once, none lost, no overshoot
+    assert sorted(t.number for t in trials) == list(range(8))
+    assert len({t.user_attrs["worker"] for t in trials}) >= 2
+
+
+def test_passwords_never_appear_in_output(tmp_path):
+    with postgres_database(password="s3cret-pw") as url:  # trust auth accepts any password
+        ok = run_hpo("create", "--study", "digits-cnn", "--storage", url, cwd=tmp_path, timeout=120)
+        assert ok.returncode == 0, ok.stderr
+        assert "s3cret-pw" not in ok.stdout + ok.stderr and "postgres:***@" in ok.stdout
+        bad = run_hpo("status", "--study", "nope", "--storage", url, cwd=tmp_path, timeout=120)
+        assert bad.returncode == 2 and "s3cret-pw" not in bad.stdout + bad.stderr
+        assert "no study named 'nope'" in error_line(bad)
+
+
+def test_a_server_store_that_holds_no_study_is_reported_not_created(tmp_path, postgres_url):
+    result = run_hpo("studies", "--storage", postgres_url, cwd=tmp_path, timeout=120)
+    assert result.returncode == 2 and "holds no study store yet" in error_line(result)
+    import psycopg
+
+    with psycopg.connect(postgres_url.replace("postgresql://", "postgresql://", 1)) as conn:
+        tables = conn.execute("select count(*) from information_schema.tables where table_schema='public'")
+        assert tables.fetchone()[0] == 0
