@@ -1,0 +1,351 @@
+"""A study as one self-contained HTML file: a summary, plotly figures and retrain results.
+
+plotly.js is inlined once, with the first figure, so the file opens without a
+network and can be mailed or attached as it is. Figures come from
+``optuna.visualization`` except the worker timeline and the retrain figures;
+a figure the study cannot support yet (too few trials, no per-epoch values)
+becomes a short note instead, so a report can be made at any point of a study.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from hpo import storage as store
+from hpo.backends.optuna import CONFIG_ATTR, counts
+from hpo.errors import ConfigError
+
+RETRAIN_ATTR = "retrain:"  # study user attribute prefix, followed by the trial number
+_SHOWN_ATTRS = (("train_accuracy", "train accuracy"), ("n_params", "parameters"),
+                ("epochs", "epochs"), ("best_epoch", "best epoch"),
+                ("train_seconds", "training seconds"), ("inference_ms", "inference ms / image"),
+                ("worker", "worker"))
+
+
+@dataclass
+class Section:
+    """One heading of the report: a plotly figure, or a note saying why there is none."""
+
+    title: str
+    figure: Any = None
+    note: str = ""
+
+
+def write_report(study, path: str | Path, retrain_results: str | Path | None = None) -> int:
+    """Write the report of ``study`` to ``path``; returns the number of figures in it."""
+    path = Path(path)
+    if not path.parent.exists():
+        raise ConfigError(f"cannot write {path}: directory {path.parent} does not exist")
+    retrain = read_retrain(study, retrain_results)
+    sections = study_sections(study) + retrain_sections(retrain)
+    try:
+        path.write_text(render(study, sections, retrain), encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return sum(s.figure is not None for s in sections)
+
+
+def read_retrain(study, results: str | Path | None = None) -> dict[int, dict[str, Any]]:
+    """What ``hpo retrain`` found for this study's trials, by trial number.
+
+    Each entry is the summary retrain records as the study attribute
+    ``retrain:<trial>`` (test_accuracy_mean, test_accuracy_std, f1_macro_mean,
+    ...). Given its results.json (or the folder holding it), the entry also gets
+    ``runs``: the per-seed records with test_accuracy, confusion_matrix and
+    per_class scores.
+    """
+    found = {int(key[len(RETRAIN_ATTR):]): dict(value) for key, value in study.user_attrs.items()
+             if key.startswith(RETRAIN_ATTR) and key[len(RETRAIN_ATTR):].isdigit()
+             and isinstance(value, dict)}
+    if results is not None:
+        path = Path(results) / "results.json" if Path(results).is_dir() else Path(results)
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+            summaries, runs = document["summary"], document["results"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{path} is not a results.json of hpo retrain: {exc}") from None
+        ours = [s for s in summaries if (s.get("source") or {}).get("study") == study.study_name]
+        if not ours:
+            raise ConfigError(f"{path} holds no retrained trial of study {study.study_name!r}")
+        for summary in ours:
+            trial = summary["source"]["trial"]
+            found[trial] = {**found.get(trial, {}), **summary,
+                            "runs": [r for r in runs if r.get("config") == summary.get("config")]}
+    return dict(sorted(found.items()))
+
+
+def _seed_runs(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """The per-seed records of a retrain result, whatever the list is called."""
+    for value in result.values():
+        if isinstance(value, list) and value and all(
+                isinstance(e, dict) and "test_accuracy" in e for e in value):
+            return value
+    return []
+
+
+def _per_class(run: dict[str, Any], score: str) -> dict[str, float]:
+    """One per-class score by class label, from ``{label: {score: v}}`` or ``{score: [v, ...]}``."""
+    per_class = run.get("per_class") or {}
+    if isinstance(per_class.get(score), list):
+        return {str(i): float(v) for i, v in enumerate(per_class[score])}
+    return {str(k): float(v[score]) for k, v in per_class.items() if isinstance(v, dict)}
+
+
+def _objective_names(study) -> list[str]:
+    names = study.metric_names
+    return list(names) if names else [f"objective {i}" for i in range(len(study.directions))]
+
+
+def _best_trials(study) -> list:
+    """The best trial, or for several objectives the Pareto-optimal ones."""
+    if len(study.directions) > 1:
+        return sorted(study.best_trials, key=lambda t: t.number)
+    try:
+        return [study.best_trial]
+    except ValueError:
+        return []
+
+
+def study_sections(study) -> list[Section]:
+    """The study's figures, in reading order."""
+    import optuna.visualization as vis
+    from optuna.trial import TrialState
+
+    names = _objective_names(study)
+    # With several objectives the one-objective plots show the first one.
+    target: dict[str, Any] = {"target_name": names[0]}
+    if len(names) > 1:
+        target["target"] = lambda t: t.values[0]
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+
+    def plot(title: str, make) -> Section:
+        if not complete:
+            return Section(title, note="No completed trial yet.")
+        return Section(title, make(study, **target))
+
+    with store.warnings_silenced():
+        sections = [
+            plot("Optimization history", vis.plot_optimization_history),
+            _learning_curves(study, names[0]),
+            _importances(study, complete),
+            plot("Parallel coordinates", vis.plot_parallel_coordinate),
+            plot("Slice plots", vis.plot_slice),
+            _timeline(study),
+        ]
+        if len(names) > 1:
+            if len(names) > 3 or not complete:
+                sections.append(Section("Pareto front", note="A Pareto front plot needs 2 or 3 "
+                                        "objectives and a completed trial."))
+            else:
+                sections.append(Section("Pareto front",
+                                        vis.plot_pareto_front(study, target_names=names)))
+    return sections
+
+
+def _learning_curves(study, objective: str) -> Section:
+    import optuna.visualization as vis
+
+    title = "Learning curves"
+    if not any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
+        return Section(title, note="No trial has reported per-epoch values.")
+    figure = vis.plot_intermediate_values(study)
+    figure.update_layout(title="Learning curves: per-epoch value of each trial",
+                         xaxis_title="epoch", yaxis_title=objective)
+    return Section(title, figure)
+
+
+def _importances(study, complete: list) -> Section:
+    import optuna.visualization as vis
+    from optuna.importance import FanovaImportanceEvaluator
+
+    title = "Parameter importances"
+    if len(complete) < 2:
+        return Section(title, note=f"Importances need at least 2 completed trials; "
+                                   f"the study has {len(complete)}.")
+    try:
+        figure = vis.plot_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0))
+    except (ValueError, RuntimeError) as exc:  # e.g. every parameter took one value
+        return Section(title, note=f"Importances cannot be computed yet: {exc}")
+    if not any(len(trace.x or ()) for trace in figure.data):
+        return Section(title, note="No parameter was sampled in every completed trial.")
+    return Section(title, figure)
+
+
+def _timeline(study) -> Section:
+    """Trial start and end per worker: one row per worker process, one bar per trial."""
+    import plotly.graph_objects as go
+
+    now = datetime.now()
+    trials = [t for t in study.get_trials(deepcopy=False) if t.datetime_start is not None]
+    if not trials:
+        return Section("Worker timeline", note="No trial has started yet.")
+    by_worker: dict[str, list] = {}
+    for trial in sorted(trials, key=lambda t: t.datetime_start):
+        by_worker.setdefault(str(trial.user_attrs.get("worker", "unknown")), []).append(trial)
+    figure = go.Figure()
+    for worker, mine in by_worker.items():
+        ends = [t.datetime_complete or now for t in mine]
+        figure.add_trace(go.Bar(
+            name=worker, orientation="h", y=[worker] * len(mine),
+            base=[t.datetime_start.isoformat() for t in mine],
+            x=[(end - t.datetime_start).total_seconds() * 1000 for t, end in zip(mine, ends)],
+            text=[f"#{t.number}" for t in mine], textposition="inside",
+            customdata=[[t.number, t.state.name.lower(), _value_text(t)] for t in mine],
+            hovertemplate="trial %{customdata[0]}: %{customdata[1]} %{customdata[2]}"
+                          "<br>started %{base|%H:%M:%S}<extra>%{y}</extra>",
+            marker_opacity=[1.0 if t.state.name == "COMPLETE" else 0.4 for t in mine],
+        ))
+    figure.update_layout(title="Worker timeline (faded: pruned, failed or running)",
+                         barmode="overlay", xaxis_type="date", xaxis_title="time",
+                         yaxis_title="worker", legend_title_text="worker",
+                         height=max(300, 120 + 40 * len(by_worker)))
+    return Section("Worker timeline", figure)
+
+
+def _value_text(trial) -> str:
+    return "" if trial.values is None else ", ".join(f"{v:.4f}" for v in trial.values)
+
+
+def retrain_sections(results: dict[int, dict[str, Any]]) -> list[Section]:
+    """Per retrained trial: the confusion matrix over all seeds and per-class F1 (mean ± std)."""
+    import numpy as np
+    import plotly.graph_objects as go
+
+    sections = []
+    for number, result in results.items():
+        runs = _seed_runs(result)
+        if not runs:
+            sections.append(Section(f"Retrained trial {number}", note=(
+                "The study records the test scores only: pass --retrain OUTPUT_DIR (the folder "
+                "of `hpo retrain`) for the confusion matrix and per-class F1.")))
+            continue
+        matrices = [np.asarray(r["confusion_matrix"]) for r in runs if r.get("confusion_matrix")]
+        if matrices:
+            total = np.sum(matrices, axis=0)
+            labels = [str(i) for i in range(total.shape[0])]
+            heat = go.Figure(go.Heatmap(
+                z=total, x=labels, y=labels, colorscale="Blues", text=total, texttemplate="%{text}",
+                hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>"))
+            heat.update_layout(
+                title=f"Trial {number}: test-set confusion matrix, {len(matrices)} seed(s) summed",
+                xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed",
+                xaxis_type="category", yaxis_type="category")
+            sections.append(Section(f"Retrained trial {number}: confusion matrix", heat))
+        f1 = [_per_class(r, "f1") for r in runs]
+        labels = sorted({k for scores in f1 for k in scores}, key=lambda k: (len(k), k))
+        if labels:
+            table = np.array([[scores.get(k, np.nan) for k in labels] for scores in f1])
+            bars = go.Figure(go.Bar(x=labels, y=np.nanmean(table, axis=0),
+                                    error_y={"type": "data", "array": np.nanstd(table, axis=0)}))
+            bars.update_layout(title=f"Trial {number}: per-class F1 on the test set "
+                                     f"(mean ± std over {len(runs)} seed(s))",
+                               xaxis_title="class", yaxis_title="F1", xaxis_type="category",
+                               yaxis_range=[0, 1.05])
+            sections.append(Section(f"Retrained trial {number}: per-class F1", bars))
+    return sections
+
+
+def _retrain_scores(number: int, result: dict[str, Any]) -> str:
+    """``trial 4: test accuracy 0.9712 ± 0.0034 over 3 seeds (0.9700, ...), macro F1 ...``."""
+    accs = [float(r["test_accuracy"]) for r in _seed_runs(result)]
+    mean = result.get("test_accuracy_mean", sum(accs) / len(accs) if accs else None)
+    if mean is None:
+        return f"trial {number}: no test accuracy recorded"
+    text = f"trial {number}: test accuracy {float(mean):.4f}"
+    if result.get("test_accuracy_std") is not None:
+        text += f" ± {float(result['test_accuracy_std']):.4f}"
+    if accs:
+        text += f" over {len(accs)} seed(s) ({', '.join(f'{a:.4f}' for a in accs)})"
+    if result.get("f1_macro_mean") is not None:
+        text += f", macro F1 {float(result['f1_macro_mean']):.4f}"
+        if result.get("f1_macro_std") is not None:
+            text += f" ± {float(result['f1_macro_std']):.4f}"
+    return text
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def _table(rows: list[tuple[str, Any]]) -> str:
+    cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>"
+                    for k, v in rows)
+    return f"<table>{cells}</table>"
+
+
+def summary_html(study, retrain: dict[int, dict[str, Any]]) -> str:
+    """The text at the top: what the study is, its trials by state, and its best configuration."""
+    e = html.escape
+    names = _objective_names(study)
+    parts = [f"<h1>Study {e(study.study_name)}</h1>"]
+    config = study.user_attrs.get(CONFIG_ATTR) or {}
+    if config:
+        parts.append(f"<p class='config'>{e(str(config.get('model', '?')))} model on "
+                     f"{e(str(config.get('dataset', '?')))}, {e(str(config.get('sampler', '?')))} "
+                     f"sampler, {e(str(config.get('pruner', '?')))} pruner, up to "
+                     f"{e(str(config.get('epochs', '?')))} epochs per trial.</p>")
+    by_state = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts(study).items()))
+    parts.append(f"<p class='counts'>Trials: {e(by_state or 'none yet')}.</p>")
+    best = _best_trials(study)
+    if not best:
+        parts.append("<p class='best'>No completed trial yet.</p>")
+    elif len(best) > 1:
+        parts.append(f"<p class='best'>{len(best)} Pareto-optimal trials "
+                     f"({e(', '.join(names))}):</p>")
+    for trial in best[:5]:
+        scores = ", ".join(f"{n} {v:.4f}" for n, v in zip(names, trial.values))
+        if len(best) == 1:
+            parts.append(f"<p class='best'>Best: trial {trial.number}, {e(scores)}</p>")
+        else:
+            parts.append(f"<h3>Trial {trial.number}: {e(scores)}</h3>")
+        attrs = [(label, trial.user_attrs[key]) for key, label in _SHOWN_ATTRS
+                 if key in trial.user_attrs]
+        parts.append("<div class='tables'>" + _table(attrs) + _table(list(trial.params.items()))
+                     + "</div>")
+    scores = [_retrain_scores(n, r) for n, r in retrain.items()]
+    if scores:
+        parts.append("<p class='retrain'>Retrained on the full training set, on the held-out "
+                     "test set:<br>" + "<br>".join(e(s) for s in scores) + "</p>")
+    return "\n".join(parts)
+
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+table { border-collapse: collapse; margin: 0 2em 1em 0; }
+th, td { text-align: left; padding: 2px 10px; border-bottom: 1px solid #ddd; }
+.tables { display: flex; flex-wrap: wrap; align-items: flex-start; }
+.plot { overflow-x: auto; }
+section { margin-top: 2em; } .note { color: #666; font-style: italic; }
+footer { margin-top: 3em; color: #888; font-size: small; }
+"""
+
+
+def render(study, sections: list[Section], retrain: dict[int, dict[str, Any]]) -> str:
+    """The whole HTML page; plotly.js goes inline with the first figure only."""
+    body = [f"<header class='summary'>{summary_html(study, retrain)}</header>"]
+    first = True
+    for i, section in enumerate(sections):
+        body.append(f"<section><h2>{html.escape(section.title)}</h2>")
+        if section.figure is not None:
+            section.figure.update_layout(template="plotly_white")
+            body.append("<div class='plot'>" + section.figure.to_html(
+                full_html=False, include_plotlyjs=first, div_id=f"plot-{i}",
+                config={"displaylogo": False}) + "</div>")
+            first = False
+        if section.note:
+            body.append(f"<p class='note'>{html.escape(section.note)}</p>")
+        body.append("</section>")
+    stamp = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    body.append(f"<footer>Made by hpo report on {html.escape(stamp)}.</footer>")
+    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+            f"<title>hpo report: {html.escape(study.study_name)}</title>"
+            f"<style>{_STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
