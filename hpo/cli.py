@@ -115,12 +115,20 @@ def _summaries(storage):
               default=None, help="Optuna sampler [default: tpe].")
 @click.option("--pruner", type=click.Choice(["median", "hyperband", "successive-halving", "none"]),
               default=None, help="Pruner on per-epoch validation accuracy [default: median].")
+@click.option("--recycle-after", type=int, default=20, show_default=True, metavar="K",
+              help="Replace each worker process after K trials, which bounds TensorFlow's memory growth.")
+@click.option("--backend", type=click.Choice(["optuna", "keras-tuner"]), default="optuna",
+              show_default=True, help="Search engine; both use the same search spaces and store.")
+@click.option("--tuner", type=click.Choice(["random", "bayesian", "hyperband", "grid"]),
+              default=None, help="KerasTuner tuner, with --backend keras-tuner [default: random].")
+@click.option("--kt-dir", default=None, metavar="DIR",
+              help="KerasTuner's state, in DIR/<study>, to resume from [default: kt].")
 @click.option("--dashboard", "with_dashboard", is_flag=True,
               help="Serve optuna-dashboard on the store while the launch runs.")
 @click.option("--dashboard-port", type=click.IntRange(0, 65535), default=None, metavar="PORT",
               help="Port for --dashboard, on 127.0.0.1 (implies --dashboard) [default: 8080].")
-def launch(study, config_file, workers, trials, timeout, storage, data, epochs, seed, sampler, pruner,
-           with_dashboard, dashboard_port):
+def launch(study, config_file, workers, trials, timeout, storage, data, epochs, seed, sampler,
+           pruner, recycle_after, with_dashboard, dashboard_port, backend, tuner, kt_dir):
     """Create or resume a study and run worker processes until it holds T finished trials.
 
     Re-running the same command resumes the study and adds nothing once T trials are done.
@@ -129,16 +137,29 @@ def launch(study, config_file, workers, trials, timeout, storage, data, epochs, 
 
     from hpo import storage as store
     from hpo.dashboard import alongside
+    from hpo.errors import ConfigError
     from hpo.workers import default_workers, launch as run_launch
 
+    if backend == "keras-tuner" and (sampler or pruner):
+        raise ConfigError("--sampler and --pruner choose Optuna's search; with --backend "
+                          "keras-tuner choose --tuner")
+    if backend == "optuna" and (tuner or kt_dir):
+        raise ConfigError("--tuner and --kt-dir need --backend keras-tuner")
     conf = _resolve_config(study, config_file, storage)
     conf = conf.with_options(data=data, epochs=epochs, seed=seed, sampler=sampler, pruner=pruner)
     target = trials if trials is not None else conf.trials
     echo = lambda m: click.echo(m, err=True)  # noqa: E731
     serve = with_dashboard or dashboard_port is not None
     with alongside(storage, dashboard_port, echo) if serve else nullcontext():
-        result = run_launch(conf, storage, workers if workers is not None else default_workers(),
-                            target, timeout=timeout, echo=echo)
+        n = workers if workers is not None else default_workers()
+        if backend == "keras-tuner":
+            from hpo.backends.keras_tuner import launch as kt_launch
+
+            result = kt_launch(conf, storage, n, target, tuner=tuner or "random", kt_dir=kt_dir,
+                               timeout=timeout, echo=echo)
+        else:
+            result = run_launch(conf, storage, n, target, timeout=timeout, recycle_after=recycle_after,
+                                echo=echo)
     counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(result.counts.items()))
     click.echo(f"\nStudy {conf.name!r}: {counts or 'no trials'}.")
     if result.best is not None:
@@ -276,8 +297,9 @@ def spaces():
 @cli.command()
 @storage_option
 @click.option("--host", default=None, metavar="ADDRESS",
-              help="Address to listen on [default: 127.0.0.1, this machine only; 0.0.0.0: everyone].")
-@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port [default: 8080].")
+              help="Address to listen on [default: 127.0.0.1: this machine only; 0.0.0.0: all].")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, metavar="PORT",
+              help="Port [default: 8080].")
 def dashboard(storage, host, port):
     """Serve optuna-dashboard on the study store, until Ctrl-C."""
     from hpo import storage as store
@@ -296,16 +318,17 @@ def dashboard(storage, host, port):
 @click.option("--study", required=True, metavar="NAME")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default="report.html",
               show_default=True, help="HTML file to write.")
-@click.option("--retrain", "retrain_file", type=click.Path(dir_okay=False, exists=True), default=None,
-              metavar="RESULTS_JSON", help="results.json of `hpo retrain`, if the study lacks them.")
+@click.option("--retrain", "retrain_results", type=click.Path(exists=True), default=None,
+              metavar="PATH", help="Output folder (or results.json) of `hpo retrain`: adds its "
+                                   "confusion matrices and per-class F1.")
 @storage_option
-def report(study, output, retrain_file, storage):
+def report(study, output, retrain_results, storage):
     """Write one self-contained HTML report of a study (opens offline; plots inlined)."""
     from hpo import storage as store
     from hpo.report import write_report
 
     st = store.open_storage(storage, create=False, heartbeat=False)
-    figures = write_report(store.load_study(study, st), output, retrain_file)
+    figures = write_report(store.load_study(study, st), output, retrain_results)
     click.echo(f"Wrote {output}: study {study!r}, {figures} plots.")
 
 
@@ -376,7 +399,10 @@ def retrain(study, config_file, top, seeds, output_dir, storage, data):
 
     if (study is None) == (config_file is None):
         raise ConfigError("give either --study NAME or --config FILE")
-    echo = lambda message: click.echo(message, err=True)  # noqa: E731
+
+    def echo(message: str) -> None:
+        click.echo(message, err=True)
+
     if config_file is not None:
         if top is not None:
             raise ConfigError("--top selects trials of a --study; with --config, edit the file")

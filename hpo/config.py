@@ -214,18 +214,7 @@ def builtin(name: str) -> StudyConfig:
 
 
 def load_yaml(path: str | Path) -> StudyConfig:
-    """Read a YAML study file (``yaml.safe_load``: no objects, only data)."""
-    import yaml
+    """Read a YAML study file (a safe loader: no objects, only data)."""
+    from hpo import yaml_file
 
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: no such study file")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not a text file; a study file is YAML") from None
-    return StudyConfig.from_dict(data, where=str(path))
+    return StudyConfig.from_dict(yaml_file.load(path, "study file"), where=str(path))

@@ -75,3 +75,10 @@ def test_a_module_that_does_not_fit_the_family_is_an_error():
 def test_unknown_study_lists_the_builtins():
     with pytest.raises(ConfigError, match="digits-cnn, digits-ann"):
         builtin("cifar-cnn")
+
+
+def test_exponents_without_a_dot_are_numbers(tmp_path):
+    path = tmp_path / "study.yaml"
+    path.write_text("name: x\nextends: digits-cnn\noverrides:\n  learning_rate: {low: 1e-4, high: 5e-3}\n")
+    space = load_yaml(path).validate()
+    assert (space["learning_rate"].low, space["learning_rate"].high) == (1e-4, 5e-3)

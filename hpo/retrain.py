@@ -1,0 +1,341 @@
+"""Retrain chosen configurations on all the search data and score them once on the test set.
+
+The search picked a configuration on its validation score, so that score is
+optimistic; the held-out test set, read here and nowhere else, gives the
+honest number. Each config is trained on train + validation merged, for the
+fixed number of epochs it records (there is nothing left to stop early on),
+with ``seeds`` seeds to show how much of the score is luck (mean ± population
+standard deviation, as the notebooks report it). Every model is saved, loaded
+back and checked to predict exactly what was evaluated, so the file on disk is
+the model the report describes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from hpo.data import Dataset, load_dataset, load_full_training
+from hpo.errors import ConfigError, HpoError
+from hpo.export import RETRAIN_ATTR, RetrainConfig, describe_architecture
+from hpo.progress import Progress
+
+
+RESULTS_FORMAT = "hpo-retrain/1"
+RESULTS_FILE = "results.json"
+_N_CLASSES = Dataset.n_classes
+
+
+class ReloadMismatch(RuntimeError):
+    """A saved model predicts differently from the one evaluated: a bug, never a user error."""
+
+
+@dataclass
+class RetrainReport:
+    results: list[dict[str, Any]]  # one per config and seed
+    summaries: list[dict[str, Any]]  # one per config: mean and std over its seeds
+    results_path: Path
+
+
+def retrain(
+    configs: list[RetrainConfig],
+    *,
+    seeds: int = 1,
+    output_dir: str | os.PathLike[str] = "runs",
+    data: str | None = None,
+    echo: Callable[[str], None] = print,
+    progress_stream=None,
+) -> RetrainReport:
+    """Train, evaluate, save and reload every config with ``seeds`` seeds; write results.json.
+
+    ``data`` replaces every config's data path (the file on this machine). All
+    data is loaded and checked against the configs before the first epoch, so a
+    wrong file fails in seconds, not after an hour of training.
+    """
+    from hpo.training import configure_tensorflow
+
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+    out = Path(output_dir)
+    datasets = _load_all(configs, data, echo)
+    configure_tensorflow(None)
+    results, summaries = [], []
+    for config in configs:
+        ds = datasets[config.name]
+        runs = [
+            _run_seed(config, ds, seed, out, progress_stream)
+            for seed in range(config.training.seed, config.training.seed + seeds)
+        ]
+        results.extend(runs)
+        summaries.append(_summarize(config, runs))
+    path = _write_results(out, results, summaries, echo)
+    return RetrainReport(results, summaries, path)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _load_all(configs: list[RetrainConfig], data: str | None,
+              echo: Callable[[str], None]) -> dict[str, Dataset]:
+    """Each config's dataset with its test set, loaded once per file and checked against it."""
+    loaded: dict[tuple, Dataset] = {}
+    out = {}
+    for config in configs:
+        ref = config.dataset
+        path = data if data is not None else ref.path
+        key = (ref.name, path, ref.val_fraction)
+        if key not in loaded:
+            loaded[key] = load_dataset(ref.name, path, include_test=True,
+                                       val_fraction=ref.val_fraction, seed=config.training.seed)
+        ds = out[config.name] = loaded[key]
+        _check_shape(config, ds)
+    for config in configs:
+        ref, ds = config.dataset, out[config.name]
+        if ref.sha256 and ref.sha256 != ds.sha256:
+            echo(f"Warning: {config.name}: {ds.source} has sha256 {ds.sha256[:12]}..., not the "
+                 f"{ref.sha256[:12]}... the config was tuned on; its scores may not compare")
+    for ds in loaded.values():
+        echo(f"Data {ds.describe()} from {ds.source}")
+    return out
+
+
+def _check_shape(config: RetrainConfig, ds: Dataset) -> None:
+    expected = config.dataset.input_shape
+    if expected is None or tuple(expected) == ds.input_shape:
+        return
+    what = f"model {config.model}" if config.model else f"config {config.name}"
+    raise ConfigError(
+        f"{what} expects {_side(expected)} images but {ds.source} holds {_side(ds.input_shape)} "
+        f"images; retrain it on data of that shape (--data PATH)"
+    )
+
+
+def _side(shape) -> str:
+    return "x".join(str(v) for v in shape)
+
+
+# --------------------------------------------------------------------------- one run
+
+
+def _progress_callback(progress: Progress):
+    import keras
+
+    class EpochProgress(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs = logs or {}
+            loss, accuracy = logs.get("loss", float("nan")), logs.get("accuracy", float("nan"))
+            progress.update(epoch + 1, None, extra=f"loss {loss:.4f}, accuracy {accuracy:.4f}")
+
+    return EpochProgress()
+
+
+def _run_seed(config: RetrainConfig, ds: Dataset, seed: int, out: Path,
+              progress_stream) -> dict[str, Any]:
+    """Train once on train + val, evaluate once on test, save, reload and compare."""
+    import keras
+
+    from hpo.training import TrainingDiverged, measure_inference_ms, train
+
+    x, y = load_full_training(ds)
+    progress = Progress(config.training.epochs, f"{config.name} seed {seed} epochs",
+                        stream=progress_stream)
+    try:
+        result = train(config.architecture, config.training.settings(seed), x, y, None, None,
+                       extra_callbacks=[_progress_callback(progress)])
+    except TrainingDiverged as exc:
+        raise ConfigError(
+            f"{config.name} seed {seed}: {exc}; lower training.learning_rate"
+        ) from None
+    finally:
+        progress.close()
+    model = result.model
+
+    probabilities = model.predict(ds.x_test, batch_size=256, verbose=0)  # the one test evaluation
+    predicted = probabilities.argmax(axis=1)
+    folder = out / config.name / f"seed-{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "model.keras"
+    model.save(path)
+    reloaded = keras.saving.load_model(path)
+    again = reloaded.predict(ds.x_test, batch_size=256, verbose=0)
+    if not (np.array_equal(again.argmax(axis=1), predicted)
+            and np.allclose(again, probabilities, rtol=1e-5, atol=1e-6)):
+        raise ReloadMismatch(
+            f"{path} reloaded predicts differently from the trained model (largest probability "
+            f"difference {float(np.abs(again - probabilities).max()):.3g}); the saved file is not "
+            "the model that was evaluated"
+        )
+    return {
+        "config": config.name,
+        "seed": seed,
+        **_test_metrics(ds.y_test, predicted),
+        "inference_ms": round(measure_inference_ms(model, ds.x_test), 5),
+        "n_params": int(model.count_params()),
+        "model_bytes": path.stat().st_size,
+        "model_path": str(path.relative_to(out)),
+        "train_samples": int(len(y)),
+        "epochs": result.epochs,
+        "train_seconds": round(result.train_seconds, 3),
+        "reload_identical": True,
+    }
+
+
+def _test_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
+    """Accuracy, per-class precision/recall/F1 and the confusion matrix (rows: true digit)."""
+    from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
+
+    labels = list(range(_N_CLASSES))
+    report = classification_report(y_true, y_pred, labels=labels, output_dict=True,
+                                   zero_division=0)
+    per_class = {
+        str(c): {"precision": report[str(c)]["precision"], "recall": report[str(c)]["recall"],
+                 "f1": report[str(c)]["f1-score"], "support": int(report[str(c)]["support"])}
+        for c in labels
+    }
+    macro = report["macro avg"]
+    return {
+        "test_accuracy": float(accuracy_score(y_true, y_pred)),
+        "test_samples": int(len(y_true)),
+        "precision_macro": macro["precision"],
+        "recall_macro": macro["recall"],
+        "f1_macro": macro["f1-score"],
+        "per_class": per_class,
+        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+    }
+
+
+def _summarize(config: RetrainConfig, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    def stats(key: str) -> tuple[float, float]:
+        values = np.array([r[key] for r in runs], dtype=float)
+        return float(values.mean()), float(values.std())
+
+    acc_mean, acc_std = stats("test_accuracy")
+    f1_mean, f1_std = stats("f1_macro")
+    return {
+        "config": config.name,
+        "source": (
+            {"study": config.source.study, "trial": config.source.trial,
+             "storage": config.source.storage} if config.source else None
+        ),
+        "architecture": describe_architecture(config.architecture),
+        "seeds": [r["seed"] for r in runs],
+        "test_accuracy_mean": acc_mean,
+        "test_accuracy_std": acc_std,
+        "f1_macro_mean": f1_mean,
+        "f1_macro_std": f1_std,
+        "val_accuracy": config.metrics.get("val_accuracy"),  # the search's, for comparison
+        "n_params": runs[0]["n_params"],
+        "model_bytes": runs[0]["model_bytes"],
+        "epochs": config.training.epochs,
+        "train_seconds_mean": stats("train_seconds")[0],
+        "inference_ms_mean": stats("inference_ms")[0],
+        "reload_identical": all(r["reload_identical"] for r in runs),
+        "configuration": config.to_dict(),
+    }
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def _write_results(out: Path, results: list[dict], summaries: list[dict],
+                   echo: Callable[[str], None]) -> Path:
+    """results.json in ``out``: this run's configs replace earlier entries of the same name."""
+    from hpo.objective import versions
+
+    path = out / RESULTS_FILE
+    names = {s["config"] for s in summaries}
+    kept_results: list[dict] = []
+    kept_summaries: list[dict] = []
+    if path.exists():
+        try:
+            old = json.loads(path.read_text())
+            if old.get("format") != RESULTS_FORMAT:
+                raise ValueError(f"format {old.get('format')!r}")
+            kept_results = [r for r in old["results"] if r["config"] not in names]
+            kept_summaries = [s for s in old["summary"] if s["config"] not in names]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            echo(f"Warning: {path} is not an hpo results file ({exc}); replacing it")
+    document = {
+        "format": RESULTS_FORMAT,
+        "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": versions(),
+        "summary": kept_summaries + summaries,
+        "results": kept_results + results,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def record_in_studies(summaries: list[dict[str, Any]], configs: list[RetrainConfig],
+                      storage_url: str | None = None) -> list[str]:
+    """Store each summary in its source study as the ``retrain:<trial>`` user attribute.
+
+    Optuna refuses to change a finished trial's attributes, so the scores go on
+    the study, keyed by trial number. The trial must still hold the config's
+    parameters: a store of the same name on another machine is another study.
+    Returns one line per config saying where its results went (or why not).
+    """
+    from hpo import storage as store
+
+    notes = []
+    by_name = {c.name: c for c in configs}
+    for summary in summaries:
+        config = by_name[summary["config"]]
+        if config.source is None:
+            continue
+        src = config.source
+        url = storage_url or src.storage
+        if not url:
+            notes.append(f"{config.name}: no study store named; pass --storage to record results")
+            continue
+        if "***" in url:
+            notes.append(f"{config.name}: the YAML's store URL hides its password; pass --storage "
+                         "to record results there")
+            continue
+        try:
+            study = store.load_study(src.study, store.open_storage(url, heartbeat=False))
+        except HpoError as exc:
+            notes.append(f"{config.name}: results not recorded in a study store ({exc})")
+            continue
+        trial = next((t for t in study.get_trials(deepcopy=False) if t.number == src.trial), None)
+        if trial is None or (config.params and trial.params != config.params):
+            notes.append(f"{config.name}: study {src.study!r} in {store.mask(url)} has no trial "
+                         f"{src.trial} with these parameters; results not recorded there")
+            continue
+        record = {k: v for k, v in summary.items() if k not in ("configuration", "source")}
+        record["recorded_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        study.set_user_attr(RETRAIN_ATTR.format(trial=src.trial), record)
+        notes.append(f"{config.name}: recorded in study {src.study!r} ({store.mask(url)}) as "
+                     f"user attribute {RETRAIN_ATTR.format(trial=src.trial)!r}")
+    return notes
+
+
+def summary_rows(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The notebooks' comparison table: model, parameters, validation and test accuracy, time."""
+    rows = []
+    for s in summaries:
+        seeds = len(s["seeds"])
+        test = f"{s['test_accuracy_mean']:.4f}"
+        test += f" ± {s['test_accuracy_std']:.4f}" if seeds > 1 else ""
+        val = s["val_accuracy"]
+        rows.append({
+            "model": s["config"],
+            "params": f"{s['n_params']:,}",
+            "val_acc": "-" if val is None else f"{val:.4f}",
+            "test_acc": test,
+            "seeds": seeds,
+            "epochs": s["epochs"],
+            "train_s": f"{s['train_seconds_mean']:.1f}",
+            "ms/img": f"{s['inference_ms_mean']:.3f}",
+            "size_kb": f"{s['model_bytes'] / 1024:,.0f}",
+        })
+    return rows
