@@ -36,7 +36,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     def fmt(cells: Sequence[str]) -> str:
         out = []
         for cell, width in zip(cells, widths):
-            numeric = cell.replace(",", "").replace(".", "", 1).replace("-", "", 1).isdigit()
+            numeric = cell.lstrip("+-").replace(",", "").replace(".", "", 1).isdigit()
             out.append(cell.rjust(width) if numeric else cell.ljust(width))
         return "  ".join(out).rstrip()
 
@@ -115,8 +115,18 @@ def _summaries(storage):
               default=None, help="Optuna sampler [default: tpe].")
 @click.option("--pruner", type=click.Choice(["median", "hyperband", "successive-halving", "none"]),
               default=None, help="Pruner on per-epoch validation accuracy [default: median].")
-@click.option("--recycle-after", type=int, default=20, show_default=True, metavar="K",
-              help="Replace each worker process after K trials, which bounds TensorFlow's memory growth.")
+@click.option("--objective", type=click.Choice(["accuracy", "accuracy,params", "accuracy,latency"]),
+              default=None, help="What to optimize: validation accuracy, or also model size or "
+                                 "inference latency (a Pareto front) [default: accuracy].")
+@click.option("--max-params", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Reject (prune) configurations with more than N parameters before training.")
+@click.option("--cv", type=click.IntRange(min=2), default=None, metavar="K",
+              help="Score each trial by K-fold cross-validation on train + validation.")
+@click.option("--enqueue", "enqueue", multiple=True, metavar="NAME_OR_YAML",
+              help="Try these first: a model from `hpo models` or an exported YAML (repeatable).")
+@click.option("--recycle-after", type=click.IntRange(min=0), default=20, show_default=True, metavar="K",
+              help="Replace each worker process after K trials, which bounds TensorFlow's memory "
+                   "growth (0: never).")
 @click.option("--backend", type=click.Choice(["optuna", "keras-tuner"]), default="optuna",
               show_default=True, help="Search engine; both use the same search spaces and store.")
 @click.option("--tuner", type=click.Choice(["random", "bayesian", "hyperband", "grid"]),
@@ -128,7 +138,8 @@ def _summaries(storage):
 @click.option("--dashboard-port", type=click.IntRange(0, 65535), default=None, metavar="PORT",
               help="Port for --dashboard, on 127.0.0.1 (implies --dashboard) [default: 8080].")
 def launch(study, config_file, workers, trials, timeout, storage, data, epochs, seed, sampler,
-           pruner, recycle_after, with_dashboard, dashboard_port, backend, tuner, kt_dir):
+           pruner, objective, max_params, cv, enqueue, recycle_after, with_dashboard, dashboard_port,
+           backend, tuner, kt_dir):
     """Create or resume a study and run worker processes until it holds T finished trials.
 
     Re-running the same command resumes the study and adds nothing once T trials are done.
@@ -140,13 +151,14 @@ def launch(study, config_file, workers, trials, timeout, storage, data, epochs, 
     from hpo.errors import ConfigError
     from hpo.workers import default_workers, launch as run_launch
 
-    if backend == "keras-tuner" and (sampler or pruner):
-        raise ConfigError("--sampler and --pruner choose Optuna's search; with --backend "
+    if backend == "keras-tuner" and (sampler or pruner or enqueue):
+        raise ConfigError("--sampler, --pruner and --enqueue steer Optuna's search; with --backend "
                           "keras-tuner choose --tuner")
     if backend == "optuna" and (tuner or kt_dir):
         raise ConfigError("--tuner and --kt-dir need --backend keras-tuner")
     conf = _resolve_config(study, config_file, storage)
-    conf = conf.with_options(data=data, epochs=epochs, seed=seed, sampler=sampler, pruner=pruner)
+    conf = conf.with_options(data=data, epochs=epochs, seed=seed, sampler=sampler, pruner=pruner,
+                             objective=objective, max_params=max_params, cv=cv)
     target = trials if trials is not None else conf.trials
     echo = lambda m: click.echo(m, err=True)  # noqa: E731
     serve = with_dashboard or dashboard_port is not None
@@ -158,20 +170,20 @@ def launch(study, config_file, workers, trials, timeout, storage, data, epochs, 
             result = kt_launch(conf, storage, n, target, tuner=tuner or "random", kt_dir=kt_dir,
                                timeout=timeout, echo=echo)
         else:
-            result = run_launch(conf, storage, n, target, timeout=timeout, recycle_after=recycle_after,
-                                echo=echo)
+            result = run_launch(conf, storage, n, target, timeout=timeout, recycle_after=recycle_after or None,
+                                enqueue=enqueue, echo=echo)
     counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(result.counts.items()))
     click.echo(f"\nStudy {conf.name!r}: {counts or 'no trials'}.")
     if result.best is not None:
         best = result.best
-        click.echo(f"Best: trial {best.number}, validation accuracy {best.value:.4f}, "
+        click.echo(f"Best: trial {best.number}, validation accuracy {best.values[0]:.4f}, "
                    f"{best.user_attrs.get('n_params', 0):,} parameters")
         for key, value in best.params.items():
             click.echo(f"  {key}: {_fmt(value)}")
     url = store.mask(store.resolve_url(storage))
     click.echo(f"Store: {url}")
-    click.echo("Next: hpo status --study {0} | hpo dashboard | hpo export --study {0} | "
-               "hpo retrain --study {0}".format(conf.name))
+    click.echo("Next: hpo status --study {0} | hpo dashboard | hpo report --study {0} | "
+               "hpo export --study {0} | hpo retrain --study {0}".format(conf.name))
     if result.exit_code:
         sys.exit(result.exit_code)
 
@@ -259,6 +271,8 @@ def status(study, storage):
                    f"{best['train_seconds']:.1f}s training, worker {best['worker']}")
         for key, value in best["params"].items():
             click.echo(f"  {key}: {_fmt(value)}")
+    if info["pareto"]:
+        click.echo(f"Pareto front: {info['pareto']} trial(s); `hpo best --study {study}` lists them")
     running = info["running"]
     if running:
         click.echo("Running:")
@@ -421,6 +435,66 @@ def retrain(study, config_file, top, seeds, output_dir, storage, data):
     click.echo(f"Results: {report.results_path}")
     for note in notes:
         click.echo(note)
+
+
+@cli.command()
+@click.option("--baseline", required=True, metavar="NAME_OR_YAML",
+              help="A model from `hpo models` or a YAML from `hpo export` (its first config).")
+@click.option("--vary", "changes", multiple=True, metavar="KEY=VALUE",
+              help="One change from the baseline (repeatable): optimizer=sgd, learning_rate=0.01, "
+                   "filters=x2 or 64,128,256, kernel_size=5, dropout=0.4, batch_size=64, epochs=x2, "
+                   "conv_dropout, dense_units, activation, batch_norm. Default: the MNIST report's seven.")
+@click.option("--repeats", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Seeds per configuration (mean ± std).")
+@click.option("--dataset", type=click.Choice(["digits", "svhn", "mnist", "arrays"]), default=None,
+              help="Dataset [default: the baseline's].")
+@click.option("--data", default=None, metavar="PATH", help="Dataset file (.h5, .mat, .npz).")
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
+              help="Epochs for the baseline (and every variant that does not change them).")
+@click.option("--seed", type=int, default=0, show_default=True, help="First seed.")
+@click.option("--study", default=None, metavar="NAME",
+              help="Study that stores the runs [default: sweep-<baseline>-<dataset>].")
+@storage_option
+def sweep(baseline, changes, repeats, dataset, data, epochs, seed, study, storage):
+    """One-at-a-time sensitivity: train a baseline and variants that each change one setting.
+
+    Prints the MNIST report's table: train time, train / validation / test accuracy, test time,
+    model size and the change in test accuracy from the baseline. Every run is a trial of one
+    study; re-running the command resumes it.
+    """
+    import optuna
+
+    from hpo import storage as store
+    from hpo.config import check_study_name
+    from hpo.data import load_dataset
+    from hpo.sweep import SWEEP_ATTR, TABLE_HEADERS, plan, run_sweep, table_rows
+
+    runs, known_dataset = plan(baseline, changes, epochs)
+    dataset = dataset or known_dataset
+    if dataset not in ("digits", "svhn", "mnist", "arrays"):
+        raise HpoError(f"--dataset is needed: the baseline {baseline!r} does not say which data it is for")
+    ds = load_dataset(dataset, data, include_test=True)
+    label = Path(baseline).stem if baseline.endswith((".yaml", ".yml")) else baseline
+    name = check_study_name(study or f"sweep-{label}-{dataset}")
+    settings = {"baseline": baseline, "dataset": dataset, "changes": [r.name for r in runs[1:]],
+                "repeats": repeats, "seed": seed}
+    st = store.open_storage(storage, create=True, heartbeat=False)
+    with store.warnings_silenced():
+        created = optuna.create_study(study_name=name, storage=st, direction="maximize",
+                                      load_if_exists=True)
+    previous = created.user_attrs.get(SWEEP_ATTR)
+    if previous is not None and (previous["baseline"], previous["dataset"]) != (baseline, dataset):
+        raise HpoError(f"study {name!r} holds a sweep of {previous['baseline']} on {previous['dataset']}; "
+                       "use another --study name")
+    if previous is None:
+        created.set_user_attr(SWEEP_ATTR, settings)
+        with store.warnings_silenced():
+            created.set_metric_names(["validation accuracy"])
+    click.echo(f"Sweep {name!r}: {len(runs)} configurations x {repeats} seed(s) on {ds.describe()}",
+               err=True)
+    run_sweep(created, runs, ds, repeats, seed, on_run=lambda m: click.echo(m, err=True))
+    click.echo(table(TABLE_HEADERS, table_rows(created, runs)))
+    click.echo(f"Stored as study {name!r} in {store.mask(st.url)}")
 
 
 def _fmt(value: Any) -> str:

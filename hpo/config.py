@@ -22,7 +22,14 @@ from hpo.space import SearchSpace, override
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc", "grid")
 PRUNERS = ("median", "hyperband", "successive-halving", "none")
-OBJECTIVES = ("accuracy",)
+#: Objectives: validation accuracy, alone or against model size or inference latency.
+OBJECTIVES = ("accuracy", "accuracy,params", "accuracy,latency")
+#: For each objective: (metric name shown in the dashboard, direction).
+OBJECTIVE_METRICS = {
+    "accuracy": ("validation accuracy", "maximize"),
+    "params": ("parameters", "minimize"),
+    "latency": ("inference ms per image", "minimize"),
+}
 _STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
 
@@ -52,6 +59,8 @@ class StudyConfig:
     trials: int = 20
     val_fraction: float = 0.2
     train_subset: int | None = None
+    max_params: int | None = None
+    cv: int | None = None
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -69,12 +78,24 @@ class StudyConfig:
         _check_int("seed", self.seed, 0)
         if self.train_subset is not None:
             _check_int("train_subset", self.train_subset, 10)
+        if self.max_params is not None:
+            _check_int("max_params", self.max_params, 1)
+        if self.cv is not None:
+            _check_int("cv", self.cv, 2)
         if not (isinstance(self.val_fraction, float) and 0 < self.val_fraction < 1):
             raise ConfigError(f"val_fraction must be a number between 0 and 1, got {self.val_fraction!r}")
         if self.dataset == "digits" and self.data:
             raise ConfigError("the digits dataset is bundled with scikit-learn and takes no data path")
         if not isinstance(self.overrides, Mapping):
             raise ConfigError("overrides must be a mapping of parameter name to value or range")
+
+    @property
+    def objectives(self) -> list[str]:
+        return self.objective.split(",")
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
 
     def space(self) -> SearchSpace:
         """The search space: the modules' parameters with the overrides applied, validated."""

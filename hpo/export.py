@@ -120,7 +120,11 @@ class RetrainConfig:
 
 
 def best_trials(study, top: int) -> list:
-    """The ``top`` best COMPLETE trials: highest value, then fewer parameters, then earlier."""
+    """The ``top`` best COMPLETE trials: highest accuracy, then fewer parameters, then earlier.
+
+    In a study with several objectives (accuracy against size or latency) these
+    are the Pareto-optimal trials, by accuracy.
+    """
     from optuna.trial import TrialState
 
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -132,7 +136,9 @@ def best_trials(study, top: int) -> list:
             f"study {study.study_name!r} has no complete trial yet ({held or 'no trials'}): "
             f"run `hpo launch --study {study.study_name}` until one completes"
         )
-    done.sort(key=lambda t: (-t.value, t.user_attrs.get("n_params", math.inf), t.number))
+    if len(study.directions) > 1:
+        done = study.best_trials
+    done.sort(key=lambda t: (-t.values[0], t.user_attrs.get("n_params", math.inf), t.number))
     return done[:top]
 
 
@@ -152,7 +158,7 @@ def configs_from_study(
     """
     from hpo import storage as store
     from hpo.backends.optuna import stored_config
-    from hpo.objective import settings_for, versions
+    from hpo.objective import settings_for, trial_architecture, versions
 
     config = stored_config(study)
     trials = best_trials(study, top)
@@ -178,7 +184,7 @@ def configs_from_study(
         out.append(RetrainConfig(
             name=f"{study.study_name}-trial-{trial.number}",
             dataset=dataset,
-            architecture=architecture_from_params(config.model, trial.params),
+            architecture=trial_architecture(config, trial.params, attrs),
             training=Training(
                 epochs=int(attrs.get("epochs", settings.epochs)),  # as run, early stop included
                 optimizer=settings.optimizer,

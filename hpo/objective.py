@@ -15,14 +15,32 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Mapping
 
+import numpy as np
+
 from hpo.config import StudyConfig
 from hpo.data import Dataset
 from hpo.errors import ArchitectureError, ConfigError
-from hpo.models import TRAINING_DEFAULTS, architecture_from_params, check_fits
+from hpo.models import (
+    TRAINING_DEFAULTS, Architecture, architecture_from_params, check_fits, count_params,
+)
 from hpo.training import EpochCallback, TrainingDiverged, TrainResult, TrainSettings, train
 
 #: Errors that fail one trial and let the search go on.
 TRIAL_ERRORS = (TrainingDiverged, ArchitectureError)
+#: Trial user attribute holding a fixed architecture (a warm start from a named or exported model).
+ARCH_ATTR = "hpo_architecture"
+
+
+class Infeasible(Exception):
+    """The configuration breaks a constraint (``--max-params``): rejected before any training."""
+
+
+def trial_architecture(config: StudyConfig, params: Mapping[str, Any],
+                       user_attrs: Mapping[str, Any]) -> Architecture:
+    """The architecture a trial trained: its fixed one (warm start), else built from its params."""
+    if ARCH_ATTR in user_attrs:
+        return Architecture.from_dict(user_attrs[ARCH_ATTR])
+    return architecture_from_params(config.model, params)
 
 
 def worker_id() -> str:
@@ -85,15 +103,29 @@ def evaluate(
     params: Mapping[str, Any],
     seed: int,
     on_epoch: EpochCallback | None = None,
+    arch: Architecture | None = None,
 ) -> tuple[TrainResult, dict[str, Any]]:
-    """Train one configuration; return the result and its metrics record."""
-    arch = architecture_from_params(config.model, params)
-    check_fits(arch, data.dataset.input_shape)
+    """Train one configuration; return the result and its metrics record.
+
+    The parameter count is known before training, so a model over
+    ``config.max_params`` raises :class:`Infeasible` without spending any time.
+    With ``config.cv`` the record holds the mean validation accuracy over k
+    stratified folds of train + validation, and each fold's score.
+    """
+    arch = arch or architecture_from_params(config.model, params)
+    input_shape = data.dataset.input_shape
+    check_fits(arch, input_shape)
+    n_params = count_params(arch, input_shape)
+    if config.max_params is not None and n_params > config.max_params:
+        raise Infeasible(f"{n_params:,} parameters is over --max-params {config.max_params:,}")
     settings = settings_for(config, params, seed)
-    result = train(
-        arch, settings, data.x_train, data.y_train, data.dataset.x_val, data.dataset.y_val,
-        on_epoch=on_epoch,
-    )
+    if config.cv:
+        result, folds = _cross_validate(config, data, arch, settings)
+    else:
+        result, folds = train(
+            arch, settings, data.x_train, data.y_train, data.dataset.x_val, data.dataset.y_val,
+            on_epoch=on_epoch,
+        ), None
     record = {
         "val_accuracy": result.val_accuracy,
         "train_accuracy": result.train_accuracy,
@@ -104,4 +136,33 @@ def evaluate(
         "inference_ms": round(result.inference_ms, 5),
         "seed": seed,
     }
+    if folds is not None:
+        record["cv_scores"] = folds
+        record["cv_std"] = float(np.std(folds))
     return result, record
+
+
+def objective_values(config: StudyConfig, record: Mapping[str, Any]) -> list[float]:
+    """The values a trial reports, in the order of the study's objectives."""
+    source = {"accuracy": "val_accuracy", "params": "n_params", "latency": "inference_ms"}
+    return [float(record[source[name]]) for name in config.objectives]
+
+
+def _cross_validate(config: StudyConfig, data: SearchData, arch: Architecture,
+                    settings: TrainSettings) -> tuple[TrainResult, list[float]]:
+    """k-fold cross-validation on train + validation merged; the result averages the folds."""
+    from sklearn.model_selection import StratifiedKFold
+
+    x = np.concatenate([data.x_train, data.dataset.x_val])
+    y = np.concatenate([data.y_train, data.dataset.y_val])
+    folds = StratifiedKFold(n_splits=config.cv, shuffle=True, random_state=config.seed)
+    results = []
+    for fit_idx, val_idx in folds.split(x, y):
+        results.append(train(arch, settings, x[fit_idx], y[fit_idx], x[val_idx], y[val_idx]))
+    scores = [r.val_accuracy for r in results]
+    last = results[-1]
+    last.val_accuracy = float(np.mean(scores))
+    last.train_accuracy = float(np.mean([r.train_accuracy for r in results]))
+    last.train_seconds = float(sum(r.train_seconds for r in results))
+    last.epochs = int(round(np.mean([r.epochs for r in results])))
+    return last, scores

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from hpo.backends.optuna import CONFIG_ATTR, counts
+from hpo.backends.optuna import CONFIG_ATTR, best_trial, counts
 from hpo.progress import duration
 
 _STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
@@ -20,21 +20,14 @@ def study_rows(storage) -> list[dict[str, Any]]:
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         by_state = counts(study)
         config = study.user_attrs.get(CONFIG_ATTR, {})
-        best = _best(study)
+        best = best_trial(study)
         row = {"study": summary.study_name}
         row.update({s.lower(): by_state.get(s, 0) for s in _STATES})
-        row["best"] = f"{best.value:.4f}" if best is not None else "-"
+        row["best"] = f"{best.values[0]:.4f}" if best is not None else "-"
         row["model"] = config.get("model", "?")
         row["dataset"] = config.get("dataset", "?")
         rows.append(row)
     return rows
-
-
-def _best(study):
-    try:
-        return study.best_trial
-    except ValueError:
-        return None
 
 
 def study_status(study) -> dict[str, Any]:
@@ -43,12 +36,12 @@ def study_status(study) -> dict[str, Any]:
 
     by_state = counts(study)
     ordered = {s: by_state[s] for s in _STATES if s in by_state}
-    best = _best(study)
+    best = best_trial(study)
     best_info = None
     if best is not None:
         attrs = best.user_attrs
         best_info = {
-            "number": best.number, "value": best.value, "params": best.params,
+            "number": best.number, "value": best.values[0], "params": best.params,
             "n_params": attrs.get("n_params", 0), "epochs": attrs.get("epochs", "?"),
             "train_seconds": attrs.get("train_seconds", 0.0), "worker": attrs.get("worker", "?"),
         }
@@ -63,4 +56,5 @@ def study_status(study) -> dict[str, Any]:
             "epoch": last if last is not None else "-",
             "val_accuracy": f"{trial.intermediate_values[last]:.4f}" if last is not None else "-",
         })
-    return {"counts": ordered, "best": best_info, "running": running}
+    pareto = len(study.best_trials) if len(study.directions) > 1 and best is not None else None
+    return {"counts": ordered, "best": best_info, "running": running, "pareto": pareto}

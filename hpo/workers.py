@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from hpo import storage as store
 from hpo.config import StudyConfig
@@ -38,7 +38,7 @@ TARGET_ATTR = "hpo_target"  # the trial total of the latest launch; `hpo worker`
 DEFAULT_RECYCLE = 20  # trials per worker process before a fresh one replaces it (bounds memory)  # seconds workers get to fail their trial and exit after a stop signal
 #: Settings that define what a study searches; a resumed study must keep them.
 _SEARCH_FIELDS = ("dataset", "model", "search_space", "overrides", "objective", "epochs",
-                  "early_stopping", "val_fraction", "train_subset")
+                  "early_stopping", "val_fraction", "train_subset", "max_params", "cv")
 
 
 def threads_per_worker(workers: int) -> int:
@@ -104,7 +104,8 @@ class _Signals:
             signal.signal(sig, old)
 
 
-def prepare_study(config: StudyConfig, storage_url: str | None, echo: Callable[[str], None] = print):
+def prepare_study(config: StudyConfig, storage_url: str | None, echo: Callable[[str], None] = print,
+                  enqueue: Sequence[str] = ()):
     """Validate the config and its data, then create the study or check that it can resume.
 
     Everything that can be wrong with the user's input is checked before the store
@@ -116,6 +117,8 @@ def prepare_study(config: StudyConfig, storage_url: str | None, echo: Callable[[
     dataset = load_dataset(config.dataset, config.data, include_test=False,
                            val_fraction=config.val_fraction, seed=config.seed)
     config.check_input(dataset.input_shape)
+    for source in enqueue:  # a wrong name or file is an error before the store is touched
+        backend.check_known(source, config, dataset.input_shape)
     url = store.resolve_url(storage_url)
     storage = store.open_storage(url, create=True)
     if config.name in {s.study_name for s in _summaries(storage)}:
@@ -124,7 +127,11 @@ def prepare_study(config: StudyConfig, storage_url: str | None, echo: Callable[[
         reaped = store.reap_stale_trials(study)
         if reaped:
             echo(f"Marked {reaped} trial(s) of stopped workers as FAIL; their parameters are queued again.")
-    return backend.create_study(config, storage), dataset, url
+    study = backend.create_study(config, storage)
+    for source in enqueue:
+        for label in backend.enqueue_known(study, config, source, dataset.input_shape):
+            echo(f"Queued {label} to run first.")
+    return study, dataset, url
 
 
 def launch(
@@ -135,6 +142,7 @@ def launch(
     *,
     timeout: float | None = None,
     recycle_after: int | None = DEFAULT_RECYCLE,
+    enqueue: Sequence[str] = (),
     echo: Callable[[str], None] = print,
     progress_stream=None,
 ) -> LaunchResult:
@@ -149,7 +157,7 @@ def launch(
         raise ConfigError(f"--recycle-after must be at least 1, got {recycle_after}")
     if timeout is not None and timeout <= 0:
         raise ConfigError(f"--timeout must be a positive number of seconds, got {timeout}")
-    study, dataset, url = prepare_study(config, storage_url, echo)
+    study, dataset, url = prepare_study(config, storage_url, echo, enqueue)
     study.set_user_attr(TARGET_ATTR, target)
     counts = backend.counts(study)
     done = backend.finished(counts)
@@ -157,7 +165,7 @@ def launch(
          f"{config.model} model, {config.sampler} sampler, {config.pruner} pruner.")
     if done >= target and not counts.get("WAITING"):
         echo(f"The study already holds {done} finished trials (target {target}); nothing to run.")
-        return LaunchResult(0, counts, _best(study))
+        return LaunchResult(0, counts, backend.best_trial(study))
     remaining = target - done
     n = min(workers, remaining)
     threads = threads_per_worker(n)
@@ -184,8 +192,8 @@ def launch(
             while signals.code is None:
                 notes = _new_results(study, seen)
                 counts = backend.counts(study)
-                best = _best(study)
-                progress.update(backend.finished(counts), best.value if best else None,
+                best = backend.best_trial(study)
+                progress.update(backend.finished(counts), best.values[0] if best else None,
                                 f"{counts.get('RUNNING', 0)} running", "\n".join(notes))
                 failed = _replace_exited(procs, start, study, restarts_left=2 * n - restarts)
                 if failed is None:
@@ -208,20 +216,13 @@ def launch(
             _fail_orphans(study, procs)
             store.reap_stale_trials(study)
     counts = backend.counts(study)
-    return LaunchResult(code, counts, _best(study))
+    return LaunchResult(code, counts, backend.best_trial(study))
 
 
 def _summaries(storage):
     import optuna
 
     return optuna.get_all_study_summaries(storage, include_best_trial=False)
-
-
-def _best(study):
-    try:
-        return study.best_trial
-    except ValueError:
-        return None
 
 
 def _new_results(study, seen: set[int]) -> list[str]:
@@ -232,9 +233,9 @@ def _new_results(study, seen: set[int]) -> list[str]:
         seen.add(trial.number)
         attrs = trial.user_attrs
         if trial.state.name == "COMPLETE":
-            what = f"val_accuracy {trial.value:.4f}, {attrs.get('n_params', '?'):,} params"
+            what = f"val_accuracy {trial.values[0]:.4f}, {attrs.get('n_params', '?'):,} params"
         elif trial.state.name == "PRUNED":
-            what = f"pruned at epoch {attrs.get('pruned_at_epoch', '?')}"
+            what = attrs.get("infeasible") or f"pruned at epoch {attrs.get('pruned_at_epoch', '?')}"
         else:
             what = f"failed: {attrs.get('error') or trial.system_attrs.get('fail_reason', '')}"[:160]
         took = ""
@@ -311,7 +312,7 @@ def _fail_orphans(study, procs: list[subprocess.Popen]) -> None:
         if trial.user_attrs.get("worker") in ours:
             study._storage.set_trial_user_attr(trial._trial_id, "error", "worker stopped")
             study._storage.set_trial_state_values(trial._trial_id, state=TrialState.FAIL)
-            requeue(study, trial.params, trial.number)
+            requeue(study, trial.params, trial.number, trial.user_attrs)
 
 
 def run_worker(

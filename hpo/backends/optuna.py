@@ -17,14 +17,19 @@ from typing import Any, Callable
 from hpo import storage as store
 from hpo.config import StudyConfig
 from hpo.errors import ConfigError
-from hpo.objective import TRIAL_ERRORS, SearchData, evaluate, versions, worker_id
+from hpo.config import OBJECTIVE_METRICS
+from hpo.objective import (
+    ARCH_ATTR, TRIAL_ERRORS, Infeasible, SearchData, evaluate, objective_values, trial_architecture,
+    versions, worker_id,
+)
 from hpo.space import CategoricalParam, FloatParam, IntParam, SearchSpace
 
 _log = logging.getLogger(__name__)
 
 CONFIG_ATTR = "hpo_config"
-OBJECTIVE_NAMES = ["validation accuracy"]
 FINISHED = ("COMPLETE", "PRUNED")
+#: Parameters that set training rather than the architecture (a warm start still samples them).
+TRAINING_PARAMS = ("optimizer", "learning_rate", "batch_size", "epochs")
 
 
 def make_sampler(config: StudyConfig, space: SearchSpace, stream: int = 0):
@@ -114,7 +119,7 @@ def create_study(config: StudyConfig, storage, *, load_if_exists: bool = True):
         study = optuna.create_study(
             study_name=config.name,
             storage=storage,
-            direction="maximize",
+            directions=[OBJECTIVE_METRICS[name][1] for name in config.objectives],
             sampler=make_sampler(config, space),
             pruner=make_pruner(config),
             load_if_exists=load_if_exists,
@@ -122,7 +127,7 @@ def create_study(config: StudyConfig, storage, *, load_if_exists: bool = True):
     if CONFIG_ATTR not in study.user_attrs:
         study.set_user_attr(CONFIG_ATTR, config.to_dict())
         with store.warnings_silenced():
-            study.set_metric_names(OBJECTIVE_NAMES)
+            study.set_metric_names([OBJECTIVE_METRICS[name][0] for name in config.objectives])
     return study
 
 
@@ -157,14 +162,78 @@ def counts(study) -> dict[str, int]:
     return out
 
 
+def best_trial(study):
+    """The most accurate complete trial (on the Pareto front when there are several objectives)."""
+    try:
+        if len(study.directions) == 1:
+            return study.best_trial
+        front = study.best_trials
+    except ValueError:
+        return None
+    return max(front, key=lambda t: (t.values[0], -t.number)) if front else None
+
+
 def finished(counts_by_state: dict[str, int]) -> int:
     return sum(counts_by_state.get(s, 0) for s in FINISHED)
 
 
-def requeue(study, params: dict[str, Any], from_trial: int) -> None:
-    """Queue a stopped trial's parameters again, so the search retries that configuration."""
-    if params:
-        study.enqueue_trial(params, user_attrs={"requeued_from": from_trial}, skip_if_exists=False)
+def requeue(study, params: dict[str, Any], from_trial: int, user_attrs: dict[str, Any]) -> None:
+    """Queue a stopped trial's configuration again, so the search retries it."""
+    attrs = {"requeued_from": from_trial}
+    if ARCH_ATTR in user_attrs:
+        attrs[ARCH_ATTR] = user_attrs[ARCH_ATTR]
+    if params or ARCH_ATTR in attrs:
+        study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=False)
+
+
+def _known(source: str):
+    """(label, architecture, training settings) for each configuration a name or YAML file gives."""
+    from hpo.models import NAMED_MODELS
+
+    if source in NAMED_MODELS:
+        named = NAMED_MODELS[source]
+        return [(source, named.architecture, dict(named.training))]
+    if not source.endswith((".yaml", ".yml")):
+        raise ConfigError(f"--enqueue {source!r}: not a model from `hpo models` "
+                          f"({', '.join(NAMED_MODELS)}) nor a .yaml file from `hpo export`")
+    from hpo.export import load_configs
+
+    return [(c.name, c.architecture, {"optimizer": c.training.optimizer, "epochs": c.training.epochs,
+                                      "learning_rate": c.training.learning_rate,
+                                      "batch_size": c.training.batch_size})
+            for c in load_configs(source)]
+
+
+def check_known(source: str, config: StudyConfig, input_shape: tuple[int, ...]) -> None:
+    """Raise a clear error when a warm start cannot run in this study."""
+    from hpo.models import check_fits
+
+    for label, arch, _ in _known(source):
+        if arch.family != config.model:
+            raise ConfigError(f"--enqueue {label}: a {arch.family} model, but study {config.name!r} "
+                              f"searches {config.model} models")
+        check_fits(arch, input_shape)
+
+
+def enqueue_known(study, config: StudyConfig, source: str, input_shape: tuple[int, ...]) -> list[str]:
+    """Queue known configurations first: a named model from `hpo models`, or an exported YAML.
+
+    The trial trains that exact architecture; training parameters the study
+    searches (learning rate, batch size, ...) take the model's values when they
+    are in range. A configuration already queued or run under the same label is
+    not queued twice, so re-running a launch does not repeat it.
+    """
+    check_known(source, config, input_shape)
+    space = config.validate()
+    done = {t.user_attrs.get("enqueued") for t in study.get_trials(deepcopy=False)}
+    queued = []
+    for label, arch, training in _known(source):
+        if label in done:
+            continue
+        params = {k: v for k, v in training.items() if k in space and space[k].contains(v)}
+        study.enqueue_trial(params, user_attrs={ARCH_ATTR: arch.to_dict(), "enqueued": label})
+        queued.append(label)
+    return queued
 
 
 class Worker:
@@ -182,6 +251,7 @@ class Worker:
         self.storage = storage  # the RDBStorage (Optuna wraps it in a cache inside the study)
         self.config = config
         self.space = config.validate()
+        self.training_space = [p for p in self.space if p.name in TRAINING_PARAMS]
         self.data = data
         self.target = target
         self.deadline = deadline
@@ -215,12 +285,16 @@ class Worker:
         """Stopped only because it ran its share of trials; the study wants more."""
         return self.max_trials is not None and self.ran >= self.max_trials and not self.stop_requested
 
-    def objective(self, trial) -> float:
+    def objective(self, trial) -> float | list[float]:
         import optuna
 
         trial.set_user_attr("worker", self.worker)
-        params = suggest(trial, self.space)
+        fixed = trial.user_attrs.get(ARCH_ATTR)
+        space = self.training_space if fixed else self.space
+        params = suggest(trial, space)
+        arch = trial_architecture(self.config, params, trial.user_attrs) if fixed else None
         seed = self.config.seed + trial.number
+        single = not self.config.multi_objective  # Optuna prunes single-objective studies only
 
         def report(epoch: int, val_accuracy: float) -> None:
             trial.report(val_accuracy, epoch)
@@ -232,21 +306,28 @@ class Worker:
         try:
             if self.stop_requested:
                 raise KeyboardInterrupt
-            _, record = evaluate(self.config, self.data, params, seed, on_epoch=report)
+            result, record = evaluate(self.config, self.data, params, seed,
+                                      on_epoch=report if single else None, arch=arch)
+        except Infeasible as exc:
+            trial.set_user_attr("infeasible", str(exc))
+            raise optuna.TrialPruned(str(exc)) from None
         except TRIAL_ERRORS as exc:
             trial.set_user_attr("error", str(exc))
             raise
         except KeyboardInterrupt:
             self.in_trial = False
             trial.set_user_attr("error", "interrupted: the worker was stopped")
-            requeue(self.study, params, trial.number)
+            requeue(self.study, params, trial.number, trial.user_attrs)
             raise
         finally:
             self.in_trial = False
         for key, value in record.items():
             trial.set_user_attr(key, value)
+        if not single or self.config.cv:
+            trial.set_user_attr("val_history", result.val_history)
         trial.set_user_attr("versions", versions())
-        return record["val_accuracy"]
+        values = objective_values(self.config, record)
+        return values[0] if single else values
 
     def run(self) -> None:
         """Take trials until the target is met, the deadline passes, or failures pile up."""
