@@ -13,7 +13,7 @@ import platform
 import socket
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -104,11 +104,14 @@ def evaluate(
     seed: int,
     on_epoch: EpochCallback | None = None,
     arch: Architecture | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> tuple[TrainResult, dict[str, Any]]:
     """Train one configuration; return the result and its metrics record.
 
     The parameter count is known before training, so a model over
     ``config.max_params`` raises :class:`Infeasible` without spending any time.
+    ``should_stop`` is polled after every batch; when it says so, training raises
+    KeyboardInterrupt (the worker was asked to stop).
     With ``config.cv`` the record holds the mean validation accuracy over k
     stratified folds of train + validation, and each fold's score.
     """
@@ -120,11 +123,11 @@ def evaluate(
         raise Infeasible(f"{n_params:,} parameters is over --max-params {config.max_params:,}")
     settings = settings_for(config, params, seed)
     if config.cv:
-        result, folds = _cross_validate(config, data, arch, settings)
+        result, folds = _cross_validate(config, data, arch, settings, should_stop)
     else:
         result, folds = train(
             arch, settings, data.x_train, data.y_train, data.dataset.x_val, data.dataset.y_val,
-            on_epoch=on_epoch,
+            on_epoch=on_epoch, should_stop=should_stop,
         ), None
     record = {
         "val_accuracy": result.val_accuracy,
@@ -149,7 +152,8 @@ def objective_values(config: StudyConfig, record: Mapping[str, Any]) -> list[flo
 
 
 def _cross_validate(config: StudyConfig, data: SearchData, arch: Architecture,
-                    settings: TrainSettings) -> tuple[TrainResult, list[float]]:
+                    settings: TrainSettings, should_stop: Callable[[], bool] | None,
+                    ) -> tuple[TrainResult, list[float]]:
     """k-fold cross-validation on train + validation merged; the result averages the folds."""
     from sklearn.model_selection import StratifiedKFold
 
@@ -158,7 +162,8 @@ def _cross_validate(config: StudyConfig, data: SearchData, arch: Architecture,
     folds = StratifiedKFold(n_splits=config.cv, shuffle=True, random_state=config.seed)
     results = []
     for fit_idx, val_idx in folds.split(x, y):
-        results.append(train(arch, settings, x[fit_idx], y[fit_idx], x[val_idx], y[val_idx]))
+        results.append(train(arch, settings, x[fit_idx], y[fit_idx], x[val_idx], y[val_idx],
+                             should_stop=should_stop))
     scores = [r.val_accuracy for r in results]
     last = results[-1]
     last.val_accuracy = float(np.mean(scores))

@@ -82,6 +82,19 @@ def _epoch_hook(callback: EpochCallback):
     return EpochHook()
 
 
+def _stop_hook(should_stop: Callable[[], bool]):
+    """Stops training at the next batch once a stop is requested (signals only set a flag:
+    an exception raised from a signal handler can land where Python swallows it)."""
+    import keras
+
+    class StopHook(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if should_stop():
+                raise KeyboardInterrupt
+
+    return StopHook()
+
+
 def measure_inference_ms(model, x: np.ndarray, batch_size: int = 256) -> float:
     """Milliseconds per image for batched prediction (after one warm-up call)."""
     sample = x[: min(len(x), 1000)]
@@ -101,6 +114,7 @@ def train(
     *,
     on_epoch: EpochCallback | None = None,
     extra_callbacks: list | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
     """Train a fresh model; with validation data, evaluate it on that data each epoch."""
     import keras
@@ -115,6 +129,8 @@ def train(
         metrics=["accuracy"],
     )
     callbacks = [keras.callbacks.TerminateOnNaN(), *(extra_callbacks or [])]
+    if should_stop is not None:
+        callbacks.append(_stop_hook(should_stop))
     validation = (x_val, y_val) if x_val is not None else None
     if validation is not None and on_epoch is not None:
         callbacks.append(_epoch_hook(on_epoch))

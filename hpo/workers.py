@@ -95,9 +95,13 @@ class _Signals:
 
     def _handler(self, code: int):
         def handle(signum, frame):
-            if self.code is None:
-                self.code = code
+            self.on_signal(code)
         return handle
+
+    def on_signal(self, code: int) -> None:
+        """The first signal decides the exit status; the launcher's loop then stops."""
+        if self.code is None:
+            self.code = code
 
     def __exit__(self, *exc):
         for sig, old in self._old.items():
@@ -360,35 +364,20 @@ def run_worker(
     return RECYCLE_EXIT if worker.recycled else 0
 
 
-class _WorkerSignals:
+class _WorkerSignals(_Signals):
     """SIGINT/SIGTERM stop a worker cleanly.
 
-    Inside a trial the first signal raises KeyboardInterrupt, which fails that
-    trial (and queues its parameters again); between trials it only asks the
-    loop not to start another. Later signals are ignored so that the clean-up
-    itself is never interrupted.
+    The handler only raises a flag. Training checks it after every batch and
+    stops with KeyboardInterrupt, which fails that trial (and queues its
+    parameters again); between trials the loop starts no other. Raising from the
+    handler itself is not safe: it can land in a garbage-collection callback,
+    where Python prints and swallows it.
     """
 
     def __init__(self, worker):
+        super().__init__()
         self.worker = worker
-        self.code: int | None = None
-        self._old: dict[int, Any] = {}
 
-    def __enter__(self):
-        for sig, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
-            self._old[sig] = signal.signal(sig, self._handler(code))
-        return self
-
-    def _handler(self, code: int):
-        def handle(signum, frame):
-            if self.code is not None:
-                return
-            self.code = code
-            self.worker.stop_requested = True
-            if self.worker.in_trial:
-                raise KeyboardInterrupt
-        return handle
-
-    def __exit__(self, *exc):
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
+    def on_signal(self, code: int) -> None:
+        super().on_signal(code)
+        self.worker.stop_requested = True

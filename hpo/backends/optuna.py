@@ -260,7 +260,7 @@ class Worker:
         self.max_consecutive_failures = max_consecutive_failures
         self.worker = worker_id()
         self.ran = 0
-        self.in_trial = False  # a stop signal interrupts only while this is True
+        self.in_trial = False  # within a trial, a stop request ends its training at the next batch
         self.stop_requested = False
         self.last_error = ""
         self._failures = 0
@@ -307,7 +307,8 @@ class Worker:
             if self.stop_requested:
                 raise KeyboardInterrupt
             result, record = evaluate(self.config, self.data, params, seed,
-                                      on_epoch=report if single else None, arch=arch)
+                                      on_epoch=report if single else None, arch=arch,
+                                      should_stop=lambda: self.stop_requested)
         except Infeasible as exc:
             trial.set_user_attr("infeasible", str(exc))
             raise optuna.TrialPruned(str(exc)) from None
