@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+import threading
 import time
 from typing import TextIO
 
@@ -30,6 +32,8 @@ class Progress:
         self.start_done = start_done
         self._last_done = -1
         self._width = 0
+        self._text = ""
+        self._lock = threading.Lock()  # worker output is forwarded from other threads
 
     def line(self, done: int, best: float | None, extra: str = "") -> str:
         elapsed = time.monotonic() - self.start
@@ -45,23 +49,42 @@ class Progress:
 
     def update(self, done: int, best: float | None, extra: str = "", note: str = "") -> None:
         """Redraw (terminal) or log (otherwise); ``note`` is a one-off line such as a trial result."""
-        if self.tty:
-            if note:
-                self._write("\r" + " " * self._width + "\r" + note + "\n")
-            text = self.line(done, best, extra)
-            self._write("\r" + text.ljust(self._width))
-            self._width = len(text)
-        else:
-            if note:
-                self._write(note + "\n")
-            if done != self._last_done:
-                self._write(self.line(done, best, extra) + "\n")
-        self._last_done = done
+        with self._lock:
+            if self.tty:
+                if note:
+                    self._above(note + "\n")
+                # one screen line, or the in-place redraw breaks when the terminal wraps it
+                width = shutil.get_terminal_size((100, 20)).columns - 1
+                self._text = self.line(done, best, extra)[:width]
+                self._write("\r" + self._text.ljust(self._width))
+                self._width = len(self._text)
+            else:
+                if note:
+                    self._write(note + "\n")
+                if done != self._last_done:
+                    self._write(self.line(done, best, extra) + "\n")
+            self._last_done = done
+
+    def write(self, text: str) -> None:
+        """Print other output (a worker's message) above the live line, as a stream would."""
+        with self._lock:
+            if self.tty and self._width:
+                self._above(text)
+                self._write(self._text)
+            else:
+                self._write(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
 
     def close(self) -> None:
-        if self.tty and self._width:
-            self._write("\n")
-            self._width = 0
+        with self._lock:
+            if self.tty and self._width:
+                self._write("\n")
+                self._width = 0
+
+    def _above(self, text: str) -> None:
+        self._write("\r" + " " * self._width + "\r" + text)
 
     def _write(self, text: str) -> None:
         self.stream.write(text)

@@ -178,6 +178,7 @@ def launch(
     env = {**os.environ, store.ENV_VAR: url, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
     streams = iter(range(1, 10_000))
     progress = Progress(target, config.name, stream=progress_stream, start_done=done)
+    # worker stderr goes through the progress display, above its live line
     procs: list[subprocess.Popen] = []
     code = 0
     restarts = 0
@@ -186,7 +187,7 @@ def launch(
         command = _worker_command(config, target, threads, deadline, config.data, next(streams),
                                   recycle_after)
         proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, errors="replace")
-        threading.Thread(target=_forward_stderr, args=(proc, progress_stream or sys.stderr),
+        threading.Thread(target=_forward_stderr, args=(proc, progress),
                          daemon=True).start()
         return proc
 
@@ -254,7 +255,7 @@ _TF_NOISE = re.compile(r"^(I\d{4} |WARNING: All log messages before absl::Initia
 
 
 def _forward_stderr(proc: subprocess.Popen, out) -> None:
-    """Copy a worker's stderr to ours, minus TensorFlow's start-up chatter."""
+    """Copy a worker's stderr to ``out`` (a stream or a Progress), minus TensorFlow's start-up chatter."""
     for line in proc.stderr:
         if not _TF_NOISE.match(line):
             out.write(line)
