@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import click
@@ -149,7 +150,8 @@ def launch(study, config_file, workers, trials, timeout, storage, data, epochs, 
     from hpo import storage as store
     from hpo.dashboard import alongside
     from hpo.errors import ConfigError
-    from hpo.workers import default_workers, launch as run_launch
+    from hpo.workers import default_workers
+    from hpo.workers import launch as run_launch
 
     if backend == "keras-tuner" and (sampler or pruner or enqueue):
         raise ConfigError("--sampler, --pruner and --enqueue steer Optuna's search; with --backend "
@@ -322,10 +324,8 @@ def dashboard(storage, host, port):
     server = Dashboard(storage, host, port)
     click.echo(f"Dashboard for {store.mask(server.storage_url)}: open {server.url}")
     click.echo("Press Ctrl-C to stop it.")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        click.echo("Dashboard stopped.")
+    server.serve_until_signal()
+    click.echo("Dashboard stopped.")
 
 
 @cli.command()
@@ -353,7 +353,8 @@ def report(study, output, retrain_results, storage):
 @storage_option
 def best(study, top, storage):
     """The best complete trials: metrics, training settings, architecture, retrained test score."""
-    from hpo import export, storage as store
+    from hpo import export
+    from hpo import storage as store
 
     found = store.load_study(study, store.open_storage(storage, create=False, heartbeat=False))
     configs, _ = export.configs_from_study(found, top, storage, inspect_data=False)
@@ -372,7 +373,8 @@ def export_configs(study, top, output, storage):
     """The best trials as a self-contained YAML file (format hpo-config/1) for `hpo retrain`."""
     from pathlib import Path
 
-    from hpo import export, storage as store
+    from hpo import export
+    from hpo import storage as store
 
     found = store.load_study(study, store.open_storage(storage, create=False, heartbeat=False))
     configs, warnings = export.configs_from_study(found, top, storage)
@@ -407,9 +409,11 @@ def retrain(study, config_file, top, seeds, output_dir, storage, data):
     hpo retrain --study digits-cnn --top 3 --seeds 5
     hpo retrain --config best.yaml --data SVHN_single_grey1.h5
     """
-    from hpo import export, storage as store
+    from hpo import export
+    from hpo import storage as store
     from hpo.errors import ConfigError
-    from hpo.retrain import record_in_studies, retrain as run_retrain, summary_rows
+    from hpo.retrain import record_in_studies, summary_rows
+    from hpo.retrain import retrain as run_retrain
 
     if (study is None) == (config_file is None):
         raise ConfigError("give either --study NAME or --config FILE")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import signal
 import socket
 import threading
 from socketserver import ThreadingMixIn
@@ -94,6 +95,23 @@ class Dashboard:
             self._server.serve_forever()
         finally:
             self._server.server_close()
+
+    def serve_until_signal(self) -> None:
+        """Serve until SIGINT or SIGTERM.
+
+        The handler asks the server loop to stop (from a thread, as ``shutdown``
+        waits for the loop) instead of raising KeyboardInterrupt, which Python can
+        swallow when it lands in a garbage-collection callback.
+        """
+        def stop(signum, frame):
+            threading.Thread(target=self._server.shutdown, daemon=True).start()
+
+        old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self.serve_forever()
+        finally:
+            for sig, handler in old.items():
+                signal.signal(sig, handler)
 
     def start(self) -> Dashboard:
         self._thread = threading.Thread(target=self._server.serve_forever, name="hpo-dashboard",

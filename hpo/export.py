@@ -25,7 +25,10 @@ from hpo import yaml_file
 from hpo.data import DATASETS
 from hpo.errors import ConfigError, DataError, HpoError
 from hpo.models import (
-    OPTIMIZERS, TRAINING_DEFAULTS, Architecture, architecture_from_params, check_param_name,
+    OPTIMIZERS,
+    TRAINING_DEFAULTS,
+    Architecture,
+    check_param_name,
     named_model,
 )
 from hpo.training import TrainSettings

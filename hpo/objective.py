@@ -21,7 +21,11 @@ from hpo.config import StudyConfig
 from hpo.data import Dataset
 from hpo.errors import ArchitectureError, ConfigError
 from hpo.models import (
-    TRAINING_DEFAULTS, Architecture, architecture_from_params, check_fits, count_params,
+    TRAINING_DEFAULTS,
+    Architecture,
+    architecture_from_params,
+    check_fits,
+    count_params,
 )
 from hpo.training import EpochCallback, TrainingDiverged, TrainResult, TrainSettings, train
 

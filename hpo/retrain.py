@@ -26,7 +26,6 @@ from hpo.errors import ConfigError, HpoError
 from hpo.export import RETRAIN_ATTR, RetrainConfig, describe_architecture
 from hpo.progress import Progress
 
-
 RESULTS_FORMAT = "hpo-retrain/1"
 RESULTS_FILE = "results.json"
 _N_CLASSES = Dataset.n_classes

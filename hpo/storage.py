@@ -153,7 +153,10 @@ def open_storage(url: str | None = None, *, create: bool = False, heartbeat: boo
     elif parsed.get_backend_name() == "mysql":
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
     try:
-        with sqlite_lock(db) if db is not None and create else contextlib.nullcontext():
+        # Opening a store writes Optuna's version rows when they are missing, so even a
+        # read-only open waits while a launch creates the schema (its lock file exists then).
+        locked = db is not None and (create or Path(f"{db}.lock").exists())
+        with sqlite_lock(db) if locked else contextlib.nullcontext():
             with warnings_silenced():
                 return optuna.storages.RDBStorage(
                     url, engine_kwargs=engine_kwargs, skip_table_creation=not create, **kwargs

@@ -108,6 +108,16 @@ class _Signals:
             signal.signal(sig, old)
 
 
+def check_launch_args(workers: int, target: int, timeout: float | None) -> None:
+    """The checks every launch makes before anything else (one clear line each)."""
+    if workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
+    if target < 1:
+        raise ConfigError(f"--trials must be at least 1, got {target}")
+    if timeout is not None and timeout <= 0:
+        raise ConfigError(f"--timeout must be a positive number of seconds, got {timeout}")
+
+
 def prepare_study(config: StudyConfig, storage_url: str | None, echo: Callable[[str], None] = print,
                   enqueue: Sequence[str] = ()):
     """Validate the config and its data, then create the study or check that it can resume.
@@ -153,14 +163,9 @@ def launch(
     """Create or resume the study and run ``workers`` processes until ``target`` trials finish."""
     from hpo.backends import optuna as backend
 
-    if workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {workers}")
-    if target < 1:
-        raise ConfigError(f"--trials must be at least 1, got {target}")
+    check_launch_args(workers, target, timeout)
     if recycle_after is not None and recycle_after < 1:
         raise ConfigError(f"--recycle-after must be at least 1, got {recycle_after}")
-    if timeout is not None and timeout <= 0:
-        raise ConfigError(f"--timeout must be a positive number of seconds, got {timeout}")
     study, dataset, url = prepare_study(config, storage_url, echo, enqueue)
     study.set_user_attr(TARGET_ATTR, target)
     counts = backend.counts(study)
@@ -178,29 +183,71 @@ def launch(
     env = {**os.environ, store.ENV_VAR: url, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
     streams = iter(range(1, 10_000))
     progress = Progress(target, config.name, stream=progress_stream, start_done=done)
-    # worker stderr goes through the progress display, above its live line
-    procs: list[subprocess.Popen] = []
-    code = 0
-    restarts = 0
-    seen: set[int] = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+
     def start() -> subprocess.Popen:
         command = _worker_command(config, target, threads, deadline, config.data, next(streams),
                                   recycle_after)
-        proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True, errors="replace")
-        threading.Thread(target=_forward_stderr, args=(proc, progress),
-                         daemon=True).start()
-        return proc
+        return start_process(command, env, progress)
 
+    def after_stop(procs: list[subprocess.Popen]) -> None:
+        _fail_orphans(study, procs)
+        store.reap_stale_trials(study)
+
+    code = supervise([], lambda: [start() for _ in range(n)], start, study, progress, echo,
+                     restarts_allowed=2 * n, after_stop=after_stop)
+    counts = backend.counts(study)
+    return LaunchResult(code, counts, backend.best_trial(study))
+
+
+def start_process(command: list[str], env: dict[str, str], progress: Progress,
+                  stdout=None) -> subprocess.Popen:
+    """Start a worker process whose stderr is shown above the progress line."""
+    proc = subprocess.Popen(command, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True,
+                            errors="replace")
+    threading.Thread(target=_forward_stderr, args=(proc, progress), daemon=True).start()
+    return proc
+
+
+def supervise(
+    procs: list[subprocess.Popen],
+    start_all: Callable[[], list[subprocess.Popen]],
+    start_one: Callable[[], subprocess.Popen],
+    study,
+    progress: Progress,
+    echo: Callable[[str], None],
+    *,
+    restarts_allowed: int,
+    check: Callable[[], str | None] | None = None,
+    after_stop: Callable[[list[subprocess.Popen]], None] | None = None,
+) -> int:
+    """Watch worker processes until they are done; return the launch's exit status.
+
+    Shows progress and each finished trial, replaces recycled and crashed
+    workers (at most ``restarts_allowed`` crashes), and stops every worker on
+    SIGINT/SIGTERM (130/143), when ``check`` reports an error (1), or when
+    workers keep failing (1). ``procs`` is filled here, so callers can look at it.
+    """
+    from hpo.backends import optuna as backend
+
+    seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+    code = 0
+    restarts = 0
     with _Signals() as signals:
-        procs = [start() for _ in range(n)]
         try:
+            procs.extend(start_all())
             while signals.code is None:
                 notes = _new_results(study, seen)
                 counts = backend.counts(study)
                 best = backend.best_trial(study)
                 progress.update(backend.finished(counts), best.values[0] if best else None,
                                 f"{counts.get('RUNNING', 0)} running", "\n".join(notes))
-                failed = _replace_exited(procs, start, study, restarts_left=2 * n - restarts)
+                error = check() if check is not None else None
+                if error:
+                    echo(f"Error: {error}")
+                    code = 1
+                    break
+                failed = _replace_exited(procs, start_one, study,
+                                         restarts_left=restarts_allowed - restarts)
                 if failed is None:
                     break
                 restarts += failed
@@ -217,11 +264,10 @@ def launch(
                 code = 1
                 echo("Error: worker processes keep failing (see their messages above); "
                      "the launch stopped. Fix the cause and run the same command to resume.")
-            _stop(procs)
-            _fail_orphans(study, procs)
-            store.reap_stale_trials(study)
-    counts = backend.counts(study)
-    return LaunchResult(code, counts, backend.best_trial(study))
+            stop_processes(procs)
+            if after_stop is not None:
+                after_stop(procs)
+    return code
 
 
 def _summaries(storage):
@@ -289,7 +335,7 @@ def _replace_exited(procs: list[subprocess.Popen], start: Callable[[], subproces
     return crashes
 
 
-def _stop(procs: list[subprocess.Popen]) -> None:
+def stop_processes(procs: list[subprocess.Popen]) -> None:
     """SIGTERM the live workers, wait for them, and kill any that outlast the grace period."""
     live = [p for p in procs if p.poll() is None]
     for p in live:
@@ -352,7 +398,7 @@ def run_worker(
     worker = backend.Worker(study, storage, config, search, target,
                             deadline=deadline, max_trials=max_trials, parent=parent)
     _log.info("worker %s joined study %r", worker.worker, name)
-    with _WorkerSignals(worker) as signals:
+    with WorkerSignals(worker) as signals:
         try:
             worker.run()
         except KeyboardInterrupt:
@@ -365,7 +411,7 @@ def run_worker(
     return RECYCLE_EXIT if worker.recycled else 0
 
 
-class _WorkerSignals(_Signals):
+class WorkerSignals(_Signals):
     """SIGINT/SIGTERM stop a worker cleanly.
 
     The handler only raises a flag. Training checks it after every batch and

@@ -16,10 +16,8 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from sqlalchemy.engine import make_url
-
-from databases import postgres_url  # noqa: F401  (fixture)
 from runner import hpo_env
+from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())

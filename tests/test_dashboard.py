@@ -16,9 +16,8 @@ from typing import Iterator
 
 import optuna
 import pytest
-
 from browser import chromium_page, needs_chromium
-from databases import postgres_database, server_url  # noqa: F401  (fixture)
+from databases import postgres_database
 from runner import error_line, file_digest, hpo_env, run_hpo
 
 TRIALS = 3

@@ -9,6 +9,7 @@ import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
+from runner import error_line, run_hpo
 
 from hpo import storage as store
 from hpo.backends.optuna import create_study, distribution
@@ -16,7 +17,6 @@ from hpo.config import builtin
 from hpo.errors import ConfigError
 from hpo.export import FORMAT, configs_from_study, dumps, load_configs
 from hpo.models import NAMED_MODELS, architecture_from_params
-from runner import error_line, run_hpo
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -12,7 +12,6 @@ import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
-
 from runner import hpo_env, run_hpo, start_hpo
 from test_launch import _children, _wait_for_running, by_state, load
 

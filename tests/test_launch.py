@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -10,14 +11,19 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-
 from runner import error_line, file_digest, run_hpo, start_hpo
+from sqlalchemy.exc import SQLAlchemyError
+
+from hpo.storage import sqlite_lock
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def load(tmp_path: Path, name: str = "digits-cnn") -> optuna.Study:
-    return optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / 'studies.db'}")
+    """The study, read as `hpo status` reads it: under the store's lock while a launch creates it."""
+    db = tmp_path / "studies.db"
+    with sqlite_lock(db) if Path(f"{db}.lock").exists() else contextlib.nullcontext():
+        return optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
 
 
 def by_state(study: optuna.Study) -> dict[str, int]:
@@ -87,8 +93,8 @@ def _wait_for_running(tmp_path: Path, count: int, timeout: float = 90) -> None:
             try:
                 if by_state(load(tmp_path)).get("RUNNING", 0) >= count:
                     return
-            except KeyError:
-                pass
+            except (KeyError, SQLAlchemyError, optuna.exceptions.StorageInternalError):
+                pass  # the launch is still creating the store
         time.sleep(0.3)
     raise AssertionError("no trial started running in time")
 

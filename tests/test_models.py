@@ -4,8 +4,13 @@ import pytest
 
 from hpo.errors import ArchitectureError, ConfigError
 from hpo.models import (
-    NAMED_MODELS, Architecture, architecture_from_params, build_model, check_fits,
-    check_param_name, count_params,
+    NAMED_MODELS,
+    Architecture,
+    architecture_from_params,
+    build_model,
+    check_fits,
+    check_param_name,
+    count_params,
 )
 
 SEED_COUNTS = {

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import optuna
 import pytest
+from browser import chromium_page, needs_chromium
 from optuna.trial import TrialState
+from runner import error_line, run_hpo
 
 from hpo import config as cfg
 from hpo.backends.optuna import create_study, suggest
 from hpo.errors import ConfigError
 from hpo.report import read_retrain, write_report
-from browser import chromium_page, needs_chromium
-from runner import error_line, run_hpo
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

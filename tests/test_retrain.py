@@ -11,11 +11,11 @@ import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
+from runner import error_line, run_hpo
+from test_export import GOOD_PARAMS, make_study, trial
 
 from hpo.data import load_dataset
 from hpo.export import load_configs
-from runner import error_line, run_hpo
-from test_export import GOOD_PARAMS, make_study, trial
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -5,7 +5,13 @@ import pytest
 import search_spaces
 from hpo.errors import SpaceError
 from hpo.space import (
-    CategoricalParam, Condition, FloatParam, IntParam, SearchSpace, override, param_from_dict,
+    CategoricalParam,
+    Condition,
+    FloatParam,
+    IntParam,
+    SearchSpace,
+    override,
+    param_from_dict,
 )
 
 

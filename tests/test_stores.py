@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import optuna
 import pytest
-
-from databases import postgres_database, postgres_url, server_url  # noqa: F401  (fixtures)
+from databases import postgres_database
 from runner import error_line, run_hpo, start_hpo
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -48,7 +47,8 @@ def test_one_launch_and_two_separate_workers_share_a_postgresql_study(tmp_path, 
         assert proc.returncode == 0, err
     study = optuna.load_study(study_name="digits-cnn", storage=postgres_url)
     trials = study.get_trials()
-    assert states(postgres_url) == {"COMPLETE": 8}  # every trial recorded once, none lost, no overshoot
+    held = states(postgres_url)  # every trial recorded once, none lost, no overshoot
+    assert held.get("COMPLETE", 0) + held.get("PRUNED", 0) == 8 and set(held) <= {"COMPLETE", "PRUNED"}
     assert sorted(t.number for t in trials) == list(range(8))
     assert len({t.user_attrs["worker"] for t in trials}) >= 2
 

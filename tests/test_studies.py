@@ -5,12 +5,12 @@ from __future__ import annotations
 import optuna
 import pytest
 from optuna.trial import TrialState
+from runner import error_line, run_hpo
+from test_launch import load
 
 from hpo.errors import ConfigError
 from hpo.models import NAMED_MODELS
 from hpo.sweep import apply_change, baseline_run, plan
-from runner import error_line, run_hpo
-from test_launch import load
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -12,15 +12,21 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import Any, Callable
+from typing import Any
 
 from hpo import storage as store
-from hpo.config import StudyConfig
+from hpo.config import OBJECTIVE_METRICS, StudyConfig
 from hpo.errors import ConfigError
-from hpo.config import OBJECTIVE_METRICS
 from hpo.objective import (
-    ARCH_ATTR, TRIAL_ERRORS, Infeasible, SearchData, evaluate, objective_values, trial_architecture,
-    versions, worker_id,
+    ARCH_ATTR,
+    TRIAL_ERRORS,
+    Infeasible,
+    SearchData,
+    evaluate,
+    objective_values,
+    trial_architecture,
+    versions,
+    worker_id,
 )
 from hpo.space import CategoricalParam, FloatParam, IntParam, SearchSpace
 
@@ -82,7 +88,9 @@ def make_pruner(config: StudyConfig):
 def distribution(param):
     """The Optuna distribution for a backend-neutral parameter."""
     from optuna.distributions import (
-        CategoricalDistribution, FloatDistribution, IntDistribution,
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
     )
 
     if isinstance(param, IntParam):
