@@ -27,9 +27,16 @@ def test_launch_status_and_studies_on_a_database_server(tmp_path, server_url):
     assert not (tmp_path / "studies.db").exists()
     status = run_hpo("status", "--study", "digits-cnn", "--storage", server_url, cwd=tmp_path)
     assert status.returncode == 0 and "4 complete" in status.stdout
-    listing = run_hpo("studies", cwd=tmp_path, env=None) if False else run_hpo(
-        "studies", "--storage", server_url, cwd=tmp_path)
+    listing = run_hpo("studies", "--storage", server_url, cwd=tmp_path)
     assert "digits-cnn" in listing.stdout
+    exported = run_hpo("export", "--study", "digits-cnn", "-o", "best.yaml", "--storage", server_url,
+                       cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    retrained = run_hpo("retrain", "--study", "digits-cnn", "--storage", server_url, "--output-dir", "runs",
+                        cwd=tmp_path)
+    assert retrained.returncode == 0, retrained.stderr
+    study = optuna.load_study(study_name="digits-cnn", storage=server_url)
+    assert any(key.startswith("retrain:") for key in study.user_attrs)  # results went back to the store
 
 
 @pytest.mark.slow
