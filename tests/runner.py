@@ -41,3 +41,37 @@ def error_line(result: subprocess.CompletedProcess) -> str:
     assert len(lines) == 1, f"expected one error line, got:\n{result.stderr}"
     assert lines[0].startswith("Error: "), lines[0]
     return lines[0]
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid``."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a running (not zombie) process."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def stop_and_wait(proc: subprocess.Popen, sig: int, group: bool) -> str:
+    """Send ``sig`` to the process, or to its whole group as a terminal's Ctrl-C does; its stderr."""
+    if group:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)
+    return stderr

@@ -12,8 +12,8 @@ import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
-from runner import hpo_env, run_hpo, start_hpo
-from test_launch import _children, _wait_for_running, by_state, load
+from runner import children, hpo_env, run_hpo, start_hpo
+from test_launch import _wait_for_running, by_state, load
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -35,7 +35,7 @@ def test_a_killed_worker_is_replaced_and_its_trial_retried(tmp_path):
         victim, killed = None, None
         deadline = time.monotonic() + 60
         while killed is None and time.monotonic() < deadline:
-            for pid in _children(proc.pid):
+            for pid in children(proc.pid):
                 killed = _running_trial_of(load(tmp_path), pid)
                 if killed is not None:
                     victim = pid

@@ -11,8 +11,8 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-from runner import error_line, run_hpo, start_hpo
-from test_launch import _alive, _children, by_state, load
+from runner import alive, children, error_line, run_hpo, start_hpo, stop_and_wait
+from test_launch import by_state, load
 
 from hpo.backends import keras_tuner as backend
 from hpo.backends.optuna import distribution, stored_config
@@ -183,7 +183,7 @@ def _leftovers(tmp_path: Path) -> list[str]:
                 cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
             except OSError:
                 continue
-            if str(tmp_path) in cmdline and _alive(int(entry.name)):
+            if str(tmp_path) in cmdline and alive(int(entry.name)):
                 out.append(cmdline)
     return out
 
@@ -320,19 +320,15 @@ def test_a_stop_signal_leaves_no_orphan_then_resume_reruns_the_interrupted_trial
     try:
         _wait_for_trials(tmp_path, 2)
         time.sleep(1.5)
-        children = _children(proc.pid)
-        assert len(children) == 3  # the chief and two workers
-        if group:
-            os.killpg(proc.pid, sig)
-        else:
-            proc.send_signal(sig)
-        _, stderr = proc.communicate(timeout=60)
+        started = children(proc.pid)
+        assert len(started) == 3  # the chief and two workers
+        stderr = stop_and_wait(proc, sig, group)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == code, stderr
     assert "Traceback" not in stderr
-    assert not [pid for pid in children if _alive(pid)], "KerasTuner processes outlived the launch"
+    assert not [pid for pid in started if alive(pid)], "KerasTuner processes outlived the launch"
     study = load(tmp_path, "slow")
     states = by_state(study)
     assert "RUNNING" not in states, states

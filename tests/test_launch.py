@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import time
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-from runner import error_line, file_digest, run_hpo, start_hpo
+from runner import alive, children, error_line, file_digest, run_hpo, start_hpo, stop_and_wait
 from sqlalchemy.exc import SQLAlchemyError
 
 from hpo.storage import sqlite_lock
@@ -99,28 +98,6 @@ def _wait_for_running(tmp_path: Path, count: int, timeout: float = 90) -> None:
     raise AssertionError("no trial started running in time")
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry.name))
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    return stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("sig, code, group", [
     (signal.SIGINT, 130, False),
@@ -132,19 +109,15 @@ def test_a_stop_signal_leaves_no_running_trial_and_no_orphan_then_resumes(tmp_pa
                      cwd=tmp_path, new_session=group)
     try:
         _wait_for_running(tmp_path, 2)
-        workers = _children(proc.pid)
+        workers = children(proc.pid)
         assert len(workers) == 2
-        if group:
-            os.killpg(proc.pid, sig)
-        else:
-            proc.send_signal(sig)
-        _, stderr = proc.communicate(timeout=60)
+        stderr = stop_and_wait(proc, sig, group)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == code, stderr
     assert "Traceback" not in stderr
-    assert not [pid for pid in workers if _alive(pid)], "worker processes outlived the launch"
+    assert not [pid for pid in workers if alive(pid)], "worker processes outlived the launch"
     study = load(tmp_path)
     states = by_state(study)
     assert "RUNNING" not in states, states
