@@ -5,21 +5,27 @@ worker after `--recycle-after K` trials; this measures the resident memory of
 the worker processes while one worker runs a 50-trial digits study, first never
 recycled, then recycled every K trials.
 
-    .venv/bin/python bench/memory.py [--trials 50] [--recycle 10] [--out bench/results/memory.json]
+    .venv/bin/python bench/memory.py [--trials 50] [--recycle 10] [--epochs 2] [--quick]
+        [--out bench/results/memory.json]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import subprocess
-import sys
 import tempfile
 import time
-from datetime import date
 from pathlib import Path
+
+from common import (
+    Processes,
+    hpo,
+    result_path,
+    run_main,
+    sizes,
+    start_result,
+    warn_if_busy,
+    write_result,
+)
 
 
 def rss_mb(pid: int) -> float:
@@ -58,13 +64,12 @@ def finished(db: Path) -> int:
         return 0
 
 
-def run(trials: int, recycle: int, epochs: int) -> dict:
+def run(procs: Processes, trials: int, recycle: int, epochs: int) -> dict:
     """One launch with one worker; RSS of its worker process sampled as trials finish."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "hpo", "launch", "--workers", "1", "--trials", str(trials),
-               "--epochs", str(epochs), "--pruner", "none", "--recycle-after", str(recycle)]
-        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-        proc = subprocess.Popen(cmd, cwd=tmp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cmd = hpo("launch", "--workers", "1", "--trials", str(trials), "--epochs", str(epochs),
+                  "--pruner", "none", "--recycle-after", str(recycle))
+        proc = procs.start(cmd, cwd=tmp, log=Path(tmp) / "output.log")
         by_trial: dict[int, float] = {}
         start = time.monotonic()
         while proc.poll() is None:
@@ -74,6 +79,7 @@ def run(trials: int, recycle: int, epochs: int) -> dict:
                 by_trial[done] = max(by_trial.get(done, 0.0), rss)
             time.sleep(0.25)
         seconds = time.monotonic() - start
+        procs.stop(proc)
     points = sorted(by_trial.items())
     return {
         "recycle_after": recycle or None,
@@ -86,26 +92,27 @@ def run(trials: int, recycle: int, epochs: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=50)
-    parser.add_argument("--recycle", type=int, default=10)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--out", default="bench/results/memory.json")
+    parser.add_argument("--trials", type=int, help="trials per launch [50; --quick: 4]")
+    parser.add_argument("--recycle", type=int, help="recycle after K trials [10; --quick: 2]")
+    parser.add_argument("--epochs", type=int, help="epochs per trial [2; --quick: 1]")
+    parser.add_argument("--quick", action="store_true", help="smoke run: 4 trials of 1 epoch")
+    parser.add_argument("--out", default=None, help="result file (default bench/results/...)")
     args = parser.parse_args()
-    results = {
-        "command": " ".join(["python", "bench/memory.py", *sys.argv[1:]]),
-        "date": date.today().isoformat(),
-        "machine": f"{os.cpu_count()} cores, {platform.machine()}, no GPU",
-        "trials": args.trials,
-        "runs": [run(args.trials, 0, args.epochs), run(args.trials, args.recycle, args.epochs)],
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    sizes(args, {"trials": 50, "recycle": 10, "epochs": 2}, {"trials": 4, "recycle": 2, "epochs": 1})
+    warn_if_busy()
+    results = start_result("memory", args.quick, trials=args.trials, recycle=args.recycle,
+                           epochs=args.epochs)
+    with Processes() as procs:
+        runs = [run(procs, args.trials, 0, args.epochs),
+                run(procs, args.trials, args.recycle, args.epochs)]
+    results.update(trials=args.trials, runs=runs)
+    write_result(results, result_path("memory", args.quick, args.out))
     for r in results["runs"]:
         marks = r["rss_mb_by_finished_trials"]
-        picks = {k: marks[k] for k in ("1", "10", "25", "40", str(args.trials - 1)) if k in marks}
+        picks = {k: marks[k] for k in ("1", "10", "25", "40", str(args.trials)) if k in marks}
         print(f"recycle_after={r['recycle_after']}: peak {r['peak_mb']} MB, by finished trials {picks}, "
               f"{r['seconds']} s")
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

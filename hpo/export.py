@@ -238,6 +238,8 @@ def describe_architecture(arch: Architecture) -> str:
         drops = {d.dropout for d in arch.dense_layers} - {0.0}
         text += f" d{'/'.join(f'{d:g}' for d in sorted(drops))}" if drops else ""
         text += " bn" if any(d.batch_norm for d in arch.dense_layers) else ""
+        own = {d.activation for d in arch.dense_layers} - {None}
+        text += f" {'/'.join(sorted(own))}" if own else ""  # dense activations unlike the rest
         parts.append(text)
     act = arch.activation + (f"({arch.leaky_alpha:.3g})" if arch.activation == "leaky_relu" else "")
     return ", ".join(parts + [act])

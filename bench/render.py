@@ -1,0 +1,226 @@
+"""Rewrite the result tables of docs/BENCHMARKS.md from bench/results/*.json.
+
+Each table lives between ``<!-- table:NAME -->`` and ``<!-- /table -->`` and is
+rendered from ``bench/results/NAME.json`` together with the line that says which
+command, machine and date produced it. Everything outside the markers (the
+prose) is left as it is, and so is a block whose JSON file does not exist yet.
+
+    .venv/bin/python bench/render.py [--results bench/results] [--doc docs/BENCHMARKS.md] [--check]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from common import ROOT, describe_machine
+
+BLOCK = re.compile(r"(<!-- table:(?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.DOTALL)
+
+
+def table(headers: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def provenance(r: dict[str, Any], what: str = "") -> str:
+    """The line that ties a table to its command, machine and date."""
+    machine = r["machine"]
+    load = ""
+    if isinstance(machine, dict) and machine.get("load_avg_start") is not None:
+        load = (f" Load average {machine['load_avg_start']} before, "
+                f"{machine.get('load_avg_end', '?')} after.")
+    quick = " **Smoke run (`--quick`): not a measurement.**" if r.get("quick") else ""
+    return (f"Command: `{r['command']}`{what}. Machine: {describe_machine(machine)}. "
+            f"Date: {r['date']}.{load}{quick}")
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def seconds(value: float | None) -> str:
+    return "not reached" if value is None else f"{value:,.0f} s"
+
+
+def times(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def pct(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value * 100:.{digits}f}%"
+
+
+# --- one renderer per benchmark ------------------------------------------------------------------
+
+def memory(r: dict[str, Any]) -> str:
+    marks = sorted({m for m in (1, 10, 25, 40) if m < r["trials"]} | {r["trials"]})
+    rows = []
+    for run in r["runs"]:
+        by = run["rss_mb_by_finished_trials"]
+        label = (f"recycled every {run['recycle_after']} trials" if run["recycle_after"]
+                 else "one, never recycled (`--recycle-after 0`)")
+        rows.append([label, *(f"{by[str(m)]:,.0f} MB" if str(m) in by else "-" for m in marks),
+                     f"{run['peak_mb']:,.0f} MB", f"{run['seconds']:,.0f} s"])
+    headers = ["worker processes", "RSS after 1 trial", *(f"after {m}" for m in marks[1:]),
+               "peak", "wall time"]
+    return f"{provenance(r)}\n\n{table(headers, rows)}\n"
+
+
+def time_to_target(r: dict[str, Any]) -> str:
+    s = r["settings"]
+    targets = [str(t) for t in s["targets"]]
+    head = targets[0]
+    headers = ["tool", f"reached {head}"]
+    for t in targets:
+        headers += [f"median time to {t}", "vs hpo-optuna"]
+    headers += ["median best val. acc. at the budget", "median trials in the budget",
+                "median first result"]
+    rows = []
+    for tool, x in r["summary"].items():
+        row = [f"{x['label']} (`{tool}`)", f"{x['reached'][head]}/{x['runs']}"]
+        for t in targets:
+            row += [seconds(x["median_time_to_target_s"][t]), times(x["ratio_to_hpo_optuna"][t])]
+        row += [f"{x['median_best']:.4f}" if x["median_best"] else "-",
+                f"{x['median_trials_finished']:.0f}", seconds(x["median_first_result_s"])]
+        rows.append(row)
+    what = (f" ({s['study']}, {s['budget_s']:.0f} s per run, {plural(s['seeds'], 'seed')} per tool, "
+            "one run at a time; medians over seeds, a run that never reached a target counts as "
+            "never)")
+    return f"{provenance(r, what)}\n\n{table(headers, rows)}\n\n{verdict_ttt(r, head)}\n"
+
+
+def verdict_ttt(r: dict[str, Any], target: str) -> str:
+    summary = r["summary"]
+    base = summary.get("hpo-optuna")
+    if not base or base["median_time_to_target_s"][target] is None:
+        return (f"**Headline:** hpo-optuna did not reach {target} within the budget in most runs; "
+                "see the per-run curves in the JSON file.")
+    parts = []
+    for tool, x in summary.items():
+        if tool == "hpo-optuna":
+            continue
+        ratio = x["ratio_to_hpo_optuna"][target]
+        if x["median_time_to_target_s"][target] is None:
+            parts.append(f"{tool} did not reach it within the budget")
+        elif ratio >= 1:
+            parts.append(f"{tool} took {ratio:.1f}x as long")
+        else:
+            parts.append(f"**hpo is behind {tool}**, which took {ratio:.2f}x hpo's time")
+    return (f"**Headline:** hpo-optuna reached a validation accuracy of {target} in a median "
+            f"{base['median_time_to_target_s'][target]:.0f} s; " + "; ".join(parts) + ".")
+
+
+def scaling(r: dict[str, Any]) -> str:
+    s = r["settings"]
+    headers = ["workers", "TensorFlow threads each", "trials/hour (steady)", "vs 1 worker",
+               "trials/hour with start-up", "vs 1 worker", "median trial"]
+    rows = [[n, x["threads_per_worker"], f"{x['trials_per_hour']:,.0f}", times(x["speedup"]),
+             f"{x['trials_per_hour_wall']:,.0f}", times(x["speedup_wall"]),
+             f"{x['median_trial_s']:.1f} s"] for n, x in r["summary"].items()]
+    best = max(r["summary"].items(), key=lambda kv: kv[1]["trials_per_hour"])
+    what = (f" ({s['trials']} identical digits-cnn trials of {plural(s['epochs'], 'epoch')} per "
+            f"launch, pruning and early stopping off, {plural(s['seeds'], 'seed')}; medians)")
+    return (f"{provenance(r, what)}\n\n{table(headers, rows)}\n\n**Headline:** the most trials per "
+            f"hour came from {plural(int(best[0]), 'worker')}, {times(best[1]['speedup'])} one worker's "
+            "rate.\n")
+
+
+def store_overhead(r: dict[str, Any]) -> str:
+    s = r["settings"]
+    trial = r["typical_trial"]
+    headers = ["store", "workers", "store calls per trial", "time in store calls per trial",
+               "admission-lock wait per trial", "share of a digits trial",
+               "non-training time per trial", "trials/s without training"]
+    rows = [[x["store"], x["workers"], f"{x['store_calls_per_trial']:.0f}",
+             f"{x['store_ms_per_trial']:.1f} ms", f"{x['lock_wait_ms_per_trial']:.1f} ms",
+             pct(x["store_fraction_of_trial"]), f"{x['overhead_ms_per_trial']:.1f} ms",
+             f"{x['trials_per_s']:.1f}"] for x in r["summary"]]
+    skipped = "".join(f"\n\nNot measured: {k} ({why})." for k, why in r.get("skipped", {}).items())
+    what = (f" ({s['trials']} trials per run, {plural(s['seeds'], 'seed')}; medians; a typical digits trial "
+            f"takes {trial['seconds']} s: {trial['source']})")
+    return f"{provenance(r, what)}\n\n{table(headers, rows)}{skipped}\n"
+
+
+def final_quality(r: dict[str, Any]) -> str:
+    s = r["settings"]
+    n = s["seeds"]
+
+    def test(x: dict[str, Any]) -> str:
+        return f"{pct(x['test_accuracy_mean'])} ± {pct(x['test_accuracy_std'])}"
+
+    rows = [[f"hpo, best of study seed {x['study_seed']}", f"{x['n_params']:,}",
+             f"{x['val_accuracy']:.4f}", test(x), x["architecture"]] for x in r["studies"]]
+    summary = r["summary"]
+    rows.append([f"**hpo, median over {len(r['studies'])} stud{'y' if len(r['studies']) == 1 else 'ies'}**", "", "",
+                 f"**{pct(summary['median_test_accuracy_mean'])}**", ""])
+    if r.get("uci_baseline"):
+        u = r["uci_baseline"]
+        rows.append(["UCI report's hand-made CNN (`digits-cnn-uci`), retrained the same way",
+                     f"{u['n_params']:,}", "-", test(u), u["architecture"]])
+    ours = table(["model", "parameters", "search val. acc.",
+                  f"test accuracy, mean ± std over {plural(n, 'seed')}", "architecture"], rows)
+    sources = table(["source document", "data", "test accuracy", "note"],
+                    [[x["model"], x["data"], x["test_accuracy"], x["note"]] for x in r["sources"]])
+    what = (f" (digits-cnn, {s['trials']} trials, {s['workers']} workers, TPE + median pruning; "
+            f"best config retrained on train + validation with {plural(n, 'seed')}, tested once on the "
+            "360 held-out images)")
+    return f"{provenance(r, what)}\n\n{ours}\n\nThe source documents' figures, on their own data:\n\n{sources}\n"
+
+
+RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "memory": memory,
+    "time_to_target": time_to_target,
+    "scaling": scaling,
+    "store_overhead": store_overhead,
+    "final_quality": final_quality,
+}
+
+
+def render(doc: str, results: Path) -> tuple[str, list[str], list[str]]:
+    """The document with every block that has a result file rewritten; (text, rendered, kept)."""
+    rendered, kept = [], []
+
+    def replace(match: re.Match) -> str:
+        name = match["name"]
+        path = results / f"{name}.json"
+        if name not in RENDERERS or not path.exists():
+            kept.append(name)
+            return match.group(0)
+        rendered.append(name)
+        body = RENDERERS[name](json.loads(path.read_text()))
+        return f"{match.group(1)}{body}{match.group(4)}"
+
+    return BLOCK.sub(replace, doc), rendered, kept
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--results", default=str(ROOT / "bench" / "results"))
+    parser.add_argument("--doc", default=str(ROOT / "docs" / "BENCHMARKS.md"))
+    parser.add_argument("--check", action="store_true",
+                        help="change nothing; exit 1 when the document is out of date")
+    args = parser.parse_args()
+    doc = Path(args.doc)
+    before = doc.read_text()
+    after, rendered, kept = render(before, Path(args.results))
+    print(f"Rendered: {', '.join(rendered) or 'nothing'}"
+          + (f"; kept as they are (no results yet): {', '.join(kept)}" if kept else ""))
+    if args.check:
+        if after != before:
+            print(f"{doc} is out of date: run bench/render.py")
+            sys.exit(1)
+        return
+    if after != before:
+        doc.write_text(after)
+        print(f"Updated {doc}")
+
+
+if __name__ == "__main__":
+    main()
