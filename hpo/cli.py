@@ -84,16 +84,10 @@ def _resolve_config(study: str | None, config_file: str | None, storage: str | N
     except HpoError:
         st = None
     if st is not None:
-        names = {s.study_name for s in _summaries(st)}
+        names = set(store.study_names(st))
         if name in names:
             return stored_config(store.load_study(name, st))
     return cfg.builtin(name)  # raises the "unknown study" error with the list of built-ins
-
-
-def _summaries(storage):
-    import optuna
-
-    return optuna.get_all_study_summaries(storage, include_best_trial=False)
 
 
 @cli.command()

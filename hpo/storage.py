@@ -193,11 +193,18 @@ def load_study(name: str, storage) :
         with warnings_silenced():
             return optuna.load_study(study_name=name, storage=storage)
     except KeyError:
-        names = [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+        names = study_names(storage)
         listed = ", ".join(names) if names else "none yet"
         raise StudyNotFoundError(
             f"no study named {name!r} in {mask(storage.url)} (studies there: {listed})"
         ) from None
+
+
+def study_names(storage) -> list[str]:
+    """The names of the studies in a store."""
+    import optuna
+
+    return [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
 
 
 def reap_stale_trials(study) -> int:

@@ -135,7 +135,7 @@ def prepare_study(config: StudyConfig, storage_url: str | None, echo: Callable[[
         backend.check_known(source, config, dataset.input_shape)
     url = store.resolve_url(storage_url)
     storage = store.open_storage(url, create=True)
-    if config.name in {s.study_name for s in _summaries(storage)}:
+    if config.name in set(store.study_names(storage)):
         study = store.load_study(config.name, storage)
         check_resume(config, backend.stored_config(study))
         reaped = store.reap_stale_trials(study)
@@ -268,12 +268,6 @@ def supervise(
             if after_stop is not None:
                 after_stop(procs)
     return code
-
-
-def _summaries(storage):
-    import optuna
-
-    return optuna.get_all_study_summaries(storage, include_best_trial=False)
 
 
 def _new_results(study, seen: set[int]) -> list[str]:

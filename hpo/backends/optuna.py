@@ -268,8 +268,7 @@ class Worker:
         self.max_consecutive_failures = max_consecutive_failures
         self.worker = worker_id()
         self.ran = 0
-        self.in_trial = False  # within a trial, a stop request ends its training at the next batch
-        self.stop_requested = False
+        self.stop_requested = False  # set by a signal; training stops at the next batch
         self.last_error = ""
         self._failures = 0
 
@@ -310,7 +309,6 @@ class Worker:
                 trial.set_user_attr("pruned_at_epoch", epoch)
                 raise optuna.TrialPruned(f"pruned at epoch {epoch} ({val_accuracy:.4f})")
 
-        self.in_trial = True
         try:
             if self.stop_requested:
                 raise KeyboardInterrupt
@@ -324,12 +322,9 @@ class Worker:
             trial.set_user_attr("error", str(exc))
             raise
         except KeyboardInterrupt:
-            self.in_trial = False
             trial.set_user_attr("error", "interrupted: the worker was stopped")
             requeue(self.study, params, trial.number, trial.user_attrs)
             raise
-        finally:
-            self.in_trial = False
         for key, value in record.items():
             trial.set_user_attr(key, value)
         if not single or self.config.cv:
