@@ -75,3 +75,10 @@ def stop_and_wait(proc: subprocess.Popen, sig: int, group: bool) -> str:
         proc.send_signal(sig)
     _, stderr = proc.communicate(timeout=60)
     return stderr
+
+
+def assert_stopped_cleanly(proc: subprocess.Popen, code: int, stderr: str, pids: list[int]) -> None:
+    """The stopped command exited with ``code``, printed no traceback and left none of ``pids``."""
+    assert proc.returncode == code, stderr
+    assert "Traceback" not in stderr
+    assert not [pid for pid in pids if alive(pid)], "processes outlived the launch"

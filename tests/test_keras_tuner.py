@@ -11,7 +11,15 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-from runner import alive, children, error_line, run_hpo, start_hpo, stop_and_wait
+from runner import (
+    alive,
+    assert_stopped_cleanly,
+    children,
+    error_line,
+    run_hpo,
+    start_hpo,
+    stop_and_wait,
+)
 from test_launch import by_state, load
 
 from hpo.backends import keras_tuner as backend
@@ -326,9 +334,7 @@ def test_a_stop_signal_leaves_no_orphan_then_resume_reruns_the_interrupted_trial
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == code, stderr
-    assert "Traceback" not in stderr
-    assert not [pid for pid in started if alive(pid)], "KerasTuner processes outlived the launch"
+    assert_stopped_cleanly(proc, code, stderr, started)
     study = load(tmp_path, "slow")
     states = by_state(study)
     assert "RUNNING" not in states, states

@@ -10,7 +10,15 @@ from pathlib import Path
 import optuna
 import pytest
 from optuna.trial import TrialState
-from runner import alive, children, error_line, file_digest, run_hpo, start_hpo, stop_and_wait
+from runner import (
+    assert_stopped_cleanly,
+    children,
+    error_line,
+    file_digest,
+    run_hpo,
+    start_hpo,
+    stop_and_wait,
+)
 from sqlalchemy.exc import SQLAlchemyError
 
 from hpo.storage import sqlite_lock
@@ -115,9 +123,7 @@ def test_a_stop_signal_leaves_no_running_trial_and_no_orphan_then_resumes(tmp_pa
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == code, stderr
-    assert "Traceback" not in stderr
-    assert not [pid for pid in workers if alive(pid)], "worker processes outlived the launch"
+    assert_stopped_cleanly(proc, code, stderr, workers)
     study = load(tmp_path)
     states = by_state(study)
     assert "RUNNING" not in states, states
