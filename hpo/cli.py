@@ -168,20 +168,75 @@ def launch(study, config_file, workers, trials, timeout, storage, data, epochs, 
         else:
             result = run_launch(conf, storage, n, target, timeout=timeout, recycle_after=recycle_after or None,
                                 enqueue=enqueue, echo=echo)
+    _show_result(conf.name, result, storage)
+
+
+def _show_result(name: str, result, storage: str | None) -> None:
+    """The end of a launch: trials by state, the best configuration, the store, what next."""
+    from hpo import storage as store
+
     counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(result.counts.items()))
-    click.echo(f"\nStudy {conf.name!r}: {counts or 'no trials'}.")
+    click.echo(f"\nStudy {name!r}: {counts or 'no trials'}.")
     if result.best is not None:
-        best = result.best
-        click.echo(f"Best: trial {best.number}, validation accuracy {best.values[0]:.4f}, "
-                   f"{best.user_attrs.get('n_params', 0):,} parameters")
-        for key, value in best.params.items():
+        best, trial = result.best, result.best.trial
+        click.echo(f"Best: trial {trial.number}, validation accuracy {best.describe()}, "
+                   f"{trial.user_attrs.get('n_params', 0):,} parameters")
+        for key, value in trial.params.items():
             click.echo(f"  {key}: {_fmt(value)}")
     url = store.mask(store.resolve_url(storage))
     click.echo(f"Store: {url}")
     click.echo("Next: hpo status --study {0} | hpo dashboard | hpo report --study {0} | "
-               "hpo export --study {0} | hpo retrain --study {0}".format(conf.name))
+               "hpo export --study {0} | hpo retrain --study {0}".format(name))
     if result.exit_code:
         sys.exit(result.exit_code)
+
+
+@cli.command("confirm")
+@click.option("--study", required=True, metavar="NAME", help="A study in the store.")
+@click.option("--top", type=click.IntRange(min=1), default=None, metavar="K",
+              help="Confirm the K best configurations [default: the study's, else 3].")
+@click.option("--seeds", type=click.IntRange(min=2), default=None, metavar="S",
+              help="Runs per configuration in all, the search's own included [default: the "
+                   "study's, else 3].")
+@click.option("--workers", type=int, default=None, metavar="N",
+              help="Worker processes [default: the number of CPU cores, at most 4].")
+@storage_option
+@click.option("--data", default=None, metavar="PATH", help="Dataset file (.h5, .mat, .npz).")
+def confirm_study(study, top, seeds, workers, storage, data):
+    """Train a study's best configurations again with other seeds and rank them by their mean.
+
+    Works on any finished single-objective study (whichever engine ran it); the re-runs are
+    trials of the study marked `confirm_of`. Re-running the command adds nothing more.
+    """
+    from hpo import confirm
+    from hpo import storage as store
+    from hpo.backends.optuna import finished, stored_config
+    from hpo.errors import ConfigError
+    from hpo.workers import default_workers
+    from hpo.workers import launch as run_launch
+
+    st = store.open_storage(storage, create=False, heartbeat=False)
+    found = store.load_study(study, st)
+    conf = stored_config(found)
+    if conf.multi_objective:
+        raise ConfigError(f"study {study!r} has several objectives: its result is a Pareto front, "
+                          "which confirmation by one score does not rank")
+    top = top or conf.confirm_top or 3
+    seeds = seeds or conf.confirm_seeds
+    trials = found.get_trials(deepcopy=False)
+    search = [t for t in trials if not confirm.is_rerun(t)]
+    done = finished({"COMPLETE": sum(t.state.name == "COMPLETE" for t in search),
+                     "PRUNED": sum(t.state.name == "PRUNED" for t in search)})
+    if not confirm.candidates(trials):
+        raise ConfigError(f"study {study!r} has no complete trial to confirm: run `hpo launch "
+                          f"--study {study}` first")
+    found.set_user_attr(confirm.SETTINGS_ATTR, {"top": top, "seeds": seeds})
+    click.echo(f"Confirming the {top} best configurations of {study!r} with {seeds} runs each.",
+               err=True)
+    result = run_launch(conf.with_options(data=data), storage,
+                        workers if workers is not None else default_workers(), done,
+                        echo=lambda m: click.echo(m, err=True))
+    _show_result(study, result, storage)
 
 
 @cli.command()
@@ -259,10 +314,11 @@ def status(study, storage):
     st = store.open_storage(storage, create=False, heartbeat=False)
     info = study_status(store.load_study(study, st))
     click.echo(f"Study {study!r} in {store.mask(st.url)}")
-    click.echo("Trials: " + (", ".join(f"{n} {s.lower()}" for s, n in info["counts"].items()) or "none"))
+    click.echo("Trials: " + (", ".join(f"{n} {s.lower()}" for s, n in info["counts"].items()) or "none")
+               + (f" ({info['reruns']} of them confirmation re-runs)" if info["reruns"] else ""))
     best = info["best"]
     if best:
-        click.echo(f"Best: trial {best['number']}, validation accuracy {best['value']:.4f}, "
+        click.echo(f"Best: trial {best['number']}, validation accuracy {best['score']}, "
                    f"{best['n_params']:,} parameters, {best['epochs']} epochs, "
                    f"{best['train_seconds']:.1f}s training, worker {best['worker']}")
         for key, value in best["params"].items():
@@ -391,16 +447,20 @@ def export_configs(study, top, output, storage):
               help="With --study: the K best complete trials [default: 1].")
 @click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, metavar="R",
               help="Train each config R times (seeds s..s+R-1) and report mean ± std.")
+@click.option("--ensemble", is_flag=True,
+              help="Also average each config's R seed models into one saved model "
+                   "(DIR/<config>/ensemble/model.keras) and report its test accuracy.")
 @click.option("--output-dir", default="runs", show_default=True, metavar="DIR",
               help="Where DIR/<config>/seed-<s>/model.keras and DIR/results.json go.")
 @storage_option
 @click.option("--data", default=None, metavar="PATH",
               help="Dataset file on this machine (replaces the config's data path).")
-def retrain(study, config_file, top, seeds, output_dir, storage, data):
+def retrain(study, config_file, top, seeds, ensemble, output_dir, storage, data):
     """Train the best configs on train + validation, then score them once on the held-out test set.
 
     \b
     hpo retrain --study digits-cnn --top 3 --seeds 5
+    hpo retrain --study digits-cnn --seeds 3 --ensemble
     hpo retrain --config best.yaml --data SVHN_single_grey1.h5
     """
     from hpo import export
@@ -426,7 +486,8 @@ def retrain(study, config_file, top, seeds, output_dir, storage, data):
         for warning in warnings:
             echo(f"Warning: {warning}")
         record_url = store.resolve_url(storage)
-    report = run_retrain(configs, seeds=seeds, output_dir=output_dir, data=data, echo=echo)
+    report = run_retrain(configs, seeds=seeds, ensemble=ensemble, output_dir=output_dir, data=data,
+                         echo=echo)
     notes = record_in_studies(report.summaries, configs, record_url)
     rows = summary_rows(report.summaries)
     click.echo(table(list(rows[0]), ([row[h] for h in row] for row in rows)))

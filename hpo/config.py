@@ -61,6 +61,15 @@ class StudyConfig:
     train_subset: int | None = None
     max_params: int | None = None
     cv: int | None = None
+    #: Successive halving / Hyperband: the first rung (epochs), and the factor between rungs.
+    min_epochs: int | None = None  # None: the largest r with r * factor^2 <= epochs
+    reduction_factor: int = 3
+    #: Confirmation: the best `confirm_top` configurations are trained `confirm_seeds` times in
+    #: all (other seeds) once the search is done, and ranked by their mean. 0 turns it off.
+    confirm_top: int = 0
+    confirm_seeds: int = 3
+    #: Try the search space's default configuration (its modules' recipe) as the first trial.
+    try_defaults_first: bool = True
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -82,6 +91,15 @@ class StudyConfig:
             _check_int("max_params", self.max_params, 1)
         if self.cv is not None:
             _check_int("cv", self.cv, 2)
+        if self.min_epochs is not None:
+            _check_int("min_epochs", self.min_epochs, 1)
+            if self.min_epochs > self.epochs:
+                raise ConfigError(f"min_epochs ({self.min_epochs}) must not exceed epochs ({self.epochs})")
+        _check_int("reduction_factor", self.reduction_factor, 2)
+        _check_int("confirm_top", self.confirm_top, 0)
+        _check_int("confirm_seeds", self.confirm_seeds, 2)
+        if not isinstance(self.try_defaults_first, bool):
+            raise ConfigError(f"try_defaults_first must be true or false, got {self.try_defaults_first!r}")
         if not (isinstance(self.val_fraction, float) and 0 < self.val_fraction < 1):
             raise ConfigError(f"val_fraction must be a number between 0 and 1, got {self.val_fraction!r}")
         if self.dataset == "digits" and self.data:
@@ -96,6 +114,37 @@ class StudyConfig:
     @property
     def multi_objective(self) -> bool:
         return len(self.objectives) > 1
+
+    @property
+    def first_rung(self) -> int:
+        """The epochs a trial trains before successive halving first judges it."""
+        if self.min_epochs is not None:
+            return self.min_epochs
+        return max(1, self.epochs // self.reduction_factor**2)
+
+    def rungs(self, epochs: int | None = None) -> tuple[int, ...]:
+        """The epochs where the pruner judges a trial: first_rung * factor^k, below ``epochs``."""
+        epochs = self.epochs if epochs is None else epochs
+        out, rung = [], self.first_rung
+        while rung < epochs:
+            out.append(rung)
+            rung *= self.reduction_factor
+        return tuple(out)
+
+    def cycles(self, epochs: int | None = None) -> tuple[int, ...]:
+        """Where a cosine schedule restarts: at the pruner's rungs, so trials are judged annealed.
+
+        Only successive halving and Hyperband judge at fixed rungs; with other pruners a
+        cosine schedule is one decay over all epochs.
+        """
+        if self.pruner not in ("successive-halving", "hyperband") or self.multi_objective or self.cv:
+            return ()
+        return self.rungs(epochs)
+
+    @property
+    def confirms(self) -> bool:
+        """Whether the best configurations are re-run once the search is done."""
+        return self.confirm_top > 0 and not self.multi_objective
 
     def space(self) -> SearchSpace:
         """The search space: the modules' parameters with the overrides applied, validated."""
@@ -190,30 +239,37 @@ def _check_int(what: str, value: Any, minimum: int) -> None:
         raise ConfigError(f"{what} must be an integer >= {minimum}, got {value!r}")
 
 
-_CNN_SPACE = ("filters", "kernel_size", "activation", "batch_norm", "dropout", "dense_units",
-              "learning_rate", "batch_size")
-_ANN_SPACE = ("dense_units", "activation", "batch_norm", "dropout", "learning_rate", "batch_size")
+#: A modern small-CNN recipe: augmentation, VGG-style blocks, a cosine schedule, weight decay,
+#: label smoothing, and the head, beside the notebooks' own dimensions.
+_CNN_SPACE = ("augmentation", "filters", "convs_per_block", "kernel_size", "activation",
+              "batch_norm", "conv_dropout", "head", "dense_units", "dropout", "learning_rate",
+              "lr_schedule", "weight_decay", "label_smoothing", "batch_size")
+_ANN_SPACE = ("augmentation", "dense_units", "activation", "batch_norm", "dropout", "learning_rate",
+              "lr_schedule", "weight_decay", "label_smoothing", "batch_size")
+#: Epochs are the budget: successive halving judges trials at rungs of 4, 12 and 36 epochs
+#: (the first rung follows --epochs: the largest r with r * 3^2 <= epochs).
+_BUDGET = dict(epochs=36, reduction_factor=3, early_stopping=0, pruner="successive-halving")
 
 BUILTIN: dict[str, StudyConfig] = {c.name: c for c in (
     StudyConfig(
         name="digits-cnn", dataset="digits", model="cnn", search_space=_CNN_SPACE,
         overrides={"dense_layers": 1, "batch_size": [32, 64, 128]},
-        epochs=10, trials=20,
+        trials=40, confirm_top=3, **_BUDGET,
         description="CNN on scikit-learn's bundled 8x8 digits (the embedded default; no download)",
     ),
     StudyConfig(
         name="digits-ann", dataset="digits", model="ann", search_space=_ANN_SPACE,
-        epochs=15, trials=20,
+        trials=40, confirm_top=3, **_BUDGET,
         description="Dense network on the bundled 8x8 digits",
     ),
     StudyConfig(
         name="svhn-cnn", dataset="svhn", data="SVHN_single_grey1.h5", model="cnn",
-        search_space=_CNN_SPACE, overrides={"dense_layers": 1}, epochs=10, trials=60,
+        search_space=_CNN_SPACE, overrides={"dense_layers": 1}, trials=60, **_BUDGET,
         description="CNN on SVHN street-view digits, 32x32 grey (the notebooks' KerasTuner space)",
     ),
     StudyConfig(
         name="svhn-ann", dataset="svhn", data="SVHN_single_grey1.h5", model="ann",
-        search_space=_ANN_SPACE, epochs=15, trials=40,
+        search_space=_ANN_SPACE, trials=40, **_BUDGET,
         description="Dense network on SVHN street-view digits",
     ),
     StudyConfig(

@@ -21,10 +21,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from hpo import yaml_file
+from hpo import confirm, yaml_file
+from hpo.confirm import Candidate
 from hpo.data import DATASETS
 from hpo.errors import ConfigError, DataError, HpoError
 from hpo.models import (
+    LR_SCHEDULES,
     OPTIMIZERS,
     TRAINING_DEFAULTS,
     Architecture,
@@ -38,6 +40,8 @@ FORMAT = "hpo-config/1"
 RETRAIN_ATTR = "retrain:{trial}"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _METRICS = ("val_accuracy", "train_accuracy", "n_params", "inference_ms", "train_seconds")
+#: Metrics a confirmed configuration adds: the spread of its runs' scores and how many ran.
+_CONFIRM_METRICS = ("val_accuracy_std", "runs")
 
 
 @dataclass(frozen=True)
@@ -53,19 +57,39 @@ class DatasetRef:
 
 @dataclass(frozen=True)
 class Training:
-    """Fixed-length training: retraining has no validation set to stop early on."""
+    """Fixed-length training, the recipe the search ran: retraining has nothing to stop early on."""
 
     epochs: int
     optimizer: str = TRAINING_DEFAULTS["optimizer"]
     learning_rate: float = TRAINING_DEFAULTS["learning_rate"]
     batch_size: int = TRAINING_DEFAULTS["batch_size"]
+    lr_schedule: str = TRAINING_DEFAULTS["lr_schedule"]
+    warmup_epochs: int = TRAINING_DEFAULTS["warmup_epochs"]
+    weight_decay: float = TRAINING_DEFAULTS["weight_decay"]
+    label_smoothing: float = TRAINING_DEFAULTS["label_smoothing"]
+    cycles: tuple[int, ...] = ()  # where a cosine schedule restarts, as in the search
     best_epoch: int | None = None  # the search's best validation epoch, for the record
     seed: int = 0  # the first retraining seed; --seeds R uses seed .. seed+R-1
 
     def settings(self, seed: int) -> TrainSettings:
         return TrainSettings(epochs=self.epochs, batch_size=self.batch_size,
                              optimizer=self.optimizer, learning_rate=self.learning_rate,
-                             early_stopping=0, seed=seed)
+                             early_stopping=0, seed=seed, lr_schedule=self.lr_schedule,
+                             warmup_epochs=self.warmup_epochs, weight_decay=self.weight_decay,
+                             label_smoothing=self.label_smoothing, cycles=self.cycles)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"optimizer": self.optimizer, "learning_rate": self.learning_rate,
+                               "batch_size": self.batch_size, "epochs": self.epochs,
+                               "lr_schedule": self.lr_schedule, "warmup_epochs": self.warmup_epochs,
+                               "weight_decay": self.weight_decay,
+                               "label_smoothing": self.label_smoothing}
+        if self.cycles:
+            out["cycles"] = list(self.cycles)
+        if self.best_epoch is not None:
+            out["best_epoch"] = self.best_epoch
+        out["seed"] = self.seed
+        return out
 
 
 @dataclass(frozen=True)
@@ -106,12 +130,7 @@ class RetrainConfig:
             out["architecture"] = self.architecture.to_dict()
             if self.params:
                 out["params"] = dict(self.params)
-        t = self.training
-        out["training"] = {"optimizer": t.optimizer, "learning_rate": t.learning_rate,
-                           "batch_size": t.batch_size, "epochs": t.epochs}
-        if t.best_epoch is not None:
-            out["training"]["best_epoch"] = t.best_epoch
-        out["training"]["seed"] = t.seed
+        out["training"] = self.training.to_dict()
         if self.metrics:
             out["metrics"] = dict(self.metrics)
         if self.provenance:
@@ -122,16 +141,17 @@ class RetrainConfig:
 # --------------------------------------------------------------------------- study -> configs
 
 
-def best_trials(study, top: int) -> list:
-    """The ``top`` best COMPLETE trials: highest accuracy, then fewer parameters, then earlier.
+def best_trials(study, top: int) -> list[Candidate]:
+    """The ``top`` best configurations, ranked by their confirmed score (see :mod:`hpo.confirm`).
 
-    In a study with several objectives (accuracy against size or latency) these
-    are the Pareto-optimal trials, by accuracy.
+    Configurations with several runs come first, by their mean; then single runs
+    by accuracy; ties go to fewer parameters, then the earlier trial. In a study
+    with several objectives (accuracy against size or latency) these are the
+    Pareto-optimal trials, by accuracy.
     """
-    from optuna.trial import TrialState
-
-    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not done:
+    trials = study.get_trials(deepcopy=False)
+    ranked = confirm.candidates(trials)
+    if not ranked:
         from hpo.backends.optuna import counts
 
         held = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts(study).items()))
@@ -140,9 +160,10 @@ def best_trials(study, top: int) -> list:
             f"run `hpo launch --study {study.study_name}` until one completes"
         )
     if len(study.directions) > 1:
-        done = study.best_trials
-    done.sort(key=lambda t: (-t.values[0], t.user_attrs.get("n_params", math.inf), t.number))
-    return done[:top]
+        front = sorted(study.best_trials, key=lambda t: (-t.values[0],
+                       t.user_attrs.get("n_params", math.inf), t.number))
+        ranked = [Candidate(t, [t.values[0]]) for t in front]
+    return ranked[:top]
 
 
 def configs_from_study(
@@ -181,24 +202,35 @@ def configs_from_study(
     exported_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     masked = store.mask(store.resolve_url(storage_url))
     out = []
-    for trial in trials:
+    for candidate in trials:
+        trial = candidate.trial
         attrs = trial.user_attrs
         settings = settings_for(config, trial.params, attrs.get("seed", config.seed + trial.number))
+        epochs = int(attrs.get("epochs", settings.epochs))  # as run, early stop included
+        metrics = {k: attrs[k] for k in _METRICS if k in attrs}
+        if candidate.confirmed:  # the confirmed score: the mean over the configuration's runs
+            metrics.update(val_accuracy=candidate.mean, val_accuracy_std=candidate.std,
+                           runs=candidate.runs)
         out.append(RetrainConfig(
             name=f"{study.study_name}-trial-{trial.number}",
             dataset=dataset,
             architecture=trial_architecture(config, trial.params, attrs),
             training=Training(
-                epochs=int(attrs.get("epochs", settings.epochs)),  # as run, early stop included
+                epochs=epochs,
                 optimizer=settings.optimizer,
                 learning_rate=settings.learning_rate,
                 batch_size=settings.batch_size,
+                lr_schedule=settings.lr_schedule,
+                warmup_epochs=settings.warmup_epochs,
+                weight_decay=settings.weight_decay,
+                label_smoothing=settings.label_smoothing,
+                cycles=tuple(c for c in settings.cycles if c < epochs),
                 best_epoch=attrs.get("best_epoch"),
                 seed=settings.seed,
             ),
             params=dict(trial.params),
             source=Source(study.study_name, trial.number, masked),
-            metrics={k: attrs[k] for k in _METRICS if k in attrs},
+            metrics=metrics,
             provenance={"exported_at": exported_at,
                         "versions": attrs.get("versions") or versions()},
         ))
@@ -223,8 +255,13 @@ def dumps(configs: list[RetrainConfig]) -> str:
 
 
 def describe_architecture(arch: Architecture) -> str:
-    """A short one-line summary such as ``conv 32/64 k3 bn, dense 128 d0.3, relu``."""
+    """A short one-line summary such as ``aug t0.1 r10, conv 32-32/64-64 k3 bn gap, dense 128 d0.3, relu``."""
     parts = []
+    aug = arch.augmentation
+    if aug.active:
+        shown = [f"{k[0]}{v:g}" for k, v in (("translate", aug.translate), ("rotate", aug.rotate),
+                                              ("zoom", aug.zoom)) if v]
+        parts.append("aug " + " ".join(shown))
     if arch.conv_blocks:
         filters = "/".join("-".join(str(f) for f in b.filters) for b in arch.conv_blocks)
         kernels = sorted({b.kernel_size for b in arch.conv_blocks})
@@ -232,6 +269,7 @@ def describe_architecture(arch: Architecture) -> str:
         text += " bn" if any(b.batch_norm for b in arch.conv_blocks) else ""
         drops = {b.dropout for b in arch.conv_blocks} - {0.0}
         text += f" d{'/'.join(f'{d:g}' for d in sorted(drops))}" if drops else ""
+        text += " gap" if arch.head == "gap" else ""
         parts.append(text)
     if arch.dense_layers:
         text = "dense " + "-".join(str(d.units) for d in arch.dense_layers)
@@ -259,7 +297,8 @@ def best_rows(study, configs: list[RetrainConfig]) -> list[dict[str, Any]]:
         rows.append({
             "rank": rank,
             "trial": c.source.trial if c.source else "-",
-            "val_acc": _num(m.get("val_accuracy"), ".4f"),
+            "val_acc": _val_text(m),
+            "runs": m.get("runs", 1),
             "train_acc": _num(m.get("train_accuracy"), ".4f"),
             "test_acc": test,
             "epochs": f"{t.epochs} (best {t.best_epoch})" if t.best_epoch else t.epochs,
@@ -272,6 +311,13 @@ def best_rows(study, configs: list[RetrainConfig]) -> list[dict[str, Any]]:
             "architecture": describe_architecture(c.architecture),
         })
     return rows
+
+
+def _val_text(metrics: Mapping[str, Any]) -> str:
+    """The validation score: a confirmed mean ± the spread of its runs, or one run's."""
+    if "val_accuracy_std" in metrics:
+        return f"{metrics['val_accuracy']:.4f} ± {metrics['val_accuracy_std']:.4f}"
+    return _num(metrics.get("val_accuracy"), ".4f")
 
 
 def _num(value: Any, spec: str) -> str:
@@ -465,13 +511,27 @@ def _parse_training(s: _Section, named) -> Training:
     if "training" not in s.data:
         return Training(**{k: defaults[k] for k in ("epochs", *TRAINING_DEFAULTS)})
     t = s.section("training", required=() if named else ("epochs",), optional=(
-        "optimizer", "learning_rate", "batch_size", "epochs", "best_epoch", "seed",
+        "optimizer", "learning_rate", "batch_size", "epochs", "best_epoch", "seed", "lr_schedule",
+        "warmup_epochs", "weight_decay", "label_smoothing", "cycles",
     ))
+    epochs = t.integer("epochs", 1, default=defaults.get("epochs", _ABSENT))
+    cycles = t.data.get("cycles") or []
+    if (not isinstance(cycles, list)
+            or any(isinstance(c, bool) or not isinstance(c, int) or not 0 < c < epochs for c in cycles)
+            or cycles != sorted(set(cycles))):
+        raise t.error(f"{t.at('cycles')} must be a rising list of epochs below training.epochs "
+                      f"({epochs}), got {cycles!r}")
     return Training(
-        epochs=t.integer("epochs", 1, default=defaults.get("epochs", _ABSENT)),
+        epochs=epochs,
         optimizer=t.text("optimizer", OPTIMIZERS, default=defaults["optimizer"]),
         learning_rate=t.number("learning_rate", 0.0, default=float(defaults["learning_rate"])),
         batch_size=t.integer("batch_size", 1, default=defaults["batch_size"]),
+        lr_schedule=t.text("lr_schedule", LR_SCHEDULES, default=defaults["lr_schedule"]),
+        warmup_epochs=t.integer("warmup_epochs", 0, default=defaults["warmup_epochs"]),
+        weight_decay=t.number("weight_decay", -1e-12, default=float(defaults["weight_decay"])),
+        label_smoothing=t.number("label_smoothing", -1e-12, 1.0,
+                                 default=float(defaults["label_smoothing"])),
+        cycles=tuple(cycles),
         best_epoch=t.integer("best_epoch", 1, default=None),
         seed=t.integer("seed", 0, default=0),
     )
@@ -493,9 +553,9 @@ def _parse_params(s: _Section, family: str) -> dict[str, Any]:
 
 
 def _parse_metrics(s: _Section) -> dict[str, Any]:
-    m = s.section("metrics", optional=_METRICS)
+    m = s.section("metrics", optional=_METRICS + _CONFIRM_METRICS)
     out: dict[str, Any] = {}
-    for key in _METRICS:
+    for key in _METRICS + _CONFIRM_METRICS:
         if m.has(key):
-            out[key] = m.integer(key, 0) if key == "n_params" else m.number(key, -1e-12)
+            out[key] = m.integer(key, 0) if key in ("n_params", "runs") else m.number(key, -1e-12)
     return out

@@ -69,13 +69,20 @@ def versions() -> dict[str, str]:
 def settings_for(config: StudyConfig, params: Mapping[str, Any], seed: int) -> TrainSettings:
     """Training settings: the trial's parameters, else the study's, else the defaults."""
     merged = {**TRAINING_DEFAULTS, **params}
+    epochs = int(params.get("epochs", config.epochs))
+    cosine = merged["lr_schedule"] == "cosine"
     return TrainSettings(
-        epochs=int(params.get("epochs", config.epochs)),
+        epochs=epochs,
         batch_size=int(merged["batch_size"]),
         optimizer=str(merged["optimizer"]),
         learning_rate=float(merged["learning_rate"]),
         early_stopping=config.early_stopping,
         seed=seed,
+        lr_schedule=str(merged["lr_schedule"]),
+        warmup_epochs=int(merged["warmup_epochs"]),
+        weight_decay=float(merged["weight_decay"]),
+        label_smoothing=float(merged["label_smoothing"]),
+        cycles=config.cycles(epochs) if cosine else (),
     )
 
 

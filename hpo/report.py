@@ -16,8 +16,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from hpo import confirm
 from hpo import storage as store
 from hpo.backends.optuna import CONFIG_ATTR, counts
+from hpo.confirm import Candidate
 from hpo.errors import ConfigError
 
 RETRAIN_ATTR = "retrain:"  # study user attribute prefix, followed by the trial number
@@ -101,14 +103,12 @@ def _objective_names(study) -> list[str]:
     return list(names) if names else [f"objective {i}" for i in range(len(study.directions))]
 
 
-def _best_trials(study) -> list:
-    """The best trial, or for several objectives the Pareto-optimal ones."""
+def _best_trials(study) -> list[Candidate]:
+    """The best configuration by confirmed score, or for several objectives the Pareto front."""
     if len(study.directions) > 1:
-        return sorted(study.best_trials, key=lambda t: t.number)
-    try:
-        return [study.best_trial]
-    except ValueError:
-        return []
+        return [Candidate(t, [t.values[0]]) for t in sorted(study.best_trials, key=lambda t: t.number)]
+    ranked = confirm.candidates(study.get_trials(deepcopy=False))
+    return ranked[:1]
 
 
 def study_sections(study) -> list[Section]:
@@ -265,6 +265,9 @@ def _retrain_scores(number: int, result: dict[str, Any]) -> str:
         text += f", macro F1 {float(result['f1_macro_mean']):.4f}"
         if result.get("f1_macro_std") is not None:
             text += f" ± {float(result['f1_macro_std']):.4f}"
+    ensemble = result.get("ensemble", {}).get("test_accuracy", result.get("ensemble_test_accuracy"))
+    if ensemble is not None:
+        text += f"; the seeds' models averaged (ensemble): {float(ensemble):.4f}"
     return text
 
 
@@ -301,16 +304,27 @@ def summary_html(study, retrain: dict[int, dict[str, Any]]) -> str:
     elif len(best) > 1:
         parts.append(f"<p class='best'>{len(best)} Pareto-optimal trials "
                      f"({e(', '.join(names))}):</p>")
-    for trial in best[:5]:
+    for candidate in best[:5]:
+        trial = candidate.trial
         scores = ", ".join(f"{n} {v:.4f}" for n, v in zip(names, trial.values))
         if len(best) == 1:
-            parts.append(f"<p class='best'>Best: trial {trial.number}, {e(scores)}</p>")
+            parts.append(f"<p class='best'>Best: trial {trial.number}, {e(names[0])} "
+                         f"{e(candidate.describe())}</p>")
         else:
             parts.append(f"<h3>Trial {trial.number}: {e(scores)}</h3>")
         attrs = [(label, trial.user_attrs[key]) for key, label in _SHOWN_ATTRS
                  if key in trial.user_attrs]
         parts.append("<div class='tables'>" + _table(attrs) + _table(list(trial.params.items()))
                      + "</div>")
+    confirmed = [c for c in confirm.candidates(study.get_trials(deepcopy=False)) if c.confirmed]
+    if confirmed and len(study.directions) == 1:
+        rows = "".join(
+            f"<tr><td>{c.trial.number}</td><td>{c.mean:.4f}</td><td>{c.std:.4f}</td>"
+            f"<td>{c.runs}</td><td>{e(', '.join(f'{v:.4f}' for v in c.values))}</td></tr>"
+            for c in confirmed[:10])
+        parts.append("<p class='confirmed'>Confirmed: the best configurations trained again with "
+                     "other seeds, ranked by their mean.</p><table><tr><th>trial</th><th>mean</th>"
+                     f"<th>std</th><th>runs</th><th>each run</th></tr>{rows}</table>")
     scores = [_retrain_scores(n, r) for n, r in retrain.items()]
     if scores:
         parts.append("<p class='retrain'>Retrained on the full training set, on the held-out "

@@ -46,6 +46,7 @@ def retrain(
     configs: list[RetrainConfig],
     *,
     seeds: int = 1,
+    ensemble: bool = False,
     output_dir: str | os.PathLike[str] = "runs",
     data: str | None = None,
     echo: Callable[[str], None] = print,
@@ -55,24 +56,31 @@ def retrain(
 
     ``data`` replaces every config's data path (the file on this machine). All
     data is loaded and checked against the configs before the first epoch, so a
-    wrong file fails in seconds, not after an hour of training.
+    wrong file fails in seconds, not after an hour of training. With ``ensemble``
+    the seeds' models of each config are also averaged into one saved model.
     """
     from hpo.training import configure_tensorflow
 
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
+    if ensemble and seeds < 2:
+        raise ConfigError("--ensemble averages the models of several seeds: use --seeds 2 or more")
     out = Path(output_dir)
     datasets = _load_all(configs, data, echo)
     configure_tensorflow(None)
     results, summaries = [], []
     for config in configs:
         ds = datasets[config.name]
-        runs = [
-            _run_seed(config, ds, seed, out, progress_stream)
-            for seed in range(config.training.seed, config.training.seed + seeds)
-        ]
+        runs, models = [], []
+        for seed in range(config.training.seed, config.training.seed + seeds):
+            record, model = _run_seed(config, ds, seed, out, progress_stream)
+            runs.append(record)
+            models.append(model)
         results.extend(runs)
-        summaries.append(_summarize(config, runs))
+        summary = _summarize(config, runs)
+        if ensemble:
+            summary["ensemble"] = _ensemble(config, ds, models, out)
+        summaries.append(summary)
     path = _write_results(out, results, summaries, echo)
     return RetrainReport(results, summaries, path)
 
@@ -135,10 +143,11 @@ def _progress_callback(progress: Progress):
 
 
 def _run_seed(config: RetrainConfig, ds: Dataset, seed: int, out: Path,
-              progress_stream) -> dict[str, Any]:
-    """Train once on train + val, evaluate once on test, save, reload and compare."""
-    import keras
+              progress_stream) -> tuple[dict[str, Any], Any]:
+    """Train once on train + val, evaluate once on test, save, reload and compare.
 
+    Returns the run's record and the trained model.
+    """
     from hpo.training import TrainingDiverged, measure_inference_ms, train
 
     x, y = load_full_training(ds)
@@ -155,21 +164,8 @@ def _run_seed(config: RetrainConfig, ds: Dataset, seed: int, out: Path,
         progress.close()
     model = result.model
 
-    probabilities = model.predict(ds.x_test, batch_size=256, verbose=0)  # the one test evaluation
-    predicted = probabilities.argmax(axis=1)
-    folder = out / config.name / f"seed-{seed}"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "model.keras"
-    model.save(path)
-    reloaded = keras.saving.load_model(path)
-    again = reloaded.predict(ds.x_test, batch_size=256, verbose=0)
-    if not (np.array_equal(again.argmax(axis=1), predicted)
-            and np.allclose(again, probabilities, rtol=1e-5, atol=1e-6)):
-        raise ReloadMismatch(
-            f"{path} reloaded predicts differently from the trained model (largest probability "
-            f"difference {float(np.abs(again - probabilities).max()):.3g}); the saved file is not "
-            "the model that was evaluated"
-        )
+    path = out / config.name / f"seed-{seed}" / "model.keras"
+    predicted = _save_and_check(model, path, ds.x_test)  # the one test evaluation
     return {
         "config": config.name,
         "seed": seed,
@@ -181,6 +177,61 @@ def _run_seed(config: RetrainConfig, ds: Dataset, seed: int, out: Path,
         "train_samples": int(len(y)),
         "epochs": result.epochs,
         "train_seconds": round(result.train_seconds, 3),
+        "reload_identical": True,
+    }, model
+
+
+def _save_and_check(model, path: Path, x_test: np.ndarray) -> np.ndarray:
+    """Predict the test set, save the model, reload it and check it predicts the same.
+
+    Returns the predicted classes. Augmentation layers are off when predicting,
+    so the file's predictions must equal the trained model's exactly.
+    """
+    import keras
+
+    probabilities = model.predict(x_test, batch_size=256, verbose=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model.save(path)
+    again = keras.saving.load_model(path).predict(x_test, batch_size=256, verbose=0)
+    predicted = probabilities.argmax(axis=1)
+    if not (np.array_equal(again.argmax(axis=1), predicted)
+            and np.allclose(again, probabilities, rtol=1e-5, atol=1e-6)):
+        raise ReloadMismatch(
+            f"{path} reloaded predicts differently from the trained model (largest probability "
+            f"difference {float(np.abs(again - probabilities).max()):.3g}); the saved file is not "
+            "the model that was evaluated"
+        )
+    return predicted
+
+
+def _ensemble(config: RetrainConfig, ds: Dataset, models: list, out: Path) -> dict[str, Any]:
+    """Average the seeds' predicted probabilities in one saved model; score it once on test."""
+    import keras
+
+    from hpo.models import build_model
+    from hpo.training import measure_inference_ms
+
+    inputs = keras.Input(shape=ds.input_shape)
+    members = []
+    for i, trained in enumerate(models):
+        # fresh copies with unique names (every seed's model is called hpo_cnn), same weights
+        member = build_model(config.architecture, ds.input_shape, name=f"member_{i + 1}")
+        member.set_weights(trained.get_weights())
+        members.append(member(inputs))
+    model = keras.Model(inputs, keras.layers.Average()(members), name="ensemble")
+    path = out / config.name / "ensemble" / "model.keras"
+    predicted = _save_and_check(model, path, ds.x_test)
+    metrics = _test_metrics(ds.y_test, predicted)
+    return {
+        "members": len(models),
+        "test_accuracy": metrics["test_accuracy"],
+        "f1_macro": metrics["f1_macro"],
+        "per_class": metrics["per_class"],
+        "confusion_matrix": metrics["confusion_matrix"],
+        "inference_ms": round(measure_inference_ms(model, ds.x_test), 5),
+        "n_params": int(model.count_params()),
+        "model_bytes": path.stat().st_size,
+        "model_path": str(path.relative_to(out)),
         "reload_identical": True,
     }
 
@@ -310,7 +361,9 @@ def record_in_studies(summaries: list[dict[str, Any]], configs: list[RetrainConf
             notes.append(f"{config.name}: study {src.study!r} in {store.mask(url)} has no trial "
                          f"{src.trial} with these parameters; results not recorded there")
             continue
-        record = {k: v for k, v in summary.items() if k not in ("configuration", "source")}
+        record = {k: v for k, v in summary.items() if k not in ("configuration", "source", "ensemble")}
+        if "ensemble" in summary:
+            record["ensemble_test_accuracy"] = summary["ensemble"]["test_accuracy"]
         record["recorded_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         study.set_user_attr(RETRAIN_ATTR.format(trial=src.trial), record)
         notes.append(f"{config.name}: recorded in study {src.study!r} ({store.mask(url)}) as "
@@ -332,6 +385,7 @@ def summary_rows(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "val_acc": "-" if val is None else f"{val:.4f}",
             "test_acc": test,
             "seeds": seeds,
+            "ensemble_acc": f"{s['ensemble']['test_accuracy']:.4f}" if "ensemble" in s else "-",
             "epochs": s["epochs"],
             "train_s": f"{s['train_seconds_mean']:.1f}",
             "ms/img": f"{s['inference_ms_mean']:.3f}",

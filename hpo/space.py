@@ -7,13 +7,17 @@ backends translate these types; nothing here imports either.
 
 Every parameter validates itself when built and round-trips through a plain
 dict (``to_dict`` / ``param_from_dict``), so spaces can be stored and shown.
+
+A parameter may carry a ``default``: the value a known-good recipe uses. A study
+tries the defaults first (SMAC's "default configuration" in its initial design),
+so a search never ends below the recipe it starts from.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping, Sequence
 
 from hpo.errors import SpaceError
@@ -46,6 +50,7 @@ class Param:
 
     name: str
     condition: Condition | None = field(default=None, kw_only=True)
+    default: Scalar | None = field(default=None, kw_only=True)
 
     kind = "param"
 
@@ -53,6 +58,14 @@ class Param:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise SpaceError(
                 f"parameter name {self.name!r} is not valid: use letters, digits and '_'"
+            )
+
+    def _check_default(self) -> None:
+        """Called by each type once its own fields are checked."""
+        if self.default is not None and not self.contains(self.default):
+            raise SpaceError(
+                f"parameter '{self.name}': default {self.default!r} is outside its range "
+                f"({self.describe()})"
             )
 
     def active(self, params: Mapping[str, Any]) -> bool:
@@ -69,6 +82,8 @@ class Param:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.kind, "name": self.name}
         out.update(self._fields())
+        if self.default is not None:
+            out["default"] = self.default
         if self.condition is not None:
             out["condition"] = self.condition.to_dict()
         return out
@@ -113,6 +128,7 @@ class IntParam(Param):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise SpaceError(f"parameter '{self.name}': {attr} must be an integer, got {value!r}")
         _check_range(self.name, self.low, self.high, self.log, self.step)
+        self._check_default()
 
     def contains(self, value: Any) -> bool:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -150,6 +166,7 @@ class FloatParam(Param):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise SpaceError(f"parameter '{self.name}': {attr} must be a finite number, got {value!r}")
         _check_range(self.name, self.low, self.high, self.log, self.step)
+        self._check_default()
 
     def contains(self, value: Any) -> bool:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -190,6 +207,7 @@ class CategoricalParam(Param):
                 )
         if len({(type(c), c) for c in self.choices}) != len(self.choices):
             raise SpaceError(f"parameter '{self.name}': choices {list(self.choices)} repeat a value")
+        self._check_default()
 
     def contains(self, value: Any) -> bool:
         return any(type(value) is type(c) and value == c for c in self.choices) or (
@@ -304,6 +322,21 @@ class SearchSpace:
                 )
             chosen[param.name] = value
 
+    def defaults(self) -> dict[str, Scalar]:
+        """The default configuration: each active parameter that has a default, at its default.
+
+        A parameter without one is left out (the sampler chooses it), and so is a
+        child whose parent has no default, since whether it is active is unknown.
+        """
+        chosen: dict[str, Any] = {}
+        for param in self.params:
+            cond = param.condition
+            if cond is not None and cond.parent not in chosen:
+                continue
+            if param.active(chosen) and param.default is not None:
+                chosen[param.name] = param.default
+        return chosen
+
     def to_list(self) -> list[dict[str, Any]]:
         return [p.to_dict() for p in self.params]
 
@@ -332,15 +365,20 @@ def override(param: Param, spec: Any) -> Param:
     fields to replace (``low``, ``high``, ``step``, ``log``, ``choices``).
     """
     base = param.to_dict()
+    default = base.pop("default", None)
     if isinstance(spec, Mapping):
-        unknown = set(spec) - (set(base) - {"type", "name", "condition"})
+        fields_ = [k for k in base if k not in ("type", "name", "condition")] + ["default"]
+        unknown = set(spec) - set(fields_)
         if unknown:
             raise SpaceError(
                 f"override of '{param.name}' has unknown field(s) {', '.join(sorted(unknown))}; "
-                f"a {param.kind} parameter takes {', '.join(k for k in base if k not in ('type', 'name', 'condition'))}"
+                f"a {param.kind} parameter takes {', '.join(fields_)}"
             )
         base.update(spec)
-        return param_from_dict(base)
+        narrowed = param_from_dict(base)
+        if "default" in spec or default is None or not narrowed.contains(default):
+            return narrowed  # a default that no longer fits is dropped: the sampler chooses
+        return replace(narrowed, default=default)
     choices = list(spec) if isinstance(spec, (list, tuple)) else [spec]
     fixed = CategoricalParam(param.name, choices=tuple(choices), condition=param.condition)
     for choice in fixed.choices:
@@ -348,4 +386,6 @@ def override(param: Param, spec: Any) -> Param:
             raise SpaceError(
                 f"override of '{param.name}': {choice!r} is outside its range ({param.describe()})"
             )
-    return fixed
+    if default is not None and fixed.contains(default):
+        return replace(fixed, default=default)
+    return replace(fixed, default=fixed.choices[0]) if len(fixed.choices) == 1 else fixed

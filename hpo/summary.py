@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from hpo import confirm
 from hpo.backends.optuna import CONFIG_ATTR, best_trial, counts
 from hpo.progress import duration
 
@@ -21,9 +22,14 @@ def study_rows(storage) -> list[dict[str, Any]]:
         by_state = counts(study)
         config = study.user_attrs.get(CONFIG_ATTR, {})
         best = best_trial(study)
+        if best is not None and len(study.directions) == 1:
+            best = confirm.best(study.get_trials(deepcopy=False))  # the confirmed score
+            value = best.mean
+        else:
+            value = best.values[0] if best is not None else None
         row = {"study": summary.study_name}
         row.update({s.lower(): by_state.get(s, 0) for s in _STATES})
-        row["best"] = f"{best.values[0]:.4f}" if best is not None else "-"
+        row["best"] = f"{value:.4f}" if value is not None else "-"
         row["model"] = config.get("model", "?")
         row["dataset"] = config.get("dataset", "?")
         rows.append(row)
@@ -34,17 +40,24 @@ def study_status(study) -> dict[str, Any]:
     """Counts by state, the best trial, and each running trial with its worker and progress."""
     from optuna.trial import TrialState
 
+    trials = study.get_trials(deepcopy=False)
     by_state = counts(study)
     ordered = {s: by_state[s] for s in _STATES if s in by_state}
     best = best_trial(study)
+    if best is not None and len(study.directions) == 1:
+        best = confirm.best(trials).trial  # ranked by the confirmed score
     best_info = None
     if best is not None:
         attrs = best.user_attrs
+        candidate = next(c for c in confirm.candidates(trials) if c.trial.number == best.number) \
+            if len(study.directions) == 1 else confirm.Candidate(best, [best.values[0]])
         best_info = {
-            "number": best.number, "value": best.values[0], "params": best.params,
+            "number": best.number, "value": candidate.mean, "score": candidate.describe(),
+            "params": best.params,
             "n_params": attrs.get("n_params", 0), "epochs": attrs.get("epochs", "?"),
             "train_seconds": attrs.get("train_seconds", 0.0), "worker": attrs.get("worker", "?"),
         }
+    reruns = sum(1 for t in trials if confirm.is_rerun(t))
     running = []
     now = datetime.now()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -57,4 +70,5 @@ def study_status(study) -> dict[str, Any]:
             "val_accuracy": f"{trial.intermediate_values[last]:.4f}" if last is not None else "-",
         })
     pareto = len(study.best_trials) if len(study.directions) > 1 and best is not None else None
-    return {"counts": ordered, "best": best_info, "running": running, "pareto": pareto}
+    return {"counts": ordered, "best": best_info, "running": running, "pareto": pareto,
+            "reruns": reruns}

@@ -1,8 +1,19 @@
 """Fit and evaluate one configuration: the one training loop every backend shares.
 
-Training is Keras ``fit`` on in-memory arrays with sparse labels, optional
-early stopping on validation accuracy (best weights restored), and a stop on
-a NaN or infinite loss. It never sees test data: callers pass the arrays.
+Training is Keras ``fit`` on in-memory arrays (one-hot labels, so the loss can
+smooth them), a learning-rate schedule, optional early stopping on validation
+accuracy (best weights restored), and a stop on a NaN or infinite loss. It
+never sees test data: callers pass the arrays.
+
+The schedule is ``constant`` or ``cosine``, after an optional linear warm-up.
+Cosine decay runs over *cycles*: ``cycles=(4, 12, 36)`` anneals the rate to
+zero at epochs 4, 12 and 36 and restarts it after each (SGDR). Successive
+halving judges trials at exactly those epochs, so every configuration is
+compared with its rate annealed, not halfway down one long decay.
+
+A trial's score is its last epoch's validation accuracy when early stopping is
+off (the weights it ends with, what a retrain reproduces), and the best epoch's
+when it is on (those weights are restored).
 """
 
 from __future__ import annotations
@@ -32,14 +43,34 @@ class TrainSettings:
     learning_rate: float = 1e-3
     early_stopping: int = 3  # patience in epochs; 0 turns early stopping off
     seed: int = 0
+    lr_schedule: str = "constant"  # or "cosine"
+    warmup_epochs: int = 0
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    cycles: tuple[int, ...] = ()  # cosine restarts: the epochs where each cycle ends
+
+    def learning_rate_at(self, epoch: float) -> float:
+        """The rate at a fractional epoch (0 = the start of training)."""
+        if self.warmup_epochs and epoch < self.warmup_epochs:
+            return self.learning_rate * (epoch + 1e-3) / self.warmup_epochs
+        if self.lr_schedule != "cosine":
+            return self.learning_rate
+        start = 0.0
+        for end in (*[c for c in self.cycles if c < self.epochs], self.epochs):
+            if epoch < end:
+                first = max(start, float(self.warmup_epochs))  # warm-up belongs to the first cycle
+                fraction = (epoch - first) / max(end - first, 1e-9)
+                return 0.5 * self.learning_rate * (1 + math.cos(math.pi * min(max(fraction, 0.0), 1.0)))
+            start = float(end)
+        return 0.0
 
 
 @dataclass
 class TrainResult:
-    val_accuracy: float  # the best epoch's (its weights are the model's)
-    train_accuracy: float  # at the best epoch
+    val_accuracy: float  # the model's: the last epoch's, or the best one's with early stopping
+    train_accuracy: float  # at that epoch
     epochs: int  # epochs actually run
-    best_epoch: int  # 1-based epoch of val_accuracy
+    best_epoch: int  # 1-based epoch of the highest validation accuracy
     train_seconds: float
     n_params: int
     inference_ms: float  # per image, batch prediction
@@ -95,6 +126,29 @@ def _stop_hook(should_stop: Callable[[], bool]):
     return StopHook()
 
 
+def _schedule_hook(settings: TrainSettings, steps_per_epoch: int):
+    """Sets the optimizer's learning rate before every batch (a plain float stays in the model)."""
+    import keras
+
+    class Schedule(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.epoch = 0
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_train_batch_begin(self, batch, logs=None):
+            rate = settings.learning_rate_at(self.epoch + batch / steps_per_epoch)
+            self.model.optimizer.learning_rate.assign(rate)
+
+    return Schedule()
+
+
+def one_hot(y: np.ndarray, n_classes: int = 10) -> np.ndarray:
+    return np.eye(n_classes, dtype=np.float32)[np.asarray(y, dtype=np.int64)]
+
+
 def measure_inference_ms(model, x: np.ndarray, batch_size: int = 256) -> float:
     """Milliseconds per image for batched prediction (after one warm-up call)."""
     sample = x[: min(len(x), 1000)]
@@ -124,14 +178,17 @@ def train(
     input_shape = tuple(x_train.shape[1:])
     model = build_model(arch, input_shape)
     model.compile(
-        optimizer=make_optimizer(settings.optimizer, settings.learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        optimizer=make_optimizer(settings.optimizer, settings.learning_rate, settings.weight_decay),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=settings.label_smoothing),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
     )
+    steps = math.ceil(len(x_train) / int(settings.batch_size))
     callbacks = [keras.callbacks.TerminateOnNaN(), *(extra_callbacks or [])]
+    if settings.lr_schedule != "constant" or settings.warmup_epochs:
+        callbacks.insert(0, _schedule_hook(settings, steps))
     if should_stop is not None:
         callbacks.append(_stop_hook(should_stop))
-    validation = (x_val, y_val) if x_val is not None else None
+    validation = (x_val, one_hot(y_val)) if x_val is not None else None
     if validation is not None and on_epoch is not None:
         callbacks.append(_epoch_hook(on_epoch))
     if validation is not None and settings.early_stopping:
@@ -140,7 +197,7 @@ def train(
         ))
     start = time.perf_counter()
     history = model.fit(
-        x_train, y_train,
+        x_train, one_hot(y_train),
         validation_data=validation,
         epochs=settings.epochs,
         batch_size=int(settings.batch_size),
@@ -158,7 +215,8 @@ def train(
     if validation is not None:
         val_acc = [float(v) for v in history.history["val_accuracy"]]
         best = int(np.argmax(val_acc))
-        val_accuracy, train_accuracy = val_acc[best], float(train_acc[best])
+        scored = best if settings.early_stopping else len(val_acc) - 1  # the weights it ends with
+        val_accuracy, train_accuracy = val_acc[scored], float(train_acc[scored])
     else:
         val_acc, best = [], len(train_acc) - 1
         val_accuracy, train_accuracy = float("nan"), float(train_acc[-1])

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from hpo import confirm
 from hpo import storage as store
 from hpo.config import StudyConfig
 from hpo.data import load_dataset
@@ -38,7 +39,8 @@ TARGET_ATTR = "hpo_target"  # the trial total of the latest launch; `hpo worker`
 DEFAULT_RECYCLE = 20  # trials per worker process before a fresh one replaces it (bounds memory)  # seconds workers get to fail their trial and exit after a stop signal
 #: Settings that define what a study searches; a resumed study must keep them.
 _SEARCH_FIELDS = ("dataset", "model", "search_space", "overrides", "objective", "epochs",
-                  "early_stopping", "val_fraction", "train_subset", "max_params", "cv")
+                  "early_stopping", "val_fraction", "train_subset", "max_params", "cv",
+                  "min_epochs", "reduction_factor")
 
 
 def threads_per_worker(workers: int) -> int:
@@ -53,6 +55,8 @@ def default_workers() -> int:
 def check_resume(requested: StudyConfig, stored: StudyConfig) -> None:
     """A resumed study must search the same thing it searched before."""
     changed = [f for f in _SEARCH_FIELDS if getattr(requested, f) != getattr(stored, f)]
+    if requested.cycles() != stored.cycles():  # the pruner sets where cosine schedules restart
+        changed.append("pruner")
     if changed:
         detail = ", ".join(f"{f}: {getattr(stored, f)!r} -> {getattr(requested, f)!r}" for f in changed)
         raise ConfigError(
@@ -65,7 +69,17 @@ def check_resume(requested: StudyConfig, stored: StudyConfig) -> None:
 class LaunchResult:
     exit_code: int
     counts: dict[str, int] = field(default_factory=dict)
-    best: Any = None
+    best: Any = None  # a confirm.Candidate: the best configuration and its runs
+
+
+def best_of(study, config: StudyConfig):
+    """The best configuration (a Candidate); for several objectives, the most accurate on the front."""
+    from hpo.backends.optuna import best_trial
+
+    if config.multi_objective:
+        trial = best_trial(study)
+        return confirm.Candidate(trial, [trial.values[0]]) if trial is not None else None
+    return confirm.best(study.get_trials(deepcopy=False))
 
 
 def _worker_command(config: StudyConfig, target: int, threads: int, deadline: float | None,
@@ -119,7 +133,7 @@ def check_launch_args(workers: int, target: int, timeout: float | None) -> None:
 
 
 def prepare_study(config: StudyConfig, storage_url: str | None, echo: Callable[[str], None] = print,
-                  enqueue: Sequence[str] = ()):
+                  enqueue: Sequence[str] = (), defaults_first: bool = True):
     """Validate the config and its data, then create the study or check that it can resume.
 
     Everything that can be wrong with the user's input is checked before the store
@@ -135,7 +149,8 @@ def prepare_study(config: StudyConfig, storage_url: str | None, echo: Callable[[
         backend.check_known(source, config, dataset.input_shape)
     url = store.resolve_url(storage_url)
     storage = store.open_storage(url, create=True)
-    if config.name in set(store.study_names(storage)):
+    existed = config.name in set(store.study_names(storage))
+    if existed:
         study = store.load_study(config.name, storage)
         check_resume(config, backend.stored_config(study))
         reaped = store.reap_stale_trials(study)
@@ -145,6 +160,8 @@ def prepare_study(config: StudyConfig, storage_url: str | None, echo: Callable[[
     for source in enqueue:
         for label in backend.enqueue_known(study, config, source, dataset.input_shape):
             echo(f"Queued {label} to run first.")
+    if not existed and defaults_first and backend.enqueue_defaults(study, config):
+        echo("Queued the search space's default configuration (its modules' recipe) to run first.")
     return study, dataset, url
 
 
@@ -172,17 +189,19 @@ def launch(
     done = backend.finished(counts)
     echo(f"Study {config.name!r} in {store.mask(url)}: {dataset.describe()}, "
          f"{config.model} model, {config.sampler} sampler, {config.pruner} pruner.")
-    if done >= target and not counts.get("WAITING"):
+    remaining = backend.work_left(study, config, target)
+    if not remaining:
         echo(f"The study already holds {done} finished trials (target {target}); nothing to run.")
-        return LaunchResult(0, counts, backend.best_trial(study))
-    remaining = target - done
+        return LaunchResult(0, counts, best_of(study, config))
     n = min(workers, remaining)
     threads = threads_per_worker(n)
     deadline = time.time() + timeout if timeout else None
-    echo(f"Starting {n} worker(s) with {threads} thread(s) each for {remaining} more trial(s).")
+    echo(f"Starting {n} worker(s) with {threads} thread(s) each for {remaining} more trial(s)"
+         + (f", confirmation re-runs of the best {confirm.settings(study, config)[0]} included."
+            if confirm.settings(study, config)[0] else "."))
     env = {**os.environ, store.ENV_VAR: url, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
     streams = iter(range(1, 10_000))
-    progress = Progress(target, config.name, stream=progress_stream, start_done=done)
+    progress = Progress(done + remaining, config.name, stream=progress_stream, start_done=done)
 
     def start() -> subprocess.Popen:
         command = _worker_command(config, target, threads, deadline, config.data, next(streams),
@@ -196,7 +215,7 @@ def launch(
     code = supervise([], lambda: [start() for _ in range(n)], start, study, progress, echo,
                      restarts_allowed=2 * n, after_stop=after_stop)
     counts = backend.counts(study)
-    return LaunchResult(code, counts, backend.best_trial(study))
+    return LaunchResult(code, counts, best_of(study, config))
 
 
 def start_process(command: list[str], env: dict[str, str], progress: Progress,

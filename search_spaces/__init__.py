@@ -18,14 +18,20 @@ from hpo.space import Param
 
 #: The built-in modules, by name. Order here is the order `hpo spaces` lists them.
 BUILTIN = (
+    "augmentation",
     "filters",
+    "convs_per_block",
     "kernel_size",
     "activation",
     "batch_norm",
     "conv_dropout",
+    "head",
     "dense_units",
     "dropout",
     "learning_rate",
+    "lr_schedule",
+    "weight_decay",
+    "label_smoothing",
     "batch_size",
     "optimizer",
     "epochs",

@@ -2,4 +2,4 @@
 
 from hpo.space import CategoricalParam
 
-PARAMS = [CategoricalParam("batch_norm", choices=(False, True))]
+PARAMS = [CategoricalParam("batch_norm", choices=(False, True), default=True)]

@@ -2,4 +2,4 @@
 
 from hpo.space import CategoricalParam
 
-PARAMS = [CategoricalParam("batch_size", choices=(32, 64, 128, 256))]
+PARAMS = [CategoricalParam("batch_size", choices=(32, 64, 128, 256), default=32)]

@@ -2,4 +2,4 @@
 
 from hpo.space import FloatParam
 
-PARAMS = [FloatParam("conv_dropout", low=0.0, high=0.4, step=0.05)]
+PARAMS = [FloatParam("conv_dropout", low=0.0, high=0.4, step=0.05, default=0.25)]

@@ -2,4 +2,4 @@
 
 from hpo.space import FloatParam
 
-PARAMS = [FloatParam("dropout", low=0.0, high=0.5, step=0.1)]
+PARAMS = [FloatParam("dropout", low=0.0, high=0.5, step=0.1, default=0.4)]

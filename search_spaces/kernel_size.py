@@ -2,4 +2,4 @@
 
 from hpo.space import CategoricalParam
 
-PARAMS = [CategoricalParam("kernel_size", choices=(3, 5))]
+PARAMS = [CategoricalParam("kernel_size", choices=(3, 5), default=3)]

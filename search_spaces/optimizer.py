@@ -2,4 +2,4 @@
 
 from hpo.space import CategoricalParam
 
-PARAMS = [CategoricalParam("optimizer", choices=("adam", "rmsprop", "sgd"))]
+PARAMS = [CategoricalParam("optimizer", choices=("adam", "rmsprop", "sgd"), default="adam")]

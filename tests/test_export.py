@@ -95,7 +95,9 @@ def test_export_writes_complete_yaml_that_round_trips(tmp_path: Path, study_url:
     assert first["architecture"] == architecture_from_params("cnn", GOOD_PARAMS).to_dict()
     assert first["params"] == GOOD_PARAMS
     assert first["training"] == {"optimizer": "adam", "learning_rate": 0.002, "batch_size": 32,
-                                 "epochs": 7, "best_epoch": 4, "seed": 0}
+                                 "epochs": 7, "lr_schedule": "constant", "warmup_epochs": 0,
+                                 "weight_decay": 0.0, "label_smoothing": 0.0,
+                                 "best_epoch": 4, "seed": 0}
     assert first["metrics"] == {"val_accuracy": 0.975, "train_accuracy": 0.99, "n_params": 35_914,
                                 "inference_ms": 0.1, "train_seconds": 2.5}
     assert first["provenance"]["versions"] == VERSIONS and first["provenance"]["exported_at"]

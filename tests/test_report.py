@@ -95,7 +95,7 @@ def test_report_has_the_summary_every_plot_and_plotly_inlined_once(tmp_path):
     assert f"Best: trial {best.number}, validation accuracy {best.value:.4f}" in html
     assert f"<th>parameters</th><td>{best.user_attrs['n_params']:,}</td>" in html
     assert all(f"<th>{key}</th>" in html for key in best.params)
-    assert "cnn model on digits, tpe sampler, median pruner" in html
+    assert "cnn model on digits, tpe sampler, successive-halving pruner" in html
     # self-contained: the plotly.js bundle once, no script or style fetched from elsewhere
     assert len(re.findall(r"plotly\.js v\d", html)) == 1
     assert not re.search(r"<script[^>]+src=|<link[^>]+href=", html)

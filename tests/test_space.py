@@ -80,7 +80,7 @@ def test_duplicate_and_empty_spaces_are_errors():
 def test_overrides_narrow_or_fix_a_parameter():
     p = IntParam("filters_1", low=16, high=64, step=16)
     assert override(p, {"high": 32}) == IntParam("filters_1", low=16, high=32, step=16)
-    assert override(p, 32) == CategoricalParam("filters_1", choices=(32,))
+    assert override(p, 32) == CategoricalParam("filters_1", choices=(32,), default=32)
     assert override(p, [16, 48]).choices == (16, 48)
     with pytest.raises(SpaceError, match="outside its range"):
         override(p, 1000)
@@ -88,6 +88,44 @@ def test_overrides_narrow_or_fix_a_parameter():
         override(p, {"hgih": 32})
     with pytest.raises(SpaceError, match="low .* must be below high"):
         override(p, {"low": 64, "high": 16})
+
+
+def test_defaults_are_checked_and_survive_overrides_that_keep_them():
+    p = IntParam("filters_1", low=16, high=64, step=16, default=32)
+    assert override(p, {"high": 48}).default == 32
+    assert override(p, {"low": 48}).default is None  # no longer in range: the sampler chooses
+    assert override(p, {"default": 48}).default == 48
+    assert override(p, [16, 32]).default == 32
+    assert override(p, [16, 48]).default is None
+    assert param_from_dict(p.to_dict()) == p
+    with pytest.raises(SpaceError, match="default 5 is outside its range"):
+        IntParam("x", low=1, high=3, default=5)
+    with pytest.raises(SpaceError, match="default 'gelu' is outside"):
+        CategoricalParam("act", choices=("relu", "elu"), default="gelu")
+
+
+def test_the_default_configuration_follows_conditions():
+    space = SearchSpace([
+        CategoricalParam("blocks", choices=(1, 2, 3), default=2),
+        IntParam("f2", low=1, high=3, default=1, condition=Condition("blocks", (2, 3))),
+        IntParam("f3", low=1, high=3, default=2, condition=Condition("blocks", (3,))),
+        FloatParam("lr", low=1e-4, high=1e-2, log=True),  # no default: the sampler chooses
+        CategoricalParam("act", choices=("relu", "elu")),
+        FloatParam("alpha", low=0.1, high=0.3, default=0.2, condition=Condition("act", ("elu",))),
+    ])
+    # f3 is inactive with two blocks; alpha's parent has no default, so whether it is active is unknown
+    assert space.defaults() == {"blocks": 2, "f2": 1}
+
+
+def test_every_builtin_module_has_a_default_in_range_for_each_parameter_a_recipe_needs():
+    import search_spaces
+
+    for name in search_spaces.BUILTIN:
+        for param in search_spaces.load(name):
+            if name == "epochs":
+                assert param.default is None  # a study's epochs are its budget, not a recipe choice
+            else:
+                assert param.default is not None and param.contains(param.default), param
 
 
 def test_grid_needs_finite_values():

@@ -37,7 +37,6 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from hpo import storage as store
 from hpo.backends.optuna import (
     TooManyFailures,
-    best_trial,
     counts,
     distribution,
     finished,
@@ -55,6 +54,7 @@ from hpo.workers import (
     TARGET_ATTR,
     LaunchResult,
     WorkerSignals,
+    best_of,
     check_launch_args,
     prepare_study,
     start_process,
@@ -520,7 +520,7 @@ def launch(
     check_tuner(config, tuner)
     project = Path(kt_dir or DEFAULT_DIR).resolve() / config.name
     _check_state_dir(project, tuner)
-    study, dataset, url = prepare_study(config, storage_url, echo)
+    study, dataset, url = prepare_study(config, storage_url, echo, defaults_first=False)
     study.set_user_attr(TARGET_ATTR, target)
     project.mkdir(parents=True, exist_ok=True)
     (project / _MARKER).write_text(json.dumps({"tuner": tuner}) + "\n")
@@ -530,7 +530,7 @@ def launch(
          f"KerasTuner {tuner} search (its state in {project}).")
     if done >= target:
         echo(f"The study already holds {done} finished trials (target {target}); nothing to run.")
-        return LaunchResult(0, by_state, best_trial(study))
+        return LaunchResult(0, by_state, best_of(study, config))
 
     remaining = target - done
     n = min(workers, remaining)
@@ -585,7 +585,7 @@ def launch(
         why = ("the timeout passed" if deadline and time.time() >= deadline
                else f"the {tuner} tuner has no new configuration left")
         echo(f"The search ended with {held} of {target} finished trials: {why}.")
-    return LaunchResult(code, counts(study), best_trial(study))
+    return LaunchResult(code, counts(study), best_of(study, config))
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import os
 import time
 from typing import Any
 
+from hpo import confirm
 from hpo import storage as store
 from hpo.config import OBJECTIVE_METRICS, StudyConfig
 from hpo.errors import ConfigError
@@ -77,9 +78,12 @@ def make_pruner(config: StudyConfig):
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=config.epochs)
+        return optuna.pruners.HyperbandPruner(min_resource=config.first_rung,
+                                              max_resource=config.epochs,
+                                              reduction_factor=config.reduction_factor)
     if name == "successive-halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=config.first_rung,
+                                                      reduction_factor=config.reduction_factor)
     if name == "none":
         return optuna.pruners.NopPruner()
     raise ConfigError(f"unknown pruner {name!r}")
@@ -164,10 +168,7 @@ def load_for_worker(config: StudyConfig, storage, stream: int):
 
 def counts(study) -> dict[str, int]:
     """Trials by state name."""
-    out: dict[str, int] = {}
-    for trial in study.get_trials(deepcopy=False):
-        out[trial.state.name] = out.get(trial.state.name, 0) + 1
-    return out
+    return _by_state(study.get_trials(deepcopy=False))
 
 
 def best_trial(study):
@@ -188,10 +189,38 @@ def finished(counts_by_state: dict[str, int]) -> int:
 def requeue(study, params: dict[str, Any], from_trial: int, user_attrs: dict[str, Any]) -> None:
     """Queue a stopped trial's configuration again, so the search retries it."""
     attrs = {"requeued_from": from_trial}
-    if ARCH_ATTR in user_attrs:
-        attrs[ARCH_ATTR] = user_attrs[ARCH_ATTR]
+    for key in (ARCH_ATTR, confirm.CONFIRM_ATTR):
+        if key in user_attrs:
+            attrs[key] = user_attrs[key]
     if params or ARCH_ATTR in attrs:
         study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=False)
+
+
+def work_left(study, config: StudyConfig, target: int) -> int:
+    """Trials still to run for the study to hold ``target`` search trials and its re-runs.
+
+    Counts the search trials missing, the trials waiting, and the re-runs that
+    confirmation will add (those need the search done first, so they can only
+    be estimated before: the configured top times seeds - 1).
+    """
+    trials = study.get_trials(deepcopy=False)
+    search = [t for t in trials if not confirm.is_rerun(t)]
+    by_state = _by_state(search)
+    waiting = sum(1 for t in trials if t.state.name == "WAITING")
+    left = max(0, target - finished(by_state) - by_state.get("RUNNING", 0) - by_state.get("WAITING", 0))
+    top, seeds = confirm.settings(study, config)
+    if left or by_state.get("RUNNING", 0) or by_state.get("WAITING", 0):
+        pending = top * (seeds - 1) if top else 0  # an estimate: the top is not known yet
+    else:
+        pending = sum(n for _, n in confirm.missing(trials, top, seeds))
+    return left + waiting + pending
+
+
+def _by_state(trials) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for trial in trials:
+        out[trial.state.name] = out.get(trial.state.name, 0) + 1
+    return out
 
 
 def _known(source: str):
@@ -244,6 +273,21 @@ def enqueue_known(study, config: StudyConfig, source: str, input_shape: tuple[in
     return queued
 
 
+def enqueue_defaults(study, config: StudyConfig) -> bool:
+    """Queue the space's default configuration (SMAC's initial design starts from it too).
+
+    Every parameter with a default takes it; the sampler chooses the rest. The
+    search then has to beat the recipe the modules encode, and cannot end below it.
+    """
+    if not config.try_defaults_first:
+        return False
+    defaults = config.validate().defaults()
+    if not defaults:
+        return False
+    study.enqueue_trial(defaults, user_attrs={"enqueued": "defaults"})
+    return True
+
+
 class Worker:
     """Runs trials of one study until it holds ``target`` finished trials.
 
@@ -280,12 +324,21 @@ class Worker:
             return "stop"
         if self.max_trials is not None and self.ran >= self.max_trials:
             return "stop"
-        by_state = counts(self.study)
-        waiting = by_state.get("WAITING", 0)
-        running = by_state.get("RUNNING", 0)
-        if waiting > 0 or finished(by_state) + running + waiting < self.target:
+        trials = self.study.get_trials(deepcopy=False)
+        if any(t.state.name == "WAITING" for t in trials):
             return "start"
-        return "wait" if running else "stop"
+        search = _by_state(t for t in trials if not confirm.is_rerun(t))
+        running = search.get("RUNNING", 0)
+        if finished(search) + running < self.target:
+            return "start"
+        if running:
+            return "wait"  # the search is not done: the best configurations are not known yet
+        plan = confirm.missing(trials, *confirm.settings(self.study, self.config))
+        if plan:
+            queued = confirm.enqueue(self.study, plan)
+            _log.info("search done: queued %d re-run(s) of the %d best configurations", queued, len(plan))
+            return "start"
+        return "wait" if any(t.state.name == "RUNNING" for t in trials) else "stop"
 
     @property
     def recycled(self) -> bool:
@@ -301,11 +354,13 @@ class Worker:
         params = suggest(trial, space)
         arch = trial_architecture(self.config, params, trial.user_attrs) if fixed else None
         seed = self.config.seed + trial.number
-        single = not self.config.multi_objective  # Optuna prunes single-objective studies only
+        # Optuna prunes single-objective studies only; a confirmation re-run always runs in full
+        single = not self.config.multi_objective
+        prune = single and not confirm.is_rerun(trial)
 
         def report(epoch: int, val_accuracy: float) -> None:
             trial.report(val_accuracy, epoch)
-            if trial.should_prune():
+            if prune and trial.should_prune():
                 trial.set_user_attr("pruned_at_epoch", epoch)
                 raise optuna.TrialPruned(f"pruned at epoch {epoch} ({val_accuracy:.4f})")
 
