@@ -281,6 +281,21 @@ def check_ok(code: int, what: str, log: Path) -> None:
         raise SystemExit(f"Error: {what} failed (exit {code}); last lines of {log}:\n{tail(log, 12)}")
 
 
+# --- studies -------------------------------------------------------------------------------------
+
+#: The digits study as hpo 0.1 searched it (the notebooks' 2019-era space), for comparisons.
+OLD_DIGITS = ROOT / "bench" / "studies" / "digits-cnn-2019.yaml"
+
+
+def study_options(study: str) -> tuple[list[str], str]:
+    """``hpo launch`` options naming a study (a built-in name or a YAML file), and its name."""
+    if study.endswith((".yaml", ".yml")):
+        from hpo.config import load_yaml
+
+        return ["--config", str(Path(study).resolve())], load_yaml(study).name
+    return ["--study", study], study
+
+
 # --- reading a study store ---------------------------------------------------------------------
 
 def study_trials(storage: str, study: str) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ import json
 import os
 import time
 
-from hpo.config import builtin
+from hpo.config import builtin, load_yaml
 from hpo.space import CategoricalParam, FloatParam, IntParam, SearchSpace
 
 #: The parameters the hand-written model below reads; a study searching others is refused.
@@ -42,7 +42,8 @@ def run(study: str, data: str | None, seed: int, epochs: int | None, max_trials:
 
     from hpo.data import load_dataset
 
-    config = builtin(study).with_options(data=data, seed=seed)
+    config = (load_yaml(study) if study.endswith((".yaml", ".yml")) else builtin(study))
+    config = config.with_options(data=data, seed=seed)
     space = config.space()
     if {p.name for p in space} != BUILD_PARAMS or space["dense_layers"].choices != (1,):
         raise SystemExit(f"study {study!r} does not search the CNN space this build(hp) is written "

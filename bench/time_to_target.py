@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from common import (
+    OLD_DIGITS,
     ROOT,
     Processes,
     best_curve,
@@ -42,6 +43,7 @@ from common import (
     run_main,
     sizes,
     start_result,
+    study_options,
     study_trials,
     tail,
     time_to,
@@ -70,8 +72,8 @@ def command(tool: str, args: argparse.Namespace, seed: int, tmp: Path, log: Path
         return [sys.executable, str(ROOT / "bench" / "kt_notebook.py"), "--study", args.study,
                 "--log", str(log), "--dir", str(tmp / "kt-notebook"), "--max-trials", MANY,
                 *common_opts]
-    launch = ["launch", "--study", args.study, "--workers", str(args.workers), "--trials", MANY,
-              "--timeout", str(args.budget), *common_opts]
+    launch = ["launch", *study_options(args.study)[0], "--workers", str(args.workers),
+              "--trials", MANY, "--timeout", str(args.budget), *common_opts]
     if tool == "hpo-optuna":
         return hpo(*launch, "--sampler", "tpe", "--pruner", "median")
     tuner = tool.rsplit("-", 1)[1]
@@ -100,7 +102,7 @@ def one_run(procs: Processes, tool: str, args: argparse.Namespace, seed: int) ->
         cmd = command(tool, args, seed, tmp, trials_log)
         code, wall, start = procs.run(cmd, cwd=tmp, log=out_log, budget=args.budget)
         # trials that ended after the budget (stopping takes a few seconds) do not count
-        within = [t for t in finished_trials(tool, tmp, args.study, trials_log, start)
+        within = [t for t in finished_trials(tool, tmp, study_options(args.study)[1], trials_log, start)
                   if t[0] <= args.budget]
         curve = best_curve((seconds, value) for seconds, state, value in within
                            if state == "COMPLETE")
@@ -160,7 +162,10 @@ def main() -> None:
     parser.add_argument("--tools", default=",".join(TOOLS),
                         help=f"comma-separated subset of {', '.join(TOOLS)}")
     parser.add_argument("--data", default=None, help="SVHN .h5 file: search svhn-cnn instead")
-    parser.add_argument("--study", default=None, help="default: digits-cnn, or svhn-cnn with --data")
+    parser.add_argument("--study", default=None,
+                        help="a built-in study or a YAML study file searching the notebooks' space "
+                             "(kt-notebook's build(hp) is written for it) [default: "
+                             "bench/studies/digits-cnn-2019.yaml, or svhn-cnn with --data]")
     parser.add_argument("--epochs", type=int, default=None, help="epochs per trial (the study's)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 25 s budget, one seed")
     parser.add_argument("--out", default=None, help="result file (default bench/results/...)")
@@ -174,7 +179,7 @@ def main() -> None:
         args.data = str(Path(args.data).resolve())  # the runs work in temporary directories
         if not Path(args.data).is_file():
             parser.error(f"--data {args.data}: no such file")
-    args.study = args.study or ("svhn-cnn" if args.data else "digits-cnn")
+    args.study = args.study or ("svhn-cnn" if args.data else str(OLD_DIGITS))
 
     warn_if_busy()
     result = start_result(NAME, args.quick, study=args.study, data=args.data, budget_s=args.budget,

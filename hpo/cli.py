@@ -14,6 +14,7 @@ from typing import Any, Iterable, Sequence
 
 import click
 
+from hpo.config import PRUNERS
 from hpo.errors import HpoError
 
 STORAGE_HELP = "Study store URL [env HPO_STORAGE; default sqlite:///studies.db in this directory]."
@@ -108,8 +109,9 @@ def _resolve_config(study: str | None, config_file: str | None, storage: str | N
 @click.option("--seed", type=int, default=None, help="Sampler and training seed.")
 @click.option("--sampler", type=click.Choice(["tpe", "random", "cmaes", "gp", "qmc", "grid"]),
               default=None, help="Optuna sampler [default: tpe].")
-@click.option("--pruner", type=click.Choice(["median", "hyperband", "successive-halving", "none"]),
-              default=None, help="Pruner on per-epoch validation accuracy [default: median].")
+@click.option("--pruner", type=click.Choice(PRUNERS), default=None,
+              help="Pruner on per-epoch validation accuracy [default: the study's, "
+                   "successive-halving for the built-in ones].")
 @click.option("--objective", type=click.Choice(["accuracy", "accuracy,params", "accuracy,latency"]),
               default=None, help="What to optimize: validation accuracy, or also model size or "
                                  "inference latency (a Pareto front) [default: accuracy].")
@@ -119,6 +121,11 @@ def _resolve_config(study: str | None, config_file: str | None, storage: str | N
               help="Score each trial by K-fold cross-validation on train + validation.")
 @click.option("--enqueue", "enqueue", multiple=True, metavar="NAME_OR_YAML",
               help="Try these first: a model from `hpo models` or an exported YAML (repeatable).")
+@click.option("--confirm-top", type=click.IntRange(min=0), default=None, metavar="K",
+              help="Once the search is done, train the K best configurations again with other "
+                   "seeds and rank them by their mean (0: off) [default: the study's].")
+@click.option("--confirm-seeds", type=click.IntRange(min=2), default=None, metavar="S",
+              help="Runs per confirmed configuration in all [default: the study's, 3].")
 @click.option("--recycle-after", type=click.IntRange(min=0), default=20, show_default=True, metavar="K",
               help="Replace each worker process after K trials, which bounds TensorFlow's memory "
                    "growth (0: never).")
@@ -133,8 +140,8 @@ def _resolve_config(study: str | None, config_file: str | None, storage: str | N
 @click.option("--dashboard-port", type=click.IntRange(0, 65535), default=None, metavar="PORT",
               help="Port for --dashboard, on 127.0.0.1 (implies --dashboard) [default: 8080].")
 def launch(study, config_file, workers, trials, timeout, storage, data, epochs, seed, sampler,
-           pruner, objective, max_params, cv, enqueue, recycle_after, with_dashboard, dashboard_port,
-           backend, tuner, kt_dir):
+           pruner, objective, max_params, cv, enqueue, confirm_top, confirm_seeds, recycle_after,
+           with_dashboard, dashboard_port, backend, tuner, kt_dir):
     """Create or resume a study and run worker processes until it holds T finished trials.
 
     Re-running the same command resumes the study and adds nothing once T trials are done.
@@ -154,7 +161,8 @@ def launch(study, config_file, workers, trials, timeout, storage, data, epochs, 
         raise ConfigError("--tuner and --kt-dir need --backend keras-tuner")
     conf = _resolve_config(study, config_file, storage)
     conf = conf.with_options(data=data, epochs=epochs, seed=seed, sampler=sampler, pruner=pruner,
-                             objective=objective, max_params=max_params, cv=cv)
+                             objective=objective, max_params=max_params, cv=cv,
+                             confirm_top=confirm_top, confirm_seeds=confirm_seeds)
     target = trials if trials is not None else conf.trials
     echo = lambda m: click.echo(m, err=True)  # noqa: E731
     serve = with_dashboard or dashboard_port is not None
@@ -230,12 +238,11 @@ def confirm_study(study, top, seeds, workers, storage, data):
     if not confirm.candidates(trials):
         raise ConfigError(f"study {study!r} has no complete trial to confirm: run `hpo launch "
                           f"--study {study}` first")
-    found.set_user_attr(confirm.SETTINGS_ATTR, {"top": top, "seeds": seeds})
     click.echo(f"Confirming the {top} best configurations of {study!r} with {seeds} runs each.",
                err=True)
     result = run_launch(conf.with_options(data=data), storage,
                         workers if workers is not None else default_workers(), done,
-                        echo=lambda m: click.echo(m, err=True))
+                        confirm_settings=(top, seeds), echo=lambda m: click.echo(m, err=True))
     _show_result(study, result, storage)
 
 
@@ -250,13 +257,18 @@ def confirm_study(study, top, seeds, workers, storage, data):
 @click.option("--data", default=None, metavar="PATH", help="Dataset file (.h5, .mat, .npz).")
 @click.option("--epochs", type=int, default=None, help="Epochs per trial.")
 @click.option("--seed", type=int, default=None, help="Sampler and training seed.")
-def create(study, config_file, trials, storage, data, epochs, seed):
+@click.option("--pruner", type=click.Choice(PRUNERS), default=None,
+              help="Pruner on per-epoch validation accuracy [default: the study's].")
+@click.option("--confirm-top", type=click.IntRange(min=0), default=None, metavar="K",
+              help="Re-run the K best configurations once the search is done (0: off).")
+def create(study, config_file, trials, storage, data, epochs, seed, pruner, confirm_top):
     """Create a study (or check an existing one) without running trials; workers join it later."""
     from hpo import storage as store
     from hpo.workers import TARGET_ATTR, prepare_study
 
     conf = _resolve_config(study, config_file, storage)
-    conf = conf.with_options(data=data, epochs=epochs, seed=seed)
+    conf = conf.with_options(data=data, epochs=epochs, seed=seed, pruner=pruner,
+                             confirm_top=confirm_top)
     if trials is not None and trials < 1:
         raise HpoError(f"--trials must be at least 1, got {trials}")
     created, dataset, url = prepare_study(conf, storage, echo=lambda m: click.echo(m, err=True))
@@ -356,8 +368,9 @@ def spaces():
         for param in search_spaces.load(name):
             cond = param.condition
             when = f"{cond.parent} in {list(cond.values)}" if cond else ""
-            rows.append([name, param.name, param.describe(), when])
-    click.echo(table(["module", "parameter", "range", "only when"], rows))
+            default = "" if param.default is None else _fmt(param.default)
+            rows.append([name, param.name, param.describe(), default, when])
+    click.echo(table(["module", "parameter", "range", "default", "only when"], rows))
 
 
 @cli.command()

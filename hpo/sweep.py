@@ -149,7 +149,7 @@ def plan(source: str, changes: tuple[str, ...], epochs: int | None) -> tuple[lis
 
 def _train_and_test(run: Run, data, seed: int) -> dict[str, Any]:
     """Train on the training set (validation monitored), then test once; the report's columns."""
-    from hpo.training import TrainSettings, train
+    from hpo.training import TrainSettings, one_hot, train
 
     t = run.training
     settings = TrainSettings(epochs=int(t["epochs"]), batch_size=int(t["batch_size"]),
@@ -165,7 +165,7 @@ def _train_and_test(run: Run, data, seed: int) -> dict[str, Any]:
         size = path.stat().st_size
     return {
         "train_seconds": round(result.train_seconds, 3),
-        "train_accuracy": float(result.model.evaluate(data.x_train, data.y_train, verbose=0)[1]),
+        "train_accuracy": float(result.model.evaluate(data.x_train, one_hot(data.y_train), verbose=0)[1]),
         "val_accuracy": float(result.val_history[-1]),
         "test_accuracy": float(np.mean(predicted == data.y_test)),
         "test_seconds": round(test_seconds, 4),

@@ -174,10 +174,15 @@ def launch(
     timeout: float | None = None,
     recycle_after: int | None = DEFAULT_RECYCLE,
     enqueue: Sequence[str] = (),
+    confirm_settings: tuple[int, int] | None = None,
     echo: Callable[[str], None] = print,
     progress_stream=None,
 ) -> LaunchResult:
-    """Create or resume the study and run ``workers`` processes until ``target`` trials finish."""
+    """Create or resume the study and run ``workers`` processes until ``target`` trials finish.
+
+    Then, unless ``confirm_settings`` (top, seeds) or the study turn it off, the
+    best configurations are re-run (see :mod:`hpo.confirm`).
+    """
     from hpo.backends import optuna as backend
 
     check_launch_args(workers, target, timeout)
@@ -185,6 +190,9 @@ def launch(
         raise ConfigError(f"--recycle-after must be at least 1, got {recycle_after}")
     study, dataset, url = prepare_study(config, storage_url, echo, enqueue)
     study.set_user_attr(TARGET_ATTR, target)
+    if confirm_settings is None:  # the latest launch decides, as for the target
+        confirm_settings = (config.confirm_top if config.confirms else 0, config.confirm_seeds)
+    study.set_user_attr(confirm.SETTINGS_ATTR, dict(zip(("top", "seeds"), confirm_settings)))
     counts = backend.counts(study)
     done = backend.finished(counts)
     echo(f"Study {config.name!r} in {store.mask(url)}: {dataset.describe()}, "

@@ -9,6 +9,11 @@ import sys
 from pathlib import Path
 
 
+#: Launch options for tests of the plumbing (workers, stores, faults) rather than the search: every
+#: trial runs its epochs and the trial count is exactly --trials, with no confirmation re-runs.
+PLAIN = ("--pruner", "none", "--confirm-top", "0")
+
+
 def hpo_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "HPO_STORAGE"}
     env.update({"PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}, **extra)

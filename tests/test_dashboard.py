@@ -18,7 +18,7 @@ import optuna
 import pytest
 from browser import chromium_page, needs_chromium
 from databases import postgres_database
-from runner import error_line, file_digest, hpo_env, run_hpo
+from runner import PLAIN, error_line, file_digest, hpo_env, run_hpo
 
 TRIALS = 3
 
@@ -86,7 +86,7 @@ def launched(tmp_path_factory) -> Iterator[Launched]:
     cwd = tmp_path_factory.mktemp("launch")
     port = free_port()
     proc = start(["launch", "--study", "digits-cnn", "--workers", "1", "--trials", str(TRIALS),
-                  "--epochs", "2", "--dashboard", "--dashboard-port", str(port)], cwd)
+                  "--epochs", "2", *PLAIN, "--dashboard", "--dashboard-port", str(port)], cwd)
     answers = []
     try:
         while proc.poll() is None:

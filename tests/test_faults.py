@@ -12,7 +12,7 @@ import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
-from runner import children, hpo_env, run_hpo, start_hpo
+from runner import PLAIN, children, hpo_env, run_hpo, start_hpo
 from test_launch import _wait_for_running, by_state, load
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -28,7 +28,7 @@ def _running_trial_of(study: optuna.Study, pid: int) -> optuna.trial.FrozenTrial
 
 @pytest.mark.slow
 def test_a_killed_worker_is_replaced_and_its_trial_retried(tmp_path):
-    proc = start_hpo("launch", "--workers", "2", "--trials", "6", "--epochs", "25", "--pruner", "none",
+    proc = start_hpo("launch", "--workers", "2", "--trials", "6", "--epochs", "25", *PLAIN,
                      cwd=tmp_path)
     try:
         _wait_for_running(tmp_path, 2)
@@ -62,7 +62,7 @@ def test_a_killed_worker_is_replaced_and_its_trial_retried(tmp_path):
 @pytest.mark.slow
 def test_a_killed_standalone_worker_is_reaped_by_heartbeat_and_retried(tmp_path):
     env = hpo_env(HPO_HEARTBEAT_INTERVAL="1", HPO_GRACE_PERIOD="4")
-    assert run_hpo("create", "--trials", "3", "--epochs", "25", cwd=tmp_path, env=env).returncode == 0
+    assert run_hpo("create", "--trials", "3", "--epochs", "25", *PLAIN, cwd=tmp_path, env=env).returncode == 0
     lone = start_hpo("worker", "--study", "digits-cnn", cwd=tmp_path, env=env)
     try:
         _wait_for_running(tmp_path, 1)
@@ -127,7 +127,7 @@ def test_a_nan_loss_fails_that_trial_and_the_search_goes_on(tmp_path):
     config.write_text(
         "name: nan-study\nextends: digits-cnn\nsearch_space: [activation, learning_rate, optimizer]\n"
         "overrides: {activation: elu, optimizer: sgd, learning_rate: {low: 1.0e-3, high: 1.0e+11, log: true}}\n"
-        "epochs: 2\n")
+        "epochs: 2\nconfirm_top: 0\ntry_defaults_first: false\n")
     assert run_hpo("create", "--config", str(config), cwd=tmp_path).returncode == 0
     study = load(tmp_path, "nan-study")
     study.enqueue_trial({"learning_rate": 1.0e10})  # SGD at this rate overflows to NaN at once
@@ -145,7 +145,7 @@ def test_a_nan_loss_fails_that_trial_and_the_search_goes_on(tmp_path):
 
 @pytest.mark.slow
 def test_eight_workers_start_at_once_on_one_sqlite_file_without_lock_errors(tmp_path):
-    result = run_hpo("launch", "--workers", "8", "--trials", "16", "--epochs", "1", "--pruner", "none",
+    result = run_hpo("launch", "--workers", "8", "--trials", "16", "--epochs", "1", *PLAIN,
                      cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "database is locked" not in result.stderr + result.stdout

@@ -11,6 +11,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 from runner import (
+    PLAIN,
     assert_stopped_cleanly,
     children,
     error_line,
@@ -42,7 +43,7 @@ def by_state(study: optuna.Study) -> dict[str, int]:
 
 @pytest.mark.slow
 def test_two_workers_reach_the_trial_total_then_resume_adds_nothing(tmp_path):
-    result = run_hpo("launch", "--study", "digits-cnn", "--workers", "2", "--trials", "6", "--epochs", "3",
+    result = run_hpo("launch", "--study", "digits-cnn", "--workers", "2", "--trials", "6", "--epochs", "3", *PLAIN,
                      cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     study = load(tmp_path)  # plain Optuna reads the store
@@ -66,12 +67,12 @@ def test_two_workers_reach_the_trial_total_then_resume_adds_nothing(tmp_path):
     assert study.metric_names == ["validation accuracy"]
     assert "Best: trial" in result.stdout and "hpo status --study digits-cnn" in result.stdout
 
-    again = run_hpo("launch", "--study", "digits-cnn", "--workers", "2", "--trials", "6", "--epochs", "3",
+    again = run_hpo("launch", "--study", "digits-cnn", "--workers", "2", "--trials", "6", "--epochs", "3", *PLAIN,
                     cwd=tmp_path)
     assert again.returncode == 0 and "nothing to run" in again.stderr
     assert by_state(load(tmp_path)) == {"COMPLETE": 6}
 
-    more = run_hpo("launch", "--study", "digits-cnn", "--workers", "2", "--trials", "8", "--epochs", "3",
+    more = run_hpo("launch", "--study", "digits-cnn", "--workers", "2", "--trials", "8", "--epochs", "3", *PLAIN,
                    cwd=tmp_path)
     assert more.returncode == 0, more.stderr
     assert by_state(load(tmp_path)) == {"COMPLETE": 8}
@@ -84,7 +85,8 @@ def test_two_workers_reach_the_trial_total_then_resume_adds_nothing(tmp_path):
 
 @pytest.mark.slow
 def test_a_worker_joins_an_existing_study(tmp_path):
-    assert run_hpo("launch", "--workers", "1", "--trials", "1", "--epochs", "2", cwd=tmp_path).returncode == 0
+    assert run_hpo("launch", "--workers", "1", "--trials", "1", "--epochs", "2", *PLAIN,
+                   cwd=tmp_path).returncode == 0
     joined = run_hpo("worker", "--study", "digits-cnn", "--trials", "3", "--storage", "sqlite:///studies.db",
                      cwd=tmp_path)
     assert joined.returncode == 0, joined.stderr
@@ -113,7 +115,7 @@ def _wait_for_running(tmp_path: Path, count: int, timeout: float = 90) -> None:
     (signal.SIGINT, 130, True),  # Ctrl-C in a terminal signals the launcher and its workers at once
 ], ids=["sigint", "sigterm", "ctrl-c-group"])
 def test_a_stop_signal_leaves_no_running_trial_and_no_orphan_then_resumes(tmp_path, sig, code, group):
-    proc = start_hpo("launch", "--workers", "2", "--trials", "40", "--epochs", "30", "--pruner", "none",
+    proc = start_hpo("launch", "--workers", "2", "--trials", "40", "--epochs", "30", *PLAIN,
                      cwd=tmp_path, new_session=group)
     try:
         _wait_for_running(tmp_path, 2)
@@ -134,7 +136,7 @@ def test_a_stop_signal_leaves_no_running_trial_and_no_orphan_then_resumes(tmp_pa
 
     finished_before = states.get("COMPLETE", 0) + states.get("PRUNED", 0)
     target = finished_before + len(interrupted)
-    resumed = run_hpo("launch", "--workers", "2", "--trials", str(target), "--epochs", "30", "--pruner", "none",
+    resumed = run_hpo("launch", "--workers", "2", "--trials", str(target), "--epochs", "30", *PLAIN,
                       cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     after = load(tmp_path)

@@ -79,3 +79,54 @@ def test_param_names_are_checked_per_family():
     check_param_name("ann", "learning_rate")
     with pytest.raises(ConfigError, match="not used by the ann family"):
         check_param_name("ann", "filters_1")
+
+
+def test_the_modern_recipe_builds_augmentation_several_convs_and_a_gap_head():
+    arch = architecture_from_params("cnn", {
+        "conv_blocks": 2, "filters_1": 8, "filters_2": 16, "convs_per_block": 3, "head": "gap",
+        "batch_norm": True, "translate": 0.1, "rotate": 10, "zoom": 0.05, "dense_units_1": 16,
+    })
+    assert [b.filters for b in arch.conv_blocks] == [(8, 8, 8), (16, 16, 16)]
+    assert (arch.augmentation.translate, arch.augmentation.rotate, arch.augmentation.zoom) == \
+        (0.1, 10.0, 0.05)
+    assert arch.head == "gap" and arch.batch_norm_momentum == 0.9
+    model = build_model(arch, (8, 8, 1))
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds[:3] == ["RandomTranslation", "RandomRotation", "RandomZoom"]
+    assert kinds.count("Conv2D") == 6 and "GlobalAveragePooling2D" in kinds and "Flatten" not in kinds
+    assert all(layer.momentum == 0.9 for layer in model.layers
+               if type(layer).__name__ == "BatchNormalization")
+    # a GAP head feeds the dense layer 16 features, not 2x2x16
+    assert model.count_params() == count_params(arch, (8, 8, 1))
+    assert Architecture.from_dict(arch.to_dict()) == arch
+
+
+def test_augmentation_changes_images_only_while_training():
+    import numpy as np
+
+    arch = architecture_from_params("cnn", {"conv_blocks": 1, "filters_1": 8, "translate": 0.2,
+                                            "rotate": 20, "dense_units_1": 8})
+    model = build_model(arch, (8, 8, 1))
+    x = np.random.default_rng(0).random((16, 8, 8, 1)).astype("float32")
+    predicted = model.predict(x, verbose=0)
+    assert np.array_equal(predicted, model.predict(x, verbose=0))
+    assert np.allclose(np.asarray(model(x, training=False)), predicted, atol=1e-6)
+    assert not np.allclose(np.asarray(model(x, training=True)), predicted, atol=1e-3)
+
+
+def test_the_seeds_models_keep_keras_batch_norm_momentum():
+    assert all(m.architecture.batch_norm_momentum == 0.99 for m in NAMED_MODELS.values())
+    # an hpo-config/1 file without the key gets hpo's momentum
+    assert Architecture.from_dict({"family": "cnn"}).batch_norm_momentum == 0.9
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"family": "cnn", "head": "attention"}, "unknown head"),
+    ({"family": "ann", "head": "gap"}, "needs conv_blocks"),
+    ({"family": "cnn", "augmentation": {"rotate": 400}}, "rotate must be a number from 0 to 180"),
+    ({"family": "cnn", "augmentation": {"flip": True}}, "unknown key"),
+    ({"family": "cnn", "batch_norm_momentum": 1.5}, "batch_norm_momentum"),
+])
+def test_bad_recipe_fields_are_rejected(data, message):
+    with pytest.raises(ArchitectureError, match=message):
+        Architecture.from_dict(data)

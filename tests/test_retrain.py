@@ -214,6 +214,7 @@ def test_the_search_never_reads_the_test_arrays_but_retrain_does(tmp_path: Path)
 @pytest.mark.slow
 def test_launch_export_retrain_end_to_end(tmp_path: Path) -> None:
     launch = run_hpo("launch", "--study", "digits-cnn", "--workers", "2", "--trials", "8",
+                     "--epochs", "9", "--confirm-top", "1", "--confirm-seeds", "2",
                      cwd=tmp_path, timeout=600)
     assert launch.returncode == 0, launch.stderr + launch.stdout
     export = run_hpo("export", "--study", "digits-cnn", "--top", "1", "-o", "best.yaml",
@@ -232,3 +233,62 @@ def test_launch_export_retrain_end_to_end(tmp_path: Path) -> None:
                               storage=f"sqlite:///{tmp_path / 'studies.db'}")
     recorded = study.user_attrs[f"retrain:{config.source.trial}"]
     assert recorded["test_accuracy_mean"] == entry["test_accuracy"]
+
+
+#: The modern recipe written by hand: augmentation, two convs per block, a GAP head, a cosine
+#: schedule restarting at epoch 2, weight decay and label smoothing.
+RECIPE_CNN = """\
+format: hpo-config/1
+configs:
+- name: recipe-cnn
+  dataset: {name: digits}
+  architecture:
+    family: cnn
+    augmentation: {translate: 0.1, rotate: 10}
+    head: gap
+    conv_blocks: [{filters: [16, 16], batch_norm: true}, {filters: [32, 32], batch_norm: true}]
+    dense_layers: [{units: 32}]
+  training: {learning_rate: 0.003, batch_size: 32, epochs: 6, lr_schedule: cosine, cycles: [2],
+             weight_decay: 0.001, label_smoothing: 0.1, warmup_epochs: 1, seed: 1}
+"""
+
+
+def test_retrain_keeps_the_recipe_and_the_ensemble_averages_the_seeds_models(tmp_path: Path) -> None:
+    import keras
+
+    (tmp_path / "recipe.yaml").write_text(RECIPE_CNN)
+    (config,) = load_configs(tmp_path / "recipe.yaml")
+    t = config.training
+    assert (t.lr_schedule, t.cycles, t.warmup_epochs, t.weight_decay, t.label_smoothing) == \
+        ("cosine", (2,), 1, 0.001, 0.1)
+    assert config.architecture.head == "gap" and config.architecture.augmentation.rotate == 10
+    settings = t.settings(seed=1)
+    assert settings.cycles == (2,) and settings.early_stopping == 0
+
+    run = run_hpo("retrain", "--config", "recipe.yaml", "--seeds", "2", "--ensemble",
+                  cwd=tmp_path, timeout=300)
+    assert run.returncode == 0, run.stderr
+    out = results(tmp_path / "runs")
+    (summary,) = out["summary"]
+    ensemble = summary["ensemble"]
+    assert ensemble["members"] == 2 and ensemble["reload_identical"] is True
+    assert ensemble["model_path"] == "recipe-cnn/ensemble/model.keras"
+    assert 0.5 < ensemble["test_accuracy"] <= 1.0
+    assert "ensemble_acc" in run.stdout and f"{ensemble['test_accuracy']:.4f}" in run.stdout
+    assert summary["configuration"]["training"]["cycles"] == [2]
+
+    # the saved ensemble is one plain Keras model that averages the two saved seed models
+    data = load_dataset("digits", None, include_test=True)
+    runs = tmp_path / "runs" / "recipe-cnn"
+    members = [keras.saving.load_model(runs / f"seed-{s}" / "model.keras") for s in (1, 2)]
+    averaged = np.mean([m.predict(data.x_test, verbose=0) for m in members], axis=0)
+    whole = keras.saving.load_model(runs / "ensemble" / "model.keras")
+    assert np.allclose(whole.predict(data.x_test, verbose=0), averaged, atol=1e-6)
+    assert ensemble["test_accuracy"] == pytest.approx(
+        float(np.mean(averaged.argmax(axis=1) == data.y_test)))
+
+
+def test_an_ensemble_needs_several_seeds(tmp_path: Path) -> None:
+    (tmp_path / "recipe.yaml").write_text(RECIPE_CNN)
+    run = run_hpo("retrain", "--config", "recipe.yaml", "--ensemble", cwd=tmp_path)
+    assert run.returncode == 2 and "--seeds 2 or more" in error_line(run)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 import pytest
 from databases import postgres_database
-from runner import error_line, run_hpo, start_hpo
+from runner import PLAIN, error_line, run_hpo, start_hpo
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -20,7 +20,7 @@ def states(url: str, name: str = "digits-cnn") -> dict[str, int]:
 
 @pytest.mark.slow
 def test_launch_status_and_studies_on_a_database_server(tmp_path, server_url):
-    result = run_hpo("launch", "--workers", "2", "--trials", "4", "--epochs", "2", "--storage", server_url,
+    result = run_hpo("launch", "--workers", "2", "--trials", "4", "--epochs", "2", *PLAIN, "--storage", server_url,
                      cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert states(server_url) == {"COMPLETE": 4}
@@ -41,11 +41,11 @@ def test_launch_status_and_studies_on_a_database_server(tmp_path, server_url):
 
 @pytest.mark.slow
 def test_one_launch_and_two_separate_workers_share_a_postgresql_study(tmp_path, postgres_url):
-    created = run_hpo("create", "--study", "digits-cnn", "--trials", "8", "--epochs", "2",
+    created = run_hpo("create", "--study", "digits-cnn", "--trials", "8", "--epochs", "2", *PLAIN,
                       "--storage", postgres_url, cwd=tmp_path)
     assert created.returncode == 0, created.stderr
     # the launch and the workers start together, as on three machines
-    procs = [start_hpo("launch", "--workers", "1", "--trials", "8", "--epochs", "2", "--storage", postgres_url,
+    procs = [start_hpo("launch", "--workers", "1", "--trials", "8", "--epochs", "2", *PLAIN, "--storage", postgres_url,
                        cwd=tmp_path)]
     procs += [start_hpo("worker", "--study", "digits-cnn", "--storage", postgres_url, cwd=tmp_path)
               for _ in range(2)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 import pytest
 from optuna.trial import TrialState
-from runner import error_line, run_hpo
+from runner import PLAIN, error_line, run_hpo
 from test_launch import load
 
 from hpo.errors import ConfigError
@@ -52,8 +52,8 @@ def test_two_objectives_give_a_pareto_front_and_max_params_prunes_before_trainin
 
 @pytest.mark.slow
 def test_an_enqueued_named_architecture_is_trial_zero_and_trains_exactly(tmp_path):
-    result = run_hpo("launch", "--workers", "1", "--trials", "2", "--epochs", "2", "--enqueue", "svhn-cnn-2",
-                     cwd=tmp_path)
+    result = run_hpo("launch", "--workers", "1", "--trials", "2", "--epochs", "2", *PLAIN,
+                     "--enqueue", "svhn-cnn-2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     study = load(tmp_path)
     first = study.trials[0]
@@ -61,8 +61,8 @@ def test_an_enqueued_named_architecture_is_trial_zero_and_trains_exactly(tmp_pat
     # the notebook's CNN 2 on 8x8 input: same layers, fewer dense inputs than at 32x32
     assert first.user_attrs["n_params"] == 164_362 - 8 * 8 * 64 * 32 + 2 * 2 * 64 * 32 == 41_482
     assert first.params["batch_size"] == 128  # the notebook's training settings where the space allows
-    again = run_hpo("launch", "--workers", "1", "--trials", "3", "--epochs", "2", "--enqueue", "svhn-cnn-2",
-                    cwd=tmp_path)
+    again = run_hpo("launch", "--workers", "1", "--trials", "3", "--epochs", "2", *PLAIN,
+                    "--enqueue", "svhn-cnn-2", cwd=tmp_path)
     assert again.returncode == 0
     assert sum(t.user_attrs.get("enqueued") == "svhn-cnn-2" for t in load(tmp_path).trials) == 1
 
@@ -77,7 +77,8 @@ def test_enqueue_errors_are_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_cross_validation_records_every_fold(tmp_path):
-    result = run_hpo("launch", "--workers", "1", "--trials", "2", "--epochs", "2", "--cv", "3", cwd=tmp_path)
+    result = run_hpo("launch", "--workers", "1", "--trials", "2", "--epochs", "2", "--cv", "3", *PLAIN,
+                     cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     for trial in load(tmp_path).trials:
         scores = trial.user_attrs["cv_scores"]

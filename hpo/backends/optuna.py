@@ -358,9 +358,12 @@ class Worker:
         single = not self.config.multi_objective
         prune = single and not confirm.is_rerun(trial)
 
+        last_epoch = int(params.get("epochs", self.config.epochs))
+
         def report(epoch: int, val_accuracy: float) -> None:
             trial.report(val_accuracy, epoch)
-            if prune and trial.should_prune():
+            # a trial that trained its whole budget is complete, whatever a rung there would say
+            if prune and epoch < last_epoch and trial.should_prune():
                 trial.set_user_attr("pruned_at_epoch", epoch)
                 raise optuna.TrialPruned(f"pruned at epoch {epoch} ({val_accuracy:.4f})")
 
