@@ -56,7 +56,7 @@ def test_a_killed_worker_is_replaced_and_its_trial_retried(tmp_path):
     assert failed.state == TrialState.FAIL and failed.user_attrs["error"] == "worker stopped"
     retried = [t for t in study.trials if t.user_attrs.get("requeued_from") == killed.number]
     assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE
-    assert retried[0].params == killed.params
+    assert retried[0].params == failed.params  # all of them (the snapshot may have caught a few)
 
 
 @pytest.mark.slow
