@@ -22,7 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from hpo.data import Dataset, load_dataset, load_full_training
-from hpo.errors import ConfigError, HpoError
+from hpo.errors import ConfigError, HpoError, NotWritableError
 from hpo.export import RETRAIN_ATTR, RetrainConfig, describe_architecture
 from hpo.progress import Progress
 
@@ -33,6 +33,10 @@ _N_CLASSES = Dataset.n_classes
 
 class ReloadMismatch(RuntimeError):
     """A saved model predicts differently from the one evaluated: a bug, never a user error."""
+
+
+class RetrainStopped(Exception):
+    """A stop signal ended the retrain; the runs that finished are saved, and ``str`` says so."""
 
 
 @dataclass
@@ -50,30 +54,42 @@ def retrain(
     data: str | None = None,
     echo: Callable[[str], None] = print,
     progress_stream=None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> RetrainReport:
     """Train, evaluate, save and reload every config with ``seeds`` seeds; write results.json.
 
     ``data`` replaces every config's data path (the file on this machine). All
-    data is loaded and checked against the configs before the first epoch, so a
-    wrong file fails in seconds, not after an hour of training.
+    data is loaded and checked against the configs, and the output directory
+    checked writable, before the first epoch, so a wrong file or folder fails in
+    seconds, not after an hour of training. results.json is rewritten after every
+    run, so a stop (``should_stop`` turning true, polled after every batch) loses
+    only the run it interrupts: :class:`RetrainStopped` says which.
     """
+    from hpo import outputs
     from hpo.training import configure_tensorflow
 
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
-    out = Path(output_dir)
+    out = outputs.check_dir(output_dir, "output directory")
     datasets = _load_all(configs, data, echo)
     configure_tensorflow(None)
     results, summaries = [], []
+    path = out / RESULTS_FILE
     for config in configs:
         ds = datasets[config.name]
-        runs = [
-            _run_seed(config, ds, seed, out, progress_stream)
-            for seed in range(config.training.seed, config.training.seed + seeds)
-        ]
+        runs: list[dict[str, Any]] = []
+        for seed in range(config.training.seed, config.training.seed + seeds):
+            try:
+                runs.append(_run_seed(config, ds, seed, out, progress_stream, should_stop))
+            except KeyboardInterrupt:
+                saved = f"{len(results) + len(runs)} finished run(s) are saved in {path}" \
+                    if results or runs else "no run had finished"
+                raise RetrainStopped(f"stopped while training {config.name} seed {seed}, which is "
+                                     f"lost; {saved}") from None
+            summary = _summarize(config, runs)
+            path = _write_results(out, results + runs, summaries + [summary], echo)
         results.extend(runs)
-        summaries.append(_summarize(config, runs))
-    path = _write_results(out, results, summaries, echo)
+        summaries.append(summary)
     return RetrainReport(results, summaries, path)
 
 
@@ -135,7 +151,7 @@ def _progress_callback(progress: Progress):
 
 
 def _run_seed(config: RetrainConfig, ds: Dataset, seed: int, out: Path,
-              progress_stream) -> dict[str, Any]:
+              progress_stream, should_stop: Callable[[], bool] | None = None) -> dict[str, Any]:
     """Train once on train + val, evaluate once on test, save, reload and compare."""
     import keras
 
@@ -146,7 +162,7 @@ def _run_seed(config: RetrainConfig, ds: Dataset, seed: int, out: Path,
                         stream=progress_stream)
     try:
         result = train(config.architecture, config.training.settings(seed), x, y, None, None,
-                       extra_callbacks=[_progress_callback(progress)])
+                       extra_callbacks=[_progress_callback(progress)], should_stop=should_stop)
     except TrainingDiverged as exc:
         raise ConfigError(
             f"{config.name} seed {seed}: {exc}; lower training.learning_rate"
@@ -158,9 +174,12 @@ def _run_seed(config: RetrainConfig, ds: Dataset, seed: int, out: Path,
     probabilities = model.predict(ds.x_test, batch_size=256, verbose=0)  # the one test evaluation
     predicted = probabilities.argmax(axis=1)
     folder = out / config.name / f"seed-{seed}"
-    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "model.keras"
-    model.save(path)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        model.save(path)
+    except OSError as exc:
+        raise NotWritableError(f"cannot save {path}: {exc.strerror or exc}") from None
     reloaded = keras.saving.load_model(path)
     again = reloaded.predict(ds.x_test, batch_size=256, verbose=0)
     if not (np.array_equal(again.argmax(axis=1), predicted)
@@ -179,6 +198,7 @@ def _run_seed(config: RetrainConfig, ds: Dataset, seed: int, out: Path,
         "model_bytes": path.stat().st_size,
         "model_path": str(path.relative_to(out)),
         "train_samples": int(len(y)),
+        "data_sha256": ds.sha256,
         "epochs": result.epochs,
         "train_seconds": round(result.train_seconds, 3),
         "reload_identical": True,
@@ -223,6 +243,7 @@ def _summarize(config: RetrainConfig, runs: list[dict[str, Any]]) -> dict[str, A
              "storage": config.source.storage} if config.source else None
         ),
         "architecture": describe_architecture(config.architecture),
+        "data_sha256": runs[0]["data_sha256"],
         "seeds": [r["seed"] for r in runs],
         "test_accuracy_mean": acc_mean,
         "test_accuracy_std": acc_std,
@@ -267,11 +288,10 @@ def _write_results(out: Path, results: list[dict], summaries: list[dict],
         "summary": kept_summaries + summaries,
         "results": kept_results + results,
     }
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
-    tmp.replace(path)
-    return path
+    from hpo import outputs
+
+    return outputs.write_text(path, json.dumps(document, indent=2, allow_nan=False) + "\n",
+                              "results file")
 
 
 def record_in_studies(summaries: list[dict[str, Any]], configs: list[RetrainConfig],
@@ -284,6 +304,7 @@ def record_in_studies(summaries: list[dict[str, Any]], configs: list[RetrainConf
     Returns one line per config saying where its results went (or why not).
     """
     from hpo import storage as store
+    from hpo.backends.optuna import DATA_ATTR
 
     notes = []
     by_name = {c.name: c for c in configs}
@@ -301,7 +322,7 @@ def record_in_studies(summaries: list[dict[str, Any]], configs: list[RetrainConf
                          "to record results there")
             continue
         try:
-            study = store.load_study(src.study, store.open_storage(url, heartbeat=False))
+            study = store.load_study(src.study, store.open_storage(url, heartbeat=False, write=True))
         except HpoError as exc:
             notes.append(f"{config.name}: results not recorded in a study store ({exc})")
             continue
@@ -309,6 +330,13 @@ def record_in_studies(summaries: list[dict[str, Any]], configs: list[RetrainConf
         if trial is None or (config.params and trial.params != config.params):
             notes.append(f"{config.name}: study {src.study!r} in {store.mask(url)} has no trial "
                          f"{src.trial} with these parameters; results not recorded there")
+            continue
+        searched = (study.user_attrs.get(DATA_ATTR) or {}).get("sha256") or config.dataset.sha256
+        used = summary.get("data_sha256")
+        if searched and used and used != searched:  # scores on other data are not the study's
+            notes.append(f"{config.name}: not recorded in study {src.study!r}: it was retrained on "
+                         f"other data (sha256 {used[:12]}...) than the study searched "
+                         f"({searched[:12]}...); its scores are in {RESULTS_FILE} only")
             continue
         record = {k: v for k, v in summary.items() if k not in ("configuration", "source")}
         record["recorded_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -55,6 +55,7 @@ from hpo.workers import (
     TARGET_ATTR,
     LaunchResult,
     WorkerSignals,
+    check_data,
     check_launch_args,
     prepare_study,
     start_process,
@@ -407,7 +408,7 @@ def _exit_with(parent: int) -> None:
 
 
 def _study(name: str, data: str | None) -> tuple[Any, StudyConfig]:
-    storage = store.open_storage(None, create=False, heartbeat=False)
+    storage = store.open_storage(None, create=False, heartbeat=False, write=True)
     study = store.load_study(name, storage)
     config = stored_config(study)
     return study, config.with_options(data=data) if data else config
@@ -442,6 +443,7 @@ def _work(args: argparse.Namespace) -> int:
     study, config = _study(args.study, args.data)
     dataset = load_dataset(config.dataset, config.data, include_test=False,
                            val_fraction=config.val_fraction, seed=config.seed)
+    check_data(study, dataset)
     data = SearchData.prepare(dataset, config)
     trials = {"study": study, "config": config, "data": data, "deadline": args.deadline}
     tuner = _tuner(config, args.tuner, args.kt_dir, trials=trials)
@@ -520,7 +522,7 @@ def launch(
     check_tuner(config, tuner)
     project = Path(kt_dir or DEFAULT_DIR).resolve() / config.name
     _check_state_dir(project, tuner)
-    study, dataset, url = prepare_study(config, storage_url, echo)
+    study, dataset, url, _ = prepare_study(config, storage_url, echo)
     study.set_user_attr(TARGET_ATTR, target)
     project.mkdir(parents=True, exist_ok=True)
     (project / _MARKER).write_text(json.dumps({"tuner": tuner}) + "\n")

@@ -33,6 +33,7 @@ from hpo.space import CategoricalParam, FloatParam, IntParam, SearchSpace
 _log = logging.getLogger(__name__)
 
 CONFIG_ATTR = "hpo_config"
+DATA_ATTR = "hpo_data"  # the search data's sha256, source and image shape, recorded at creation
 FINISHED = ("COMPLETE", "PRUNED")
 #: Parameters that set training rather than the architecture (a warm start still samples them).
 TRAINING_PARAMS = ("optimizer", "learning_rate", "batch_size", "epochs")
@@ -45,7 +46,7 @@ def make_sampler(config: StudyConfig, space: SearchSpace, stream: int = 0):
     """
     import optuna
 
-    seed = config.seed + 7919 * stream
+    seed = (config.seed + 7919 * stream) % 2**32  # numpy's seeds stop at 2**32 - 1
     name = config.sampler
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
@@ -123,6 +124,7 @@ def create_study(config: StudyConfig, storage, *, load_if_exists: bool = True):
     import optuna
 
     space = config.validate()
+    settings = config.to_dict()  # made first: nothing below can fail on the configuration
     with store.warnings_silenced():
         study = optuna.create_study(
             study_name=config.name,
@@ -133,19 +135,24 @@ def create_study(config: StudyConfig, storage, *, load_if_exists: bool = True):
             load_if_exists=load_if_exists,
         )
     if CONFIG_ATTR not in study.user_attrs:
-        study.set_user_attr(CONFIG_ATTR, config.to_dict())
+        study.set_user_attr(CONFIG_ATTR, settings)
         with store.warnings_silenced():
             study.set_metric_names([OBJECTIVE_METRICS[name][0] for name in config.objectives])
     return study
 
 
 def stored_config(study) -> StudyConfig:
+    name = study.study_name
     data = study.user_attrs.get(CONFIG_ATTR)
+    way_out = f"use another study name, or remove this one with `hpo delete --study {name}`"
     if data is None:
-        raise ConfigError(
-            f"study {study.study_name!r} was not created by hpo (it has no {CONFIG_ATTR} attribute)"
-        )
-    return StudyConfig.from_dict(data, where=f"study {study.study_name!r}")
+        what = "an `hpo sweep`" if any(k.startswith("hpo_sweep") for k in study.user_attrs) \
+            else "not a search hpo created"
+        raise ConfigError(f"study {name!r} holds no hpo search settings ({what}): {way_out}")
+    try:
+        return StudyConfig.from_dict(data, where=f"study {name!r}")
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; {way_out}") from None
 
 
 def load_for_worker(config: StudyConfig, storage, stream: int):
@@ -210,6 +217,11 @@ def _known(source: str):
                                       "learning_rate": c.training.learning_rate,
                                       "batch_size": c.training.batch_size})
             for c in load_configs(source)]
+
+
+def known_labels(source: str) -> list[str]:
+    """The labels of the configurations a name or YAML file gives (what --enqueue would add)."""
+    return [label for label, _, _ in _known(source)]
 
 
 def check_known(source: str, config: StudyConfig, input_shape: tuple[int, ...]) -> None:
@@ -281,9 +293,8 @@ class Worker:
         if self.max_trials is not None and self.ran >= self.max_trials:
             return "stop"
         by_state = counts(self.study)
-        waiting = by_state.get("WAITING", 0)
         running = by_state.get("RUNNING", 0)
-        if waiting > 0 or finished(by_state) + running + waiting < self.target:
+        if finished(by_state) + running < self.target:  # queued (WAITING) trials go first
             return "start"
         return "wait" if running else "stop"
 
