@@ -59,7 +59,8 @@ def test_bad_study_files_say_what_is_wrong(tmp_path, text, message):
 @pytest.mark.parametrize("overrides, error, message", [
     ({"filters_1": {"low": 64, "high": 16}}, SpaceError, "must be below high"),
     ({"nonexistent": 3}, ConfigError, "no module of the search space defines"),
-    ({"conv_blocks": [4, 5]}, ConfigError, "at most 3"),
+    ({"conv_blocks": {"choices": [4, 5]}}, ConfigError, "at most 3"),
+    ({"conv_blocks": [4, 5]}, SpaceError, r"4 is not one of its choices \(1, 2, 3\)"),
 ])
 def test_impossible_search_spaces_are_errors(overrides, error, message):
     config = StudyConfig(name="x", dataset="digits", model="cnn", search_space=("filters",), overrides=overrides)
