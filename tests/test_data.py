@@ -354,10 +354,14 @@ def test_malformed_arrays(tmp_path: Path, changes: dict, expected: str) -> None:
 
 
 def test_svhn_maps_ten_but_not_eleven(tmp_path: Path) -> None:
-    path = _broken(tmp_path, y_train=np.full(100, 10, np.uint8))
+    path = _broken(tmp_path, y_train=np.where(np.arange(100) % 2, 10, 3).astype(np.uint8))
     with pytest.raises(DataError, match="outside 0-9"):
         load_dataset("arrays", path)
-    assert set(load_dataset("svhn", path).y_train.tolist()) == {0}
+    assert set(load_dataset("svhn", path).y_train.tolist()) == {0, 3}
+    eleven = _broken(tmp_path, y_train=np.where(np.arange(100) % 2, 11, 3).astype(np.uint8))
+    with pytest.raises(DataError, match=r"outside 0-10 \(11\); labels must be the digits 0-9 "
+                                        r"\(or 10, read as 0, in an SVHN file\)"):
+        load_dataset("svhn", eleven)
 
 
 @pytest.mark.parametrize("fraction", [0, 0.0, 1, 1.0, -0.1, 1.5, float("nan"), True, "0.2"])
