@@ -37,6 +37,7 @@ STOP_GRACE = 15
 TARGET_ATTR = "hpo_target"  # the trial total of the latest launch; `hpo worker` defaults to it
 LAUNCHES_ATTR = "hpo_launches"  # how many launches have started workers on the study
 STREAMS_PER_LAUNCH = 10_000  # random streams a launch may hand its workers (replacements too)
+MAX_WORKERS = 64  # worker processes one launch starts
 DEFAULT_RECYCLE = 20  # trials per worker process before a fresh one replaces it (bounds memory)  # seconds workers get to fail their trial and exit after a stop signal
 #: Settings that define what a study searches; a resumed study must keep them.
 _SEARCH_FIELDS = ("dataset", "model", "search_space", "overrides", "objective", "epochs",
@@ -115,9 +116,13 @@ def check_launch_args(workers: int, target: int, timeout: float | None) -> None:
     """The checks every launch makes before anything else (one clear line each)."""
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
+    if workers > MAX_WORKERS:
+        raise ConfigError(f"--workers {workers} is more processes than one machine should run "
+                          f"(each loads TensorFlow and the data): use at most {MAX_WORKERS}, and "
+                          "`hpo worker` on other machines")
     if target < 1:
         raise ConfigError(f"--trials must be at least 1, got {target}")
-    if timeout is not None and timeout <= 0:
+    if timeout is not None and not (0 < timeout < float("inf")):
         raise ConfigError(f"--timeout must be a positive number of seconds, got {timeout}")
 
 
