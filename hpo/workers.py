@@ -355,6 +355,12 @@ def supervise(
     return code
 
 
+def failure_reason(trial) -> str:
+    """Why a FAIL trial failed: never empty, even when its worker died without saying."""
+    reason = trial.user_attrs.get("error") or trial.system_attrs.get("fail_reason")
+    return str(reason) if reason else store.STALE_REASON
+
+
 def _new_results(study, seen: set[int]) -> list[str]:
     notes = []
     for trial in study.get_trials(deepcopy=False):
@@ -367,7 +373,7 @@ def _new_results(study, seen: set[int]) -> list[str]:
         elif trial.state.name == "PRUNED":
             what = attrs.get("infeasible") or f"pruned at epoch {attrs.get('pruned_at_epoch', '?')}"
         else:
-            what = f"failed: {attrs.get('error') or trial.system_attrs.get('fail_reason', '')}"[:160]
+            what = f"failed: {failure_reason(trial)}"[:160]
         took = ""
         if trial.datetime_start and trial.datetime_complete:
             took = f" in {(trial.datetime_complete - trial.datetime_start).total_seconds():.1f}s"
