@@ -543,21 +543,35 @@ def sweep(baseline, changes, repeats, dataset, data, epochs, seed, study, storag
     label = Path(baseline).stem if baseline.endswith((".yaml", ".yml")) else baseline
     name = check_study_name(study or f"sweep-{label}-{dataset}")
     settings = {"baseline": baseline, "dataset": dataset, "changes": [r.name for r in runs[1:]],
-                "repeats": repeats, "seed": seed}
+                "repeats": repeats, "seed": seed, "data_sha256": ds.sha256}
     st = store.open_storage(storage, create=True, heartbeat=False)
+    if name in set(store.study_names(st)):  # a resume: the same sweep, on the same data
+        previous = store.load_study(name, st).user_attrs.get(SWEEP_ATTR)
+        if previous is None:
+            raise HpoError(f"study {name!r} is not a sweep: use another --study name")
+        if (previous["baseline"], previous["dataset"]) != (baseline, dataset):
+            raise HpoError(f"study {name!r} holds a sweep of {previous['baseline']} on "
+                           f"{previous['dataset']}; use another --study name")
+        if previous.get("data_sha256", ds.sha256) != ds.sha256:
+            from hpo.errors import DataMismatchError
+
+            raise DataMismatchError(
+                f"study {name!r} holds a sweep on data with sha256 {previous['data_sha256'][:12]}..., "
+                f"but {ds.source} has sha256 {ds.sha256[:12]}...: use the same data, or another "
+                "--study name")
     with store.warnings_silenced():
         created = optuna.create_study(study_name=name, storage=st, direction="maximize",
                                       load_if_exists=True)
     previous = created.user_attrs.get(SWEEP_ATTR)
-    if previous is not None and (previous["baseline"], previous["dataset"]) != (baseline, dataset):
-        raise HpoError(f"study {name!r} holds a sweep of {previous['baseline']} on {previous['dataset']}; "
-                       "use another --study name")
     if previous is None:
         created.set_user_attr(SWEEP_ATTR, settings)
         with store.warnings_silenced():
             created.set_metric_names(["validation accuracy"])
     click.echo(f"Sweep {name!r}: {len(runs)} configurations x {repeats} seed(s) on {ds.describe()}",
                err=True)
+    from hpo.training import configure_tensorflow
+
+    configure_tensorflow(None)  # after every check: a mistake above is one line, no TF chatter
     run_sweep(created, runs, ds, repeats, seed, on_run=lambda m: click.echo(m, err=True))
     click.echo(table(TABLE_HEADERS, table_rows(created, runs)))
     click.echo(f"Stored as study {name!r} in {store.mask(st.url)}")

@@ -321,8 +321,8 @@ class SearchSpace:
             values = param.values()
             if values is None:
                 raise SpaceError(
-                    f"grid search needs a finite set of at most {MAX_VALUES:,} values per "
-                    f"parameter, but '{param.name}' is {param.describe()}: give it a step, or "
+                    f"grid search needs a finite set of values (at most {MAX_VALUES:,} a "
+                    f"parameter), but '{param.name}' is {param.describe()}: give it a step, or "
                     "narrow or fix it in the study's overrides"
                 )
             out[param.name] = values
