@@ -171,14 +171,12 @@ def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK | (os.X_OK if path.is_dir() else 0))
 
 
-def _prepare_sqlite(db: Path, create: bool, write: bool) -> str | None:
-    """Check a SQLite store before Optuna opens it; the URL to open it with when not its own.
+def _sqlite_access(db: Path, create: bool, write: bool) -> tuple[bool, bool]:
+    """Check that a SQLite store can be opened as the command needs: (new, read as immutable).
 
-    Nothing here writes to an existing file: it is read (header, ``PRAGMA
-    quick_check``, tables), and a command that goes on to write switches it to
-    WAL with :func:`use_wal` once its own checks have passed, so a refused command
-    leaves the file byte for byte as it was. A new store starts in WAL. A read-only
-    store (its file or its directory) is still read, as ``immutable``.
+    A read-only store (its file or its directory) is still read, as ``immutable``:
+    nobody can be writing it, and a reader that cannot write would leave -wal and
+    -shm files behind, or fail to open a WAL file at all.
     """
     folder = db.parent if str(db.parent) else Path(".")
     if not db.exists():
@@ -193,8 +191,7 @@ def _prepare_sqlite(db: Path, create: bool, write: bool) -> str | None:
                 f"cannot create the study store {db}: directory {folder} is read-only; run hpo "
                 "where it can write, or pass --storage sqlite:////a/writable/path/studies.db"
             )
-        _switch_to_wal(db)
-        return None
+        return True, False
     if db.is_dir():
         raise StorageError(f"{db} is a directory, not a SQLite study store")
     if not db.is_file():
@@ -210,12 +207,8 @@ def _prepare_sqlite(db: Path, create: bool, write: bool) -> str | None:
             "hpo status, studies, best and export only read it"
         )
     wal = Path(f"{db}-wal")
-    # a reader that cannot write leaves -wal and -shm files behind, or cannot open a WAL file
     immutable = not (folder_writable and file_writable) and not (wal.exists() and wal.stat().st_size)
-    _inspect_sqlite(db, immutable)
-    if immutable:
-        return f"sqlite:///file:{quote(str(db.resolve()))}?immutable=1&uri=true"
-    return None
+    return False, immutable
 
 
 def use_wal(url: str | None) -> None:
@@ -238,7 +231,12 @@ def _switch_to_wal(db: Path) -> None:
 
 
 def _inspect_sqlite(db: Path, immutable: bool) -> None:
-    """Refuse a file that is not a healthy Optuna store, reading it only."""
+    """Refuse a file that is not a healthy Optuna store, reading it only (header, quick_check, tables).
+
+    Nothing writes to an existing store before this and the command's own checks
+    have passed (WAL comes later, from :func:`use_wal`), so a refused command
+    leaves the file byte for byte as it was.
+    """
     with open(db, "rb") as handle:
         header = handle.read(16)
     if not header:
@@ -376,9 +374,9 @@ def open_storage(url: str | None = None, *, create: bool = False, heartbeat: boo
     interval, grace = heartbeat_settings()
     kwargs = dict(heartbeat_interval=interval, grace_period=grace,
                   heartbeat_stale_trial_callback=retry) if heartbeat else {}
-    opened = url
+    opened, new, immutable = url, False, False
     if db is not None:
-        opened = _prepare_sqlite(db, create, write) or url
+        new, immutable = _sqlite_access(db, create, write)
         engine_kwargs["connect_args"] = {"timeout": _SQLITE_TIMEOUT}
     elif parsed.get_backend_name() == "postgresql":
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
@@ -390,10 +388,17 @@ def open_storage(url: str | None = None, *, create: bool = False, heartbeat: boo
         if db is None and create:
             _check_server_tables(url, engine_kwargs)
         # Opening a store writes Optuna's version rows when they are missing, so even a
-        # read-only open waits while a launch creates the schema (its lock file exists then).
+        # read-only open waits while a launch creates the schema (its lock file exists then);
+        # a store being created must not be taken for a damaged one either.
         lock = Path(f"{db}.lock")
         locked = db is not None and (create or (lock.exists() and _writable(lock)))
         with sqlite_lock(db) if locked else contextlib.nullcontext():
+            if new:
+                _switch_to_wal(db)
+            elif db is not None:
+                _inspect_sqlite(db, immutable)
+                if immutable:
+                    opened = f"sqlite:///file:{quote(str(db.resolve()))}?immutable=1&uri=true"
             with warnings_silenced():
                 return optuna.storages.RDBStorage(
                     opened, engine_kwargs=engine_kwargs, skip_table_creation=not create, **kwargs
