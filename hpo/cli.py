@@ -595,7 +595,7 @@ def main() -> None:
 
     try:
         try:
-            cli.main(standalone_mode=False)
+            cli.main(standalone_mode=False, prog_name="hpo")
         except _NO_ARGS as exc:  # a bare `hpo`: its help, not an error
             click.echo(exc.ctx.get_help() if exc.ctx is not None else "")
             sys.exit(0)
