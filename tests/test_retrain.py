@@ -232,3 +232,40 @@ def test_launch_export_retrain_end_to_end(tmp_path: Path) -> None:
                               storage=f"sqlite:///{tmp_path / 'studies.db'}")
     recorded = study.user_attrs[f"retrain:{config.source.trial}"]
     assert recorded["test_accuracy_mean"] == entry["test_accuracy"]
+
+
+def test_scores_on_other_data_are_not_recorded_as_the_study_s_own(tmp_path: Path) -> None:
+    """`retrain --data OTHER` used to overwrite the study's retrain:<trial>, shown by `hpo best`."""
+    from runner import run_main
+
+    from hpo.backends.optuna import distribution
+    from hpo.config import load_yaml
+
+    digits_arrays(tmp_path / "a.h5")
+    with h5py.File(digits_arrays(tmp_path / "b.h5"), "a") as f:
+        images = f["X_train"][()]
+        del f["X_train"]
+        f["X_train"] = images[::-1]
+    (tmp_path / "arr.yaml").write_text("name: arr\ndataset: arrays\ndata: a.h5\nmodel: cnn\n"
+                                       "search_space: [learning_rate]\nepochs: 1\n")
+    assert run_main("create", "--config", "arr.yaml", cwd=tmp_path).returncode == 0
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    study = optuna.load_study(study_name="arr", storage=url)
+    space = load_yaml(tmp_path / "arr.yaml").space()
+    study.add_trial(optuna.trial.create_trial(
+        params={"learning_rate": 0.002}, distributions={"learning_rate": distribution(space["learning_rate"])},
+        value=0.9, user_attrs={"val_accuracy": 0.9, "epochs": 1, "seed": 0}))
+
+    other = run_hpo("retrain", "--study", "arr", "--data", "b.h5", cwd=tmp_path, timeout=300)
+    assert other.returncode == 0, other.stderr
+    assert "arr-trial-0: not recorded in study 'arr': it was retrained on other data" in other.stdout
+    assert any(line.startswith("Warning:") and "b.h5" in line for line in other.stderr.splitlines())
+    assert "retrain:0" not in optuna.load_study(study_name="arr", storage=url).user_attrs
+    (entry,) = results(tmp_path / "runs")["results"]
+    assert entry["data_sha256"] != study.user_attrs["hpo_data"]["sha256"]
+
+    same = run_hpo("retrain", "--study", "arr", cwd=tmp_path, timeout=300)
+    assert same.returncode == 0, same.stderr
+    assert "recorded in study 'arr'" in same.stdout
+    recorded = optuna.load_study(study_name="arr", storage=url).user_attrs["retrain:0"]
+    assert recorded["data_sha256"] == study.user_attrs["hpo_data"]["sha256"]
