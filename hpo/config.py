@@ -272,4 +272,9 @@ def load_yaml(path: str | Path) -> StudyConfig:
     """Read a YAML study file (a safe loader: no objects, only data)."""
     from hpo import yaml_file
 
-    return StudyConfig.from_dict(yaml_file.load(path, "study file"), where=str(path))
+    config = StudyConfig.from_dict(yaml_file.load(path, "study file"), where=str(path))
+    try:
+        config.validate()  # now, so that an error names the file
+    except HpoError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return config

@@ -468,8 +468,8 @@ def study_names(storage) -> list[str]:
 def reap_stale_trials(study) -> int:
     """Fail trials whose worker stopped sending heartbeats; return how many were reaped.
 
-    Each gets the reason as its ``error`` attribute first, so that no failure is
-    ever shown without one.
+    Each gets the reason first (the system attribute ``fail_reason``, which the
+    retry of its parameters does not inherit), so that no failure is shown without one.
     """
     import optuna
     from optuna.trial import TrialState
@@ -481,7 +481,7 @@ def reap_stale_trials(study) -> int:
             if hasattr(backend, "_get_stale_trial_ids") and backend.get_heartbeat_interval() else []
         for trial_id in stale:
             with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-                backend.set_trial_user_attr(trial_id, "error", STALE_REASON)
+                backend.set_trial_system_attr(trial_id, "fail_reason", STALE_REASON)
         optuna.storages.fail_stale_trials(study)
     after = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
     if before - after:

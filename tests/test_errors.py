@@ -62,3 +62,31 @@ def test_a_huge_value_is_not_echoed_whole(tmp_path):
     result = run_main("status", "--study", "s" * 200_000, cwd=tmp_path)
     assert result.returncode == 2
     assert len(error_line(result)) <= MAX_LINE + len("Error: ")
+
+
+def test_commands_that_start_tensorflow_check_first_and_print_one_line(tmp_path):
+    """`hpo worker` and `hpo retrain` used to print TensorFlow's start-up lines before an error."""
+    from test_export import make_study
+
+    make_study(tmp_path, [])
+    for args, message in ((["worker", "--study", "nope"], "no study named 'nope'"),
+                          (["worker", "--study", "digits-cnn", "--data", "x.h5"], "takes no data path"),
+                          (["retrain", "--study", "digits-cnn"], "has no complete trial yet")):
+        result = run_hpo(*args, cwd=tmp_path, timeout=120)
+        assert result.returncode == 2
+        assert message in error_line(result)  # the only line on stderr
+
+
+def test_tensorflow_starts_without_its_chatter(tmp_path):
+    import subprocess
+    import sys
+
+    from runner import hpo_env
+
+    env = {k: v for k, v in hpo_env().items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    code = ("import sys\nfrom hpo.training import configure_tensorflow\nconfigure_tensorflow(1)\n"
+            "import tensorflow as tf\nprint(float(tf.constant(2.0) * 2), file=sys.stderr)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            cwd=tmp_path, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "4.0\n"
