@@ -234,6 +234,26 @@ def test_launch_export_retrain_end_to_end(tmp_path: Path) -> None:
     assert recorded["test_accuracy_mean"] == entry["test_accuracy"]
 
 
+def test_only_scores_on_the_searched_data_are_recorded_in_the_study(tmp_path: Path) -> None:
+    from hpo import storage as store
+    from hpo.export import configs_from_study
+    from hpo.retrain import record_in_studies
+
+    url = make_study(tmp_path, [trial(GOOD_PARAMS, 0.97)])
+    study = store.load_study("digits-cnn", store.open_storage(url, heartbeat=False))
+    study.set_user_attr("hpo_data", {"sha256": "a" * 64, "source": "a.h5"})
+    configs, _ = configs_from_study(study, 1, url, inspect_data=False)
+    summary = {"config": configs[0].name, "test_accuracy_mean": 0.9, "test_accuracy_std": 0.0}
+    notes = record_in_studies([{**summary, "data_sha256": "b" * 64}], configs, url)
+    assert notes == [f"{configs[0].name}: not recorded in study 'digits-cnn': it was retrained on "
+                     "other data (sha256 bbbbbbbbbbbb...) than the study searched (aaaaaaaaaaaa...); "
+                     "its scores are in results.json only"]
+    assert "retrain:0" not in study.user_attrs
+    notes = record_in_studies([{**summary, "data_sha256": "a" * 64}], configs, url)
+    assert "recorded in study 'digits-cnn'" in notes[0] and "retrain:0" in study.user_attrs
+
+
+@pytest.mark.slow
 def test_scores_on_other_data_are_not_recorded_as_the_study_s_own(tmp_path: Path) -> None:
     """`retrain --data OTHER` used to overwrite the study's retrain:<trial>, shown by `hpo best`."""
     from runner import run_main

@@ -107,14 +107,14 @@ _READS_TRIALS = {"studies", "best", "export", "report", "status"}
 _READS_SETTINGS = {"best", "export", "launch", "create", "report", "studies"}
 
 
-@pytest.mark.parametrize("damage", DAMAGES)
-def test_a_damaged_store_is_one_error_line_and_left_as_it_is(tmp_path, healthy, damage):
+def _try_damaged(tmp_path: Path, healthy: Path, damage: str, commands: list[str]) -> None:
     db = tmp_path / "studies.db"
     shutil.copy(healthy, db)
     harm, message = DAMAGES[damage]
     harm(db)
     before = file_digest(db)
-    for name, args in COMMANDS.items():
+    for name in commands:
+        args = COMMANDS[name]
         if damage == "trial value not JSON" and name not in _READS_TRIALS:
             continue
         if damage == "study settings not JSON" and name not in _READS_SETTINGS:
@@ -125,6 +125,18 @@ def test_a_damaged_store_is_one_error_line_and_left_as_it_is(tmp_path, healthy, 
         assert file_digest(db) == before, f"`hpo {name}` changed the damaged store"
         # nothing beside it but hpo's own (empty) lock file: no -wal or -shm left behind
         assert {p.name for p in tmp_path.iterdir()} <= {"studies.db", "studies.db.lock"}, name
+
+
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_a_damaged_store_is_one_error_line_and_left_as_it_is(tmp_path, healthy, damage):
+    """A reader and a writer meet every kind of damage; the slow test tries every command."""
+    _try_damaged(tmp_path, healthy, damage, ["studies", "launch"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", DAMAGES)
+def test_every_command_on_a_damaged_store(tmp_path, healthy, damage):
+    _try_damaged(tmp_path, healthy, damage, list(COMMANDS))
 
 
 def test_a_damaged_store_in_a_real_process(tmp_path, healthy):
