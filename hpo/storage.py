@@ -290,9 +290,10 @@ def _failure(url: str, reason: str) -> HpoError:
             f"the study store {where} refuses writes ({reason}): make it writable, or pass another "
             "--storage"
         )
-    if "disk is full" in low or "no space left" in low or "disk full" in low:
-        return NotWritableError(f"the study store {where} cannot grow: {reason}; free some space "
-                                "and run the same command to resume")
+    if "disk is full" in low or "no space left" in low or "disk full" in low \
+            or "disk i/o error" in low:
+        return NotWritableError(f"the study store {where} cannot be written ({reason}): its disk "
+                                "is full or failing; free some space and run the same command")
     if "database is locked" in low or "database table is locked" in low:
         return StorageError(f"the study store {where} stayed locked by another process for "
                             f"{_SQLITE_TIMEOUT} s ({reason}); try again when it is done")

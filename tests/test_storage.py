@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import optuna
@@ -252,3 +253,28 @@ def test_masking_other_shapes_of_url():
     assert mask("mysql+pymysql://root@h/db?password=Xq7zKp4w&x=1") == \
         "mysql+pymysql://root@h/db?password=***&x=1"
     assert mask("postgresql://h/db") == "postgresql://h/db"
+
+
+def test_a_full_disk_is_one_error_line(tmp_path):
+    folder = tmp_path / "small"
+    folder.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(folder)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    try:
+        assert run_main("create", "--study", "digits-cnn", cwd=folder).returncode == 0
+        filler = os.open(folder / "filler", os.O_WRONLY | os.O_CREAT)
+        try:  # fill the disk to its last byte
+            while os.write(filler, b"\0" * 4096):
+                pass
+        except OSError:
+            pass
+        finally:
+            os.close(filler)
+        for args in (["create", "--study", "digits-ann"], ["launch", "--study", "digits-ann"]):
+            result = run_main(*args, cwd=folder)
+            assert result.returncode == 2, result.stderr
+            assert "its disk is full or failing; free some space" in error_line(result)
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=True)
