@@ -384,7 +384,7 @@ def open_storage(url: str | None = None, *, create: bool = False, heartbeat: boo
         engine_kwargs["pool_pre_ping"] = True
     elif parsed.get_backend_name() == "mysql":
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
-    _opened.append(url)
+    _opened[:] = [url]
     try:
         if db is None and create:
             _check_server_tables(url, engine_kwargs)
