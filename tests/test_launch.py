@@ -151,6 +151,14 @@ def _study_file(tmp_path: Path, text: str) -> str:
     return str(path)
 
 
+def _store_to_keep(tmp_path: Path) -> str | None:
+    """An existing store with one study, to prove a refused command leaves it exactly as it was."""
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'studies.db'}")
+    optuna.create_study(study_name="keep-me", storage=storage)
+    storage.engine.dispose()
+    return file_digest(tmp_path / "studies.db")
+
+
 BAD_INPUTS = {
     "unknown study": (["launch", "--study", "cifar-cnn"], "unknown study 'cifar-cnn'"),
     "zero workers": (["launch", "--workers", "0"], "--workers must be at least 1"),
@@ -167,11 +175,7 @@ BAD_INPUTS = {
 
 @pytest.mark.parametrize("case", BAD_INPUTS)
 def test_bad_input_is_one_line_exit_2_and_the_store_is_unchanged(tmp_path, case):
-    # an existing store with one study, to prove it is left exactly as it was
-    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'studies.db'}")
-    optuna.create_study(study_name="keep-me", storage=storage)
-    storage.engine.dispose()
-    before = file_digest(tmp_path / "studies.db")
+    before = _store_to_keep(tmp_path)
     files = {
         "study": _study_file(tmp_path, "name: [unclosed\n"),
         "impossible": str(tmp_path / "imp.yaml"),
@@ -242,10 +246,7 @@ PRE_CHECKS = {
 @pytest.mark.parametrize("case", PRE_CHECKS)
 def test_what_would_fail_in_every_worker_is_refused_before_the_study_exists(tmp_path, case):
     """These used to create the study, fill it with FAIL trials, and then refuse the fix."""
-    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'studies.db'}")
-    optuna.create_study(study_name="keep-me", storage=storage)
-    storage.engine.dispose()
-    before = file_digest(tmp_path / "studies.db")
+    before = _store_to_keep(tmp_path)
     base = "extends: digits-cnn\nsearch_space: [kernel_size, activation, learning_rate, batch_size]\n"
     (tmp_path / "act.yaml").write_text(f"name: act\n{base}overrides: {{activation: swishy}}\n")
     (tmp_path / "batch.yaml").write_text(f"name: batch\n{base}overrides: {{batch_size: 0}}\n")
