@@ -19,7 +19,7 @@ import sqlite3
 import zlib
 from pathlib import Path
 from typing import Iterator
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from hpo.errors import (
     DamagedStoreError,
@@ -45,6 +45,7 @@ OPTUNA_TABLES = frozenset({
 })
 _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<rest>.*)$", re.DOTALL)
 _ESCAPE = re.compile(r"(%[0-9A-Fa-f]{2})")
+_IMMUTABLE = "?immutable=1&uri=true"  # how a read-only SQLite store is opened
 _SECRET_QUERY = re.compile(r"(?i)((?:^|[?&;])(?:password|passwd|pwd|secret|token)=)[^&;#]*")
 
 _log = logging.getLogger(__name__)
@@ -399,7 +400,7 @@ def open_storage(url: str | None = None, *, create: bool = False, heartbeat: boo
             elif db is not None:
                 _inspect_sqlite(db, immutable)
                 if immutable:
-                    opened = f"sqlite:///file:{quote(str(db.resolve()))}?immutable=1&uri=true"
+                    opened = f"sqlite:///file:{quote(str(db.resolve()))}{_IMMUTABLE}"
             with warnings_silenced():
                 return optuna.storages.RDBStorage(
                     opened, engine_kwargs=engine_kwargs, skip_table_creation=not create, **kwargs
@@ -444,6 +445,14 @@ def warnings_silenced() -> Iterator[None]:
         yield
 
 
+def shown_url(storage) -> str:
+    """The store's URL as the user gave it, masked (a read-only SQLite store is opened otherwise)."""
+    url = str(storage.url)
+    if url.startswith("sqlite:///file:") and url.endswith(_IMMUTABLE):
+        url = "sqlite:///" + unquote(url[len("sqlite:///file:"):-len(_IMMUTABLE)])
+    return mask(url)
+
+
 def load_study(name: str, storage) :
     """Load an existing study or raise a clear StudyNotFoundError."""
     import optuna
@@ -455,7 +464,7 @@ def load_study(name: str, storage) :
         names = study_names(storage)
         listed = ", ".join(names) if names else "none yet"
         raise StudyNotFoundError(
-            f"no study named {name!r} in {mask(storage.url)} (studies there: {listed})"
+            f"no study named {name!r} in {shown_url(storage)} (studies there: {listed})"
         ) from None
 
 
