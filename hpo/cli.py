@@ -81,6 +81,7 @@ def _resolve_config(study: str | None, config_file: str | None, storage: str | N
     cfg.check_study_name(name)
     from hpo import storage as store
     from hpo.backends.optuna import CONFIG_ATTR, stored_config
+    from hpo.errors import ConfigError
 
     try:
         st = store.open_storage(storage, create=False, heartbeat=False)
@@ -90,7 +91,14 @@ def _resolve_config(study: str | None, config_file: str | None, storage: str | N
         # a study in the store resumes with its own settings: a built-in name included
         found = store.load_study(name, st)
         if CONFIG_ATTR in found.user_attrs or name not in cfg.BUILTIN:
-            return stored_config(found)
+            conf = stored_config(found)
+            try:
+                conf.validate()
+            except HpoError as exc:
+                raise ConfigError(
+                    f"study {name!r} holds settings that cannot run ({exc}); use another study "
+                    f"name, or start it over with `hpo delete --study {name}`") from None
+            return conf
     return cfg.builtin(name)  # raises the "unknown study" error with the list of built-ins
 
 

@@ -155,7 +155,7 @@ def prepare_study(config: StudyConfig, storage_url: str | None, echo: Callable[[
     existing = None
     if config.name in set(store.study_names(storage)):
         existing = store.load_study(config.name, storage)
-        if backend.CONFIG_ATTR in existing.user_attrs or existing.get_trials(deepcopy=False):
+        if existing.user_attrs or existing.get_trials(deepcopy=False):
             check_resume(config, backend.stored_config(existing))
             check_data(existing, dataset)
         # else: its creation was cut short before its settings were stored; they are now

@@ -351,3 +351,23 @@ def test_a_foreign_study_with_trials_points_to_delete(tmp_path):
     assert result.returncode == 2
     assert "holds no hpo search settings" in error_line(result)
     assert "hpo delete --study foreign" in error_line(result)
+
+
+def test_a_study_whose_stored_settings_cannot_run_points_to_delete(tmp_path):
+    """A study made before a check existed (here: an unknown activation) must not trap its name."""
+    assert run_main("create", cwd=tmp_path).returncode == 0
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    study = optuna.load_study(study_name="digits-cnn", storage=url)
+    settings = dict(study.user_attrs["hpo_config"])
+    settings["overrides"] = {**settings["overrides"], "activation": {"choices": ["swishy"]}}
+    study.set_user_attr("hpo_config", settings)
+    study._storage._backend.engine.dispose()  # the last connection folds the WAL into the file
+    before = file_digest(tmp_path / "studies.db")
+    for args in (["launch"], ["worker", "--study", "digits-cnn"]):
+        result = run_main(*args, cwd=tmp_path)
+        assert result.returncode == 2
+        assert "'activation' must be one of" in error_line(result)
+    assert "`hpo delete --study digits-cnn`" in error_line(run_main("launch", cwd=tmp_path))
+    assert file_digest(tmp_path / "studies.db") == before
+    assert run_main("delete", "--study", "digits-cnn", "--yes", cwd=tmp_path).returncode == 0
+    assert run_main("create", cwd=tmp_path).returncode == 0
