@@ -1,11 +1,13 @@
-"""The study store: storage URLs resolved and checked in one place.
+"""The study store: opened and checked in one place (its URL: :mod:`hpo.store_url`).
 
-``--storage`` wins, then the ``HPO_STORAGE`` environment variable, then
-``sqlite:///studies.db`` in the working directory. SQLite is set up for many
-processes at once (WAL journal, a long busy timeout, schema creation under a
-file lock) so that eight workers starting together never see "database is
-locked". Every worker's trials carry a heartbeat; a trial whose worker died is
-failed after the grace period and its parameters are queued again.
+SQLite is set up for many processes at once (WAL journal, a long busy timeout,
+schema creation under a file lock) so that eight workers starting together
+never see "database is locked". A SQLite file is read and checked before
+anything writes to it, so a damaged, foreign or read-only store is one error
+line and stays as it was; a failure of the store met later in a command is
+explained by :func:`store_failure`. Every worker's trials carry a heartbeat; a
+trial whose worker died is failed after the grace period and its parameters are
+queued again.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import re
 import sqlite3
 import zlib
 from pathlib import Path
@@ -28,9 +29,16 @@ from hpo.errors import (
     StorageError,
     StudyNotFoundError,
 )
+from hpo.store_url import (  # noqa: F401  (re-exported: callers use store.mask, store.resolve_url)
+    DEFAULT_URL,
+    ENV_VAR,
+    mask,
+    normalize_url,
+    parse,
+    resolve_url,
+    sqlite_path,
+)
 
-DEFAULT_URL = "sqlite:///studies.db"
-ENV_VAR = "HPO_STORAGE"
 HEARTBEAT_INTERVAL = 5  # seconds between a running trial's heartbeats ($HPO_HEARTBEAT_INTERVAL)
 GRACE_PERIOD = 20  # seconds without a heartbeat before a trial counts as dead ($HPO_GRACE_PERIOD)
 MAX_RETRY = 3  # times a dead worker's trial is queued again
@@ -43,10 +51,7 @@ OPTUNA_TABLES = frozenset({
     "trial_params", "trial_values", "trial_intermediate_values", "trial_user_attributes",
     "trial_system_attributes", "trial_heartbeats", "version_info", "alembic_version",
 })
-_SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<rest>.*)$", re.DOTALL)
-_ESCAPE = re.compile(r"(%[0-9A-Fa-f]{2})")
 _IMMUTABLE = "?immutable=1&uri=true"  # how a read-only SQLite store is opened
-_SECRET_QUERY = re.compile(r"(?i)((?:^|[?&;])(?:password|passwd|pwd|secret|token)=)[^&;#]*")
 
 _log = logging.getLogger(__name__)
 
@@ -61,92 +66,6 @@ def heartbeat_settings() -> tuple[int, int]:
     if interval < 1 or grace <= interval:
         raise StorageError("need HPO_HEARTBEAT_INTERVAL >= 1 and HPO_GRACE_PERIOD > HPO_HEARTBEAT_INTERVAL")
     return interval, grace
-
-
-def resolve_url(url: str | None) -> str:
-    """The storage URL to use: the argument, else $HPO_STORAGE, else the default SQLite file.
-
-    A password may hold any character: ``@``, ``:``, ``/``, ``%``, ``#`` and ``?`` are
-    percent-encoded here (escapes already there are kept), so that the database
-    sees the password that was typed and no part of it is ever read as a host.
-    """
-    return normalize_url(url or os.environ.get(ENV_VAR) or DEFAULT_URL)
-
-
-def _userinfo(url: str) -> tuple[str, str, str] | None:
-    """``(scheme://, user[:password], rest)``: the user part runs to the *last* ``@``."""
-    match = _SCHEME.match(url)
-    if match is None or match["scheme"].lower().startswith("sqlite") or match["rest"].startswith("/"):
-        return None
-    rest = match["rest"]
-    at = rest.rfind("@")
-    if at < 0:
-        return None
-    return match["scheme"], rest[:at], rest[at + 1:]
-
-
-def _encode(part: str) -> str:
-    """Percent-encode every reserved character, keeping escapes that are already there."""
-    return "".join(piece if _ESCAPE.fullmatch(piece) else quote(piece, safe="")
-                   for piece in _ESCAPE.split(part))
-
-
-def normalize_url(url: str) -> str:
-    """The URL with its user name and password percent-encoded (see :func:`resolve_url`)."""
-    parts = _userinfo(url)
-    if parts is None:
-        return url
-    scheme, userinfo, rest = parts
-    user, colon, password = userinfo.partition(":")
-    return f"{scheme}{_encode(user)}{':' + _encode(password) if colon else ''}@{rest}"
-
-
-def mask(url: str) -> str:
-    """The URL with its password replaced by ``***``, safe to print, log and store.
-
-    It does not parse the URL the way a driver would: everything between ``://``
-    and the last ``@`` is the user part, so a password with ``@``, ``:``, ``/``,
-    ``#`` or ``?`` in it is hidden whole; ``password=`` in the query is hidden too.
-    """
-    url = str(url)
-    parts = _userinfo(url)
-    if parts is None:
-        return _SECRET_QUERY.sub(r"\1***", url)
-    scheme, userinfo, rest = parts
-    user, colon, _ = userinfo.partition(":")
-    if "@" in user:  # user@secret@host: no telling what is the password
-        user, colon = "***", ""
-    rest = _SECRET_QUERY.sub(r"\1***", rest)
-    return f"{scheme}{user}{':***' if colon else ''}@{rest}"
-
-
-def _parse(url: str):
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        parsed = make_url(url)
-    except (ArgumentError, ValueError):
-        raise StorageError(
-            f"malformed storage URL {mask(url)!r}: use sqlite:///studies.db, "
-            "postgresql://user:password@host/db or mysql+pymysql://user:password@host/db"
-        ) from None
-    if parsed.get_backend_name() not in ("sqlite", "postgresql", "mysql"):
-        raise StorageError(
-            f"unsupported storage {parsed.get_backend_name()!r} in {mask(url)!r}: "
-            "use sqlite, postgresql or mysql+pymysql"
-        )
-    return parsed
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The database file of a SQLite URL, or None for other databases."""
-    parsed = _parse(url)
-    if parsed.get_backend_name() != "sqlite":
-        return None
-    if not parsed.database or parsed.database == ":memory:":
-        raise StorageError("an in-memory SQLite store cannot be shared by workers: name a file")
-    return Path(parsed.database)
 
 
 @contextlib.contextmanager
@@ -368,7 +287,7 @@ def open_storage(url: str | None = None, *, create: bool = False, heartbeat: boo
 
     url = resolve_url(url)
     write = create if write is None else write
-    parsed = _parse(url)
+    parsed = parse(url)
     engine_kwargs: dict = {}
     db = sqlite_path(url)
     with warnings_silenced():

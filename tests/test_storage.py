@@ -17,7 +17,7 @@ from runner import error_line, file_digest, run_hpo, run_main
 from sqlalchemy.engine import make_url
 from test_export import GOOD_PARAMS, make_study, other_params, trial
 
-from hpo.storage import mask, normalize_url
+from hpo.store_url import mask, normalize_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
