@@ -274,6 +274,7 @@ def delete(study, storage, kt_dir, yes):
     Retrain outputs (runs/) and exported files are not touched.
     """
     from hpo import storage as store
+    from hpo.backends.keras_tuner import DEFAULT_DIR
     from hpo.backends.optuna import counts
     from hpo.errors import ConfigError, NotWritableError
 
@@ -288,7 +289,7 @@ def delete(study, storage, kt_dir, yes):
             "first (Ctrl-C the launch), then delete it"
         )
     held = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts(found).items())) or "no trials"
-    state = Path(kt_dir or "kt") / study
+    state = Path(kt_dir or DEFAULT_DIR) / study
     what = f"study {study!r} ({held}) from {store.mask(url)}"
     if state.exists():
         what += f", and its KerasTuner state {state}/"
