@@ -67,27 +67,39 @@ def cli(verbose: bool) -> None:
 
 
 def _resolve_config(study: str | None, config_file: str | None, storage: str | None):
-    """The study configuration: a YAML file, a built-in study, or one already in the store."""
+    """The study configuration: a YAML file, else the study's own in the store, else a built-in.
+
+    A study already in the store resumes with the settings it was created with (those
+    of a built-in study included, whatever options created it or whatever hpo
+    version defines the built-in now); options given on top are checked against them.
+    """
     from hpo import config as cfg
 
     if config_file:
         conf = cfg.load_yaml(config_file)
         return conf.with_options(name=cfg.check_study_name(study)) if study else conf
     name = study or "digits-cnn"
-    if name in cfg.BUILTIN:
-        return cfg.builtin(name)
     cfg.check_study_name(name)
     from hpo import storage as store
-    from hpo.backends.optuna import stored_config
+    from hpo.backends.optuna import CONFIG_ATTR, stored_config
+    from hpo.errors import ConfigError
 
     try:
         st = store.open_storage(storage, create=False, heartbeat=False)
     except HpoError:
-        st = None
-    if st is not None:
-        names = set(store.study_names(st))
-        if name in names:
-            return stored_config(store.load_study(name, st))
+        st = None  # no store yet (or a broken one, which the launch itself reports)
+    if st is not None and name in set(store.study_names(st)):
+        # a study in the store resumes with its own settings: a built-in name included
+        found = store.load_study(name, st)
+        if CONFIG_ATTR in found.user_attrs or name not in cfg.BUILTIN:
+            conf = stored_config(found)
+            try:
+                conf.validate()
+            except HpoError as exc:
+                raise ConfigError(
+                    f"study {name!r} holds settings that cannot run ({exc}); use another study "
+                    f"name, or start it over with `hpo delete --study {name}`") from None
+            return conf
     return cfg.builtin(name)  # raises the "unknown study" error with the list of built-ins
 
 
@@ -271,7 +283,7 @@ def create(study, config_file, trials, storage, data, epochs, seed, pruner, conf
                              confirm_top=confirm_top)
     if trials is not None and trials < 1:
         raise HpoError(f"--trials must be at least 1, got {trials}")
-    created, dataset, url = prepare_study(conf, storage, echo=lambda m: click.echo(m, err=True))
+    created, dataset, url, _ = prepare_study(conf, storage, echo=lambda m: click.echo(m, err=True))
     if trials is not None or TARGET_ATTR not in created.user_attrs:
         created.set_user_attr(TARGET_ATTR, trials or conf.trials)
     click.echo(f"Study {conf.name!r} is ready in {store.mask(url)} ({dataset.describe()}); "
@@ -309,10 +321,65 @@ def studies(storage):
     st = store.open_storage(storage, create=False, heartbeat=False)
     rows = study_rows(st)
     if not rows:
-        click.echo(f"No studies in {store.mask(st.url)} yet: run `hpo launch`.")
+        click.echo(f"No studies in {store.mask(store.resolve_url(storage))} yet: run `hpo launch`.")
         return
     headers = ["study", "complete", "pruned", "fail", "running", "waiting", "best", "model", "dataset"]
     click.echo(table(headers, ([r[h] for h in headers] for r in rows)))
+
+
+@cli.command()
+@click.option("--study", required=True, metavar="NAME", help="The study to delete.")
+@storage_option
+@click.option("--kt-dir", default=None, metavar="DIR",
+              help="Where its KerasTuner state is, as DIR/<study> [default: kt].")
+@click.option("--yes", is_flag=True, help="Do not ask; delete at once.")
+def delete(study, storage, kt_dir, yes):
+    """Delete a study and its trials from the store, and its KerasTuner state (asks first).
+
+    The way out for a study that cannot go on (created with settings that were
+    wrong, or cut short before its settings were stored): its name is free again.
+    Retrain outputs (runs/) and exported files are not touched.
+    """
+    from hpo import storage as store
+    from hpo.backends.keras_tuner import DEFAULT_DIR
+    from hpo.backends.optuna import counts
+    from hpo.errors import ConfigError, NotWritableError
+
+    url = store.resolve_url(storage)
+    st = store.open_storage(url, create=False, write=True)
+    found = store.load_study(study, st)
+    live = store.live_running_trials(found)
+    if live:
+        raise ConfigError(
+            f"study {study!r} has {len(live)} trial(s) running in live workers "
+            f"({', '.join(sorted({str(t.user_attrs.get('worker', '?')) for t in live}))}): stop them "
+            "first (Ctrl-C the launch), then delete it"
+        )
+    held = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts(found).items())) or "no trials"
+    state = Path(kt_dir or DEFAULT_DIR) / study
+    what = f"study {study!r} ({held}) from {store.mask(url)}"
+    if state.exists():
+        what += f", and its KerasTuner state {state}/"
+    if not yes:
+        if not sys.stdin.isatty():
+            raise ConfigError(f"hpo delete asks before it deletes {what}: answer on a terminal, "
+                              "or pass --yes")
+        if not click.confirm(f"Delete {what}?", default=False, err=True):
+            click.echo("Nothing deleted.", err=True)
+            return
+    if state.exists():
+        import shutil
+
+        try:
+            shutil.rmtree(state)
+        except OSError as exc:
+            raise NotWritableError(f"cannot delete {state}: {exc.strerror or exc}; the study "
+                                   "itself is kept: fix that and run the same command") from None
+    import optuna
+
+    with store.warnings_silenced():
+        optuna.delete_study(study_name=study, storage=st)
+    click.echo(f"Deleted {what}. Its name is free: `hpo launch --study {study}` starts it anew.")
 
 
 @cli.command()
@@ -325,7 +392,7 @@ def status(study, storage):
 
     st = store.open_storage(storage, create=False, heartbeat=False)
     info = study_status(store.load_study(study, st))
-    click.echo(f"Study {study!r} in {store.mask(st.url)}")
+    click.echo(f"Study {study!r} in {store.mask(store.resolve_url(storage))}")
     click.echo("Trials: " + (", ".join(f"{n} {s.lower()}" for s, n in info["counts"].items()) or "none")
                + (f" ({info['reruns']} of them confirmation re-runs)" if info["reruns"] else ""))
     best = info["best"]
@@ -434,11 +501,11 @@ def best(study, top, storage):
 @storage_option
 def export_configs(study, top, output, storage):
     """The best trials as a self-contained YAML file (format hpo-config/1) for `hpo retrain`."""
-    from pathlib import Path
-
-    from hpo import export
+    from hpo import export, outputs
     from hpo import storage as store
 
+    if output is not None:
+        outputs.check_file(output, "export file")
     found = store.load_study(study, store.open_storage(storage, create=False, heartbeat=False))
     configs, warnings = export.configs_from_study(found, top, storage)
     for warning in warnings:
@@ -447,7 +514,7 @@ def export_configs(study, top, output, storage):
     if output is None:
         click.echo(text, nl=False)
         return
-    Path(output).write_text(text)
+    outputs.write_text(output, text, "export file")
     click.echo(f"Wrote {len(configs)} config(s) of study {study!r} to {output}; next: "
                f"hpo retrain --config {output}", err=True)
 
@@ -476,11 +543,14 @@ def retrain(study, config_file, top, seeds, ensemble, output_dir, storage, data)
     hpo retrain --study digits-cnn --seeds 3 --ensemble
     hpo retrain --config best.yaml --data SVHN_single_grey1.h5
     """
+    from types import SimpleNamespace
+
     from hpo import export
     from hpo import storage as store
     from hpo.errors import ConfigError
-    from hpo.retrain import record_in_studies, summary_rows
+    from hpo.retrain import RetrainStopped, record_in_studies, summary_rows
     from hpo.retrain import retrain as run_retrain
+    from hpo.workers import WorkerSignals
 
     if (study is None) == (config_file is None):
         raise ConfigError("give either --study NAME or --config FILE")
@@ -499,8 +569,15 @@ def retrain(study, config_file, top, seeds, ensemble, output_dir, storage, data)
         for warning in warnings:
             echo(f"Warning: {warning}")
         record_url = store.resolve_url(storage)
-    report = run_retrain(configs, seeds=seeds, ensemble=ensemble, output_dir=output_dir, data=data,
-                         echo=echo)
+    stop = SimpleNamespace(stop_requested=False)  # set by Ctrl-C or SIGTERM: training stops
+    with WorkerSignals(stop) as signals:
+        try:
+            report = run_retrain(configs, seeds=seeds, ensemble=ensemble, output_dir=output_dir,
+                                 data=data, echo=echo,
+                                 should_stop=lambda: stop.stop_requested)
+        except RetrainStopped as exc:
+            echo(f"Interrupted: {exc}.")
+            sys.exit(signals.code or 130)
     notes = record_in_studies(report.summaries, configs, record_url)
     rows = summary_rows(report.summaries)
     click.echo(table(list(rows[0]), ([row[h] for h in row] for row in rows)))
@@ -549,21 +626,35 @@ def sweep(baseline, changes, repeats, dataset, data, epochs, seed, study, storag
     label = Path(baseline).stem if baseline.endswith((".yaml", ".yml")) else baseline
     name = check_study_name(study or f"sweep-{label}-{dataset}")
     settings = {"baseline": baseline, "dataset": dataset, "changes": [r.name for r in runs[1:]],
-                "repeats": repeats, "seed": seed}
+                "repeats": repeats, "seed": seed, "data_sha256": ds.sha256}
     st = store.open_storage(storage, create=True, heartbeat=False)
+    if name in set(store.study_names(st)):  # a resume: the same sweep, on the same data
+        previous = store.load_study(name, st).user_attrs.get(SWEEP_ATTR)
+        if previous is None:
+            raise HpoError(f"study {name!r} is not a sweep: use another --study name")
+        if (previous["baseline"], previous["dataset"]) != (baseline, dataset):
+            raise HpoError(f"study {name!r} holds a sweep of {previous['baseline']} on "
+                           f"{previous['dataset']}; use another --study name")
+        if previous.get("data_sha256", ds.sha256) != ds.sha256:
+            from hpo.errors import DataMismatchError
+
+            raise DataMismatchError(
+                f"study {name!r} holds a sweep on data with sha256 {previous['data_sha256'][:12]}..., "
+                f"but {ds.source} has sha256 {ds.sha256[:12]}...: use the same data, or another "
+                "--study name")
     with store.warnings_silenced():
         created = optuna.create_study(study_name=name, storage=st, direction="maximize",
                                       load_if_exists=True)
     previous = created.user_attrs.get(SWEEP_ATTR)
-    if previous is not None and (previous["baseline"], previous["dataset"]) != (baseline, dataset):
-        raise HpoError(f"study {name!r} holds a sweep of {previous['baseline']} on {previous['dataset']}; "
-                       "use another --study name")
     if previous is None:
         created.set_user_attr(SWEEP_ATTR, settings)
         with store.warnings_silenced():
             created.set_metric_names(["validation accuracy"])
     click.echo(f"Sweep {name!r}: {len(runs)} configurations x {repeats} seed(s) on {ds.describe()}",
                err=True)
+    from hpo.training import configure_tensorflow
+
+    configure_tensorflow(None)  # after every check: a mistake above is one line, no TF chatter
     run_sweep(created, runs, ds, repeats, seed, on_run=lambda m: click.echo(m, err=True))
     click.echo(table(TABLE_HEADERS, table_rows(created, runs)))
     click.echo(f"Stored as study {name!r} in {store.mask(st.url)}")
@@ -573,20 +664,43 @@ def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+#: click >= 8.2 raises this for a bare `hpo` (older versions print the help themselves).
+_NO_ARGS = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def main() -> None:
-    """Console entry point: run the CLI, turning user errors into one line and exit 2."""
+    """Console entry point: every user error ends as one ``Error:`` line and exit status 2.
+
+    This is the one place that prints errors: hpo's own (:class:`HpoError`), click's
+    usage errors, and failures of the study store, whatever command met them.
+    """
+    from hpo.errors import UsageError, error_line
+
     try:
-        cli.main(standalone_mode=False)
+        try:
+            cli.main(standalone_mode=False, prog_name="hpo")
+        except _NO_ARGS as exc:  # a bare `hpo`: its help, not an error
+            click.echo(exc.ctx.get_help() if exc.ctx is not None else "")
+            sys.exit(0)
+        except click.UsageError as exc:
+            hint = f" Try '{exc.ctx.command_path} --help'." if exc.ctx is not None else ""
+            raise UsageError(f"{exc.format_message()}{hint}") from None
+        except click.ClickException as exc:
+            raise UsageError(exc.format_message()) from None
+        except Exception as exc:
+            from hpo.storage import store_failure
+
+            failure = store_failure(exc)
+            if failure is None:
+                raise
+            raise failure from None
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
-    except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except HpoError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(error_line(exc), err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)

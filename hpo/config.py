@@ -17,8 +17,8 @@ from typing import Any, Mapping
 import search_spaces
 from hpo import models
 from hpo.data import DATASETS
-from hpo.errors import ConfigError, HpoError
-from hpo.space import SearchSpace, override
+from hpo.errors import ConfigError, HpoError, shown
+from hpo.space import CategoricalParam, Param, SearchSpace, override
 
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc", "grid")
 PRUNERS = ("successive-halving", "hyperband", "median", "none")
@@ -31,12 +31,14 @@ OBJECTIVE_METRICS = {
     "latency": ("inference ms per image", "minimize"),
 }
 _STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+MAX_SEED = 2**31 - 1  # seed + trial number must stay below 2**32, numpy's limit
+MAX_TRIALS = 1_000_000
 
 
 def check_study_name(name: str) -> str:
     if not isinstance(name, str) or not _STUDY_NAME.match(name):
         raise ConfigError(
-            f"study name {name!r} is not valid: use letters, digits, '-', '_' and '.', "
+            f"study name {shown(name)} is not valid: use letters, digits, '-', '_' and '.', "
             "starting with a letter or digit (at most 100 characters)"
         )
     return name
@@ -83,8 +85,8 @@ class StudyConfig:
         _check_choice("objective", self.objective, OBJECTIVES)
         _check_int("epochs", self.epochs, 1)
         _check_int("early_stopping", self.early_stopping, 0)
-        _check_int("trials", self.trials, 1)
-        _check_int("seed", self.seed, 0)
+        _check_int("trials", self.trials, 1, MAX_TRIALS)
+        _check_int("seed", self.seed, 0, MAX_SEED)
         if self.train_subset is not None:
             _check_int("train_subset", self.train_subset, 10)
         if self.max_params is not None:
@@ -101,11 +103,24 @@ class StudyConfig:
         if not isinstance(self.try_defaults_first, bool):
             raise ConfigError(f"try_defaults_first must be true or false, got {self.try_defaults_first!r}")
         if not (isinstance(self.val_fraction, float) and 0 < self.val_fraction < 1):
-            raise ConfigError(f"val_fraction must be a number between 0 and 1, got {self.val_fraction!r}")
+            raise ConfigError(
+                f"val_fraction must be a number between 0 and 1, got {shown(self.val_fraction)}")
+        if self.data is not None and (not isinstance(self.data, str) or not self.data):
+            raise ConfigError(f"data must be a file path, got {shown(self.data)}")
         if self.dataset == "digits" and self.data:
             raise ConfigError("the digits dataset is bundled with scikit-learn and takes no data path")
         if not isinstance(self.overrides, Mapping):
             raise ConfigError("overrides must be a mapping of parameter name to value or range")
+        if not all(isinstance(k, str) for k in self.overrides):
+            bad = next(k for k in self.overrides if not isinstance(k, str))
+            raise ConfigError(f"overrides must be keyed by parameter names, got {shown(bad)}")
+        if not all(isinstance(m, str) and m for m in self.search_space):
+            raise ConfigError("search_space must be a list of module names")
+        if not isinstance(self.description, str) or len(self.description) > 2000:
+            raise ConfigError("description must be text of at most 2,000 characters")
+        if self.sampler == "cmaes" and self.multi_objective:
+            raise ConfigError(f"the cmaes sampler optimizes one objective, not {self.objective!r}: "
+                              "use --sampler tpe, random or qmc for a Pareto front")
 
     @property
     def objectives(self) -> list[str]:
@@ -155,13 +170,14 @@ class StudyConfig:
         unknown = set(self.overrides) - names
         if unknown:
             raise ConfigError(
-                f"overrides name parameter(s) {', '.join(sorted(unknown))} that no module of the "
-                f"search space defines ({', '.join(sorted(names))})"
+                f"overrides name parameter(s) {', '.join(sorted(map(shown, unknown)))} that no "
+                f"module of the search space defines ({', '.join(sorted(names))})"
             )
         params = [override(p, self.overrides[p.name]) if p.name in self.overrides else p for p in params]
         space = SearchSpace(params)
         for param in space:
             models.check_param_name(self.model, param.name)
+            _check_domain(param)
         return space
 
     def validate(self) -> SearchSpace:
@@ -200,6 +216,8 @@ class StudyConfig:
         data = dict(data)
         base = data.pop("extends", None)
         if base is not None:
+            if not isinstance(base, str):
+                raise ConfigError(f"{where}: extends must name a built-in study, got {shown(base)}")
             data = {**builtin(base).to_dict(), **data}
         allowed = {f.name for f in fields(cls)}
         unknown = set(data) - allowed
@@ -217,7 +235,11 @@ class StudyConfig:
         data["search_space"] = tuple(space)
         if isinstance(data.get("val_fraction"), int):
             data["val_fraction"] = float(data["val_fraction"])
-        data["overrides"] = dict(data.get("overrides") or {})
+        overrides = data.get("overrides") or {}
+        if not isinstance(overrides, Mapping):
+            raise ConfigError(f"{where}: overrides must be a mapping of parameter name to value or "
+                              f"range, got {shown(overrides)}")
+        data["overrides"] = dict(overrides)
         try:
             return cls(**data)
         except HpoError as exc:
@@ -229,14 +251,26 @@ class StudyConfig:
         return replace(self, **given) if given else self
 
 
+def _check_domain(param: Param) -> None:
+    """Refuse a parameter that allows a value no model can use (it would fail in every trial)."""
+    edges = param.choices if isinstance(param, CategoricalParam) else (param.low, param.high)
+    for value in edges:
+        problem = models.domain_error(param.name, value)
+        if problem:
+            raise ConfigError(f"{problem}, but the search space allows {shown(value)}: "
+                              "change that module or the study's overrides")
+
+
 def _check_choice(what: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"unknown {what} {value!r}: use one of {', '.join(allowed)}")
+    if not isinstance(value, str) or value not in allowed:
+        raise ConfigError(f"unknown {what} {shown(value)}: use one of {', '.join(allowed)}")
 
 
-def _check_int(what: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{what} must be an integer >= {minimum}, got {value!r}")
+def _check_int(what: str, value: Any, minimum: int, maximum: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum \
+            or (maximum is not None and value > maximum):
+        bound = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
+        raise ConfigError(f"{what} must be an integer {bound}, got {shown(value)}")
 
 
 #: A modern small-CNN recipe: augmentation, VGG-style blocks, a cosine schedule, weight decay,
@@ -288,9 +322,9 @@ BUILTIN: dict[str, StudyConfig] = {c.name: c for c in (
 
 
 def builtin(name: str) -> StudyConfig:
-    if name not in BUILTIN:
+    if not isinstance(name, str) or name not in BUILTIN:
         raise ConfigError(
-            f"unknown study {name!r}: built-in studies are {', '.join(BUILTIN)}; "
+            f"unknown study {shown(name)}: built-in studies are {', '.join(BUILTIN)}; "
             "or describe your own with --config study.yaml"
         )
     return BUILTIN[name]
@@ -300,4 +334,9 @@ def load_yaml(path: str | Path) -> StudyConfig:
     """Read a YAML study file (a safe loader: no objects, only data)."""
     from hpo import yaml_file
 
-    return StudyConfig.from_dict(yaml_file.load(path, "study file"), where=str(path))
+    config = StudyConfig.from_dict(yaml_file.load(path, "study file"), where=str(path))
+    try:
+        config.validate()  # now, so that an error names the file
+    except HpoError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return config

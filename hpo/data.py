@@ -218,7 +218,34 @@ def _check_file(name: str, path: Path) -> Path:
             f"{path}: unsupported file type {path.suffix or '(no extension)'!r}; "
             f"a {name} file must be one of {', '.join(allowed)}"
         )
+    if not path.is_file():
+        raise DataError(f"{path} is not a regular file; pass the data file itself")
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(2056)
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}"
+                        f"{'; check its permissions' if isinstance(exc, PermissionError) else ''}"
+                        ) from None
+    _check_signature(path, head)
     return path
+
+
+#: How each format's files begin (HDF5 may follow a user block of 512, 1024, 2048 bytes).
+_HDF5 = b"\x89HDF\r\n\x1a\n"
+
+
+def _check_signature(path: Path, head: bytes) -> None:
+    """Refuse a file whose first bytes are not those of the format its name says."""
+    kind = _FORMATS[path.suffix.lower()]
+    if kind == "NPZ" and not head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        what = ("a single .npy array, not named arrays (save them with np.savez)"
+                if head.startswith(b"\x93NUMPY") else
+                "not a zip archive of arrays, as np.savez writes an .npz")
+        raise DataError(f"cannot read {path} as NPZ: it is {what}")
+    if kind == "HDF5" and not any(head[at:at + 8] == _HDF5 for at in (0, 512, 1024, 2048)):
+        raise DataError(f"cannot read {path} as HDF5: it does not start as an HDF5 file does "
+                        "(damaged, or another format named .h5); re-download or re-create it")
 
 
 def _unreadable(path: Path, exc: BaseException) -> DataError:
@@ -226,6 +253,8 @@ def _unreadable(path: Path, exc: BaseException) -> DataError:
     if len(reason) > 200:
         reason = reason[:197] + "..."
     kind = _FORMATS[path.suffix.lower()]
+    if isinstance(exc, PermissionError):
+        return DataError(f"cannot read {path}: permission denied; check its permissions")
     return DataError(f"cannot read {path} as {kind}: {reason}; re-download or re-create it")
 
 
@@ -370,6 +399,12 @@ def _build(
                 "the same image size"
             )
     x_train, y_train = clean["train"]
+    classes = np.unique(y_train)
+    if classes.size < 2:
+        raise DataError(
+            f"{where}: {splits['train'].y_key} holds only the digit {int(classes[0])}; a classifier "
+            "needs training images of at least two classes (every one it should recognize)"
+        )
     if "val" in clean:
         x_val, y_val = clean["val"]
     else:
@@ -446,6 +481,7 @@ def _check_images(where: str, key: str, x: np.ndarray, pixel_max: float | None) 
 
 def _check_labels(where: str, key: str, y: np.ndarray, map_ten: bool) -> np.ndarray:
     """Labels as int64 ``(N,)`` in 0..9 (10 read as 0 when ``map_ten``), or a DataError."""
+    digits = "0-9 (or 10, read as 0, in an SVHN file)" if map_ten else "0-9"
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
@@ -456,10 +492,10 @@ def _check_labels(where: str, key: str, y: np.ndarray, map_ten: bool) -> np.ndar
             bad = y[~whole][:5]
             raise DataError(
                 f"{where}: {key} has non-integer labels (e.g. {', '.join(f'{v:g}' for v in bad)}); "
-                "labels must be the digits 0-9"
+                f"labels must be the digits {digits}"
             )
     elif y.dtype == np.bool_ or not np.issubdtype(y.dtype, np.integer):
-        raise DataError(f"{where}: {key} has dtype {y.dtype}; labels must be the integers 0-9")
+        raise DataError(f"{where}: {key} has dtype {y.dtype}; labels must be the integers {digits}")
     labels = y.astype(np.int64)
     if map_ten:
         labels[labels == 10] = 0
@@ -467,7 +503,8 @@ def _check_labels(where: str, key: str, y: np.ndarray, map_ten: bool) -> np.ndar
     if outside.size:
         shown = ", ".join(str(v) for v in outside[:5]) + (", ..." if outside.size > 5 else "")
         raise DataError(
-            f"{where}: {key} has labels outside 0-9 ({shown}); labels must be the digits 0-9"
+            f"{where}: {key} has labels outside {'0-10' if map_ten else '0-9'} ({shown}); labels "
+            f"must be the digits {digits}"
         )
     return labels
 

@@ -181,23 +181,31 @@ def configs_from_study(
     so a machine holding only the store can still export.
     """
     from hpo import storage as store
-    from hpo.backends.optuna import stored_config
+    from hpo.backends.optuna import DATA_ATTR, stored_config
     from hpo.objective import settings_for, trial_architecture, versions
 
     config = stored_config(study)
     trials = best_trials(study, top)
     path = data or config.data
     warnings: list[str] = []
-    sha, shape = None, None
+    searched = study.user_attrs.get(DATA_ATTR) or {}  # the data the study searched, if recorded
+    sha = searched.get("sha256")
+    shape = tuple(searched["input_shape"]) if searched.get("input_shape") else None
     if inspect_data:
         from hpo.data import load_dataset
 
         try:
             ds = load_dataset(config.dataset, path, val_fraction=config.val_fraction,
                               seed=config.seed)
-            sha, shape = ds.sha256, ds.input_shape
+            if sha is not None and ds.sha256 != sha:
+                warnings.append(f"{ds.source} has sha256 {ds.sha256[:12]}..., not the "
+                                f"{sha[:12]}... of the data study {study.study_name!r} searched; "
+                                "the export records the study's")
+            else:
+                sha, shape = ds.sha256, ds.input_shape
         except DataError as exc:
-            warnings.append(f"{exc}; the export records no sha256 or input_shape for it")
+            if sha is None:
+                warnings.append(f"{exc}; the export records no sha256 or input_shape for it")
     dataset = DatasetRef(config.dataset, path, sha, config.val_fraction, shape)
     exported_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     masked = store.mask(store.resolve_url(storage_url))

@@ -83,6 +83,48 @@ _INDEXED = {"cnn": ("filters", "dense_units"), "ann": ("dense_units",)}
 _MAX_INDEX = 8
 
 
+def _whole(low: int, high: int):
+    return lambda v: not isinstance(v, bool) and isinstance(v, int) and low <= v <= high
+
+
+def _real(test):
+    return lambda v: not isinstance(v, bool) and isinstance(v, (int, float)) and test(v)
+
+
+#: What each flat parameter can be in a model, whatever a search space allows: a value outside
+#: would fail in every trial, so a study whose space allows one is refused before it exists.
+DOMAINS: dict[str, tuple[str, Any]] = {
+    "conv_blocks": (f"a whole number from 1 to {_MAX_INDEX}", _whole(1, _MAX_INDEX)),
+    "convs_per_block": ("a whole number from 1 to 4", _whole(1, 4)),
+    "kernel_size": ("a whole number from 1 to 15", _whole(1, 15)),
+    "filters_N": ("a whole number from 1 to 2048", _whole(1, 2048)),
+    "dense_layers": (f"a whole number from 0 to {_MAX_INDEX}", _whole(0, _MAX_INDEX)),
+    "dense_units_N": ("a whole number from 1 to 8192", _whole(1, 8192)),
+    "activation": (f"one of {', '.join(ACTIVATIONS)}", lambda v: v in ACTIVATIONS),
+    "leaky_alpha": ("a number between 0 and 1", _real(lambda v: 0 < v < 1)),
+    "batch_norm": ("true or false", lambda v: isinstance(v, bool)),
+    "dropout": ("a number from 0 to below 1", _real(lambda v: 0 <= v < 1)),
+    "conv_dropout": ("a number from 0 to below 1", _real(lambda v: 0 <= v < 1)),
+    "optimizer": (f"one of {', '.join(OPTIMIZERS)}", lambda v: v in OPTIMIZERS),
+    "learning_rate": ("a number above 0", _real(lambda v: 0 < v)),
+    "batch_size": ("a whole number from 1 to 65536", _whole(1, 65536)),
+    "epochs": ("a whole number from 1 to 10000", _whole(1, 10_000)),
+}
+
+
+def domain_error(name: str, value: Any) -> str | None:
+    """What is wrong with ``value`` for the flat parameter ``name`` in any model, or None."""
+    key = re.sub(r"_\d+$", "_N", name) if re.fullmatch(r"(filters|dense_units)_\d+", name) else name
+    if key not in DOMAINS:
+        return None
+    what, fits = DOMAINS[key]
+    try:
+        ok = bool(fits(value))
+    except TypeError:  # an unhashable value tested for membership
+        ok = False
+    return None if ok else f"'{name}' must be {what}"
+
+
 def known_params(family: str) -> list[str]:
     """Every flat parameter name the family understands, for messages and validation."""
     names = list(DEFAULTS[family]) + list(TRAINING_DEFAULTS) + ["epochs"]

@@ -102,9 +102,22 @@ class SearchData:
         if config.train_subset and config.train_subset < len(x):
             from sklearn.model_selection import train_test_split
 
-            x, _, y, _ = train_test_split(
-                x, y, train_size=config.train_subset, stratify=y, random_state=config.seed
-            )
+            try:
+                x, _, y, _ = train_test_split(
+                    x, y, train_size=config.train_subset, stratify=y, random_state=config.seed
+                )
+            except ValueError as exc:
+                raise ConfigError(f"train_subset {config.train_subset}: no stratified subset of the "
+                                  f"{len(y):,} training images ({exc})") from None
+        if config.cv:  # checked here, before a study exists, not in every trial
+            sizes = np.bincount(np.concatenate([y, dataset.y_val]))
+            smallest = int(sizes[sizes > 0].min())
+            if config.cv > smallest:
+                raise ConfigError(
+                    f"--cv {config.cv}: the smallest class of the search data (train + validation) "
+                    f"has {smallest} images, so at most {smallest} stratified folds can be made: "
+                    f"use --cv {smallest} or less"
+                )
         return cls(dataset=dataset, x_train=x, y_train=y)
 
 

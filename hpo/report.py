@@ -40,15 +40,12 @@ class Section:
 
 def write_report(study, path: str | Path, retrain_results: str | Path | None = None) -> int:
     """Write the report of ``study`` to ``path``; returns the number of figures in it."""
-    path = Path(path)
-    if not path.parent.exists():
-        raise ConfigError(f"cannot write {path}: directory {path.parent} does not exist")
+    from hpo import outputs
+
+    path = outputs.check_file(path, "report")  # before the figures are made
     retrain = read_retrain(study, retrain_results)
     sections = study_sections(study) + retrain_sections(retrain)
-    try:
-        path.write_text(render(study, sections, retrain), encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
+    outputs.write_text(path, render(study, sections, retrain), "report")
     return sum(s.figure is not None for s in sections)
 
 

@@ -22,7 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from hpo.data import Dataset, load_dataset, load_full_training
-from hpo.errors import ConfigError, HpoError
+from hpo.errors import ConfigError, HpoError, NotWritableError
 from hpo.export import RETRAIN_ATTR, RetrainConfig, describe_architecture
 from hpo.progress import Progress
 
@@ -33,6 +33,10 @@ _N_CLASSES = Dataset.n_classes
 
 class ReloadMismatch(RuntimeError):
     """A saved model predicts differently from the one evaluated: a bug, never a user error."""
+
+
+class RetrainStopped(Exception):
+    """A stop signal ended the retrain; the runs that finished are saved, and ``str`` says so."""
 
 
 @dataclass
@@ -51,37 +55,52 @@ def retrain(
     data: str | None = None,
     echo: Callable[[str], None] = print,
     progress_stream=None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> RetrainReport:
     """Train, evaluate, save and reload every config with ``seeds`` seeds; write results.json.
 
     ``data`` replaces every config's data path (the file on this machine). All
-    data is loaded and checked against the configs before the first epoch, so a
-    wrong file fails in seconds, not after an hour of training. With ``ensemble``
+    data is loaded and checked against the configs, and the output directory
+    checked writable, before the first epoch, so a wrong file or folder fails in
+    seconds, not after an hour of training. results.json is rewritten after every
+    run, so a stop (``should_stop`` turning true, polled after every batch) loses
+    only the run it interrupts: :class:`RetrainStopped` says which. With ``ensemble``
     the seeds' models of each config are also averaged into one saved model.
     """
+    from hpo import outputs
     from hpo.training import configure_tensorflow
 
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
     if ensemble and seeds < 2:
         raise ConfigError("--ensemble averages the models of several seeds: use --seeds 2 or more")
-    out = Path(output_dir)
+    out = outputs.check_dir(output_dir, "output directory")
     datasets = _load_all(configs, data, echo)
     configure_tensorflow(None)
     results, summaries = [], []
+    path = out / RESULTS_FILE
     for config in configs:
         ds = datasets[config.name]
-        runs, models = [], []
+        runs: list[dict[str, Any]] = []
+        models = []  # kept for the ensemble only
         for seed in range(config.training.seed, config.training.seed + seeds):
-            record, model = _run_seed(config, ds, seed, out, progress_stream)
+            try:
+                record, model = _run_seed(config, ds, seed, out, progress_stream, should_stop)
+            except KeyboardInterrupt:
+                saved = f"{len(results) + len(runs)} finished run(s) are saved in {path}" \
+                    if results or runs else "no run had finished"
+                raise RetrainStopped(f"stopped while training {config.name} seed {seed}, which is "
+                                     f"lost; {saved}") from None
             runs.append(record)
-            models.append(model)
-        results.extend(runs)
-        summary = _summarize(config, runs)
+            if ensemble:
+                models.append(model)
+            summary = _summarize(config, runs)
+            path = _write_results(out, results + runs, summaries + [summary], echo)
         if ensemble:
             summary["ensemble"] = _ensemble(config, ds, models, out)
+            path = _write_results(out, results + runs, summaries + [summary], echo)
+        results.extend(runs)
         summaries.append(summary)
-    path = _write_results(out, results, summaries, echo)
     return RetrainReport(results, summaries, path)
 
 
@@ -143,7 +162,8 @@ def _progress_callback(progress: Progress):
 
 
 def _run_seed(config: RetrainConfig, ds: Dataset, seed: int, out: Path,
-              progress_stream) -> tuple[dict[str, Any], Any]:
+              progress_stream, should_stop: Callable[[], bool] | None = None,
+              ) -> tuple[dict[str, Any], Any]:
     """Train once on train + val, evaluate once on test, save, reload and compare.
 
     Returns the run's record and the trained model.
@@ -155,7 +175,7 @@ def _run_seed(config: RetrainConfig, ds: Dataset, seed: int, out: Path,
                         stream=progress_stream)
     try:
         result = train(config.architecture, config.training.settings(seed), x, y, None, None,
-                       extra_callbacks=[_progress_callback(progress)])
+                       extra_callbacks=[_progress_callback(progress)], should_stop=should_stop)
     except TrainingDiverged as exc:
         raise ConfigError(
             f"{config.name} seed {seed}: {exc}; lower training.learning_rate"
@@ -175,6 +195,7 @@ def _run_seed(config: RetrainConfig, ds: Dataset, seed: int, out: Path,
         "model_bytes": path.stat().st_size,
         "model_path": str(path.relative_to(out)),
         "train_samples": int(len(y)),
+        "data_sha256": ds.sha256,
         "epochs": result.epochs,
         "train_seconds": round(result.train_seconds, 3),
         "reload_identical": True,
@@ -190,8 +211,11 @@ def _save_and_check(model, path: Path, x_test: np.ndarray) -> np.ndarray:
     import keras
 
     probabilities = model.predict(x_test, batch_size=256, verbose=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    model.save(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model.save(path)
+    except OSError as exc:
+        raise NotWritableError(f"cannot save {path}: {exc.strerror or exc}") from None
     again = keras.saving.load_model(path).predict(x_test, batch_size=256, verbose=0)
     predicted = probabilities.argmax(axis=1)
     if not (np.array_equal(again.argmax(axis=1), predicted)
@@ -274,6 +298,7 @@ def _summarize(config: RetrainConfig, runs: list[dict[str, Any]]) -> dict[str, A
              "storage": config.source.storage} if config.source else None
         ),
         "architecture": describe_architecture(config.architecture),
+        "data_sha256": runs[0]["data_sha256"],
         "seeds": [r["seed"] for r in runs],
         "test_accuracy_mean": acc_mean,
         "test_accuracy_std": acc_std,
@@ -318,11 +343,10 @@ def _write_results(out: Path, results: list[dict], summaries: list[dict],
         "summary": kept_summaries + summaries,
         "results": kept_results + results,
     }
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n")
-    tmp.replace(path)
-    return path
+    from hpo import outputs
+
+    return outputs.write_text(path, json.dumps(document, indent=2, allow_nan=False) + "\n",
+                              "results file")
 
 
 def record_in_studies(summaries: list[dict[str, Any]], configs: list[RetrainConfig],
@@ -335,6 +359,7 @@ def record_in_studies(summaries: list[dict[str, Any]], configs: list[RetrainConf
     Returns one line per config saying where its results went (or why not).
     """
     from hpo import storage as store
+    from hpo.backends.optuna import DATA_ATTR
 
     notes = []
     by_name = {c.name: c for c in configs}
@@ -352,7 +377,7 @@ def record_in_studies(summaries: list[dict[str, Any]], configs: list[RetrainConf
                          "to record results there")
             continue
         try:
-            study = store.load_study(src.study, store.open_storage(url, heartbeat=False))
+            study = store.load_study(src.study, store.open_storage(url, heartbeat=False, write=True))
         except HpoError as exc:
             notes.append(f"{config.name}: results not recorded in a study store ({exc})")
             continue
@@ -360,6 +385,13 @@ def record_in_studies(summaries: list[dict[str, Any]], configs: list[RetrainConf
         if trial is None or (config.params and trial.params != config.params):
             notes.append(f"{config.name}: study {src.study!r} in {store.mask(url)} has no trial "
                          f"{src.trial} with these parameters; results not recorded there")
+            continue
+        searched = (study.user_attrs.get(DATA_ATTR) or {}).get("sha256") or config.dataset.sha256
+        used = summary.get("data_sha256")
+        if searched and used and used != searched:  # scores on other data are not the study's
+            notes.append(f"{config.name}: not recorded in study {src.study!r}: it was retrained on "
+                         f"other data (sha256 {used[:12]}...) than the study searched "
+                         f"({searched[:12]}...); its scores are in {RESULTS_FILE} only")
             continue
         record = {k: v for k, v in summary.items() if k not in ("configuration", "source", "ensemble")}
         if "ensemble" in summary:

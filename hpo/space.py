@@ -20,10 +20,12 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable, Mapping, Sequence
 
-from hpo.errors import SpaceError
+from hpo.errors import SpaceError, shown
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 Scalar = bool | int | float | str
+MAX_VALUES = 10_000  # values() lists at most this many; a wider range counts as continuous
+MAX_GRID = 1_000_000  # configurations a grid search may hold
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class Param:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.match(self.name):
             raise SpaceError(
-                f"parameter name {self.name!r} is not valid: use letters, digits and '_'"
+                f"parameter name {shown(self.name)} is not valid: use letters, digits and '_'"
             )
 
     def _check_default(self) -> None:
@@ -126,7 +128,7 @@ class IntParam(Param):
         for attr in ("low", "high", "step"):
             value = getattr(self, attr)
             if isinstance(value, bool) or not isinstance(value, int):
-                raise SpaceError(f"parameter '{self.name}': {attr} must be an integer, got {value!r}")
+                raise SpaceError(f"parameter '{self.name}': {attr} must be an integer, got {shown(value)}")
         _check_range(self.name, self.low, self.high, self.log, self.step)
         self._check_default()
 
@@ -136,7 +138,7 @@ class IntParam(Param):
         return self.low <= value <= self.high and (value - self.low) % self.step == 0
 
     def values(self) -> list[Scalar] | None:
-        if self.log:
+        if self.log or (self.high - self.low) // self.step >= MAX_VALUES:
             return None
         return list(range(self.low, self.high + 1, self.step))
 
@@ -164,7 +166,7 @@ class FloatParam(Param):
         for attr in ("low", "high"):
             value = getattr(self, attr)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise SpaceError(f"parameter '{self.name}': {attr} must be a finite number, got {value!r}")
+                raise SpaceError(f"parameter '{self.name}': {attr} must be a finite number, got {shown(value)}")
         _check_range(self.name, self.low, self.high, self.log, self.step)
         self._check_default()
 
@@ -174,7 +176,7 @@ class FloatParam(Param):
         return self.low - 1e-12 <= value <= self.high + 1e-12
 
     def values(self) -> list[Scalar] | None:
-        if self.step is None:
+        if self.step is None or (self.high - self.low) / self.step >= MAX_VALUES:
             return None
         count = int(round((self.high - self.low) / self.step))
         return [round(self.low + i * self.step, 10) for i in range(count + 1)]
@@ -203,7 +205,7 @@ class CategoricalParam(Param):
         for choice in self.choices:
             if choice is not None and not isinstance(choice, (bool, int, float, str)):
                 raise SpaceError(
-                    f"parameter '{self.name}': choice {choice!r} is not a bool, number or string"
+                    f"parameter '{self.name}': choice {shown(choice)} is not a bool, number or string"
                 )
         if len({(type(c), c) for c in self.choices}) != len(self.choices):
             raise SpaceError(f"parameter '{self.name}': choices {list(self.choices)} repeat a value")
@@ -234,14 +236,14 @@ def param_from_dict(data: Mapping[str, Any]) -> Param:
     data = dict(data)
     kind = data.pop("type", None)
     if kind not in _TYPES:
-        raise SpaceError(f"unknown parameter type {kind!r}: use one of {', '.join(_TYPES)}")
+        raise SpaceError(f"unknown parameter type {shown(kind)}: use one of {', '.join(_TYPES)}")
     condition = data.pop("condition", None)
     if condition is not None:
         condition = Condition(condition["parent"], tuple(condition["values"]))
     try:
         return _TYPES[kind](condition=condition, **data)
     except TypeError as exc:
-        raise SpaceError(f"parameter {data.get('name', '?')!r}: {exc}") from None
+        raise SpaceError(f"parameter {shown(data.get('name', '?'))}: {exc}") from None
 
 
 class SearchSpace:
@@ -318,7 +320,7 @@ class SearchSpace:
             value = params[param.name]
             if not param.contains(value):
                 raise SpaceError(
-                    f"value {value!r} for '{param.name}' is outside its range ({param.describe()})"
+                    f"value {shown(value)} for '{param.name}' is outside its range ({param.describe()})"
                 )
             chosen[param.name] = value
 
@@ -347,14 +349,20 @@ class SearchSpace:
     def grid(self) -> dict[str, list[Scalar]]:
         """Every parameter's finite value list, for grid search; raises if one is continuous."""
         out: dict[str, list[Scalar]] = {}
+        size = 1
         for param in self.params:
             values = param.values()
             if values is None:
                 raise SpaceError(
-                    f"grid search needs a finite set of values, but '{param.name}' is "
-                    f"{param.describe()}: give it a step, or fix it in the study's overrides"
+                    f"grid search needs a finite set of values (at most {MAX_VALUES:,} a "
+                    f"parameter), but '{param.name}' is {param.describe()}: give it a step, or "
+                    "narrow or fix it in the study's overrides"
                 )
             out[param.name] = values
+            size *= len(values)
+        if size > MAX_GRID:
+            raise SpaceError(f"the grid holds {size:,} configurations, more than {MAX_GRID:,}: "
+                             "narrow or fix some parameters in the study's overrides")
         return out
 
 
@@ -364,6 +372,9 @@ def override(param: Param, spec: Any) -> Param:
     ``spec`` is a scalar (fix the value), a list (new choices), or a mapping of
     fields to replace (``low``, ``high``, ``step``, ``log``, ``choices``).
     """
+    if spec is None:
+        raise SpaceError(f"override of '{param.name}' is empty: give a value, a list of values "
+                         "or a mapping such as {low: .., high: ..}")
     base = param.to_dict()
     default = base.pop("default", None)
     if isinstance(spec, Mapping):
@@ -381,11 +392,18 @@ def override(param: Param, spec: Any) -> Param:
         return replace(narrowed, default=default)
     choices = list(spec) if isinstance(spec, (list, tuple)) else [spec]
     fixed = CategoricalParam(param.name, choices=tuple(choices), condition=param.condition)
-    for choice in fixed.choices:
-        if not param.contains(choice) and not isinstance(param, CategoricalParam):
+    for choice in fixed.choices:  # a value or a list narrows: it picks from what the module allows
+        if param.contains(choice):
+            continue
+        if isinstance(param, CategoricalParam):
             raise SpaceError(
-                f"override of '{param.name}': {choice!r} is outside its range ({param.describe()})"
+                f"override of '{param.name}': {shown(choice)} is not one of its choices "
+                f"({param.describe()[len('one of '):]}); to search other values, replace the "
+                "choices: {choices: [...]}"
             )
+        raise SpaceError(
+            f"override of '{param.name}': {shown(choice)} is outside its range ({param.describe()})"
+        )
     if default is not None and fixed.contains(default):
         return replace(fixed, default=default)
     return replace(fixed, default=fixed.choices[0]) if len(fixed.choices) == 1 else fixed

@@ -88,7 +88,9 @@ def configure_tensorflow(threads: int | None) -> None:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     if threads:
         os.environ["OMP_NUM_THREADS"] = str(threads)
-    import tensorflow as tf
+    from hpo.tf_quiet import import_tensorflow
+
+    tf = import_tensorflow()  # without its start-up lines on stderr
 
     if threads:
         try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -26,8 +25,9 @@ from hpo import confirm
 from hpo import storage as store
 from hpo.config import StudyConfig
 from hpo.data import load_dataset
-from hpo.errors import ConfigError
+from hpo.errors import ConfigError, DataMismatchError
 from hpo.progress import Progress
+from hpo.tf_quiet import is_chatter
 
 _log = logging.getLogger(__name__)
 
@@ -36,6 +36,9 @@ RECYCLE_EXIT = 4  # a worker ran its --max-trials and stopped to free its memory
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 STOP_GRACE = 15
 TARGET_ATTR = "hpo_target"  # the trial total of the latest launch; `hpo worker` defaults to it
+LAUNCHES_ATTR = "hpo_launches"  # how many launches have started workers on the study
+STREAMS_PER_LAUNCH = 10_000  # random streams a launch may hand its workers (replacements too)
+MAX_WORKERS = 64  # worker processes one launch starts
 DEFAULT_RECYCLE = 20  # trials per worker process before a fresh one replaces it (bounds memory)  # seconds workers get to fail their trial and exit after a stop signal
 #: Settings that define what a study searches; a resumed study must keep them.
 _SEARCH_FIELDS = ("dataset", "model", "search_space", "overrides", "objective", "epochs",
@@ -55,13 +58,14 @@ def default_workers() -> int:
 def check_resume(requested: StudyConfig, stored: StudyConfig) -> None:
     """A resumed study must search the same thing it searched before."""
     changed = [f for f in _SEARCH_FIELDS if getattr(requested, f) != getattr(stored, f)]
-    if requested.cycles() != stored.cycles():  # the pruner sets where cosine schedules restart
-        changed.append("pruner")
+    if requested.cycles() != stored.cycles() and requested.pruner != stored.pruner:
+        changed.append("pruner")  # it sets where cosine schedules restart
     if changed:
         detail = ", ".join(f"{f}: {getattr(stored, f)!r} -> {getattr(requested, f)!r}" for f in changed)
         raise ConfigError(
             f"study {stored.name!r} already exists with other search settings ({detail}); "
-            "use a new --study name, or drop the options that change it"
+            "drop the options that change it, use a new --study name, or start it over with "
+            f"`hpo delete --study {stored.name}`"
         )
 
 
@@ -126,43 +130,123 @@ def check_launch_args(workers: int, target: int, timeout: float | None) -> None:
     """The checks every launch makes before anything else (one clear line each)."""
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
+    if workers > MAX_WORKERS:
+        raise ConfigError(f"--workers {workers} is more processes than one machine should run "
+                          f"(each loads TensorFlow and the data): use at most {MAX_WORKERS}, and "
+                          "`hpo worker` on other machines")
     if target < 1:
         raise ConfigError(f"--trials must be at least 1, got {target}")
-    if timeout is not None and timeout <= 0:
+    if timeout is not None and not (0 < timeout < float("inf")):
         raise ConfigError(f"--timeout must be a positive number of seconds, got {timeout}")
 
 
 def prepare_study(config: StudyConfig, storage_url: str | None, echo: Callable[[str], None] = print,
-                  enqueue: Sequence[str] = (), defaults_first: bool = True):
+                  enqueue: Sequence[str] = (), target: int | None = None,
+                  defaults_first: bool = True):
     """Validate the config and its data, then create the study or check that it can resume.
 
     Everything that can be wrong with the user's input is checked before the store
-    is opened for writing, so a mistake leaves the store as it was.
+    is written (the data, the settings, what a resume would change, the room for
+    warm starts), so a mistake leaves the store byte for byte as it was and never
+    leaves a study that only its workers find broken. Returns the study, the
+    search data, the store's URL and its storage.
     """
     from hpo.backends import optuna as backend
+    from hpo.objective import SearchData
 
     config.validate()
     dataset = load_dataset(config.dataset, config.data, include_test=False,
                            val_fraction=config.val_fraction, seed=config.seed)
     config.check_input(dataset.input_shape)
+    SearchData.prepare(dataset, config)  # the training subset and the folds can be made
+    labels = []
     for source in enqueue:  # a wrong name or file is an error before the store is touched
         backend.check_known(source, config, dataset.input_shape)
+        labels += backend.known_labels(source)
+    if target is not None:
+        _check_room(config.name, labels, target, {})
     url = store.resolve_url(storage_url)
     storage = store.open_storage(url, create=True)
-    existed = config.name in set(store.study_names(storage))
-    if existed:
-        study = store.load_study(config.name, storage)
-        check_resume(config, backend.stored_config(study))
-        reaped = store.reap_stale_trials(study)
+    existing = None
+    if config.name in set(store.study_names(storage)):
+        existing = store.load_study(config.name, storage)
+        if existing.user_attrs or existing.get_trials(deepcopy=False):
+            check_resume(config, backend.stored_config(existing))
+            check_data(existing, dataset)
+        # else: its creation was cut short before its settings were stored; they are now
+        if target is not None:
+            queued = {t.user_attrs.get("enqueued") for t in existing.get_trials(deepcopy=False)}
+            _check_room(config.name, [x for x in labels if x not in queued], target,
+                        backend.counts(existing))
+    store.use_wal(url)
+    if existing is not None:
+        reaped = store.reap_stale_trials(existing)
         if reaped:
             echo(f"Marked {reaped} trial(s) of stopped workers as FAIL; their parameters are queued again.")
     study = backend.create_study(config, storage)
+    if backend.DATA_ATTR not in study.user_attrs:
+        study.set_user_attr(backend.DATA_ATTR, {"sha256": dataset.sha256, "source": dataset.source,
+                                                "input_shape": list(dataset.input_shape)})
     for source in enqueue:
         for label in backend.enqueue_known(study, config, source, dataset.input_shape):
             echo(f"Queued {label} to run first.")
-    if not existed and defaults_first and backend.enqueue_defaults(study, config):
+    fresh = existing is None or not existing.get_trials(deepcopy=False)
+    room = target is None or len(labels) < target  # the warm starts come first
+    if fresh and defaults_first and room and backend.enqueue_defaults(study, config):
         echo("Queued the search space's default configuration (its modules' recipe) to run first.")
-    return study, dataset, url
+    return study, dataset, url, storage
+
+
+def _check_room(name: str, labels: list[str], target: int, by_state: dict[str, int]) -> None:
+    """Warm starts must fit in the trial total, or they would wait in the study for ever."""
+    from hpo.backends.optuna import finished
+
+    if not labels:
+        return
+    done, waiting = finished(by_state), by_state.get("WAITING", 0)
+    if done + waiting + len(labels) > target:
+        held = f"{done} finished" + (f" and {waiting} queued" if waiting else "")
+        raise ConfigError(
+            f"--enqueue adds {len(labels)} configuration(s), but study {name!r} holds {held} trial(s) "
+            f"of its total {target}: pass --trials {done + waiting + len(labels)} or more"
+        )
+
+
+def check_data(study, dataset) -> None:
+    """A study searches one dataset: refuse data whose content is not what it was created on.
+
+    The sha256 of the data is compared, not its path, so a moved or renamed copy
+    is fine, and a changed file under the same name is not.
+    """
+    from hpo.backends.optuna import DATA_ATTR
+
+    recorded = study.user_attrs.get(DATA_ATTR) or {}
+    sha = recorded.get("sha256")
+    if sha is None or sha == dataset.sha256:
+        return
+    raise DataMismatchError(
+        f"study {study.study_name!r} was created on {recorded.get('source')} (sha256 {sha[:12]}...), "
+        f"but {dataset.source} holds other data (sha256 {dataset.sha256[:12]}...): its trials would "
+        "be mixed with trials on that data; pass the study's data (a moved or renamed copy is "
+        "fine), or use a new --study name"
+    )
+
+
+def _claim_launch(study, storage) -> int:
+    """A number that no other launch of this study gets (0 for the first), taken under its lock.
+
+    Each launch's workers draw from their own random streams, so two launches of
+    one study started at the same moment do not propose the same configurations;
+    the first launch of a study draws what it always did for its --seed.
+    """
+    lock = store.admission_lock(storage, study.study_name)
+    lock.acquire()
+    try:
+        number = int(study.user_attrs.get(LAUNCHES_ATTR, 0))
+        study.set_user_attr(LAUNCHES_ATTR, number + 1)
+    finally:
+        lock.release()
+    return number
 
 
 def launch(
@@ -188,7 +272,7 @@ def launch(
     check_launch_args(workers, target, timeout)
     if recycle_after is not None and recycle_after < 1:
         raise ConfigError(f"--recycle-after must be at least 1, got {recycle_after}")
-    study, dataset, url = prepare_study(config, storage_url, echo, enqueue)
+    study, dataset, url, storage = prepare_study(config, storage_url, echo, enqueue, target)
     study.set_user_attr(TARGET_ATTR, target)
     if confirm_settings is None:  # the latest launch decides, as for the target
         confirm_settings = (config.confirm_top if config.confirms else 0, config.confirm_seeds)
@@ -199,7 +283,9 @@ def launch(
          f"{config.model} model, {config.sampler} sampler, {config.pruner} pruner.")
     remaining = backend.work_left(study, config, target)
     if not remaining:
-        echo(f"The study already holds {done} finished trials (target {target}); nothing to run.")
+        waiting = counts.get("WAITING", 0)
+        echo(f"The study already holds {done} finished trials (target {target}); nothing to run"
+             + (f" ({waiting} queued trial(s) wait for a larger --trials)." if waiting else "."))
         return LaunchResult(0, counts, best_of(study, config))
     n = min(workers, remaining)
     threads = threads_per_worker(n)
@@ -208,7 +294,8 @@ def launch(
          + (f", confirmation re-runs of the best {confirm.settings(study, config)[0]} included."
             if confirm.settings(study, config)[0] else "."))
     env = {**os.environ, store.ENV_VAR: url, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    streams = iter(range(1, 10_000))
+    first = _claim_launch(study, storage) * STREAMS_PER_LAUNCH
+    streams = iter(range(first + 1, first + STREAMS_PER_LAUNCH))
     progress = Progress(done + remaining, config.name, stream=progress_stream, start_done=done)
 
     def start() -> subprocess.Popen:
@@ -297,6 +384,12 @@ def supervise(
     return code
 
 
+def failure_reason(trial) -> str:
+    """Why a FAIL trial failed: never empty, even when its worker died without saying."""
+    reason = trial.user_attrs.get("error") or trial.system_attrs.get("fail_reason")
+    return str(reason) if reason else store.STALE_REASON
+
+
 def _new_results(study, seen: set[int]) -> list[str]:
     notes = []
     for trial in study.get_trials(deepcopy=False):
@@ -309,7 +402,7 @@ def _new_results(study, seen: set[int]) -> list[str]:
         elif trial.state.name == "PRUNED":
             what = attrs.get("infeasible") or f"pruned at epoch {attrs.get('pruned_at_epoch', '?')}"
         else:
-            what = f"failed: {attrs.get('error') or trial.system_attrs.get('fail_reason', '')}"[:160]
+            what = f"failed: {failure_reason(trial)}"[:160]
         took = ""
         if trial.datetime_start and trial.datetime_complete:
             took = f" in {(trial.datetime_complete - trial.datetime_start).total_seconds():.1f}s"
@@ -317,14 +410,10 @@ def _new_results(study, seen: set[int]) -> list[str]:
     return notes
 
 
-#: TensorFlow's start-up lines (absl info logs) that TF_CPP_MIN_LOG_LEVEL does not silence.
-_TF_NOISE = re.compile(r"^(I\d{4} |WARNING: All log messages before absl::InitializeLog)")
-
-
 def _forward_stderr(proc: subprocess.Popen, out) -> None:
     """Copy a worker's stderr to ``out`` (a stream or a Progress), minus TensorFlow's start-up chatter."""
     for line in proc.stderr:
-        if not _TF_NOISE.match(line):
+        if not is_chatter(line):
             out.write(line)
             out.flush()
 
@@ -399,21 +488,29 @@ def run_worker(
     stream: int | None = None,
     max_trials: int | None = None,
 ) -> int:
-    """The body of ``hpo worker``: join a study and run trials until it is done."""
-    from hpo.training import configure_tensorflow
+    """The body of ``hpo worker``: join a study and run trials until it is done.
 
-    configure_tensorflow(threads)
+    Everything is checked before TensorFlow starts, so a mistake is one line.
+    """
     from hpo.backends import optuna as backend
     from hpo.objective import SearchData
+    from hpo.training import configure_tensorflow
 
-    storage = store.open_storage(storage_url, create=False)
+    if threads is not None and threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {threads}")
+    if target is not None and target < 1:
+        raise ConfigError(f"--trials must be at least 1, got {target}")
+    storage = store.open_storage(storage_url, create=False, write=True)
     study = store.load_study(name, storage)
     config = backend.stored_config(study)
     if data:
         config = config.with_options(data=data)
+    config.validate()
     dataset = load_dataset(config.dataset, config.data, include_test=False,
                            val_fraction=config.val_fraction, seed=config.seed)
+    check_data(study, dataset)
     search = SearchData.prepare(dataset, config)
+    configure_tensorflow(threads)
     study = backend.load_for_worker(config, storage, stream if stream is not None else os.getpid())
     target = target or study.user_attrs.get(TARGET_ATTR) or config.trials
     worker = backend.Worker(study, storage, config, search, target,

@@ -20,9 +20,11 @@ def hpo_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_hpo(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_hpo(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None,
+            user: list[str] | tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+    """``hpo ARGS`` in a new process; ``user`` prefixes a command that switches user (setpriv)."""
     return subprocess.run(
-        [sys.executable, "-m", "hpo", *args], cwd=cwd, capture_output=True, text=True,
+        [*user, sys.executable, "-m", "hpo", *args], cwd=cwd, capture_output=True, text=True,
         timeout=timeout, env=env or hpo_env(),
     )
 
@@ -87,3 +89,44 @@ def assert_stopped_cleanly(proc: subprocess.Popen, code: int, stderr: str, pids:
     assert proc.returncode == code, stderr
     assert "Traceback" not in stderr
     assert not [pid for pid in pids if alive(pid)], "processes outlived the launch"
+
+
+def run_main(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``hpo`` in this process (``hpo.cli.main``, as the console script does), for the many
+    commands that end before any worker or TensorFlow starts; quicker than a new interpreter."""
+    import contextlib
+    import io
+
+    from hpo.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_argv, saved_cwd, saved_env = sys.argv, os.getcwd(), dict(os.environ)
+    code = 0
+    try:
+        sys.argv = ["hpo", *args]
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(env or hpo_env())
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main()
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        _close_databases()  # as the end of a process would: no -wal or open file left
+        sys.argv = saved_argv
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return subprocess.CompletedProcess(["hpo", *args], code, out.getvalue(), err.getvalue())
+
+
+def _close_databases() -> None:
+    import gc
+
+    from sqlalchemy.engine import Engine
+
+    gc.collect()
+    for thing in gc.get_objects():
+        if isinstance(thing, Engine):
+            thing.dispose()

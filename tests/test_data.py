@@ -354,10 +354,14 @@ def test_malformed_arrays(tmp_path: Path, changes: dict, expected: str) -> None:
 
 
 def test_svhn_maps_ten_but_not_eleven(tmp_path: Path) -> None:
-    path = _broken(tmp_path, y_train=np.full(100, 10, np.uint8))
+    path = _broken(tmp_path, y_train=np.where(np.arange(100) % 2, 10, 3).astype(np.uint8))
     with pytest.raises(DataError, match="outside 0-9"):
         load_dataset("arrays", path)
-    assert set(load_dataset("svhn", path).y_train.tolist()) == {0}
+    assert set(load_dataset("svhn", path).y_train.tolist()) == {0, 3}
+    eleven = _broken(tmp_path, y_train=np.where(np.arange(100) % 2, 11, 3).astype(np.uint8))
+    with pytest.raises(DataError, match=r"outside 0-10 \(11\); labels must be the digits 0-9 "
+                                        r"\(or 10, read as 0, in an SVHN file\)"):
+        load_dataset("svhn", eleven)
 
 
 @pytest.mark.parametrize("fraction", [0, 0.0, 1, 1.0, -0.1, 1.5, float("nan"), True, "0.2"])
@@ -383,3 +387,39 @@ def test_unknown_dataset_and_error_family() -> None:
     message = data_error("cifar")
     assert "cifar" in message and "digits" in message
     assert issubclass(DataError, HpoError)
+
+
+# --------------------------------------------------------------------------- messages that say what is wrong
+
+
+def test_a_file_that_is_not_the_format_its_name_says(tmp_path: Path) -> None:
+    text = tmp_path / "data.npz"
+    text.write_text("x_train,y_train\n0,1\n")
+    message = data_error("arrays", text)
+    assert "cannot read" in message and "not a zip archive of arrays" in message
+    assert "pickle" not in message  # numpy's own words for it were about pickled data
+    h5 = tmp_path / "data.h5"
+    h5.write_text("not hdf5")
+    assert "does not start as an HDF5 file does" in data_error("arrays", h5)
+
+
+def test_a_training_set_of_one_class_is_refused(tmp_path: Path) -> None:
+    path = _broken(tmp_path, y_train=np.full(100, 7, np.uint8))
+    assert "y_train holds only the digit 7" in data_error("arrays", path)
+
+
+def test_an_unreadable_data_file_says_permission_not_download(shared_tmp: Path) -> None:
+    from readonly import NOBODY, nobody_can_run
+    from runner import error_line, run_hpo
+
+    if nobody_can_run():
+        pytest.skip(nobody_can_run())
+    path = write_h5(shared_tmp / "data.h5", _arrays())
+    path.chmod(0o000)
+    (shared_tmp / "study.yaml").write_text("name: x\ndataset: arrays\ndata: data.h5\nmodel: cnn\n"
+                                           "search_space: [learning_rate]\n")
+    result = run_hpo("create", "--config", "study.yaml", cwd=shared_tmp, user=NOBODY, timeout=60)
+    assert result.returncode == 2
+    line = error_line(result)
+    assert "cannot read data.h5: Permission denied; check its permissions" in line
+    assert "re-download" not in line

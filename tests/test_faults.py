@@ -12,8 +12,11 @@ import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
-from runner import PLAIN, children, hpo_env, run_hpo, start_hpo
+from runner import PLAIN, children, hpo_env, run_hpo, start_hpo, stop_and_wait
 from test_launch import _wait_for_running, by_state, load
+
+from hpo.storage import STALE_REASON
+from hpo.workers import failure_reason
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -152,3 +155,89 @@ def test_eight_workers_start_at_once_on_one_sqlite_file_without_lock_errors(tmp_
     study = load(tmp_path)
     assert by_state(study) == {"COMPLETE": 16}
     assert len({t.user_attrs["worker"] for t in study.trials}) == 8
+
+
+@pytest.mark.slow
+def test_a_whole_process_group_killed_leaves_a_resumable_study_and_every_failure_a_reason(tmp_path):
+    """After `kill -9` of a launch and its workers, the trials they ran used to show "failed:  "."""
+    env = hpo_env(HPO_HEARTBEAT_INTERVAL="1", HPO_GRACE_PERIOD="3")
+    args = ["launch", "--workers", "2", "--trials", "3", "--epochs", "8", "--pruner", "none"]
+    proc = start_hpo(*args, cwd=tmp_path, env=env, new_session=True)
+    try:
+        _wait_for_running(tmp_path, 2)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert by_state(load(tmp_path)).get("RUNNING") == 2  # nobody could say they stopped
+    resumed = run_hpo(*args, cwd=tmp_path, env=env, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "failed:  " not in resumed.stderr and "failed: in" not in resumed.stderr
+    study = load(tmp_path)
+    states = by_state(study)
+    assert "RUNNING" not in states and states.get("COMPLETE", 0) + states.get("PRUNED", 0) == 3
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert len(failed) == 2
+    # reaped by this launch's start (it says so), or by Optuna inside a worker (each one shown)
+    shown = resumed.stderr.count(f"failed: {STALE_REASON}")
+    assert "Marked 2 trial(s) of stopped workers as FAIL" in resumed.stderr or shown == 2, resumed.stderr
+    assert all(failure_reason(t) for t in failed)
+    assert not [t for t in study.trials if t.state != TrialState.FAIL and "fail_reason" in t.system_attrs]
+
+
+@pytest.mark.slow
+def test_two_launches_started_together_do_not_sample_the_same_configurations(tmp_path):
+    args = ["launch", "--workers", "1", "--trials", "4", "--epochs", "1", "--pruner", "none"]
+    procs = [start_hpo(*args, cwd=tmp_path) for _ in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    study = load(tmp_path)
+    assert study.user_attrs["hpo_launches"] == 2
+    first_of = {}
+    for t in sorted(study.trials, key=lambda t: t.number):
+        first_of.setdefault(t.user_attrs["worker"], t.params)
+    assert len(first_of) == 2
+    one, two = first_of.values()
+    assert one != two  # each launch's worker draws its own stream
+
+
+@pytest.mark.slow
+def test_the_first_launch_of_a_study_is_reproducible(tmp_path):
+    chosen = []
+    for run in ("one", "two"):
+        (tmp_path / run).mkdir()
+        result = run_hpo("launch", "--workers", "1", "--trials", "2", "--epochs", "1", "--seed", "3",
+                         cwd=tmp_path / run)
+        assert result.returncode == 0, result.stderr
+        chosen.append([t.params for t in load(tmp_path / run).trials])
+    assert chosen[0] == chosen[1]
+
+
+@pytest.mark.slow
+def test_a_stopped_retrain_keeps_its_finished_seeds_and_says_what_was_lost(tmp_path):
+    from test_retrain import SMALL_CNN
+
+    (tmp_path / "small.yaml").write_text(SMALL_CNN.replace("epochs: 15", "epochs: 40"))
+    proc = start_hpo("retrain", "--config", "small.yaml", "--seeds", "3", cwd=tmp_path)
+    try:
+        deadline = time.monotonic() + 300
+        while not (tmp_path / "runs" / "results.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(1)
+        stderr = stop_and_wait(proc, signal.SIGTERM, group=False)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    assert ("Interrupted: stopped while training small-cnn seed 4, which is lost; 1 finished run(s) "
+            "are saved in runs/results.json.") in stderr
+    import json
+
+    document = json.loads((tmp_path / "runs" / "results.json").read_text())
+    assert [(r["config"], r["seed"]) for r in document["results"]] == [("small-cnn", 3)]
+    assert document["summary"][0]["seeds"] == [3]
+    assert (tmp_path / "runs" / "small-cnn" / "seed-3" / "model.keras").is_file()
+    assert not (tmp_path / "runs" / "small-cnn" / "seed-4").exists()

@@ -350,3 +350,21 @@ def test_a_stop_signal_leaves_no_orphan_then_resume_reruns_the_interrupted_trial
     assert by_state(after).get("COMPLETE") == target
     rerun = {t.user_attrs["kt_trial_id"] for t in after.trials if t.state == TrialState.COMPLETE}
     assert {t.user_attrs["kt_trial_id"] for t in interrupted} <= rerun  # the same trials, run again
+
+
+@pytest.mark.slow
+def test_a_second_launch_of_a_running_keras_tuner_search_is_refused(tmp_path):
+    """Two chiefs would load and save the same oracle state and mix it."""
+    (tmp_path / "slow.yaml").write_text("name: slow\nextends: digits-cnn\nepochs: 40\nearly_stopping: 0\n")
+    args = ["launch", "--config", "slow.yaml", *KT, "--workers", "1", "--trials", "5"]
+    first = start_hpo(*args, cwd=tmp_path)
+    try:
+        _wait_for_trials(tmp_path, 1)
+        second = run_hpo(*args, cwd=tmp_path, timeout=120)
+        assert second.returncode == 2
+        assert "another hpo launch is running the KerasTuner search in" in error_line(second)
+        stderr = stop_and_wait(first, signal.SIGINT, group=False)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 130, stderr

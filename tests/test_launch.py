@@ -17,6 +17,7 @@ from runner import (
     error_line,
     file_digest,
     run_hpo,
+    run_main,
     start_hpo,
     stop_and_wait,
 )
@@ -152,6 +153,14 @@ def _study_file(tmp_path: Path, text: str) -> str:
     return str(path)
 
 
+def _store_to_keep(tmp_path: Path) -> str | None:
+    """An existing store with one study, to prove a refused command leaves it exactly as it was."""
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'studies.db'}")
+    optuna.create_study(study_name="keep-me", storage=storage)
+    storage.engine.dispose()
+    return file_digest(tmp_path / "studies.db")
+
+
 BAD_INPUTS = {
     "unknown study": (["launch", "--study", "cifar-cnn"], "unknown study 'cifar-cnn'"),
     "zero workers": (["launch", "--workers", "0"], "--workers must be at least 1"),
@@ -168,11 +177,7 @@ BAD_INPUTS = {
 
 @pytest.mark.parametrize("case", BAD_INPUTS)
 def test_bad_input_is_one_line_exit_2_and_the_store_is_unchanged(tmp_path, case):
-    # an existing store with one study, to prove it is left exactly as it was
-    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'studies.db'}")
-    optuna.create_study(study_name="keep-me", storage=storage)
-    storage.engine.dispose()
-    before = file_digest(tmp_path / "studies.db")
+    before = _store_to_keep(tmp_path)
     files = {
         "study": _study_file(tmp_path, "name: [unclosed\n"),
         "impossible": str(tmp_path / "imp.yaml"),
@@ -202,3 +207,169 @@ def test_models_lists_the_seed_architectures_with_their_counts(tmp_path):
     for name, count in [("svhn-ann-1", "68,010"), ("svhn-ann-2", "310,250"), ("svhn-cnn-1", "267,306"),
                         ("svhn-cnn-2", "164,362"), ("mnist-cnn-3conv", "241,546"), ("digits-cnn-uci", "102,794")]:
         assert any(name in line and count in line for line in result.stdout.splitlines()), name
+
+
+# --------------------------------------------------------------------------- checked before a study exists
+
+
+def _arrays_file(path: Path, classes: int = 10, seed: int = 0) -> Path:
+    import h5py
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    with h5py.File(path, "w") as f:
+        for split, n in (("train", 200), ("test", 50)):
+            f[f"X_{split}"] = rng.integers(0, 255, size=(n, 8, 8)).astype("float32")
+            f[f"y_{split}"] = np.arange(n) % classes
+    return path
+
+
+PRE_CHECKS = {
+    "more folds than the smallest class": (["launch", "--cv", "1000"],
+                                           "--cv 1000: the smallest class of the search data"),
+    "an activation that does not exist": (["launch", "--config", "act.yaml"],
+                                          "'swishy' is not one of its choices"),
+    "a batch size of 0": (["launch", "--config", "batch.yaml"], "'batch_size': 0 is not one"),
+    "a kernel size the module never allows": (["launch", "--config", "kernel.yaml"],
+                                              "'kernel_size': 4 is not one of its choices"),
+    "a training set of one class": (["launch", "--config", "one.yaml"],
+                                    "y_train holds only the digit 0"),
+    "a subset too small to stratify": (["launch", "--config", "subset.yaml"],
+                                       "train_subset 155: no stratified subset"),
+    "cmaes for a Pareto front": (["launch", "--sampler", "cmaes", "--objective", "accuracy,params"],
+                                 "the cmaes sampler optimizes one objective"),
+    "thousands of workers": (["launch", "--workers", "5000"], "use at most 64"),
+    "a timeout that is not a number": (["launch", "--timeout", "nan"], "--timeout must be a positive"),
+    "more warm starts than trials": (["launch", "--trials", "1", "--enqueue", "{two}"],
+                                     "--enqueue adds 2 configuration(s)"),
+}
+
+
+@pytest.mark.parametrize("case", PRE_CHECKS)
+def test_what_would_fail_in_every_worker_is_refused_before_the_study_exists(tmp_path, case):
+    """These used to create the study, fill it with FAIL trials, and then refuse the fix."""
+    before = _store_to_keep(tmp_path)
+    base = "extends: digits-cnn\nsearch_space: [kernel_size, activation, learning_rate, batch_size]\n"
+    (tmp_path / "act.yaml").write_text(f"name: act\n{base}overrides: {{activation: swishy}}\n")
+    (tmp_path / "batch.yaml").write_text(f"name: batch\n{base}overrides: {{batch_size: 0}}\n")
+    (tmp_path / "kernel.yaml").write_text(f"name: kernel\n{base}overrides: {{kernel_size: 4}}\n")
+    _arrays_file(tmp_path / "one.h5", classes=1)
+    (tmp_path / "one.yaml").write_text("name: one\ndataset: arrays\ndata: one.h5\nmodel: cnn\n"
+                                       "search_space: [learning_rate]\n")
+    _arrays_file(tmp_path / "ten.h5")
+    (tmp_path / "subset.yaml").write_text("name: sub\ndataset: arrays\ndata: ten.h5\nmodel: cnn\n"
+                                          "search_space: [learning_rate]\ntrain_subset: 155\n")
+    (tmp_path / "two.yaml").write_text(
+        "configs:\n" + "".join(f"- name: c{i}\n  model: digits-cnn-uci\n  dataset: {{name: digits}}\n"
+                               for i in range(2)))
+    args, message = PRE_CHECKS[case]
+    result = run_main(*[a.format(two="two.yaml") for a in args], cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert message in error_line(result)
+    assert file_digest(tmp_path / "studies.db") == before
+    assert optuna.get_all_study_names(f"sqlite:///{tmp_path / 'studies.db'}") == ["keep-me"]
+
+
+def _study_with_trials(tmp_path: Path, waiting: int = 0) -> Path:
+    from test_export import GOOD_PARAMS, make_study, other_params, trial
+
+    url = make_study(tmp_path, [trial(GOOD_PARAMS, 0.97), trial(other_params(filters_1=16), 0.9)])
+    study = optuna.load_study(study_name="digits-cnn", storage=url)
+    study.set_user_attr("hpo_target", 2)
+    for _ in range(waiting):
+        study.enqueue_trial(other_params(dropout=0.3))
+    study._storage._backend.engine.dispose()
+    return tmp_path / "studies.db"
+
+
+def test_a_warm_start_on_a_study_at_its_total_is_refused_and_changes_nothing(tmp_path):
+    """It used to queue the trial and die in threads_per_worker, then on every re-run."""
+    db = _study_with_trials(tmp_path)
+    before = file_digest(db)
+    result = run_main("launch", "--trials", "2", "--enqueue", "digits-cnn-uci", cwd=tmp_path)
+    assert result.returncode == 2
+    assert ("--enqueue adds 1 configuration(s), but study 'digits-cnn' holds 2 finished trial(s) "
+            "of its total 2: pass --trials 3 or more") in error_line(result)
+    assert file_digest(db) == before
+
+
+def test_queued_trials_beyond_the_total_wait_and_the_launch_says_so(tmp_path):
+    _study_with_trials(tmp_path, waiting=1)
+    result = run_main("launch", "--trials", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "nothing to run (1 queued trial(s) wait for a larger --trials)" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_resume_on_other_data_is_refused_and_a_moved_copy_is_fine(tmp_path):
+    import shutil
+
+    _arrays_file(tmp_path / "a.h5")
+    _arrays_file(tmp_path / "b.h5", seed=1)
+    shutil.copy(tmp_path / "a.h5", tmp_path / "moved.h5")
+    (tmp_path / "arr.yaml").write_text("name: arr\ndataset: arrays\ndata: a.h5\nmodel: cnn\n"
+                                       "search_space: [learning_rate]\nepochs: 1\n")
+    assert run_main("create", "--config", "arr.yaml", cwd=tmp_path).returncode == 0
+    study = optuna.load_study(study_name="arr", storage=f"sqlite:///{tmp_path / 'studies.db'}")
+    assert study.user_attrs["hpo_data"]["source"] == "a.h5"
+    before = file_digest(tmp_path / "studies.db")
+    for args in (["launch", "--study", "arr", "--data", "b.h5"],
+                 ["create", "--config", "arr.yaml", "--data", "b.h5"],
+                 ["worker", "--study", "arr", "--data", "b.h5"]):
+        result = run_main(*args, cwd=tmp_path)
+        assert result.returncode == 2, (args, result.stderr)
+        assert "study 'arr' was created on a.h5 (sha256" in error_line(result)
+        assert "but b.h5 holds other data" in error_line(result)
+        assert file_digest(tmp_path / "studies.db") == before
+    moved = run_main("create", "--study", "arr", "--data", "moved.h5", cwd=tmp_path)
+    assert moved.returncode == 0, moved.stderr
+
+
+def test_a_resume_keeps_the_study_s_own_settings_and_points_to_delete(tmp_path):
+    created = run_main("create", "--epochs", "3", cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    again = run_main("create", cwd=tmp_path)  # no options: the study's own settings (3 epochs)
+    assert again.returncode == 0, again.stderr
+    other = run_main("create", "--epochs", "4", cwd=tmp_path)
+    assert other.returncode == 2
+    assert "(epochs: 3 -> 4)" in error_line(other) and "`hpo delete --study digits-cnn`" in error_line(other)
+
+
+def test_a_study_cut_short_before_its_settings_were_stored_is_taken_over(tmp_path):
+    """A creation interrupted between the study and its settings used to leave the name unusable."""
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    optuna.create_study(study_name="cut", storage=url)
+    (tmp_path / "cut.yaml").write_text("name: cut\nextends: digits-cnn\n")
+    result = run_main("create", "--config", "cut.yaml", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "hpo_config" in optuna.load_study(study_name="cut", storage=url).user_attrs
+
+
+def test_a_foreign_study_with_trials_points_to_delete(tmp_path):
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    foreign = optuna.create_study(study_name="foreign", storage=url)
+    foreign.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+    result = run_main("launch", "--study", "foreign", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "holds no hpo search settings" in error_line(result)
+    assert "hpo delete --study foreign" in error_line(result)
+
+
+def test_a_study_whose_stored_settings_cannot_run_points_to_delete(tmp_path):
+    """A study made before a check existed (here: an unknown activation) must not trap its name."""
+    assert run_main("create", cwd=tmp_path).returncode == 0
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    study = optuna.load_study(study_name="digits-cnn", storage=url)
+    settings = dict(study.user_attrs["hpo_config"])
+    settings["overrides"] = {**settings["overrides"], "activation": {"choices": ["swishy"]}}
+    study.set_user_attr("hpo_config", settings)
+    study._storage._backend.engine.dispose()  # the last connection folds the WAL into the file
+    before = file_digest(tmp_path / "studies.db")
+    for args in (["launch"], ["worker", "--study", "digits-cnn"]):
+        result = run_main(*args, cwd=tmp_path)
+        assert result.returncode == 2
+        assert "'activation' must be one of" in error_line(result)
+    assert "`hpo delete --study digits-cnn`" in error_line(run_main("launch", cwd=tmp_path))
+    assert file_digest(tmp_path / "studies.db") == before
+    assert run_main("delete", "--study", "digits-cnn", "--yes", cwd=tmp_path).returncode == 0
+    assert run_main("create", cwd=tmp_path).returncode == 0

@@ -292,3 +292,60 @@ def test_an_ensemble_needs_several_seeds(tmp_path: Path) -> None:
     (tmp_path / "recipe.yaml").write_text(RECIPE_CNN)
     run = run_hpo("retrain", "--config", "recipe.yaml", "--ensemble", cwd=tmp_path)
     assert run.returncode == 2 and "--seeds 2 or more" in error_line(run)
+
+
+def test_only_scores_on_the_searched_data_are_recorded_in_the_study(tmp_path: Path) -> None:
+    from hpo import storage as store
+    from hpo.export import configs_from_study
+    from hpo.retrain import record_in_studies
+
+    url = make_study(tmp_path, [trial(GOOD_PARAMS, 0.97)])
+    study = store.load_study("digits-cnn", store.open_storage(url, heartbeat=False))
+    study.set_user_attr("hpo_data", {"sha256": "a" * 64, "source": "a.h5"})
+    configs, _ = configs_from_study(study, 1, url, inspect_data=False)
+    summary = {"config": configs[0].name, "test_accuracy_mean": 0.9, "test_accuracy_std": 0.0}
+    notes = record_in_studies([{**summary, "data_sha256": "b" * 64}], configs, url)
+    assert notes == [f"{configs[0].name}: not recorded in study 'digits-cnn': it was retrained on "
+                     "other data (sha256 bbbbbbbbbbbb...) than the study searched (aaaaaaaaaaaa...); "
+                     "its scores are in results.json only"]
+    assert "retrain:0" not in study.user_attrs
+    notes = record_in_studies([{**summary, "data_sha256": "a" * 64}], configs, url)
+    assert "recorded in study 'digits-cnn'" in notes[0] and "retrain:0" in study.user_attrs
+
+
+@pytest.mark.slow
+def test_scores_on_other_data_are_not_recorded_as_the_study_s_own(tmp_path: Path) -> None:
+    """`retrain --data OTHER` used to overwrite the study's retrain:<trial>, shown by `hpo best`."""
+    from runner import run_main
+
+    from hpo.backends.optuna import distribution
+    from hpo.config import load_yaml
+
+    digits_arrays(tmp_path / "a.h5")
+    with h5py.File(digits_arrays(tmp_path / "b.h5"), "a") as f:
+        images = f["X_train"][()]
+        del f["X_train"]
+        f["X_train"] = images[::-1]
+    (tmp_path / "arr.yaml").write_text("name: arr\ndataset: arrays\ndata: a.h5\nmodel: cnn\n"
+                                       "search_space: [learning_rate]\nepochs: 1\n")
+    assert run_main("create", "--config", "arr.yaml", cwd=tmp_path).returncode == 0
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    study = optuna.load_study(study_name="arr", storage=url)
+    space = load_yaml(tmp_path / "arr.yaml").space()
+    study.add_trial(optuna.trial.create_trial(
+        params={"learning_rate": 0.002}, distributions={"learning_rate": distribution(space["learning_rate"])},
+        value=0.9, user_attrs={"val_accuracy": 0.9, "epochs": 1, "seed": 0}))
+
+    other = run_hpo("retrain", "--study", "arr", "--data", "b.h5", cwd=tmp_path, timeout=300)
+    assert other.returncode == 0, other.stderr
+    assert "arr-trial-0: not recorded in study 'arr': it was retrained on other data" in other.stdout
+    assert any(line.startswith("Warning:") and "b.h5" in line for line in other.stderr.splitlines())
+    assert "retrain:0" not in optuna.load_study(study_name="arr", storage=url).user_attrs
+    (entry,) = results(tmp_path / "runs")["results"]
+    assert entry["data_sha256"] != study.user_attrs["hpo_data"]["sha256"]
+
+    same = run_hpo("retrain", "--study", "arr", cwd=tmp_path, timeout=300)
+    assert same.returncode == 0, same.stderr
+    assert "recorded in study 'arr'" in same.stdout
+    recorded = optuna.load_study(study_name="arr", storage=url).user_attrs["retrain:0"]
+    assert recorded["data_sha256"] == study.user_attrs["hpo_data"]["sha256"]

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import optuna
 import pytest
 from databases import postgres_database
-from runner import PLAIN, error_line, run_hpo, start_hpo
+from runner import PLAIN, error_line, hpo_env, run_hpo, start_hpo
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -78,3 +80,55 @@ def test_a_server_store_that_holds_no_study_is_reported_not_created(tmp_path, po
     with psycopg.connect(postgres_url.replace("postgresql://", "postgresql://", 1)) as conn:
         tables = conn.execute("select count(*) from information_schema.tables where table_schema='public'")
         assert tables.fetchone()[0] == 0
+
+
+SPECIAL_PASSWORDS = ["Xq7z@Kp4w", "Xq7z:Kp4w@Jm2v", "Xq7z/Kp4w", "Xq7z%Kp4w", "Xq7z#Kp4w",
+                     "Xq7z?Kp4w", "Xq7z@Kp4w:Jm2v/Rt8y%Gh3n#Lp5b?Wc6d"]
+
+
+def _pieces(password: str) -> list[str]:
+    import re
+
+    return [piece for piece in re.split(r"[@:/%#?]", password) if len(piece) >= 3]
+
+
+def _assert_hidden(password: str, *texts: str) -> None:
+    for text in texts:
+        for piece in _pieces(password):
+            assert piece not in text, f"{piece!r} of the password was shown: {text}"
+
+
+@pytest.mark.parametrize("password", SPECIAL_PASSWORDS)
+def test_a_password_with_url_special_characters_works_and_is_never_shown(tmp_path, password):
+    """Such a password used to be read partly as the host, and partly printed (`***@cret9@...`)."""
+    from runner import run_main
+
+    with postgres_database(password=password) as url:
+        created = run_main("create", "--study", "digits-cnn", "--storage", url, cwd=tmp_path)
+        assert created.returncode == 0, created.stderr
+        assert "postgres:***@127.0.0.1:5432/" in created.stdout
+        exported = run_main("status", "--study", "digits-cnn", "--storage", url, cwd=tmp_path)
+        assert exported.returncode == 0, exported.stderr
+        env_run = run_main("studies", cwd=tmp_path, env={**hpo_env(), "HPO_STORAGE": url})
+        assert env_run.returncode == 0 and "digits-cnn" in env_run.stdout
+        unreachable = run_main("status", "--study", "x", "--storage",
+                               url.replace(":5432/", ":1/"), cwd=tmp_path)
+        assert unreachable.returncode == 2 and "cannot open study store" in error_line(unreachable)
+        _assert_hidden(password, created.stdout + created.stderr, exported.stdout + exported.stderr,
+                       env_run.stdout + env_run.stderr, unreachable.stderr)
+
+
+@pytest.mark.slow
+def test_a_special_password_reaches_the_workers_and_the_exported_yaml(tmp_path):
+    password = SPECIAL_PASSWORDS[-1]
+    with postgres_database(password=password) as url:
+        launched = run_hpo("launch", "--workers", "1", "--trials", "1", "--epochs", "1",
+                           "--storage", url, cwd=tmp_path)
+        assert launched.returncode == 0, launched.stderr
+        assert states(url.replace(password, quote(password, safe=""))) == {"COMPLETE": 1}
+        exported = run_hpo("export", "--study", "digits-cnn", "-o", "best.yaml", "--storage", url,
+                           cwd=tmp_path)
+        assert exported.returncode == 0, exported.stderr
+        text = (tmp_path / "best.yaml").read_text()
+        assert "storage: postgresql://postgres:***@127.0.0.1:5432/" in text
+        _assert_hidden(password, launched.stdout + launched.stderr, exported.stderr, text)

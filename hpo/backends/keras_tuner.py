@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -34,6 +36,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from hpo import outputs
 from hpo import storage as store
 from hpo.backends.optuna import (
     TooManyFailures,
@@ -44,7 +47,7 @@ from hpo.backends.optuna import (
 )
 from hpo.config import StudyConfig
 from hpo.data import load_dataset
-from hpo.errors import ConfigError
+from hpo.errors import ConfigError, NotWritableError
 from hpo.objective import TRIAL_ERRORS, Infeasible, SearchData, evaluate, versions, worker_id
 from hpo.progress import Progress
 from hpo.space import CategoricalParam, FloatParam, IntParam, Param, Scalar, SearchSpace
@@ -55,6 +58,7 @@ from hpo.workers import (
     LaunchResult,
     WorkerSignals,
     best_of,
+    check_data,
     check_launch_args,
     prepare_study,
     start_process,
@@ -73,6 +77,7 @@ DEFAULT_DIR = "kt"
 MAX_CONSECUTIVE_FAILURES = 5  # as the Optuna backend's Worker
 HYPERBAND_FACTOR = 3
 _MARKER = "hpo.json"  # beside KerasTuner's state: which tuner wrote it
+_LOCK = ".hpo-launch.lock"  # held by the launch that runs this search
 _MODULE = "hpo.backends.keras_tuner"
 _log = logging.getLogger(_MODULE)  # also when run as __main__
 
@@ -407,7 +412,7 @@ def _exit_with(parent: int) -> None:
 
 
 def _study(name: str, data: str | None) -> tuple[Any, StudyConfig]:
-    storage = store.open_storage(None, create=False, heartbeat=False)
+    storage = store.open_storage(None, create=False, heartbeat=False, write=True)
     study = store.load_study(name, storage)
     config = stored_config(study)
     return study, config.with_options(data=data) if data else config
@@ -442,6 +447,7 @@ def _work(args: argparse.Namespace) -> int:
     study, config = _study(args.study, args.data)
     dataset = load_dataset(config.dataset, config.data, include_test=False,
                            val_fraction=config.val_fraction, seed=config.seed)
+    check_data(study, dataset)
     data = SearchData.prepare(dataset, config)
     trials = {"study": study, "config": config, "data": data, "deadline": args.deadline}
     tuner = _tuner(config, args.tuner, args.kt_dir, trials=trials)
@@ -474,13 +480,21 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s",
                         stream=sys.stderr)
     _exit_with(args.parent)
+    from hpo.errors import HpoError, error_line
     from hpo.training import configure_tensorflow
 
     configure_tensorflow(args.threads if args.role == "worker" else 1)
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return _serve(args) if args.role == "chief" else _work(args)
+    try:
+        return _serve(args) if args.role == "chief" else _work(args)
+    except Exception as exc:  # a user error or a store failure: one line, as `hpo` prints it
+        failure = exc if isinstance(exc, HpoError) else store.store_failure(exc)
+        if failure is None:
+            raise
+        print(error_line(failure), file=sys.stderr, flush=True)
+        return failure.exit_code
 
 
 # --- hpo launch --backend keras-tuner ----------------------------------------------------------
@@ -495,7 +509,11 @@ def _check_state_dir(project: Path, tuner: str) -> None:
     """KerasTuner's saved oracle reloads only into the tuner that wrote it: say so clearly."""
     marker = project / _MARKER
     if marker.is_file():
-        used = json.loads(marker.read_text()).get("tuner")
+        try:
+            used = json.loads(marker.read_text()).get("tuner")
+        except (OSError, ValueError, AttributeError):
+            raise ConfigError(f"{marker} is damaged (it should say which tuner wrote {project}): "
+                              f"delete {project} to start this KerasTuner search over") from None
         if used != tuner:
             raise ConfigError(
                 f"{project} holds the KerasTuner state of a {used} search: resume it with "
@@ -520,10 +538,46 @@ def launch(
     check_tuner(config, tuner)
     project = Path(kt_dir or DEFAULT_DIR).resolve() / config.name
     _check_state_dir(project, tuner)
-    study, dataset, url = prepare_study(config, storage_url, echo, defaults_first=False)
-    study.set_user_attr(TARGET_ATTR, target)
-    project.mkdir(parents=True, exist_ok=True)
-    (project / _MARKER).write_text(json.dumps({"tuner": tuner}) + "\n")
+    outputs.check_dir(project, "KerasTuner state directory")
+    with _one_launch(project):
+        study, dataset, url, _ = prepare_study(config, storage_url, echo, defaults_first=False)
+        study.set_user_attr(TARGET_ATTR, target)
+        outputs.write_text(project / _MARKER, json.dumps({"tuner": tuner}) + "\n",
+                           "KerasTuner state marker")
+        return _run(config, study, dataset, url, project, workers, target, tuner, timeout, echo,
+                    progress_stream)
+
+
+@contextlib.contextmanager
+def _one_launch(project: Path):
+    """Hold the KerasTuner state directory for one launch: two chiefs would mix its state.
+
+    A directory made here and left empty (the launch was refused) is removed again.
+    """
+    made = not project.exists()
+    try:
+        project.mkdir(parents=True, exist_ok=True)
+        handle = open(project / _LOCK, "a+")
+    except OSError as exc:
+        raise NotWritableError(f"cannot use the KerasTuner state directory {project}: "
+                               f"{exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"another hpo launch is running the KerasTuner search in {project}: "
+                              "wait for it to end (or stop it), then run this again") from None
+        yield
+    finally:
+        handle.close()
+        if made and {p.name for p in project.iterdir()} <= {_LOCK}:
+            shutil.rmtree(project, ignore_errors=True)
+
+
+def _run(config: StudyConfig, study, dataset, url: str, project: Path, workers: int, target: int,
+         tuner: str, timeout: float | None, echo: Callable[[str], None],
+         progress_stream) -> LaunchResult:
+    """Start the chief and the workers, watch them until ``target``, and stop them."""
     by_state = counts(study)
     done = finished(by_state)
     echo(f"Study {config.name!r} in {store.mask(url)}: {dataset.describe()}, {config.model} model, "

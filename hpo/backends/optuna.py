@@ -34,6 +34,7 @@ from hpo.space import CategoricalParam, FloatParam, IntParam, SearchSpace
 _log = logging.getLogger(__name__)
 
 CONFIG_ATTR = "hpo_config"
+DATA_ATTR = "hpo_data"  # the search data's sha256, source and image shape, recorded at creation
 FINISHED = ("COMPLETE", "PRUNED")
 #: Parameters that set training rather than the architecture (a warm start still samples them).
 TRAINING_PARAMS = ("optimizer", "learning_rate", "batch_size", "epochs")
@@ -46,7 +47,7 @@ def make_sampler(config: StudyConfig, space: SearchSpace, stream: int = 0):
     """
     import optuna
 
-    seed = config.seed + 7919 * stream
+    seed = (config.seed + 7919 * stream) % 2**32  # numpy's seeds stop at 2**32 - 1
     name = config.sampler
     if name == "tpe":
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
@@ -127,6 +128,7 @@ def create_study(config: StudyConfig, storage, *, load_if_exists: bool = True):
     import optuna
 
     space = config.validate()
+    settings = config.to_dict()  # made first: nothing below can fail on the configuration
     with store.warnings_silenced():
         study = optuna.create_study(
             study_name=config.name,
@@ -137,19 +139,24 @@ def create_study(config: StudyConfig, storage, *, load_if_exists: bool = True):
             load_if_exists=load_if_exists,
         )
     if CONFIG_ATTR not in study.user_attrs:
-        study.set_user_attr(CONFIG_ATTR, config.to_dict())
+        study.set_user_attr(CONFIG_ATTR, settings)
         with store.warnings_silenced():
             study.set_metric_names([OBJECTIVE_METRICS[name][0] for name in config.objectives])
     return study
 
 
 def stored_config(study) -> StudyConfig:
+    name = study.study_name
     data = study.user_attrs.get(CONFIG_ATTR)
+    way_out = f"use another study name, or remove this one with `hpo delete --study {name}`"
     if data is None:
-        raise ConfigError(
-            f"study {study.study_name!r} was not created by hpo (it has no {CONFIG_ATTR} attribute)"
-        )
-    return StudyConfig.from_dict(data, where=f"study {study.study_name!r}")
+        what = "an `hpo sweep`" if any(k.startswith("hpo_sweep") for k in study.user_attrs) \
+            else "not a search hpo created"
+        raise ConfigError(f"study {name!r} holds no hpo search settings ({what}): {way_out}")
+    try:
+        return StudyConfig.from_dict(data, where=f"study {name!r}")
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; {way_out}") from None
 
 
 def load_for_worker(config: StudyConfig, storage, stream: int):
@@ -199,21 +206,23 @@ def requeue(study, params: dict[str, Any], from_trial: int, user_attrs: dict[str
 def work_left(study, config: StudyConfig, target: int) -> int:
     """Trials still to run for the study to hold ``target`` search trials and its re-runs.
 
-    Counts the search trials missing, the trials waiting, and the re-runs that
-    confirmation will add (those need the search done first, so they can only
-    be estimated before: the configured top times seeds - 1).
+    Counts the search trials missing (queued ones within the total among them) and
+    the confirmation re-runs queued or still to come. Those need the search done
+    first, so before that they are an estimate: the configured top times seeds - 1.
+    Queued search trials beyond the total wait for a larger ``--trials``.
     """
     trials = study.get_trials(deepcopy=False)
-    search = [t for t in trials if not confirm.is_rerun(t)]
-    by_state = _by_state(search)
-    waiting = sum(1 for t in trials if t.state.name == "WAITING")
-    left = max(0, target - finished(by_state) - by_state.get("RUNNING", 0) - by_state.get("WAITING", 0))
+    by_state = _by_state(t for t in trials if not confirm.is_rerun(t))
+    left = max(0, target - finished(by_state) - by_state.get("RUNNING", 0))
+    reruns = sum(1 for t in trials if confirm.is_rerun(t) and t.state.name == "WAITING")
     top, seeds = confirm.settings(study, config)
-    if left or by_state.get("RUNNING", 0) or by_state.get("WAITING", 0):
-        pending = top * (seeds - 1) if top else 0  # an estimate: the top is not known yet
+    if not left and by_state.get("WAITING", 0):
+        return 0  # queued beyond the total: they, and the confirmation, wait for a larger --trials
+    if left or by_state.get("RUNNING", 0):
+        pending = top * (seeds - 1) if top else 0
     else:
         pending = sum(n for _, n in confirm.missing(trials, top, seeds))
-    return left + waiting + pending
+    return left + reruns + pending
 
 
 def _by_state(trials) -> dict[str, int]:
@@ -239,6 +248,11 @@ def _known(source: str):
                                       "learning_rate": c.training.learning_rate,
                                       "batch_size": c.training.batch_size})
             for c in load_configs(source)]
+
+
+def known_labels(source: str) -> list[str]:
+    """The labels of the configurations a name or YAML file gives (what --enqueue would add)."""
+    return [label for label, _, _ in _known(source)]
 
 
 def check_known(source: str, config: StudyConfig, input_shape: tuple[int, ...]) -> None:
@@ -325,14 +339,18 @@ class Worker:
         if self.max_trials is not None and self.ran >= self.max_trials:
             return "stop"
         trials = self.study.get_trials(deepcopy=False)
-        if any(t.state.name == "WAITING" for t in trials):
-            return "start"
         search = _by_state(t for t in trials if not confirm.is_rerun(t))
         running = search.get("RUNNING", 0)
-        if finished(search) + running < self.target:
+        if finished(search) + running < self.target:  # queued (WAITING) search trials go first
             return "start"
         if running:
             return "wait"  # the search is not done: the best configurations are not known yet
+        if search.get("WAITING"):
+            # queued search trials beyond the total wait for a larger --trials; Optuna would run
+            # them before any re-run queued after them, so confirmation waits for them too
+            return "stop"
+        if any(confirm.is_rerun(t) and t.state.name == "WAITING" for t in trials):
+            return "start"
         plan = confirm.missing(trials, *confirm.settings(self.study, self.config))
         if plan:
             queued = confirm.enqueue(self.study, plan)
