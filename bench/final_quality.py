@@ -7,7 +7,7 @@ by side in one run, over study seeds 0..N-1:
 * ``hpo-default``: the README's flow: ``hpo launch`` with no options, then
   ``hpo retrain --study digits-cnn --top 1 --seeds 3 --ensemble``. Its test accuracy
   is the mean over the 3 retrained models; the ensemble's is beside it.
-* ``hpo-long``: the same with a longer search (``--trials 90``, three times the default).
+* ``hpo-long``: the same with a longer search (``--trials 72``, three times the default).
 * ``svc-grid``: scikit-learn's ``SVC`` with a 5-fold grid search over C and gamma on
   train + validation (the folds shuffled by the study seed).
 * ``svc-default``: ``SVC()`` with default settings, the one-line baseline.
@@ -191,7 +191,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study-seeds", type=int, help="runs per approach, seeds 0..N-1 [3; --quick: 1]")
-    parser.add_argument("--long-trials", type=int, default=90, help="trials of hpo-long [90]")
+    parser.add_argument("--long-trials", type=int, default=72, help="trials of hpo-long [72]")
     parser.add_argument("--only", default=",".join(METHODS),
                         help=f"comma-separated subset of {', '.join(METHODS)}")
     parser.add_argument("--quick", action="store_true",

@@ -294,12 +294,12 @@ BUILTIN: dict[str, StudyConfig] = {c.name: c for c in (
     StudyConfig(
         name="digits-cnn", dataset="digits", model="cnn", search_space=_CNN_SPACE,
         overrides={"dense_layers": 1, "batch_size": [32, 64, 128]},
-        trials=30, confirm_top=3, **_BUDGET,
+        trials=24, confirm_top=3, **_BUDGET,
         description="CNN on scikit-learn's bundled 8x8 digits (the embedded default; no download)",
     ),
     StudyConfig(
         name="digits-ann", dataset="digits", model="ann", search_space=_ANN_SPACE,
-        trials=30, confirm_top=3, **_BUDGET,
+        trials=24, confirm_top=3, **_BUDGET,
         description="Dense network on the bundled 8x8 digits",
     ),
     StudyConfig(
