@@ -161,7 +161,7 @@ def test_eight_workers_start_at_once_on_one_sqlite_file_without_lock_errors(tmp_
 def test_a_whole_process_group_killed_leaves_a_resumable_study_and_every_failure_a_reason(tmp_path):
     """After `kill -9` of a launch and its workers, the trials they ran used to show "failed:  "."""
     env = hpo_env(HPO_HEARTBEAT_INTERVAL="1", HPO_GRACE_PERIOD="3")
-    args = ["launch", "--workers", "2", "--trials", "3", "--epochs", "8", "--pruner", "none"]
+    args = ["launch", "--workers", "2", "--trials", "3", "--epochs", "8", *PLAIN]
     proc = start_hpo(*args, cwd=tmp_path, env=env, new_session=True)
     try:
         _wait_for_running(tmp_path, 2)
@@ -188,7 +188,7 @@ def test_a_whole_process_group_killed_leaves_a_resumable_study_and_every_failure
 
 @pytest.mark.slow
 def test_two_launches_started_together_do_not_sample_the_same_configurations(tmp_path):
-    args = ["launch", "--workers", "1", "--trials", "4", "--epochs", "1", "--pruner", "none"]
+    args = ["launch", "--workers", "1", "--trials", "4", "--epochs", "1", *PLAIN]
     procs = [start_hpo(*args, cwd=tmp_path) for _ in range(2)]
     for proc in procs:
         _, err = proc.communicate(timeout=300)

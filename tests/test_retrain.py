@@ -327,7 +327,8 @@ def test_scores_on_other_data_are_not_recorded_as_the_study_s_own(tmp_path: Path
         del f["X_train"]
         f["X_train"] = images[::-1]
     (tmp_path / "arr.yaml").write_text("name: arr\ndataset: arrays\ndata: a.h5\nmodel: cnn\n"
-                                       "search_space: [learning_rate]\nepochs: 1\n")
+                                       "search_space: [learning_rate]\nepochs: 1\n"
+                                       "try_defaults_first: false\n")
     assert run_main("create", "--config", "arr.yaml", cwd=tmp_path).returncode == 0
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     study = optuna.load_study(study_name="arr", storage=url)

@@ -122,7 +122,7 @@ def test_a_password_with_url_special_characters_works_and_is_never_shown(tmp_pat
 def test_a_special_password_reaches_the_workers_and_the_exported_yaml(tmp_path):
     password = SPECIAL_PASSWORDS[-1]
     with postgres_database(password=password) as url:
-        launched = run_hpo("launch", "--workers", "1", "--trials", "1", "--epochs", "1",
+        launched = run_hpo("launch", "--workers", "1", "--trials", "1", "--epochs", "1", *PLAIN,
                            "--storage", url, cwd=tmp_path)
         assert launched.returncode == 0, launched.stderr
         assert states(url.replace(password, quote(password, safe=""))) == {"COMPLETE": 1}
