@@ -82,7 +82,9 @@ configs:
   dataset: {{name: digits}}
   training: {{seed: {seed}{epochs}}}
 """
-SVC_GRID = {"C": [0.3, 1, 3, 10, 30, 100], "gamma": [0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0]}
+#: C from 0.1 to 1000 and gamma from 0.001 to 1 (pixels in [0, 1]), 9 and 10 values on log scales.
+SVC_GRID = {"C": [round(10 ** (e / 2), 4) for e in range(-2, 7)],
+            "gamma": [round(10 ** (e / 3), 5) for e in range(-9, 1)]}
 
 
 def retrained(tmp: Path, out: str) -> dict[str, Any]:
