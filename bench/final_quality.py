@@ -23,8 +23,15 @@ flow (search and retrain; Python and TensorFlow start-up included). "Time to 99.
 is the median flow time over study seeds, where a seed whose model stays below 99.0%
 on the test set counts as never: an approach reaches it when most of its runs do.
 
+``--split-seed K`` (K > 0) runs the same flows on another split of the same 1,797
+digits (stratified, 360 test and 360 validation images, ``random_state=K``; written
+as an ``arrays`` file, searched as a study that extends digits-cnn): a check that the
+defaults, chosen on hpo's fixed split, hold on images they were never chosen on.
+It supports the approaches that read their data through hpo (hpo-*, svc-*, uci-cnn)
+and writes ``final_quality_split<K>.json``.
+
     .venv/bin/python bench/final_quality.py [--study-seeds 3] [--only hpo-default,svc-grid,...]
-        [--long-trials 90] [--quick] [--out bench/results/final_quality.json]
+        [--long-trials 72] [--split-seed K] [--quick] [--out bench/results/final_quality.json]
 """
 
 from __future__ import annotations
@@ -79,12 +86,52 @@ UCI_CONFIG = """format: hpo-config/1
 configs:
 - name: digits-cnn-uci
   model: digits-cnn-uci
-  dataset: {{name: digits}}
+  dataset: {{name: {dataset}}}
   training: {{seed: {seed}{epochs}}}
 """
+#: The study that searches another split of the digits (``--split-seed``).
+SPLIT_STUDY = "digits-split"
+#: Approaches that read their data through hpo, so they can run on another split.
+SPLIT_METHODS = ("hpo-default", "hpo-long", "svc-grid", "svc-default", "uci-cnn")
 #: C from 0.1 to 1000 and gamma from 0.001 to 1 (pixels in [0, 1]), 9 and 10 values on log scales.
 SVC_GRID = {"C": [round(10 ** (e / 2), 4) for e in range(-2, 7)],
             "gamma": [round(10 ** (e / 3), 5) for e in range(-9, 1)]}
+
+
+def write_split(path: Path, split_seed: int) -> None:
+    """The bundled digits split anew: 360 test, 360 validation, 1,077 training images (stratified)."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    digits = load_digits()
+    x, y = (digits.images / 16.0).astype("float32"), digits.target
+    x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=360, stratify=y,
+                                                      random_state=split_seed)
+    x_train, x_val, y_train, y_val = train_test_split(x_rest, y_rest, test_size=360,
+                                                      stratify=y_rest, random_state=split_seed)
+    np.savez(path, X_train=x_train, y_train=y_train, X_val=x_val, y_val=y_val,
+             X_test=x_test, y_test=y_test)
+
+
+class Data:
+    """Where the flows read their data: hpo's fixed digits split, or another split's file."""
+
+    def __init__(self, split_file: Path | None) -> None:
+        self.file = split_file
+        self.study = SPLIT_STUDY if split_file else STUDY
+        self.dataset = "arrays" if split_file else "digits"
+
+    def prepare(self, tmp: Path) -> list[str]:
+        """Arguments that make ``hpo launch`` search this data (a study file for another split)."""
+        if not self.file:
+            return []
+        (tmp / "split.yaml").write_text(f"name: {SPLIT_STUDY}\nextends: {STUDY}\n"
+                                        f"dataset: arrays\ndata: {self.file}\n")
+        return ["--config", "split.yaml"]
+
+    def retrain_args(self) -> list[str]:
+        return ["--data", str(self.file)] if self.file else []
 
 
 def retrained(tmp: Path, out: str) -> dict[str, Any]:
@@ -106,32 +153,35 @@ def retrained(tmp: Path, out: str) -> dict[str, Any]:
     return record
 
 
-def hpo_flow(procs: Processes, seed: int, trials: int | None, quick: bool) -> dict[str, Any]:
+def hpo_flow(procs: Processes, data: Data, seed: int, trials: int | None,
+             quick: bool) -> dict[str, Any]:
     """``hpo launch`` then ``hpo retrain --top 1 --seeds 3 --ensemble``, in a fresh directory."""
     with tempfile.TemporaryDirectory(prefix="hpo-bench-quality-") as name:
         tmp = Path(name)
         log = tmp / "hpo.log"
-        extra = ["--trials", str(trials)] if trials else []
+        extra = data.prepare(tmp) + (["--trials", str(trials)] if trials else [])
         extra += ["--epochs", "4", "--trials", "4"] if quick else []
         code, search_s, _ = procs.run(hpo("launch", "--seed", str(seed), *extra), cwd=tmp, log=log)
         check_ok(code, "hpo launch", log)
-        states = [t["state"] for t in study_trials(f"sqlite:///{tmp / 'studies.db'}", STUDY)]
-        code, retrain_s, _ = procs.run(hpo("retrain", "--study", STUDY, "--top", "1", "--seeds", "3",
-                                           "--ensemble", "--output-dir", "runs"), cwd=tmp, log=log)
+        states = [t["state"] for t in study_trials(f"sqlite:///{tmp / 'studies.db'}", data.study)]
+        code, retrain_s, _ = procs.run(hpo("retrain", "--study", data.study, "--top", "1",
+                                           "--seeds", "3", "--ensemble", "--output-dir", "runs",
+                                           *data.retrain_args()), cwd=tmp, log=log)
         check_ok(code, "hpo retrain", log)
         return {**retrained(tmp, "runs"), "search_s": round(search_s, 1),
                 "retrain_s": round(retrain_s, 1), "wall_s": round(search_s + retrain_s, 1),
                 "trials": {s.lower(): states.count(s) for s in sorted(set(states))}}
 
 
-def uci_flow(procs: Processes, seed: int, quick: bool) -> dict[str, Any]:
+def uci_flow(procs: Processes, data: Data, seed: int, quick: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hpo-bench-quality-uci-") as name:
         tmp = Path(name)
-        (tmp / "uci.yaml").write_text(UCI_CONFIG.format(seed=3 * seed,
-                                                        epochs=", epochs: 3" if quick else ""))
+        (tmp / "uci.yaml").write_text(UCI_CONFIG.format(
+            seed=3 * seed, dataset=data.dataset, epochs=", epochs: 3" if quick else ""))
         log = tmp / "retrain.log"
         code, wall, _ = procs.run(hpo("retrain", "--config", "uci.yaml", "--seeds", "3",
-                                      "--output-dir", "runs"), cwd=tmp, log=log)
+                                      "--output-dir", "runs", *data.retrain_args()),
+                                  cwd=tmp, log=log)
         check_ok(code, "hpo retrain (UCI CNN)", log)
         return {**retrained(tmp, "runs"), "wall_s": round(wall, 1)}
 
@@ -148,7 +198,7 @@ def script_flow(procs: Processes, script: str, args: list[str]) -> dict[str, Any
         return {**json.loads(last), "wall_s": round(wall, 1)}
 
 
-def svc_flow(seed: int, grid: bool) -> dict[str, Any]:
+def svc_flow(data: Data, seed: int, grid: bool) -> dict[str, Any]:
     """SVC on flattened pixels in [0, 1]: default settings, or a 5-fold grid on train + val."""
     import numpy as np
     from sklearn.model_selection import GridSearchCV, StratifiedKFold
@@ -157,15 +207,15 @@ def svc_flow(seed: int, grid: bool) -> dict[str, Any]:
     from hpo.data import load_dataset
 
     start = time.time()
-    data = load_dataset("digits", None, include_test=True)
-    x = np.concatenate([data.x_train, data.x_val]).reshape(-1, 64)
-    y = np.concatenate([data.y_train, data.y_val])
+    arrays = load_dataset(data.dataset, str(data.file) if data.file else None, include_test=True)
+    x = np.concatenate([arrays.x_train, arrays.x_val]).reshape(-1, 64)
+    y = np.concatenate([arrays.y_train, arrays.y_val])
     model: Any = SVC()
     if grid:
         model = GridSearchCV(SVC(), SVC_GRID, n_jobs=1,
                              cv=StratifiedKFold(5, shuffle=True, random_state=seed))
     model.fit(x, y)
-    accuracy = float((model.predict(data.x_test.reshape(-1, 64)) == data.y_test).mean())
+    accuracy = float((model.predict(arrays.x_test.reshape(-1, 64)) == arrays.y_test).mean())
     out = {"test_accuracy": accuracy, "wall_s": round(time.time() - start, 1)}
     if grid:
         out.update(best_params=model.best_params_, cv_accuracy=round(float(model.best_score_), 4))
@@ -196,6 +246,8 @@ def main() -> None:
     parser.add_argument("--long-trials", type=int, default=72, help="trials of hpo-long [72]")
     parser.add_argument("--only", default=",".join(METHODS),
                         help=f"comma-separated subset of {', '.join(METHODS)}")
+    parser.add_argument("--split-seed", type=int, default=0,
+                        help="0: hpo's fixed digits split; K > 0: another split (random_state=K)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 1 seed, tiny searches and retrains (figures mean nothing)")
     parser.add_argument("--out", default=None, help="result file (default bench/results/...)")
@@ -205,16 +257,27 @@ def main() -> None:
     unknown = set(methods) - set(METHODS)
     if unknown:
         parser.error(f"unknown approach(es) {', '.join(sorted(unknown))}; use {', '.join(METHODS)}")
+    if args.split_seed:
+        if args.only == parser.get_default("only"):
+            methods = list(SPLIT_METHODS)
+        elif set(methods) - set(SPLIT_METHODS):
+            parser.error(f"--split-seed runs only {', '.join(SPLIT_METHODS)}")
+    name = f"{NAME}_split{args.split_seed}" if args.split_seed else NAME
 
     warn_if_busy()
-    result = start_result(NAME, args.quick, study=STUDY, study_seeds=args.study_seeds,
-                          long_trials=args.long_trials, methods=methods, target=TARGET)
+    result = start_result(name, args.quick, study=STUDY, study_seeds=args.study_seeds,
+                          long_trials=args.long_trials, methods=methods, target=TARGET,
+                          split_seed=args.split_seed)
+    scratch = tempfile.TemporaryDirectory(prefix="hpo-bench-quality-split-")
+    data = Data(Path(scratch.name) / f"digits-split{args.split_seed}.npz" if args.split_seed else None)
+    if data.file:
+        write_split(data.file, args.split_seed)
     flows: dict[str, Callable[[Processes, int], dict[str, Any]]] = {
-        "hpo-default": lambda p, s: hpo_flow(p, s, None, args.quick),
-        "hpo-long": lambda p, s: hpo_flow(p, s, args.long_trials, args.quick),
-        "svc-grid": lambda p, s: svc_flow(s, grid=True),
-        "svc-default": lambda p, s: svc_flow(s, grid=False),
-        "uci-cnn": lambda p, s: uci_flow(p, s, args.quick),
+        "hpo-default": lambda p, s: hpo_flow(p, data, s, None, args.quick),
+        "hpo-long": lambda p, s: hpo_flow(p, data, s, args.long_trials, args.quick),
+        "svc-grid": lambda p, s: svc_flow(data, s, grid=True),
+        "svc-default": lambda p, s: svc_flow(data, s, grid=False),
+        "uci-cnn": lambda p, s: uci_flow(p, data, s, args.quick),
         "kt-notebook": lambda p, s: script_flow(p, "notebook_flow", ["--seed", str(s)]),
         "optuna-2019": lambda p, s: script_flow(p, "optuna_script", [
             "--seed", str(s), *(["--trials", "3", "--seeds", "1"] if args.quick else [])]),
@@ -233,8 +296,9 @@ def main() -> None:
                       + f" in {run['wall_s']:.0f} s", flush=True)
             approaches[method] = {"label": METHODS[method].format(long_trials=args.long_trials),
                                   "runs": runs, "summary": summarize(runs)}
+    scratch.cleanup()
     result.update(approaches=approaches, sources=SOURCE_FIGURES, wall_s=round(time.time() - start, 1))
-    write_result(result, result_path(NAME, args.quick, args.out))
+    write_result(result, result_path(name, args.quick, args.out))
     for method, a in approaches.items():
         s = a["summary"]
         print(f"{method:12s} test accuracy mean {s['test_accuracy_mean']:.2%} (min {s['test_accuracy_min']:.2%})"
