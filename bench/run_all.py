@@ -1,7 +1,7 @@
 """Run the benchmarks one after another, then rewrite docs/BENCHMARKS.md's tables from their results.
 
-Without ``--quick`` this takes about 40 minutes on a quiet 2-core machine
-(time_to_target 25, scaling 6, final_quality 6, store_overhead 4); ``--with-memory``
+Without ``--quick`` this takes about 95 minutes on a quiet 2-core machine
+(final_quality 56, time_to_target 25, scaling 6, store_overhead 4, svhn_budget 3); ``--with-memory``
 adds bench/memory.py (4 more). With ``--quick`` every script does a smoke run into
 bench/results/quick/ (about 5 minutes) and the document is left alone. Ctrl-C
 stops the running benchmark and its processes.
@@ -22,9 +22,10 @@ from common import ROOT
 #: In the order they run: the short ones first, so a problem shows early.
 BENCHMARKS = {
     "store_overhead": 4,
+    "svhn_budget": 3,
     "scaling": 6,
-    "final_quality": 6,
     "time_to_target": 25,
+    "final_quality": 56,
 }
 MEMORY_MINUTES = 4
 
