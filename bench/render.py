@@ -20,7 +20,7 @@ from typing import Any
 
 from common import ROOT, describe_machine
 
-BLOCK = re.compile(r"(<!-- table:(?P<name>[a-z_]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.DOTALL)
+BLOCK = re.compile(r"(<!-- table:(?P<name>[a-z0-9_]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.DOTALL)
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:
