@@ -192,8 +192,9 @@ def final_quality(r: dict[str, Any]) -> str:
 def svhn_budget(r: dict[str, Any]) -> str:
     s, st = r["settings"], r["study"]
     data = s["data"] or "an SVHN-shaped file the benchmark generated (42,000 + 18,000 noise images)"
-    rows = [[f"{st['trials']} trials, at most {st['epochs']} epochs each (rungs "
-             f"{', '.join(map(str, st['rungs']))}; 1 in {st['reduction_factor']} goes on)",
+    schedule = (f"{st['trials']} trials, at most {st['epochs']} epochs each (rungs "
+                f"{', '.join(map(str, st['rungs']))}; 1 in {st['reduction_factor']} goes on)")
+    rows = [[schedule,
              f"{st['train_subset']:,}" if st["train_subset"] else "all",
              f"{r['seconds_per_epoch']:.1f} s", f"{r['overhead_per_trial_s']:.1f} s",
              f"{r['expected_epochs_per_trial']:.1f}", f"{st['confirm_reruns']}",
@@ -214,9 +215,15 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "scaling": scaling,
     "store_overhead": store_overhead,
     "final_quality": final_quality,
-    "final_quality_split1": final_quality,
     "svhn_budget": svhn_budget,
 }
+
+
+def renderer(name: str) -> Callable[[dict[str, Any]], str] | None:
+    """The renderer of a table; ``final_quality_split<K>`` (``--split-seed K``) is final_quality's."""
+    if re.fullmatch(r"final_quality_split\d+", name):
+        return final_quality
+    return RENDERERS.get(name)
 
 
 def render(doc: str, results: Path) -> tuple[str, list[str], list[str]]:
@@ -226,11 +233,12 @@ def render(doc: str, results: Path) -> tuple[str, list[str], list[str]]:
     def replace(match: re.Match) -> str:
         name = match["name"]
         path = results / f"{name}.json"
-        if name not in RENDERERS or not path.exists():
+        render_table = renderer(name)
+        if render_table is None or not path.exists():
             kept.append(name)
             return match.group(0)
         rendered.append(name)
-        body = RENDERERS[name](json.loads(path.read_text()))
+        body = render_table(json.loads(path.read_text()))
         return f"{match.group(1)}{body}{match.group(4)}"
 
     return BLOCK.sub(replace, doc), rendered, kept
