@@ -33,6 +33,7 @@ STOP_GRACE = 30  # seconds `hpo launch` gets to stop its workers before its grou
 
 # --- the machine and the result file ---------------------------------------------------------
 
+
 def cores() -> int:
     """The cores this process may use (what `hpo launch` divides among workers)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -63,8 +64,9 @@ def _gpus() -> list[str]:
     if not shutil.which("nvidia-smi"):
         return []
     try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10,
-                             check=False)
+        out = subprocess.run(
+            ["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10, check=False
+        )
     except (OSError, subprocess.TimeoutExpired):
         return []
     return [line.strip() for line in out.stdout.splitlines() if line.startswith("GPU")]
@@ -146,11 +148,15 @@ def warn_if_busy() -> None:
     """Timings on a busy machine mean little: say so before spending the time."""
     load = os.getloadavg()[0]
     if load > 0.5:
-        print(f"Note: load average {load:.1f} on {cores()} cores; other jobs will skew timings "
-              "(the load is recorded in the result file).", file=sys.stderr)
+        print(
+            f"Note: load average {load:.1f} on {cores()} cores; other jobs will skew timings "
+            "(the load is recorded in the result file).",
+            file=sys.stderr,
+        )
 
 
 # --- statistics --------------------------------------------------------------------------------
+
 
 def median(values: Iterable[float | None]) -> float | None:
     """The median, where None (not reached, not measured) counts as infinitely late.
@@ -171,14 +177,19 @@ def rounded(value: float | None, digits: int = 1) -> float | None:
 
 # --- child processes ---------------------------------------------------------------------------
 
+
 def hpo(*args: str) -> list[str]:
     """The command for an hpo subcommand with this interpreter (the repository's virtualenv)."""
     return [sys.executable, "-m", "hpo", *args]
 
 
 def child_env() -> dict[str, str]:
-    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    return {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
 
 
 def _sigterm_as_interrupt(signum, frame):
@@ -206,9 +217,15 @@ class Processes:
 
     def start(self, cmd: Sequence[str], *, cwd: str | Path, log: Path) -> subprocess.Popen:
         with open(log, "ab") as out:
-            proc = subprocess.Popen(list(cmd), cwd=cwd, env=child_env(), stdout=out,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                list(cmd),
+                cwd=cwd,
+                env=child_env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         self.live.append(proc)
         return proc
 
@@ -229,8 +246,9 @@ class Processes:
         if proc in self.live:
             self.live.remove(proc)
 
-    def run(self, cmd: Sequence[str], *, cwd: str | Path, log: Path,
-            budget: float | None = None) -> tuple[int, float, float]:
+    def run(
+        self, cmd: Sequence[str], *, cwd: str | Path, log: Path, budget: float | None = None
+    ) -> tuple[int, float, float]:
         """Run to the end, or stop it after ``budget`` seconds: (exit status, seconds, start epoch).
 
         On Ctrl-C the process is stopped here, before the caller's temporary directory goes.
@@ -278,7 +296,9 @@ def tail(path: Path, lines: int = 6) -> str:
 def check_ok(code: int, what: str, log: Path) -> None:
     """Stop the benchmark with the log's tail when a step it cannot do without failed."""
     if code != 0:
-        raise SystemExit(f"Error: {what} failed (exit {code}); last lines of {log}:\n{tail(log, 12)}")
+        raise SystemExit(
+            f"Error: {what} failed (exit {code}); last lines of {log}:\n{tail(log, 12)}"
+        )
 
 
 # --- studies -------------------------------------------------------------------------------------
@@ -298,6 +318,7 @@ def study_options(study: str) -> tuple[list[str], str]:
 
 # --- reading a study store ---------------------------------------------------------------------
 
+
 def study_trials(storage: str, study: str) -> list[dict[str, Any]]:
     """Every trial of a study as plain data, times as epoch seconds (plain Optuna reads the store)."""
     import optuna
@@ -306,20 +327,24 @@ def study_trials(storage: str, study: str) -> list[dict[str, Any]]:
     loaded = optuna.load_study(study_name=study, storage=storage)
     out = []
     for t in loaded.get_trials(deepcopy=False):
-        out.append({
-            "number": t.number,
-            "state": t.state.name,
-            "value": t.values[0] if t.values else None,
-            "start": t.datetime_start.timestamp() if t.datetime_start else None,
-            "complete": t.datetime_complete.timestamp() if t.datetime_complete else None,
-            "train_seconds": t.user_attrs.get("train_seconds"),
-            "epochs": t.user_attrs.get("epochs"),
-            "params": t.params,
-        })
+        out.append(
+            {
+                "number": t.number,
+                "state": t.state.name,
+                "value": t.values[0] if t.values else None,
+                "start": t.datetime_start.timestamp() if t.datetime_start else None,
+                "complete": t.datetime_complete.timestamp() if t.datetime_complete else None,
+                "train_seconds": t.user_attrs.get("train_seconds"),
+                "epochs": t.user_attrs.get("epochs"),
+                "params": t.params,
+            }
+        )
     return out
 
 
-def best_curve(results: Iterable[tuple[float, float]], budget: float | None = None) -> list[list[float]]:
+def best_curve(
+    results: Iterable[tuple[float, float]], budget: float | None = None
+) -> list[list[float]]:
     """(seconds since start, best so far) at each improvement, from (seconds, value) results."""
     curve: list[list[float]] = []
     for seconds, value in sorted(results):

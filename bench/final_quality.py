@@ -74,13 +74,24 @@ METHODS = {
 }
 #: What the source documents (seeds/) report, for the table beside these figures.
 SOURCE_FIGURES = [
-    {"model": "UCI digits CNN, hand-made (seeds/004)", "data": "UCI optdigits, 5,620 images, "
-     "1,124 test", "test_accuracy": "99.11%", "note": "5-fold CV 98.95% ± 0.34%"},
-    {"model": "SVHN hand-made CNNs, the best of each notebook (seeds/000-002)",
-     "data": "SVHN 32x32 grey, 18,000 test", "test_accuracy": "88.9-92.2%",
-     "note": "88.94% (000), 92.22% (001), 91% (002)"},
-    {"model": "SVHN KerasTuner RandomSearch, 10 trials (seeds/000)", "data": "SVHN 32x32 grey",
-     "test_accuracy": "88.19%", "note": "tuned on a 16% subsample"},
+    {
+        "model": "UCI digits CNN, hand-made (seeds/004)",
+        "data": "UCI optdigits, 5,620 images, 1,124 test",
+        "test_accuracy": "99.11%",
+        "note": "5-fold CV 98.95% ± 0.34%",
+    },
+    {
+        "model": "SVHN hand-made CNNs, the best of each notebook (seeds/000-002)",
+        "data": "SVHN 32x32 grey, 18,000 test",
+        "test_accuracy": "88.9-92.2%",
+        "note": "88.94% (000), 92.22% (001), 91% (002)",
+    },
+    {
+        "model": "SVHN KerasTuner RandomSearch, 10 trials (seeds/000)",
+        "data": "SVHN 32x32 grey",
+        "test_accuracy": "88.19%",
+        "note": "tuned on a 16% subsample",
+    },
 ]
 UCI_CONFIG = """format: hpo-config/1
 configs:
@@ -94,8 +105,10 @@ SPLIT_STUDY = "digits-split"
 #: Approaches that read their data through hpo, so they can run on another split.
 SPLIT_METHODS = ("hpo-default", "hpo-long", "svc-grid", "svc-default", "uci-cnn")
 #: C from 0.1 to 1000 and gamma from 0.001 to 1 (pixels in [0, 1]), 9 and 10 values on log scales.
-SVC_GRID = {"C": [round(10 ** (e / 2), 4) for e in range(-2, 7)],
-            "gamma": [round(10 ** (e / 3), 5) for e in range(-9, 1)]}
+SVC_GRID = {
+    "C": [round(10 ** (e / 2), 4) for e in range(-2, 7)],
+    "gamma": [round(10 ** (e / 3), 5) for e in range(-9, 1)],
+}
 
 
 def write_split(path: Path, split_seed: int) -> None:
@@ -106,12 +119,21 @@ def write_split(path: Path, split_seed: int) -> None:
 
     digits = load_digits()
     x, y = (digits.images / 16.0).astype("float32"), digits.target
-    x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=360, stratify=y,
-                                                      random_state=split_seed)
-    x_train, x_val, y_train, y_val = train_test_split(x_rest, y_rest, test_size=360,
-                                                      stratify=y_rest, random_state=split_seed)
-    np.savez(path, X_train=x_train, y_train=y_train, X_val=x_val, y_val=y_val,
-             X_test=x_test, y_test=y_test)
+    x_rest, x_test, y_rest, y_test = train_test_split(
+        x, y, test_size=360, stratify=y, random_state=split_seed
+    )
+    x_train, x_val, y_train, y_val = train_test_split(
+        x_rest, y_rest, test_size=360, stratify=y_rest, random_state=split_seed
+    )
+    np.savez(
+        path,
+        X_train=x_train,
+        y_train=y_train,
+        X_val=x_val,
+        y_val=y_val,
+        X_test=x_test,
+        y_test=y_test,
+    )
 
 
 class Data:
@@ -126,8 +148,9 @@ class Data:
         """Arguments that make ``hpo launch`` search this data (a study file for another split)."""
         if not self.file:
             return []
-        (tmp / "split.yaml").write_text(f"name: {SPLIT_STUDY}\nextends: {STUDY}\n"
-                                        f"dataset: arrays\ndata: {self.file}\n")
+        (tmp / "split.yaml").write_text(
+            f"name: {SPLIT_STUDY}\nextends: {STUDY}\ndataset: arrays\ndata: {self.file}\n"
+        )
         return ["--config", "split.yaml"]
 
     def retrain_args(self) -> list[str]:
@@ -153,8 +176,9 @@ def retrained(tmp: Path, out: str) -> dict[str, Any]:
     return record
 
 
-def hpo_flow(procs: Processes, data: Data, seed: int, trials: int | None,
-             quick: bool) -> dict[str, Any]:
+def hpo_flow(
+    procs: Processes, data: Data, seed: int, trials: int | None, quick: bool
+) -> dict[str, Any]:
     """``hpo launch`` then ``hpo retrain --top 1 --seeds 3 --ensemble``, in a fresh directory."""
     with tempfile.TemporaryDirectory(prefix="hpo-bench-quality-") as name:
         tmp = Path(name)
@@ -164,24 +188,56 @@ def hpo_flow(procs: Processes, data: Data, seed: int, trials: int | None,
         code, search_s, _ = procs.run(hpo("launch", "--seed", str(seed), *extra), cwd=tmp, log=log)
         check_ok(code, "hpo launch", log)
         states = [t["state"] for t in study_trials(f"sqlite:///{tmp / 'studies.db'}", data.study)]
-        code, retrain_s, _ = procs.run(hpo("retrain", "--study", data.study, "--top", "1",
-                                           "--seeds", "3", "--ensemble", "--output-dir", "runs",
-                                           *data.retrain_args()), cwd=tmp, log=log)
+        code, retrain_s, _ = procs.run(
+            hpo(
+                "retrain",
+                "--study",
+                data.study,
+                "--top",
+                "1",
+                "--seeds",
+                "3",
+                "--ensemble",
+                "--output-dir",
+                "runs",
+                *data.retrain_args(),
+            ),
+            cwd=tmp,
+            log=log,
+        )
         check_ok(code, "hpo retrain", log)
-        return {**retrained(tmp, "runs"), "search_s": round(search_s, 1),
-                "retrain_s": round(retrain_s, 1), "wall_s": round(search_s + retrain_s, 1),
-                "trials": {s.lower(): states.count(s) for s in sorted(set(states))}}
+        return {
+            **retrained(tmp, "runs"),
+            "search_s": round(search_s, 1),
+            "retrain_s": round(retrain_s, 1),
+            "wall_s": round(search_s + retrain_s, 1),
+            "trials": {s.lower(): states.count(s) for s in sorted(set(states))},
+        }
 
 
 def uci_flow(procs: Processes, data: Data, seed: int, quick: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hpo-bench-quality-uci-") as name:
         tmp = Path(name)
-        (tmp / "uci.yaml").write_text(UCI_CONFIG.format(
-            seed=3 * seed, dataset=data.dataset, epochs=", epochs: 3" if quick else ""))
+        (tmp / "uci.yaml").write_text(
+            UCI_CONFIG.format(
+                seed=3 * seed, dataset=data.dataset, epochs=", epochs: 3" if quick else ""
+            )
+        )
         log = tmp / "retrain.log"
-        code, wall, _ = procs.run(hpo("retrain", "--config", "uci.yaml", "--seeds", "3",
-                                      "--output-dir", "runs", *data.retrain_args()),
-                                  cwd=tmp, log=log)
+        code, wall, _ = procs.run(
+            hpo(
+                "retrain",
+                "--config",
+                "uci.yaml",
+                "--seeds",
+                "3",
+                "--output-dir",
+                "runs",
+                *data.retrain_args(),
+            ),
+            cwd=tmp,
+            log=log,
+        )
         check_ok(code, "hpo retrain (UCI CNN)", log)
         return {**retrained(tmp, "runs"), "wall_s": round(wall, 1)}
 
@@ -191,8 +247,9 @@ def script_flow(procs: Processes, script: str, args: list[str]) -> dict[str, Any
     with tempfile.TemporaryDirectory(prefix=f"hpo-bench-quality-{script}-") as name:
         tmp = Path(name)
         log = tmp / "out.log"
-        code, wall, _ = procs.run([sys.executable, str(ROOT / "bench" / f"{script}.py"), *args],
-                                  cwd=tmp, log=log)
+        code, wall, _ = procs.run(
+            [sys.executable, str(ROOT / "bench" / f"{script}.py"), *args], cwd=tmp, log=log
+        )
         check_ok(code, f"bench/{script}.py", log)
         last = [line for line in log.read_text().splitlines() if line.startswith("{")][-1]
         return {**json.loads(last), "wall_s": round(wall, 1)}
@@ -212,8 +269,9 @@ def svc_flow(data: Data, seed: int, grid: bool) -> dict[str, Any]:
     y = np.concatenate([arrays.y_train, arrays.y_val])
     model: Any = SVC()
     if grid:
-        model = GridSearchCV(SVC(), SVC_GRID, n_jobs=1,
-                             cv=StratifiedKFold(5, shuffle=True, random_state=seed))
+        model = GridSearchCV(
+            SVC(), SVC_GRID, n_jobs=1, cv=StratifiedKFold(5, shuffle=True, random_state=seed)
+        )
     model.fit(x, y)
     accuracy = float((model.predict(arrays.x_test.reshape(-1, 64)) == arrays.y_test).mean())
     out = {"test_accuracy": accuracy, "wall_s": round(time.time() - start, 1)}
@@ -230,8 +288,9 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "test_accuracy_min": min(accuracies),
         "wall_s_median": median(r["wall_s"] for r in runs),
         "reached": sum(a >= TARGET for a in accuracies),
-        "time_to_target_s": median(r["wall_s"] if r["test_accuracy"] >= TARGET else None
-                                   for r in runs),
+        "time_to_target_s": median(
+            r["wall_s"] if r["test_accuracy"] >= TARGET else None for r in runs
+        ),
     }
     ensembles = [r["ensemble_test_accuracy"] for r in runs if "ensemble_test_accuracy" in r]
     if ensembles:
@@ -242,14 +301,24 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--study-seeds", type=int, help="runs per approach, seeds 0..N-1 [3; --quick: 1]")
+    parser.add_argument(
+        "--study-seeds", type=int, help="runs per approach, seeds 0..N-1 [3; --quick: 1]"
+    )
     parser.add_argument("--long-trials", type=int, default=72, help="trials of hpo-long [72]")
-    parser.add_argument("--only", default=",".join(METHODS),
-                        help=f"comma-separated subset of {', '.join(METHODS)}")
-    parser.add_argument("--split-seed", type=int, default=0,
-                        help="0: hpo's fixed digits split; K > 0: another split (random_state=K)")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 1 seed, tiny searches and retrains (figures mean nothing)")
+    parser.add_argument(
+        "--only", default=",".join(METHODS), help=f"comma-separated subset of {', '.join(METHODS)}"
+    )
+    parser.add_argument(
+        "--split-seed",
+        type=int,
+        default=0,
+        help="0: hpo's fixed digits split; K > 0: another split (random_state=K)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: 1 seed, tiny searches and retrains (figures mean nothing)",
+    )
     parser.add_argument("--out", default=None, help="result file (default bench/results/...)")
     args = parser.parse_args()
     sizes(args, {"study_seeds": 3}, {"study_seeds": 1})
@@ -265,11 +334,20 @@ def main() -> None:
     name = f"{NAME}_split{args.split_seed}" if args.split_seed else NAME
 
     warn_if_busy()
-    result = start_result(name, args.quick, study=STUDY, study_seeds=args.study_seeds,
-                          long_trials=args.long_trials, methods=methods, target=TARGET,
-                          split_seed=args.split_seed)
+    result = start_result(
+        name,
+        args.quick,
+        study=STUDY,
+        study_seeds=args.study_seeds,
+        long_trials=args.long_trials,
+        methods=methods,
+        target=TARGET,
+        split_seed=args.split_seed,
+    )
     scratch = tempfile.TemporaryDirectory(prefix="hpo-bench-quality-split-")
-    data = Data(Path(scratch.name) / f"digits-split{args.split_seed}.npz" if args.split_seed else None)
+    data = Data(
+        Path(scratch.name) / f"digits-split{args.split_seed}.npz" if args.split_seed else None
+    )
     if data.file:
         write_split(data.file, args.split_seed)
     flows: dict[str, Callable[[Processes, int], dict[str, Any]]] = {
@@ -279,8 +357,11 @@ def main() -> None:
         "svc-default": lambda p, s: svc_flow(data, s, grid=False),
         "uci-cnn": lambda p, s: uci_flow(p, data, s, args.quick),
         "kt-notebook": lambda p, s: script_flow(p, "notebook_flow", ["--seed", str(s)]),
-        "optuna-2019": lambda p, s: script_flow(p, "optuna_script", [
-            "--seed", str(s), *(["--trials", "3", "--seeds", "1"] if args.quick else [])]),
+        "optuna-2019": lambda p, s: script_flow(
+            p,
+            "optuna_script",
+            ["--seed", str(s), *(["--trials", "3", "--seeds", "1"] if args.quick else [])],
+        ),
     }
     start = time.time()
     approaches = {}
@@ -291,18 +372,28 @@ def main() -> None:
                 run = {"study_seed": seed, **flows[method](procs, seed)}
                 runs.append(run)
                 ensemble = run.get("ensemble_test_accuracy")
-                print(f"{method} seed {seed}: test {run['test_accuracy']:.4f}"
-                      + (f", ensemble {ensemble:.4f}" if ensemble is not None else "")
-                      + f" in {run['wall_s']:.0f} s", flush=True)
-            approaches[method] = {"label": METHODS[method].format(long_trials=args.long_trials),
-                                  "runs": runs, "summary": summarize(runs)}
+                print(
+                    f"{method} seed {seed}: test {run['test_accuracy']:.4f}"
+                    + (f", ensemble {ensemble:.4f}" if ensemble is not None else "")
+                    + f" in {run['wall_s']:.0f} s",
+                    flush=True,
+                )
+            approaches[method] = {
+                "label": METHODS[method].format(long_trials=args.long_trials),
+                "runs": runs,
+                "summary": summarize(runs),
+            }
     scratch.cleanup()
-    result.update(approaches=approaches, sources=SOURCE_FIGURES, wall_s=round(time.time() - start, 1))
+    result.update(
+        approaches=approaches, sources=SOURCE_FIGURES, wall_s=round(time.time() - start, 1)
+    )
     write_result(result, result_path(name, args.quick, args.out))
     for method, a in approaches.items():
         s = a["summary"]
-        print(f"{method:12s} test accuracy mean {s['test_accuracy_mean']:.2%} (min {s['test_accuracy_min']:.2%})"
-              f", median flow {s['wall_s_median']:.0f} s, reached {TARGET:.1%} in {s['reached']}/{len(a['runs'])}")
+        print(
+            f"{method:12s} test accuracy mean {s['test_accuracy_mean']:.2%} (min {s['test_accuracy_min']:.2%})"
+            f", median flow {s['wall_s_median']:.0f} s, reached {TARGET:.1%} in {s['reached']}/{len(a['runs'])}"
+        )
 
 
 if __name__ == "__main__":

@@ -28,13 +28,32 @@ from hpo.config import builtin, load_yaml
 from hpo.space import CategoricalParam, FloatParam, IntParam, SearchSpace
 
 #: The parameters the hand-written model below reads; a study searching others is refused.
-BUILD_PARAMS = {"conv_blocks", "filters_1", "filters_2", "filters_3", "kernel_size", "activation",
-                "leaky_alpha", "batch_norm", "dropout", "dense_layers", "dense_units_1",
-                "learning_rate", "batch_size"}
+BUILD_PARAMS = {
+    "conv_blocks",
+    "filters_1",
+    "filters_2",
+    "filters_3",
+    "kernel_size",
+    "activation",
+    "leaky_alpha",
+    "batch_norm",
+    "dropout",
+    "dense_layers",
+    "dense_units_1",
+    "learning_rate",
+    "batch_size",
+}
 
 
-def run(study: str, data: str | None, seed: int, epochs: int | None, max_trials: int,
-        directory: str, log: str) -> None:
+def run(
+    study: str,
+    data: str | None,
+    seed: int,
+    epochs: int | None,
+    max_trials: int,
+    directory: str,
+    log: str,
+) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
     import keras_tuner as kt
@@ -42,18 +61,29 @@ def run(study: str, data: str | None, seed: int, epochs: int | None, max_trials:
 
     from hpo.data import load_dataset
 
-    config = (load_yaml(study) if study.endswith((".yaml", ".yml")) else builtin(study))
+    config = load_yaml(study) if study.endswith((".yaml", ".yml")) else builtin(study)
     config = config.with_options(data=data, seed=seed)
     space = config.space()
     if {p.name for p in space} != BUILD_PARAMS or space["dense_layers"].choices != (1,):
-        raise SystemExit(f"study {study!r} does not search the CNN space this build(hp) is written "
-                         f"for ({', '.join(sorted(BUILD_PARAMS))}, one dense layer)")
-    dataset = load_dataset(config.dataset, config.data, include_test=False,
-                           val_fraction=config.val_fraction, seed=config.seed)
+        raise SystemExit(
+            f"study {study!r} does not search the CNN space this build(hp) is written "
+            f"for ({', '.join(sorted(BUILD_PARAMS))}, one dense layer)"
+        )
+    dataset = load_dataset(
+        config.dataset,
+        config.data,
+        include_test=False,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+    )
     keras.utils.set_random_seed(seed)
 
     def activation(name: str, alpha: float | None):
-        return layers.LeakyReLU(negative_slope=alpha) if name == "leaky_relu" else layers.Activation(name)
+        return (
+            layers.LeakyReLU(negative_slope=alpha)
+            if name == "leaky_relu"
+            else layers.Activation(name)
+        )
 
     class DigitsHyperModel(kt.HyperModel):
         def build(self, hp):
@@ -77,8 +107,11 @@ def run(study: str, data: str | None, seed: int, epochs: int | None, max_trials:
             if dropout > 0:
                 model.add(layers.Dropout(dropout))
             model.add(layers.Dense(10, activation="softmax"))
-            model.compile(optimizer=keras.optimizers.Adam(learning_rate=r.float("learning_rate")),
-                          loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+            model.compile(
+                optimizer=keras.optimizers.Adam(learning_rate=r.float("learning_rate")),
+                loss="sparse_categorical_crossentropy",
+                metrics=["accuracy"],
+            )
             return model
 
         def fit(self, hp, model, *args, **kwargs):
@@ -90,8 +123,10 @@ def run(study: str, data: str | None, seed: int, epochs: int | None, max_trials:
         def on_trial_end(self, trial):
             super().on_trial_end(trial)
             with open(log, "a") as out:
-                out.write(json.dumps({"time": time.time(), "status": trial.status,
-                                      "score": trial.score}) + "\n")
+                out.write(
+                    json.dumps({"time": time.time(), "status": trial.status, "score": trial.score})
+                    + "\n"
+                )
 
     tuner = LoggedRandomSearch(
         DigitsHyperModel(),
@@ -105,10 +140,19 @@ def run(study: str, data: str | None, seed: int, epochs: int | None, max_trials:
     )
     callbacks = []
     if config.early_stopping:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor="val_accuracy", patience=config.early_stopping, restore_best_weights=True))
-    tuner.search(dataset.x_train, dataset.y_train, validation_data=(dataset.x_val, dataset.y_val),
-                 epochs=epochs or config.epochs, callbacks=callbacks, verbose=0)
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_accuracy", patience=config.early_stopping, restore_best_weights=True
+            )
+        )
+    tuner.search(
+        dataset.x_train,
+        dataset.y_train,
+        validation_data=(dataset.x_val, dataset.y_val),
+        epochs=epochs or config.epochs,
+        callbacks=callbacks,
+        verbose=0,
+    )
 
 
 class Ranges:

@@ -59,7 +59,8 @@ def finished(db: Path) -> int:
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
             return conn.execute(
-                "select count(*) from trials where state in ('COMPLETE', 'PRUNED')").fetchone()[0]
+                "select count(*) from trials where state in ('COMPLETE', 'PRUNED')"
+            ).fetchone()[0]
     except sqlite3.Error:
         return 0
 
@@ -67,8 +68,19 @@ def finished(db: Path) -> int:
 def run(procs: Processes, trials: int, recycle: int, epochs: int) -> dict:
     """One launch with one worker; RSS of its worker process sampled as trials finish."""
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = hpo("launch", "--workers", "1", "--trials", str(trials), "--epochs", str(epochs),
-                  "--pruner", "none", "--recycle-after", str(recycle))
+        cmd = hpo(
+            "launch",
+            "--workers",
+            "1",
+            "--trials",
+            str(trials),
+            "--epochs",
+            str(epochs),
+            "--pruner",
+            "none",
+            "--recycle-after",
+            str(recycle),
+        )
         proc = procs.start(cmd, cwd=tmp, log=Path(tmp) / "output.log")
         by_trial: dict[int, float] = {}
         start = time.monotonic()
@@ -98,20 +110,27 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: 4 trials of 1 epoch")
     parser.add_argument("--out", default=None, help="result file (default bench/results/...)")
     args = parser.parse_args()
-    sizes(args, {"trials": 50, "recycle": 10, "epochs": 2}, {"trials": 4, "recycle": 2, "epochs": 1})
+    sizes(
+        args, {"trials": 50, "recycle": 10, "epochs": 2}, {"trials": 4, "recycle": 2, "epochs": 1}
+    )
     warn_if_busy()
-    results = start_result("memory", args.quick, trials=args.trials, recycle=args.recycle,
-                           epochs=args.epochs)
+    results = start_result(
+        "memory", args.quick, trials=args.trials, recycle=args.recycle, epochs=args.epochs
+    )
     with Processes() as procs:
-        runs = [run(procs, args.trials, 0, args.epochs),
-                run(procs, args.trials, args.recycle, args.epochs)]
+        runs = [
+            run(procs, args.trials, 0, args.epochs),
+            run(procs, args.trials, args.recycle, args.epochs),
+        ]
     results.update(trials=args.trials, runs=runs)
     write_result(results, result_path("memory", args.quick, args.out))
     for r in results["runs"]:
         marks = r["rss_mb_by_finished_trials"]
         picks = {k: marks[k] for k in ("1", "10", "25", "40", str(args.trials)) if k in marks}
-        print(f"recycle_after={r['recycle_after']}: peak {r['peak_mb']} MB, by finished trials {picks}, "
-              f"{r['seconds']} s")
+        print(
+            f"recycle_after={r['recycle_after']}: peak {r['peak_mb']} MB, by finished trials {picks}, "
+            f"{r['seconds']} s"
+        )
 
 
 if __name__ == "__main__":

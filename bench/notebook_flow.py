@@ -81,32 +81,61 @@ def main() -> None:
             model.add(Dropout(dropout_rate))
         model.add(Dense(10, activation="softmax"))
         learning_rate = hp.Choice("learning_rate", [1e-4, 5e-4, 1e-3, 5e-3])
-        model.compile(optimizer=Adam(learning_rate=learning_rate),
-                      loss="categorical_crossentropy", metrics=["accuracy"])
+        model.compile(
+            optimizer=Adam(learning_rate=learning_rate),
+            loss="categorical_crossentropy",
+            metrics=["accuracy"],
+        )
         return model
 
-    tuner = kt.RandomSearch(build_tunable_model, objective="val_accuracy", max_trials=10,
-                            executions_per_trial=1, seed=args.seed + 1, directory=args.dir,
-                            project_name="digits", overwrite=True)
+    tuner = kt.RandomSearch(
+        build_tunable_model,
+        objective="val_accuracy",
+        max_trials=10,
+        executions_per_trial=1,
+        seed=args.seed + 1,
+        directory=args.dir,
+        project_name="digits",
+        overwrite=True,
+    )
 
     def early_stopping():
-        return keras.callbacks.EarlyStopping(monitor="val_accuracy", patience=3,
-                                             restore_best_weights=True)
+        return keras.callbacks.EarlyStopping(
+            monitor="val_accuracy", patience=3, restore_best_weights=True
+        )
 
-    tuner.search(data.x_train, to_categorical(data.y_train, 10),
-                 validation_data=(data.x_val, to_categorical(data.y_val, 10)),
-                 epochs=10, callbacks=[early_stopping()], verbose=0)
+    tuner.search(
+        data.x_train,
+        to_categorical(data.y_train, 10),
+        validation_data=(data.x_val, to_categorical(data.y_val, 10)),
+        epochs=10,
+        callbacks=[early_stopping()],
+        verbose=0,
+    )
     searched = time.time()
     best_hps = tuner.get_best_hyperparameters(num_trials=1)[0]
     best_model = build_tunable_model(best_hps)
     x = np.concatenate([data.x_train, data.x_val])
     y = np.concatenate([data.y_train, data.y_val])
-    best_model.fit(x, to_categorical(y, 10), validation_split=0.2, epochs=15,
-                   callbacks=[early_stopping()], verbose=0)
+    best_model.fit(
+        x,
+        to_categorical(y, 10),
+        validation_split=0.2,
+        epochs=15,
+        callbacks=[early_stopping()],
+        verbose=0,
+    )
     _, test_acc = best_model.evaluate(data.x_test, to_categorical(data.y_test, 10), verbose=0)
-    print(json.dumps({"test_accuracy": float(test_acc), "best_hyperparameters": best_hps.values,
-                      "search_s": round(searched - start, 1),
-                      "wall_s": round(time.time() - start, 1)}))
+    print(
+        json.dumps(
+            {
+                "test_accuracy": float(test_acc),
+                "best_hyperparameters": best_hps.values,
+                "search_s": round(searched - start, 1),
+                "wall_s": round(time.time() - start, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,11 @@ def main() -> None:
 
     def build(p: dict) -> keras.Model:
         model = keras.Sequential([keras.Input(shape=data.input_shape)])
-        act = (lambda: layers.LeakyReLU(negative_slope=p["leaky_alpha"])) \
-            if p["activation"] == "leaky_relu" else (lambda: layers.Activation(p["activation"]))
+        act = (
+            (lambda: layers.LeakyReLU(negative_slope=p["leaky_alpha"]))
+            if p["activation"] == "leaky_relu"
+            else (lambda: layers.Activation(p["activation"]))
+        )
         for i in range(1, p["conv_blocks"] + 1):
             model.add(layers.Conv2D(p[f"filters_{i}"], p["kernel_size"], padding="same"))
             model.add(act())
@@ -56,17 +59,24 @@ def main() -> None:
         if p["dropout"] > 0:
             model.add(layers.Dropout(p["dropout"]))
         model.add(layers.Dense(10, activation="softmax"))
-        model.compile(optimizer=keras.optimizers.Adam(p["learning_rate"]),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.compile(
+            optimizer=keras.optimizers.Adam(p["learning_rate"]),
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+        )
         return model
 
     def objective(trial: optuna.Trial) -> float:
-        p = {"conv_blocks": trial.suggest_categorical("conv_blocks", [1, 2, 3]),
-             "filters_1": trial.suggest_int("filters_1", 16, 64, step=16)}
+        p = {
+            "conv_blocks": trial.suggest_categorical("conv_blocks", [1, 2, 3]),
+            "filters_1": trial.suggest_int("filters_1", 16, 64, step=16),
+        }
         for i in range(2, p["conv_blocks"] + 1):
             p[f"filters_{i}"] = trial.suggest_int(f"filters_{i}", 32, 128, step=32)
         p["kernel_size"] = trial.suggest_categorical("kernel_size", [3, 5])
-        p["activation"] = trial.suggest_categorical("activation", ["relu", "leaky_relu", "elu", "tanh"])
+        p["activation"] = trial.suggest_categorical(
+            "activation", ["relu", "leaky_relu", "elu", "tanh"]
+        )
         if p["activation"] == "leaky_relu":
             p["leaky_alpha"] = trial.suggest_float("leaky_alpha", 0.01, 0.3)
         p["batch_norm"] = trial.suggest_categorical("batch_norm", [False, True])
@@ -84,18 +94,29 @@ def main() -> None:
                 if trial.should_prune():
                     raise optuna.TrialPruned()
 
-        history = model.fit(data.x_train, data.y_train, validation_data=(data.x_val, data.y_val),
-                            epochs=10, batch_size=batch, verbose=0, callbacks=[
-                                Report(), keras.callbacks.EarlyStopping(
-                                    "val_accuracy", patience=3, restore_best_weights=True)])
+        history = model.fit(
+            data.x_train,
+            data.y_train,
+            validation_data=(data.x_val, data.y_val),
+            epochs=10,
+            batch_size=batch,
+            verbose=0,
+            callbacks=[
+                Report(),
+                keras.callbacks.EarlyStopping(
+                    "val_accuracy", patience=3, restore_best_weights=True
+                ),
+            ],
+        )
         trial.set_user_attr("params", p)
         trial.set_user_attr("epochs", len(history.history["loss"]))
         return max(history.history["val_accuracy"])
 
-    study = optuna.create_study(direction="maximize",
-                                sampler=optuna.samplers.TPESampler(seed=args.seed),
-                                pruner=optuna.pruners.MedianPruner(n_startup_trials=5,
-                                                                   n_warmup_steps=2))
+    study = optuna.create_study(
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=args.seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2),
+    )
     study.optimize(objective, n_trials=args.trials)
     searched = time.time()
     best = study.best_trial
@@ -106,13 +127,22 @@ def main() -> None:
         keras.backend.clear_session()
         keras.utils.set_random_seed(seed)
         model = build(best.user_attrs["params"])
-        model.fit(x, y, epochs=best.user_attrs["epochs"], batch_size=best.params["batch_size"],
-                  verbose=0)
+        model.fit(
+            x, y, epochs=best.user_attrs["epochs"], batch_size=best.params["batch_size"], verbose=0
+        )
         accuracies.append(float(model.evaluate(data.x_test, data.y_test, verbose=0)[1]))
-    print(json.dumps({"test_accuracy": float(np.mean(accuracies)), "test_accuracy_by_seed": accuracies,
-                      "val_accuracy": best.value, "best_params": best.params,
-                      "search_s": round(searched - start, 1),
-                      "wall_s": round(time.time() - start, 1)}))
+    print(
+        json.dumps(
+            {
+                "test_accuracy": float(np.mean(accuracies)),
+                "test_accuracy_by_seed": accuracies,
+                "val_accuracy": best.value,
+                "best_params": best.params,
+                "search_s": round(searched - start, 1),
+                "wall_s": round(time.time() - start, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -20,7 +20,9 @@ from typing import Any
 
 from common import ROOT, describe_machine
 
-BLOCK = re.compile(r"(<!-- table:(?P<name>[a-z0-9_]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.DOTALL)
+BLOCK = re.compile(
+    r"(<!-- table:(?P<name>[a-z0-9_]+) -->\n)(?P<body>.*?)(<!-- /table -->)", re.DOTALL
+)
 
 
 def table(headers: list[str], rows: list[list[Any]]) -> str:
@@ -34,11 +36,15 @@ def provenance(r: dict[str, Any], what: str = "") -> str:
     machine = r["machine"]
     load = ""
     if isinstance(machine, dict) and machine.get("load_avg_start") is not None:
-        load = (f" Load average {machine['load_avg_start']} before, "
-                f"{machine.get('load_avg_end', '?')} after.")
+        load = (
+            f" Load average {machine['load_avg_start']} before, "
+            f"{machine.get('load_avg_end', '?')} after."
+        )
     quick = " **Smoke run (`--quick`): not a measurement.**" if r.get("quick") else ""
-    return (f"Command: `{r['command']}`{what}. Machine: {describe_machine(machine)}. "
-            f"Date: {r['date']}.{load}{quick}")
+    return (
+        f"Command: `{r['command']}`{what}. Machine: {describe_machine(machine)}. "
+        f"Date: {r['date']}.{load}{quick}"
+    )
 
 
 def plural(n: int, word: str) -> str:
@@ -59,17 +65,32 @@ def pct(value: float | None, digits: int = 2) -> str:
 
 # --- one renderer per benchmark ------------------------------------------------------------------
 
+
 def memory(r: dict[str, Any]) -> str:
     marks = sorted({m for m in (1, 10, 25, 40) if m < r["trials"]} | {r["trials"]})
     rows = []
     for run in r["runs"]:
         by = run["rss_mb_by_finished_trials"]
-        label = (f"recycled every {run['recycle_after']} trials" if run["recycle_after"]
-                 else "one, never recycled (`--recycle-after 0`)")
-        rows.append([label, *(f"{by[str(m)]:,.0f} MB" if str(m) in by else "-" for m in marks),
-                     f"{run['peak_mb']:,.0f} MB", f"{run['seconds']:,.0f} s"])
-    headers = ["worker processes", "RSS after 1 trial", *(f"after {m}" for m in marks[1:]),
-               "peak", "wall time"]
+        label = (
+            f"recycled every {run['recycle_after']} trials"
+            if run["recycle_after"]
+            else "one, never recycled (`--recycle-after 0`)"
+        )
+        rows.append(
+            [
+                label,
+                *(f"{by[str(m)]:,.0f} MB" if str(m) in by else "-" for m in marks),
+                f"{run['peak_mb']:,.0f} MB",
+                f"{run['seconds']:,.0f} s",
+            ]
+        )
+    headers = [
+        "worker processes",
+        "RSS after 1 trial",
+        *(f"after {m}" for m in marks[1:]),
+        "peak",
+        "wall time",
+    ]
     return f"{provenance(r)}\n\n{table(headers, rows)}\n"
 
 
@@ -80,19 +101,27 @@ def time_to_target(r: dict[str, Any]) -> str:
     headers = ["tool", f"reached {head}"]
     for t in targets:
         headers += [f"median time to {t}", "vs hpo-optuna"]
-    headers += ["median best val. acc. at the budget", "median trials in the budget",
-                "median first result"]
+    headers += [
+        "median best val. acc. at the budget",
+        "median trials in the budget",
+        "median first result",
+    ]
     rows = []
     for tool, x in r["summary"].items():
         row = [f"{x['label']} (`{tool}`)", f"{x['reached'][head]}/{x['runs']}"]
         for t in targets:
             row += [seconds(x["median_time_to_target_s"][t]), times(x["ratio_to_hpo_optuna"][t])]
-        row += [f"{x['median_best']:.4f}" if x["median_best"] else "-",
-                f"{x['median_trials_finished']:.0f}", seconds(x["median_first_result_s"])]
+        row += [
+            f"{x['median_best']:.4f}" if x["median_best"] else "-",
+            f"{x['median_trials_finished']:.0f}",
+            seconds(x["median_first_result_s"]),
+        ]
         rows.append(row)
-    what = (f" ({s['study']}, {s['budget_s']:.0f} s per run, {plural(s['seeds'], 'seed')} per tool, "
-            "one run at a time; medians over seeds, a run that never reached a target counts as "
-            "never)")
+    what = (
+        f" ({s['study']}, {s['budget_s']:.0f} s per run, {plural(s['seeds'], 'seed')} per tool, "
+        "one run at a time; medians over seeds, a run that never reached a target counts as "
+        "never)"
+    )
     return f"{provenance(r, what)}\n\n{table(headers, rows)}\n\n{verdict_ttt(r, head)}\n"
 
 
@@ -100,8 +129,10 @@ def verdict_ttt(r: dict[str, Any], target: str) -> str:
     summary = r["summary"]
     base = summary.get("hpo-optuna")
     if not base or base["median_time_to_target_s"][target] is None:
-        return (f"**Headline:** hpo-optuna did not reach {target} within the budget in most runs; "
-                "see the per-run curves in the JSON file.")
+        return (
+            f"**Headline:** hpo-optuna did not reach {target} within the budget in most runs; "
+            "see the per-run curves in the JSON file."
+        )
     parts = []
     for tool, x in summary.items():
         if tool == "hpo-optuna":
@@ -113,38 +144,78 @@ def verdict_ttt(r: dict[str, Any], target: str) -> str:
             parts.append(f"{tool} took {ratio:.1f}x as long")
         else:
             parts.append(f"**hpo is behind {tool}**, which took {ratio:.2f}x hpo's time")
-    return (f"**Headline:** hpo-optuna reached a validation accuracy of {target} in a median "
-            f"{base['median_time_to_target_s'][target]:.0f} s; " + "; ".join(parts) + ".")
+    return (
+        f"**Headline:** hpo-optuna reached a validation accuracy of {target} in a median "
+        f"{base['median_time_to_target_s'][target]:.0f} s; " + "; ".join(parts) + "."
+    )
 
 
 def scaling(r: dict[str, Any]) -> str:
     s = r["settings"]
-    headers = ["workers", "TensorFlow threads each", "trials/hour (steady)", "vs 1 worker",
-               "trials/hour with start-up", "vs 1 worker", "median trial"]
-    rows = [[n, x["threads_per_worker"], f"{x['trials_per_hour']:,.0f}", times(x["speedup"]),
-             f"{x['trials_per_hour_wall']:,.0f}", times(x["speedup_wall"]),
-             f"{x['median_trial_s']:.1f} s"] for n, x in r["summary"].items()]
+    headers = [
+        "workers",
+        "TensorFlow threads each",
+        "trials/hour (steady)",
+        "vs 1 worker",
+        "trials/hour with start-up",
+        "vs 1 worker",
+        "median trial",
+    ]
+    rows = [
+        [
+            n,
+            x["threads_per_worker"],
+            f"{x['trials_per_hour']:,.0f}",
+            times(x["speedup"]),
+            f"{x['trials_per_hour_wall']:,.0f}",
+            times(x["speedup_wall"]),
+            f"{x['median_trial_s']:.1f} s",
+        ]
+        for n, x in r["summary"].items()
+    ]
     best = max(r["summary"].items(), key=lambda kv: kv[1]["trials_per_hour"])
-    what = (f" ({s['trials']} identical digits-cnn trials of {plural(s['epochs'], 'epoch')} per "
-            f"launch, pruning and early stopping off, {plural(s['seeds'], 'seed')}; medians)")
-    return (f"{provenance(r, what)}\n\n{table(headers, rows)}\n\n**Headline:** the most trials per "
-            f"hour came from {plural(int(best[0]), 'worker')}, {times(best[1]['speedup'])} one worker's "
-            "rate.\n")
+    what = (
+        f" ({s['trials']} identical digits-cnn trials of {plural(s['epochs'], 'epoch')} per "
+        f"launch, pruning and early stopping off, {plural(s['seeds'], 'seed')}; medians)"
+    )
+    return (
+        f"{provenance(r, what)}\n\n{table(headers, rows)}\n\n**Headline:** the most trials per "
+        f"hour came from {plural(int(best[0]), 'worker')}, {times(best[1]['speedup'])} one worker's "
+        "rate.\n"
+    )
 
 
 def store_overhead(r: dict[str, Any]) -> str:
     s = r["settings"]
     trial = r["typical_trial"]
-    headers = ["store", "workers", "store calls per trial", "time in store calls per trial",
-               "admission-lock wait per trial", "share of a digits trial",
-               "non-training time per trial", "trials/s without training"]
-    rows = [[x["store"], x["workers"], f"{x['store_calls_per_trial']:.0f}",
-             f"{x['store_ms_per_trial']:.1f} ms", f"{x['lock_wait_ms_per_trial']:.1f} ms",
-             pct(x["store_fraction_of_trial"]), f"{x['overhead_ms_per_trial']:.1f} ms",
-             f"{x['trials_per_s']:.1f}"] for x in r["summary"]]
+    headers = [
+        "store",
+        "workers",
+        "store calls per trial",
+        "time in store calls per trial",
+        "admission-lock wait per trial",
+        "share of a digits trial",
+        "non-training time per trial",
+        "trials/s without training",
+    ]
+    rows = [
+        [
+            x["store"],
+            x["workers"],
+            f"{x['store_calls_per_trial']:.0f}",
+            f"{x['store_ms_per_trial']:.1f} ms",
+            f"{x['lock_wait_ms_per_trial']:.1f} ms",
+            pct(x["store_fraction_of_trial"]),
+            f"{x['overhead_ms_per_trial']:.1f} ms",
+            f"{x['trials_per_s']:.1f}",
+        ]
+        for x in r["summary"]
+    ]
     skipped = "".join(f"\n\nNot measured: {k} ({why})." for k, why in r.get("skipped", {}).items())
-    what = (f" ({s['trials']} trials per run, {plural(s['seeds'], 'seed')}; medians; a typical digits trial "
-            f"takes {trial['seconds']} s: {trial['source']})")
+    what = (
+        f" ({s['trials']} trials per run, {plural(s['seeds'], 'seed')}; medians; a typical digits trial "
+        f"takes {trial['seconds']} s: {trial['source']})"
+    )
     return f"{provenance(r, what)}\n\n{table(headers, rows)}{skipped}\n"
 
 
@@ -157,55 +228,113 @@ def final_quality(r: dict[str, Any]) -> str:
         each = ", ".join(pct(x["test_accuracy"]) for x in runs)
         ensemble = "-"
         if "ensemble_test_accuracy_mean" in s:
-            ensemble = (f"{pct(s['ensemble_test_accuracy_mean'])} "
-                        f"({', '.join(pct(x['ensemble_test_accuracy']) for x in runs)})")
-        rows.append([f"{a['label']} (`{name}`)", f"**{pct(s['test_accuracy_mean'])}** ({each})",
-                     ensemble, seconds(s["wall_s_median"]), f"{s['reached']}/{len(runs)}",
-                     seconds(s["time_to_target_s"]) if s["time_to_target_s"] is not None
-                     else "not reached"])
+            ensemble = (
+                f"{pct(s['ensemble_test_accuracy_mean'])} "
+                f"({', '.join(pct(x['ensemble_test_accuracy']) for x in runs)})"
+            )
+        rows.append(
+            [
+                f"{a['label']} (`{name}`)",
+                f"**{pct(s['test_accuracy_mean'])}** ({each})",
+                ensemble,
+                seconds(s["wall_s_median"]),
+                f"{s['reached']}/{len(runs)}",
+                seconds(s["time_to_target_s"])
+                if s["time_to_target_s"] is not None
+                else "not reached",
+            ]
+        )
     n = r["settings"]["study_seeds"]
-    ours = table(["approach", f"test accuracy, mean over {plural(n, 'study seed')} (each)",
-                  "ensemble of the 3 retrained models", "median time, search + retrain",
-                  f"runs at {target:.1%} or more", f"time to {target:.1%}"], rows)
+    ours = table(
+        [
+            "approach",
+            f"test accuracy, mean over {plural(n, 'study seed')} (each)",
+            "ensemble of the 3 retrained models",
+            "median time, search + retrain",
+            f"runs at {target:.1%} or more",
+            f"time to {target:.1%}",
+        ],
+        rows,
+    )
     chosen = []
     for name in ("hpo-default", "hpo-long"):
         for x in approaches.get(name, {}).get("runs", []):
-            chosen.append([f"`{name}` seed {x['study_seed']}", x["config"].rsplit("-", 1)[-1],
-                           f"{x['val_accuracy']:.4f}", f"{x['n_params']:,}", x["architecture"],
-                           ", ".join(f"{k} {v}" for k, v in x["trials"].items())])
-    picked = table(["run", "trial", "confirmed val. acc.", "parameters", "architecture",
-                    "trials"], chosen) if chosen else ""
+            chosen.append(
+                [
+                    f"`{name}` seed {x['study_seed']}",
+                    x["config"].rsplit("-", 1)[-1],
+                    f"{x['val_accuracy']:.4f}",
+                    f"{x['n_params']:,}",
+                    x["architecture"],
+                    ", ".join(f"{k} {v}" for k, v in x["trials"].items()),
+                ]
+            )
+    picked = (
+        table(
+            ["run", "trial", "confirmed val. acc.", "parameters", "architecture", "trials"], chosen
+        )
+        if chosen
+        else ""
+    )
     split = r["settings"].get("split_seed", 0)
     if split:
-        what = (f" (the bundled digits split anew with random_state={split}: 1,077 training, 360 "
-                "validation and 360 test images, stratified; the search scores on validation, each "
-                "retrained model is tested once)")
+        what = (
+            f" (the bundled digits split anew with random_state={split}: 1,077 training, 360 "
+            "validation and 360 test images, stratified; the search scores on validation, each "
+            "retrained model is tested once)"
+        )
         return f"{provenance(r, what)}\n\n{ours}\n\nWhat hpo's searches chose:\n\n{picked}\n"
-    sources = table(["source document", "data", "test accuracy", "note"],
-                    [[x["model"], x["data"], x["test_accuracy"], x["note"]] for x in r["sources"]])
-    what = (" (the bundled digits, hpo's fixed split: searches see the 1,077 training and 360 "
-            "validation images; the 360 test images are scored once, at the end)")
-    return (f"{provenance(r, what)}\n\n{ours}\n\nWhat hpo's searches chose:\n\n{picked}\n\n"
-            f"The source documents' figures, on their own data:\n\n{sources}\n")
+    sources = table(
+        ["source document", "data", "test accuracy", "note"],
+        [[x["model"], x["data"], x["test_accuracy"], x["note"]] for x in r["sources"]],
+    )
+    what = (
+        " (the bundled digits, hpo's fixed split: searches see the 1,077 training and 360 "
+        "validation images; the 360 test images are scored once, at the end)"
+    )
+    return (
+        f"{provenance(r, what)}\n\n{ours}\n\nWhat hpo's searches chose:\n\n{picked}\n\n"
+        f"The source documents' figures, on their own data:\n\n{sources}\n"
+    )
 
 
 def svhn_budget(r: dict[str, Any]) -> str:
     s, st = r["settings"], r["study"]
     data = s["data"] or "an SVHN-shaped file the benchmark generated (42,000 + 18,000 noise images)"
-    schedule = (f"{st['trials']} trials, at most {st['epochs']} epochs each (rungs "
-                f"{', '.join(map(str, st['rungs']))}; 1 in {st['reduction_factor']} goes on)")
-    rows = [[schedule,
-             f"{st['train_subset']:,}" if st["train_subset"] else "all",
-             f"{r['seconds_per_epoch']:.1f} s", f"{r['overhead_per_trial_s']:.1f} s",
-             f"{r['expected_epochs_per_trial']:.1f}", f"{st['confirm_reruns']}",
-             f"{r['epochs_total']:,.0f}", f"{r['startup_s']:.0f} s",
-             f"**{r['projected_s'] / 3600:.2f} h**", f"{r['limit_s'] / 3600:.0f} h"]]
-    headers = ["the default svhn-cnn study", "training images per trial",
-               "an epoch (one worker, validation included)", "overhead per trial",
-               "epochs an average trial trains", "confirmation re-runs", "epochs in all",
-               "launch start-up", f"projected wall time, {s['workers']} workers", "limit"]
-    what = (f" ({s['sample']} trials of {s['epochs']} epoch(s) measured with {s['workers']} workers "
-            f"on {data}; measured wall time {r['measured_wall_s']:.0f} s)")
+    schedule = (
+        f"{st['trials']} trials, at most {st['epochs']} epochs each (rungs "
+        f"{', '.join(map(str, st['rungs']))}; 1 in {st['reduction_factor']} goes on)"
+    )
+    rows = [
+        [
+            schedule,
+            f"{st['train_subset']:,}" if st["train_subset"] else "all",
+            f"{r['seconds_per_epoch']:.1f} s",
+            f"{r['overhead_per_trial_s']:.1f} s",
+            f"{r['expected_epochs_per_trial']:.1f}",
+            f"{st['confirm_reruns']}",
+            f"{r['epochs_total']:,.0f}",
+            f"{r['startup_s']:.0f} s",
+            f"**{r['projected_s'] / 3600:.2f} h**",
+            f"{r['limit_s'] / 3600:.0f} h",
+        ]
+    ]
+    headers = [
+        "the default svhn-cnn study",
+        "training images per trial",
+        "an epoch (one worker, validation included)",
+        "overhead per trial",
+        "epochs an average trial trains",
+        "confirmation re-runs",
+        "epochs in all",
+        "launch start-up",
+        f"projected wall time, {s['workers']} workers",
+        "limit",
+    ]
+    what = (
+        f" ({s['sample']} trials of {s['epochs']} epoch(s) measured with {s['workers']} workers "
+        f"on {data}; measured wall time {r['measured_wall_s']:.0f} s)"
+    )
     return f"{provenance(r, what)}\n\n{table(headers, rows)}\n"
 
 
@@ -248,14 +377,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--results", default=str(ROOT / "bench" / "results"))
     parser.add_argument("--doc", default=str(ROOT / "docs" / "BENCHMARKS.md"))
-    parser.add_argument("--check", action="store_true",
-                        help="change nothing; exit 1 when the document is out of date")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="change nothing; exit 1 when the document is out of date",
+    )
     args = parser.parse_args()
     doc = Path(args.doc)
     before = doc.read_text()
     after, rendered, kept = render(before, Path(args.results))
-    print(f"Rendered: {', '.join(rendered) or 'nothing'}"
-          + (f"; kept as they are (no results yet): {', '.join(kept)}" if kept else ""))
+    print(
+        f"Rendered: {', '.join(rendered) or 'nothing'}"
+        + (f"; kept as they are (no results yet): {', '.join(kept)}" if kept else "")
+    )
     if args.check:
         if after != before:
             print(f"{doc} is out of date: run bench/render.py")

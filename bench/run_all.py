@@ -32,8 +32,12 @@ MEMORY_MINUTES = 4
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smoke runs; the document is untouched")
-    parser.add_argument("--only", default=None, help=f"comma-separated subset of {', '.join(BENCHMARKS)}")
+    parser.add_argument(
+        "--quick", action="store_true", help="smoke runs; the document is untouched"
+    )
+    parser.add_argument(
+        "--only", default=None, help=f"comma-separated subset of {', '.join(BENCHMARKS)}"
+    )
     parser.add_argument("--with-memory", action="store_true", help="also rerun bench/memory.py")
     args = parser.parse_args()
     names = list(BENCHMARKS)
@@ -45,11 +49,18 @@ def main() -> None:
     if args.with_memory and "memory" not in names:
         names.append("memory")
     minutes = sum(BENCHMARKS.get(n, MEMORY_MINUTES) for n in names)
-    print(f"Running {', '.join(names)}" + ("" if args.quick else f" (about {minutes} min)"), flush=True)
+    print(
+        f"Running {', '.join(names)}" + ("" if args.quick else f" (about {minutes} min)"),
+        flush=True,
+    )
     start = time.monotonic()
     failed = []
     for name in names:
-        cmd = [sys.executable, str(ROOT / "bench" / f"{name}.py"), *(["--quick"] if args.quick else [])]
+        cmd = [
+            sys.executable,
+            str(ROOT / "bench" / f"{name}.py"),
+            *(["--quick"] if args.quick else []),
+        ]
         print(f"\n=== {name}: {' '.join(cmd[1:])}", flush=True)
         began = time.monotonic()
         proc = subprocess.Popen(cmd, cwd=ROOT)
@@ -57,16 +68,23 @@ def main() -> None:
             code = proc.wait()
         except KeyboardInterrupt:
             # the benchmark got the same Ctrl-C and stops its own processes: let it finish that
-            print("\nInterrupted: waiting for the benchmark to stop its processes.", file=sys.stderr)
+            print(
+                "\nInterrupted: waiting for the benchmark to stop its processes.", file=sys.stderr
+            )
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             proc.wait()
             sys.exit(130)
-        print(f"=== {name}: {'done' if code == 0 else f'FAILED (exit {code})'} in "
-              f"{(time.monotonic() - began) / 60:.1f} min", flush=True)
+        print(
+            f"=== {name}: {'done' if code == 0 else f'FAILED (exit {code})'} in "
+            f"{(time.monotonic() - began) / 60:.1f} min",
+            flush=True,
+        )
         if code != 0:
             failed.append(name)
-    print(f"\nAll done in {(time.monotonic() - start) / 60:.1f} min"
-          + (f"; failed: {', '.join(failed)}" if failed else ""))
+    print(
+        f"\nAll done in {(time.monotonic() - start) / 60:.1f} min"
+        + (f"; failed: {', '.join(failed)}" if failed else "")
+    )
     if not args.quick:
         subprocess.call([sys.executable, str(ROOT / "bench" / "render.py")], cwd=ROOT)
     sys.exit(1 if failed else 0)

@@ -58,8 +58,13 @@ def configurations(trials: int, seed: int) -> list[dict[str, Any]]:
     return out
 
 
-def one_run(procs: Processes, workers: int, args: argparse.Namespace, seed: int,
-            configs: list[dict[str, Any]]) -> dict[str, Any]:
+def one_run(
+    procs: Processes,
+    workers: int,
+    args: argparse.Namespace,
+    seed: int,
+    configs: list[dict[str, Any]],
+) -> dict[str, Any]:
     import optuna
 
     with tempfile.TemporaryDirectory(prefix="hpo-bench-scaling-") as name:
@@ -67,16 +72,28 @@ def one_run(procs: Processes, workers: int, args: argparse.Namespace, seed: int,
         log, storage = tmp / "output.log", f"sqlite:///{tmp / 'studies.db'}"
         (tmp / "study.yaml").write_text(
             f"name: {STUDY}\nextends: digits-cnn\nepochs: {args.epochs}\nearly_stopping: 0\n"
-            f"pruner: none\nseed: {seed}\n")
-        code, _, _ = procs.run(hpo("create", "--config", "study.yaml", "--trials", str(len(configs))),
-                               cwd=tmp, log=log)
+            f"pruner: none\nseed: {seed}\n"
+        )
+        code, _, _ = procs.run(
+            hpo("create", "--config", "study.yaml", "--trials", str(len(configs))), cwd=tmp, log=log
+        )
         check_ok(code, "hpo create", log)
         study = optuna.load_study(study_name=STUDY, storage=storage)
         for params in configs:
             study.enqueue_trial(params)
         code, wall, _ = procs.run(
-            hpo("launch", "--config", "study.yaml", "--workers", str(workers),
-                "--trials", str(len(configs))), cwd=tmp, log=log)
+            hpo(
+                "launch",
+                "--config",
+                "study.yaml",
+                "--workers",
+                str(workers),
+                "--trials",
+                str(len(configs)),
+            ),
+            cwd=tmp,
+            log=log,
+        )
         check_ok(code, f"hpo launch --workers {workers}", log)
         trials = [t for t in study_trials(storage, STUDY) if t["state"] == "COMPLETE"]
     span = max(t["complete"] for t in trials) - min(t["start"] for t in trials)
@@ -101,15 +118,22 @@ def summarize(runs: list[dict[str, Any]], workers: list[int]) -> dict[str, Any]:
         summary[str(n)] = {
             "threads_per_worker": mine[0]["threads_per_worker"],
             "runs": len(mine),
-            **{key: rounded(median(r[key] for r in mine), 2)
-               for key in ("trials_per_hour", "trials_per_hour_wall", "median_trial_s",
-                           "median_train_s")},
+            **{
+                key: rounded(median(r[key] for r in mine), 2)
+                for key in (
+                    "trials_per_hour",
+                    "trials_per_hour_wall",
+                    "median_trial_s",
+                    "median_train_s",
+                )
+            },
         }
     one = summary.get("1")
     for s in summary.values():
         s["speedup"] = round(s["trials_per_hour"] / one["trials_per_hour"], 2) if one else None
-        s["speedup_wall"] = (round(s["trials_per_hour_wall"] / one["trials_per_hour_wall"], 2)
-                             if one else None)
+        s["speedup_wall"] = (
+            round(s["trials_per_hour_wall"] / one["trials_per_hour_wall"], 2) if one else None
+        )
     return summary
 
 
@@ -125,10 +149,18 @@ def main() -> None:
     sizes(args, {"trials": 10, "epochs": 10, "seeds": 3}, {"trials": 4, "epochs": 1, "seeds": 1})
 
     warn_if_busy()
-    result = start_result(NAME, args.quick, workers=args.workers, trials=args.trials,
-                          epochs=args.epochs, seeds=args.seeds, study="digits-cnn",
-                          sampler="the same random configurations for every worker count",
-                          pruner="none", early_stopping=0)
+    result = start_result(
+        NAME,
+        args.quick,
+        workers=args.workers,
+        trials=args.trials,
+        epochs=args.epochs,
+        seeds=args.seeds,
+        study="digits-cnn",
+        sampler="the same random configurations for every worker count",
+        pruner="none",
+        early_stopping=0,
+    )
     runs = []
     with Processes() as procs:
         for seed in range(args.seeds):
@@ -136,18 +168,23 @@ def main() -> None:
             for n in args.workers:
                 run = one_run(procs, n, args, seed, configs)
                 runs.append(run)
-                print(f"seed {seed}, {n} worker(s) x {run['threads_per_worker']} thread(s): "
-                      f"{run['trials_per_hour']:.0f} trials/h steady, "
-                      f"{run['trials_per_hour_wall']:.0f} with start-up; median trial "
-                      f"{run['median_trial_s']} s", flush=True)
+                print(
+                    f"seed {seed}, {n} worker(s) x {run['threads_per_worker']} thread(s): "
+                    f"{run['trials_per_hour']:.0f} trials/h steady, "
+                    f"{run['trials_per_hour_wall']:.0f} with start-up; median trial "
+                    f"{run['median_trial_s']} s",
+                    flush=True,
+                )
     result["runs"] = runs
     result["summary"] = summarize(runs, args.workers)
     write_result(result, result_path(NAME, args.quick, args.out))
     print(f"\nMedians over {args.seeds} seed(s), {args.trials} trials x {args.epochs} epochs:")
     for n, s in result["summary"].items():
-        print(f"  {n} worker(s): {s['trials_per_hour']:.0f} trials/h (x{s['speedup']}), "
-              f"{s['trials_per_hour_wall']:.0f} with start-up (x{s['speedup_wall']}), "
-              f"median trial {s['median_trial_s']} s")
+        print(
+            f"  {n} worker(s): {s['trials_per_hour']:.0f} trials/h (x{s['speedup']}), "
+            f"{s['trials_per_hour_wall']:.0f} with start-up (x{s['speedup_wall']}), "
+            f"median trial {s['median_trial_s']} s"
+        )
 
 
 if __name__ == "__main__":

@@ -68,6 +68,7 @@ WORKER_TIMEOUT = 600  # seconds: a worker that takes longer is stuck
 
 # --- in each worker process --------------------------------------------------------------------
 
+
 class StoreTimer:
     """Seconds and calls spent in a storage object's methods, in the main thread, outermost only."""
 
@@ -104,6 +105,7 @@ class StoreTimer:
         def timed(*args, **kwargs):
             with self.timing():
                 return method(*args, **kwargs)
+
         return timed
 
 
@@ -114,15 +116,20 @@ def stand_in_evaluate(config, data, params, seed, on_epoch=None, **_):
     the median pruner checks every epoch but never prunes.
     """
     final = 0.99 - 0.4 / (seed + 2)
-    history = [round(final * (1 - 0.5 ** epoch), 5) for epoch in range(1, config.epochs + 1)]
+    history = [round(final * (1 - 0.5**epoch), 5) for epoch in range(1, config.epochs + 1)]
     for epoch, value in enumerate(history, 1):
         if on_epoch is not None:
             on_epoch(epoch, value)
     rng = random.Random(seed)
     record = {
-        "val_accuracy": history[-1], "train_accuracy": min(1.0, history[-1] + 0.01),
-        "epochs": len(history), "best_epoch": len(history), "train_seconds": 0.0,
-        "n_params": rng.randrange(20_000, 200_000), "inference_ms": 0.05, "seed": seed,
+        "val_accuracy": history[-1],
+        "train_accuracy": min(1.0, history[-1] + 0.01),
+        "epochs": len(history),
+        "best_epoch": len(history),
+        "train_seconds": 0.0,
+        "n_params": rng.randrange(20_000, 200_000),
+        "inference_ms": 0.05,
+        "seed": seed,
     }
     return SimpleNamespace(val_history=history), record
 
@@ -185,11 +192,18 @@ def worker_process(kind: str, location: str, target: int, stream: int, go, resul
     results.put("ready")
     go.wait()
     worker.run()
-    results.put({"trials": worker.ran, "store_s": timer.seconds, "store_calls": timer.calls,
-                 "lock_s": lock_timer.seconds})
+    results.put(
+        {
+            "trials": worker.ran,
+            "store_s": timer.seconds,
+            "store_calls": timer.calls,
+            "lock_s": lock_timer.seconds,
+        }
+    )
 
 
 # --- the benchmark -----------------------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def throwaway_postgres(base_url: str) -> Iterator[str]:
@@ -231,8 +245,9 @@ def collect(results, procs: list, count: int) -> list:
         except queue_module.Empty:
             dead = [p for p in procs if p.exitcode not in (None, 0)]
             if dead or time.monotonic() > deadline:
-                raise SystemExit("Error: a store-overhead worker failed or hung (its traceback is "
-                                 "above)") from None
+                raise SystemExit(
+                    "Error: a store-overhead worker failed or hung (its traceback is above)"
+                ) from None
     return out
 
 
@@ -243,15 +258,22 @@ def one_run(kind: str, workers: int, trials: int, seed: int, postgres: str) -> d
     from hpo.config import builtin
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    with tempfile.TemporaryDirectory(prefix="hpo-bench-store-") as name, \
-            store_location(kind, Path(name), postgres) as location:
+    with (
+        tempfile.TemporaryDirectory(prefix="hpo-bench-store-") as name,
+        store_location(kind, Path(name), postgres) as location,
+    ):
         config = builtin("digits-cnn").with_options(name=STUDY, seed=seed)
         backend.create_study(config, open_store(kind, location, create=True))
         context = mp.get_context("spawn")
         go, results = context.Event(), context.Queue()
-        procs = [context.Process(target=worker_process, daemon=True,
-                                 args=(kind, location, trials, stream, go, results))
-                 for stream in range(1, workers + 1)]
+        procs = [
+            context.Process(
+                target=worker_process,
+                daemon=True,
+                args=(kind, location, trials, stream, go, results),
+            )
+            for stream in range(1, workers + 1)
+        ]
         try:
             for p in procs:
                 p.start()
@@ -267,8 +289,11 @@ def one_run(kind: str, workers: int, trials: int, seed: int, postgres: str) -> d
                     p.terminate()
                     p.join(timeout=10)
         study = optuna.load_study(study_name=STUDY, storage=open_store(kind, location))
-        finished = [t.datetime_complete.timestamp() for t in study.get_trials(deepcopy=False)
-                    if t.state.is_finished()]
+        finished = [
+            t.datetime_complete.timestamp()
+            for t in study.get_trials(deepcopy=False)
+            if t.state.is_finished()
+        ]
     n = len(finished)
     span = max(finished) - start
     store_s = sum(r["store_s"] for r in reports)
@@ -292,15 +317,35 @@ def typical_trial_seconds(procs: Processes, quick: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hpo-bench-trial-") as name:
         tmp = Path(name)
         log = tmp / "output.log"
-        code, _, _ = procs.run(hpo("launch", "--study", "digits-cnn", "--workers", "2", "--trials",
-                                   trials, "--pruner", "none", "--seed", "0", *extra),
-                               cwd=tmp, log=log)
+        code, _, _ = procs.run(
+            hpo(
+                "launch",
+                "--study",
+                "digits-cnn",
+                "--workers",
+                "2",
+                "--trials",
+                trials,
+                "--pruner",
+                "none",
+                "--seed",
+                "0",
+                *extra,
+            ),
+            cwd=tmp,
+            log=log,
+        )
         check_ok(code, "the real digits-cnn study", log)
-        done = [t for t in study_trials(f"sqlite:///{tmp / 'studies.db'}", "digits-cnn")
-                if t["state"] == "COMPLETE"]
+        done = [
+            t
+            for t in study_trials(f"sqlite:///{tmp / 'studies.db'}", "digits-cnn")
+            if t["state"] == "COMPLETE"
+        ]
     durations = [t["complete"] - t["start"] for t in done]
-    return {"source": f"median of {len(done)} complete digits-cnn trials (2 workers, pruning off)",
-            "seconds": round(statistics.median(durations), 2)}
+    return {
+        "source": f"median of {len(done)} complete digits-cnn trials (2 workers, pruning off)",
+        "seconds": round(statistics.median(durations), 2),
+    }
 
 
 def summarize(runs: list[dict[str, Any]], trial_s: float) -> list[dict[str, Any]]:
@@ -309,13 +354,19 @@ def summarize(runs: list[dict[str, Any]], trial_s: float) -> list[dict[str, Any]
         for workers in dict.fromkeys(r["workers"] for r in runs if r["store"] == kind):
             mine = [r for r in runs if r["store"] == kind and r["workers"] == workers]
             row = {"store": kind, "workers": workers, "runs": len(mine)}
-            for key in ("store_ms_per_trial", "store_calls_per_trial", "lock_wait_ms_per_trial",
-                        "overhead_ms_per_trial", "trials_per_s"):
+            for key in (
+                "store_ms_per_trial",
+                "store_calls_per_trial",
+                "lock_wait_ms_per_trial",
+                "overhead_ms_per_trial",
+                "trials_per_s",
+            ):
                 row[key] = rounded(median(r[key] for r in mine), 2)
             blocked = row["store_ms_per_trial"] + row["lock_wait_ms_per_trial"]
             row["store_fraction_of_trial"] = round(blocked / 1000 / trial_s, 5)
             row["overhead_fraction_of_trial"] = round(
-                row["overhead_ms_per_trial"] / 1000 / trial_s, 5)
+                row["overhead_ms_per_trial"] / 1000 / trial_s, 5
+            )
             rows.append(row)
     return rows
 
@@ -338,14 +389,22 @@ def postgres_problem(base_url: str) -> str | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--trials", type=int,
-                        help="trials per run, all workers together [60; --quick: 8]")
+    parser.add_argument(
+        "--trials", type=int, help="trials per run, all workers together [60; --quick: 8]"
+    )
     parser.add_argument("--seeds", type=int, help="runs per store and worker count [3; --quick: 1]")
     parser.add_argument("--stores", default=",".join(STORES), help=f"subset of {', '.join(STORES)}")
-    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432",
-                        help="server URL; a throwaway database is created there and dropped")
-    parser.add_argument("--trial-seconds", type=float, default=None,
-                        help="a typical digits trial's duration (default: measure one study)")
+    parser.add_argument(
+        "--postgres",
+        default="postgresql://postgres@127.0.0.1:5432",
+        help="server URL; a throwaway database is created there and dropped",
+    )
+    parser.add_argument(
+        "--trial-seconds",
+        type=float,
+        default=None,
+        help="a typical digits trial's duration (default: measure one study)",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke run: 8 trials, 1 seed")
     parser.add_argument("--out", default=None, help="result file (default bench/results/...)")
     args = parser.parse_args()
@@ -355,9 +414,16 @@ def main() -> None:
         parser.error(f"--stores: use a subset of {', '.join(STORES)}")
 
     warn_if_busy()
-    result = start_result(NAME, args.quick, workers=args.workers, trials=args.trials,
-                          seeds=args.seeds, stores=stores, study="digits-cnn (TPE, median pruner)",
-                          postgres=args.postgres if "postgresql" in stores else None)
+    result = start_result(
+        NAME,
+        args.quick,
+        workers=args.workers,
+        trials=args.trials,
+        seeds=args.seeds,
+        stores=stores,
+        study="digits-cnn (TPE, median pruner)",
+        postgres=args.postgres if "postgresql" in stores else None,
+    )
     skipped = {}
     if "postgresql" in stores:
         problem = postgres_problem(args.postgres)
@@ -377,21 +443,29 @@ def main() -> None:
                 for workers in args.workers:
                     run = one_run(kind, workers, args.trials, seed, args.postgres)
                     runs.append(run)
-                    print(f"seed {seed}, {kind:10} {workers} worker(s): {run['trials']} trials; "
-                          f"per trial {run['store_ms_per_trial']:.1f} ms in "
-                          f"{run['store_calls_per_trial']:.0f} store calls + "
-                          f"{run['lock_wait_ms_per_trial']:.1f} ms admission lock wait, "
-                          f"{run['overhead_ms_per_trial']:.1f} ms non-training time", flush=True)
-    result.update(typical_trial=trial, skipped=skipped, runs=runs,
-                  summary=summarize(runs, trial["seconds"]))
+                    print(
+                        f"seed {seed}, {kind:10} {workers} worker(s): {run['trials']} trials; "
+                        f"per trial {run['store_ms_per_trial']:.1f} ms in "
+                        f"{run['store_calls_per_trial']:.0f} store calls + "
+                        f"{run['lock_wait_ms_per_trial']:.1f} ms admission lock wait, "
+                        f"{run['overhead_ms_per_trial']:.1f} ms non-training time",
+                        flush=True,
+                    )
+    result.update(
+        typical_trial=trial, skipped=skipped, runs=runs, summary=summarize(runs, trial["seconds"])
+    )
     write_result(result, result_path(NAME, args.quick, args.out))
-    print(f"\nMedians over {args.seeds} seed(s); a typical digits trial takes {trial['seconds']} s:")
+    print(
+        f"\nMedians over {args.seeds} seed(s); a typical digits trial takes {trial['seconds']} s:"
+    )
     for row in result["summary"]:
-        print(f"  {row['store']:10} {row['workers']} worker(s): {row['store_ms_per_trial']:.1f} ms "
-              f"in store calls + {row['lock_wait_ms_per_trial']:.1f} ms lock wait per trial "
-              f"({row['store_fraction_of_trial']:.2%} of a trial), "
-              f"{row['overhead_ms_per_trial']:.1f} ms non-training "
-              f"({row['overhead_fraction_of_trial']:.2%})")
+        print(
+            f"  {row['store']:10} {row['workers']} worker(s): {row['store_ms_per_trial']:.1f} ms "
+            f"in store calls + {row['lock_wait_ms_per_trial']:.1f} ms lock wait per trial "
+            f"({row['store_fraction_of_trial']:.2%} of a trial), "
+            f"{row['overhead_ms_per_trial']:.1f} ms non-training "
+            f"({row['overhead_fraction_of_trial']:.2%})"
+        )
 
 
 if __name__ == "__main__":

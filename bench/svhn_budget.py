@@ -59,7 +59,9 @@ def generate(path: Path, train: int, test: int) -> None:
             f[f"y_{split}"] = rng.integers(1, 11, size=n)
 
 
-def expected_epochs(trials: int, epochs: int, first_rung: int, factor: int, runs: int = 200) -> float:
+def expected_epochs(
+    trials: int, epochs: int, first_rung: int, factor: int, runs: int = 200
+) -> float:
     """Epochs an average trial trains under Optuna's own successive-halving pruner.
 
     Simulated with the real ``SuccessiveHalvingPruner`` on trials of independent random
@@ -73,8 +75,12 @@ def expected_epochs(trials: int, epochs: int, first_rung: int, factor: int, runs
     rng = random.Random(0)
     total = 0
     for _ in range(runs):
-        study = optuna.create_study(direction="maximize", pruner=optuna.pruners.SuccessiveHalvingPruner(
-            min_resource=first_rung, reduction_factor=factor))
+        study = optuna.create_study(
+            direction="maximize",
+            pruner=optuna.pruners.SuccessiveHalvingPruner(
+                min_resource=first_rung, reduction_factor=factor
+            ),
+        )
         for _ in range(trials):
             trial, quality = study.ask(), rng.random()
             for epoch in range(1, epochs + 1):
@@ -101,8 +107,15 @@ def main() -> None:
 
     config = builtin(STUDY)
     warn_if_busy()
-    result = start_result(NAME, args.quick, study=STUDY, data=args.data, sample=args.sample,
-                          epochs=args.epochs, workers=args.workers)
+    result = start_result(
+        NAME,
+        args.quick,
+        study=STUDY,
+        data=args.data,
+        sample=args.sample,
+        epochs=args.epochs,
+        workers=args.workers,
+    )
     with tempfile.TemporaryDirectory(prefix="hpo-bench-svhn-") as name, Processes() as procs:
         tmp = Path(name)
         data = Path(args.data).resolve() if args.data else tmp / "svhn-shaped.h5"
@@ -110,28 +123,45 @@ def main() -> None:
             generate(data, *((4200, 1800) if args.quick else (42_000, 18_000)))
         (tmp / "study.yaml").write_text(
             f"name: svhn-budget\nextends: {STUDY}\ndata: {data}\nepochs: {args.epochs}\n"
-            f"pruner: none\nconfirm_top: 0\ntrials: {args.sample}\n")
+            f"pruner: none\nconfirm_top: 0\ntrials: {args.sample}\n"
+        )
         log = tmp / "launch.log"
-        code, wall, _ = procs.run(hpo("launch", "--config", "study.yaml", "--workers",
-                                      str(args.workers)), cwd=tmp, log=log)
+        code, wall, _ = procs.run(
+            hpo("launch", "--config", "study.yaml", "--workers", str(args.workers)),
+            cwd=tmp,
+            log=log,
+        )
         check_ok(code, "hpo launch", log)
-        trials = [t for t in study_trials(f"sqlite:///{tmp / 'studies.db'}", "svhn-budget")
-                  if t["state"] == "COMPLETE"]
+        trials = [
+            t
+            for t in study_trials(f"sqlite:///{tmp / 'studies.db'}", "svhn-budget")
+            if t["state"] == "COMPLETE"
+        ]
     per_epoch = statistics.fmean(t["train_seconds"] / t["epochs"] for t in trials)
     overhead = statistics.fmean((t["complete"] - t["start"]) - t["train_seconds"] for t in trials)
     startup = wall - sum(t["complete"] - t["start"] for t in trials) / args.workers
     rungs = config.rungs()
-    per_trial = expected_epochs(config.trials, config.epochs, config.first_rung,
-                                config.reduction_factor, runs=20 if args.quick else 200)
+    per_trial = expected_epochs(
+        config.trials,
+        config.epochs,
+        config.first_rung,
+        config.reduction_factor,
+        runs=20 if args.quick else 200,
+    )
     reruns = config.confirm_top * (config.confirm_seeds - 1) if config.confirms else 0
     epochs_total = config.trials * per_trial + reruns * config.epochs
     projected = (epochs_total * per_epoch + (config.trials + reruns) * overhead) / args.workers
     projected += max(startup, 0.0)
     result.update(
         trials=[{k: t[k] for k in ("number", "epochs", "train_seconds", "params")} for t in trials],
-        study={"trials": config.trials, "epochs": config.epochs, "rungs": list(rungs),
-               "reduction_factor": config.reduction_factor, "train_subset": config.train_subset,
-               "confirm_reruns": reruns},
+        study={
+            "trials": config.trials,
+            "epochs": config.epochs,
+            "rungs": list(rungs),
+            "reduction_factor": config.reduction_factor,
+            "train_subset": config.train_subset,
+            "confirm_reruns": reruns,
+        },
         seconds_per_epoch=round(per_epoch, 2),
         overhead_per_trial_s=round(overhead, 2),
         startup_s=round(startup, 1),
@@ -142,10 +172,12 @@ def main() -> None:
         measured_wall_s=round(wall, 1),
     )
     write_result(result, result_path(NAME, args.quick, args.out))
-    print(f"svhn-cnn: {per_epoch:.1f} s per epoch per worker (train subset {config.train_subset}, "
-          f"validation included), {overhead:.1f} s overhead per trial; {config.trials} trials of "
-          f"{per_trial:.1f} epochs on average + {reruns} re-runs of {config.epochs}: "
-          f"projected {projected / 3600:.2f} h on {args.workers} workers (limit {LIMIT_S / 3600:.0f} h)")
+    print(
+        f"svhn-cnn: {per_epoch:.1f} s per epoch per worker (train subset {config.train_subset}, "
+        f"validation included), {overhead:.1f} s overhead per trial; {config.trials} trials of "
+        f"{per_trial:.1f} epochs on average + {reruns} re-runs of {config.epochs}: "
+        f"projected {projected / 3600:.2f} h on {args.workers} workers (limit {LIMIT_S / 3600:.0f} h)"
+    )
 
 
 if __name__ == "__main__":

@@ -69,11 +69,30 @@ def command(tool: str, args: argparse.Namespace, seed: int, tmp: Path, log: Path
     if args.epochs:
         common_opts += ["--epochs", str(args.epochs)]
     if tool == "kt-notebook":
-        return [sys.executable, str(ROOT / "bench" / "kt_notebook.py"), "--study", args.study,
-                "--log", str(log), "--dir", str(tmp / "kt-notebook"), "--max-trials", MANY,
-                *common_opts]
-    launch = ["launch", *study_options(args.study)[0], "--workers", str(args.workers),
-              "--trials", MANY, "--timeout", str(args.budget), *common_opts]
+        return [
+            sys.executable,
+            str(ROOT / "bench" / "kt_notebook.py"),
+            "--study",
+            args.study,
+            "--log",
+            str(log),
+            "--dir",
+            str(tmp / "kt-notebook"),
+            "--max-trials",
+            MANY,
+            *common_opts,
+        ]
+    launch = [
+        "launch",
+        *study_options(args.study)[0],
+        "--workers",
+        str(args.workers),
+        "--trials",
+        MANY,
+        "--timeout",
+        str(args.budget),
+        *common_opts,
+    ]
     if tool == "hpo-optuna":
         return hpo(*launch, "--sampler", "tpe", "--pruner", "median")
     tuner = tool.rsplit("-", 1)[1]
@@ -86,13 +105,19 @@ def finished_trials(tool: str, tmp: Path, study: str, log: Path, start: float) -
         if not log.exists():
             return []
         lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-        return [(r["time"] - start, "COMPLETE", r["score"]) for r in lines
-                if r["status"] == "COMPLETED" and r["score"] is not None]
+        return [
+            (r["time"] - start, "COMPLETE", r["score"])
+            for r in lines
+            if r["status"] == "COMPLETED" and r["score"] is not None
+        ]
     db = tmp / "studies.db"
     if not db.exists():
         return []
-    return [(t["complete"] - start, t["state"], t["value"])
-            for t in study_trials(f"sqlite:///{db}", study) if t["state"] in ("COMPLETE", "PRUNED")]
+    return [
+        (t["complete"] - start, t["state"], t["value"])
+        for t in study_trials(f"sqlite:///{db}", study)
+        if t["state"] in ("COMPLETE", "PRUNED")
+    ]
 
 
 def one_run(procs: Processes, tool: str, args: argparse.Namespace, seed: int) -> dict[str, Any]:
@@ -102,10 +127,14 @@ def one_run(procs: Processes, tool: str, args: argparse.Namespace, seed: int) ->
         cmd = command(tool, args, seed, tmp, trials_log)
         code, wall, start = procs.run(cmd, cwd=tmp, log=out_log, budget=args.budget)
         # trials that ended after the budget (stopping takes a few seconds) do not count
-        within = [t for t in finished_trials(tool, tmp, study_options(args.study)[1], trials_log, start)
-                  if t[0] <= args.budget]
-        curve = best_curve((seconds, value) for seconds, state, value in within
-                           if state == "COMPLETE")
+        within = [
+            t
+            for t in finished_trials(tool, tmp, study_options(args.study)[1], trials_log, start)
+            if t[0] <= args.budget
+        ]
+        curve = best_curve(
+            (seconds, value) for seconds, state, value in within if state == "COMPLETE"
+        )
         run = {
             "tool": tool,
             "seed": seed,
@@ -131,13 +160,16 @@ def summarize(runs: list[dict[str, Any]], args: argparse.Namespace) -> dict[str,
         summary[tool] = {
             "label": TOOLS[tool].format(workers=args.workers),
             "runs": len(mine),
-            "reached": {str(t): sum(r["time_to_target"][str(t)] is not None for r in mine)
-                        for t in args.target},
+            "reached": {
+                str(t): sum(r["time_to_target"][str(t)] is not None for r in mine)
+                for t in args.target
+            },
             "median_time_to_target_s": {k: rounded(v) for k, v in ttt.items()},
             "median_best": median(r["best"] for r in mine if r["best"] is not None),
             "median_trials_finished": median(r["trials_finished"] for r in mine),
-            "median_first_result_s": rounded(median(r["first_result_s"] for r in mine
-                                                    if r["first_result_s"] is not None)),
+            "median_first_result_s": rounded(
+                median(r["first_result_s"] for r in mine if r["first_result_s"] is not None)
+            ),
         }
     base = summary.get(BASELINE)
     for tool, s in summary.items():
@@ -156,16 +188,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=float, help="seconds per run [120; --quick: 25]")
     parser.add_argument("--seeds", type=int, help="runs per tool, seeds 0..N-1 [3; --quick: 1]")
-    parser.add_argument("--target", type=float, nargs="+", default=[0.97, 0.98],
-                        help="validation accuracies to time; the first is the headline")
+    parser.add_argument(
+        "--target",
+        type=float,
+        nargs="+",
+        default=[0.97, 0.98],
+        help="validation accuracies to time; the first is the headline",
+    )
     parser.add_argument("--workers", type=int, default=2, help="workers of the hpo runs")
-    parser.add_argument("--tools", default=",".join(TOOLS),
-                        help=f"comma-separated subset of {', '.join(TOOLS)}")
+    parser.add_argument(
+        "--tools", default=",".join(TOOLS), help=f"comma-separated subset of {', '.join(TOOLS)}"
+    )
     parser.add_argument("--data", default=None, help="SVHN .h5 file: search svhn-cnn instead")
-    parser.add_argument("--study", default=None,
-                        help="a built-in study or a YAML study file searching the notebooks' space "
-                             "(kt-notebook's build(hp) is written for it) [default: "
-                             "bench/studies/digits-cnn-2019.yaml, or svhn-cnn with --data]")
+    parser.add_argument(
+        "--study",
+        default=None,
+        help="a built-in study or a YAML study file searching the notebooks' space "
+        "(kt-notebook's build(hp) is written for it) [default: "
+        "bench/studies/digits-cnn-2019.yaml, or svhn-cnn with --data]",
+    )
     parser.add_argument("--epochs", type=int, default=None, help="epochs per trial (the study's)")
     parser.add_argument("--quick", action="store_true", help="smoke run: 25 s budget, one seed")
     parser.add_argument("--out", default=None, help="result file (default bench/results/...)")
@@ -182,19 +223,33 @@ def main() -> None:
     args.study = args.study or ("svhn-cnn" if args.data else str(OLD_DIGITS))
 
     warn_if_busy()
-    result = start_result(NAME, args.quick, study=args.study, data=args.data, budget_s=args.budget,
-                          seeds=args.seeds, targets=args.target, workers=args.workers,
-                          epochs=args.epochs, tools=args.tools)
+    result = start_result(
+        NAME,
+        args.quick,
+        study=args.study,
+        data=args.data,
+        budget_s=args.budget,
+        seeds=args.seeds,
+        targets=args.target,
+        workers=args.workers,
+        epochs=args.epochs,
+        tools=args.tools,
+    )
     runs = []
     with Processes() as procs:
         for seed in range(args.seeds):
             for tool in args.tools:
                 run = one_run(procs, tool, args, seed)
                 runs.append(run)
-                reached = ", ".join(f"{t}: {fmt_seconds(v)}" for t, v in run["time_to_target"].items())
-                print(f"seed {seed} {tool:16} {run['trials_finished']:3} trials, best "
-                      f"{run['best'] or 0:.4f}; {reached}" + (f"  [{run['error']}]" if "error" in run else ""),
-                      flush=True)
+                reached = ", ".join(
+                    f"{t}: {fmt_seconds(v)}" for t, v in run["time_to_target"].items()
+                )
+                print(
+                    f"seed {seed} {tool:16} {run['trials_finished']:3} trials, best "
+                    f"{run['best'] or 0:.4f}; {reached}"
+                    + (f"  [{run['error']}]" if "error" in run else ""),
+                    flush=True,
+                )
     result["runs"] = runs
     result["summary"] = summarize(runs, args)
     write_result(result, result_path(NAME, args.quick, args.out))
@@ -202,9 +257,11 @@ def main() -> None:
     print(f"\nMedians over {args.seeds} seed(s), {args.budget:.0f} s budget, target {head}:")
     for tool, s in result["summary"].items():
         ratio = s["ratio_to_hpo_optuna"][head]
-        print(f"  {tool:16} {fmt_seconds(s['median_time_to_target_s'][head]):>12} "
-              f"(reached {s['reached'][head]}/{s['runs']})  x{ratio if ratio else '-'} hpo-optuna's  "
-              f"best {s['median_best'] or 0:.4f}, {s['median_trials_finished']} trials")
+        print(
+            f"  {tool:16} {fmt_seconds(s['median_time_to_target_s'][head]):>12} "
+            f"(reached {s['reached'][head]}/{s['runs']})  x{ratio if ratio else '-'} hpo-optuna's  "
+            f"best {s['median_best'] or 0:.4f}, {s['median_trials_finished']} trials"
+        )
 
 
 if __name__ == "__main__":

@@ -79,7 +79,9 @@ class StudyConfig:
         if self.dataset not in DATASETS:
             raise ConfigError(f"unknown dataset {self.dataset!r}: use one of {', '.join(DATASETS)}")
         if self.model not in models.FAMILIES:
-            raise ConfigError(f"unknown model {self.model!r}: use one of {', '.join(models.FAMILIES)}")
+            raise ConfigError(
+                f"unknown model {self.model!r}: use one of {', '.join(models.FAMILIES)}"
+            )
         _check_choice("sampler", self.sampler, SAMPLERS)
         _check_choice("pruner", self.pruner, PRUNERS)
         _check_choice("objective", self.objective, OBJECTIVES)
@@ -96,19 +98,26 @@ class StudyConfig:
         if self.min_epochs is not None:
             _check_int("min_epochs", self.min_epochs, 1)
             if self.min_epochs > self.epochs:
-                raise ConfigError(f"min_epochs ({self.min_epochs}) must not exceed epochs ({self.epochs})")
+                raise ConfigError(
+                    f"min_epochs ({self.min_epochs}) must not exceed epochs ({self.epochs})"
+                )
         _check_int("reduction_factor", self.reduction_factor, 2)
         _check_int("confirm_top", self.confirm_top, 0)
         _check_int("confirm_seeds", self.confirm_seeds, 2)
         if not isinstance(self.try_defaults_first, bool):
-            raise ConfigError(f"try_defaults_first must be true or false, got {self.try_defaults_first!r}")
+            raise ConfigError(
+                f"try_defaults_first must be true or false, got {self.try_defaults_first!r}"
+            )
         if not (isinstance(self.val_fraction, float) and 0 < self.val_fraction < 1):
             raise ConfigError(
-                f"val_fraction must be a number between 0 and 1, got {shown(self.val_fraction)}")
+                f"val_fraction must be a number between 0 and 1, got {shown(self.val_fraction)}"
+            )
         if self.data is not None and (not isinstance(self.data, str) or not self.data):
             raise ConfigError(f"data must be a file path, got {shown(self.data)}")
         if self.dataset == "digits" and self.data:
-            raise ConfigError("the digits dataset is bundled with scikit-learn and takes no data path")
+            raise ConfigError(
+                "the digits dataset is bundled with scikit-learn and takes no data path"
+            )
         if not isinstance(self.overrides, Mapping):
             raise ConfigError("overrides must be a mapping of parameter name to value or range")
         if not all(isinstance(k, str) for k in self.overrides):
@@ -119,8 +128,10 @@ class StudyConfig:
         if not isinstance(self.description, str) or len(self.description) > 2000:
             raise ConfigError("description must be text of at most 2,000 characters")
         if self.sampler == "cmaes" and self.multi_objective:
-            raise ConfigError(f"the cmaes sampler optimizes one objective, not {self.objective!r}: "
-                              "use --sampler tpe, random or qmc for a Pareto front")
+            raise ConfigError(
+                f"the cmaes sampler optimizes one objective, not {self.objective!r}: "
+                "use --sampler tpe, random or qmc for a Pareto front"
+            )
 
     @property
     def objectives(self) -> list[str]:
@@ -152,7 +163,11 @@ class StudyConfig:
         Only successive halving and Hyperband judge at fixed rungs; with other pruners a
         cosine schedule is one decay over all epochs.
         """
-        if self.pruner not in ("successive-halving", "hyperband") or self.multi_objective or self.cv:
+        if (
+            self.pruner not in ("successive-halving", "hyperband")
+            or self.multi_objective
+            or self.cv
+        ):
             return ()
         return self.rungs(epochs)
 
@@ -173,7 +188,9 @@ class StudyConfig:
                 f"overrides name parameter(s) {', '.join(sorted(map(shown, unknown)))} that no "
                 f"module of the search space defines ({', '.join(sorted(names))})"
             )
-        params = [override(p, self.overrides[p.name]) if p.name in self.overrides else p for p in params]
+        params = [
+            override(p, self.overrides[p.name]) if p.name in self.overrides else p for p in params
+        ]
         space = SearchSpace(params)
         for param in space:
             models.check_param_name(self.model, param.name)
@@ -198,7 +215,7 @@ class StudyConfig:
         if self.model != "cnn" or "conv_blocks" not in space:
             return
         blocks = max(space["conv_blocks"].values() or [0])
-        if 2 ** blocks > side:
+        if 2**blocks > side:
             raise ConfigError(
                 f"the search space allows {blocks} conv blocks, but a {side}x{side} image supports "
                 f"at most {side.bit_length() - 1}: narrow conv_blocks in the overrides"
@@ -237,8 +254,10 @@ class StudyConfig:
             data["val_fraction"] = float(data["val_fraction"])
         overrides = data.get("overrides") or {}
         if not isinstance(overrides, Mapping):
-            raise ConfigError(f"{where}: overrides must be a mapping of parameter name to value or "
-                              f"range, got {shown(overrides)}")
+            raise ConfigError(
+                f"{where}: overrides must be a mapping of parameter name to value or "
+                f"range, got {shown(overrides)}"
+            )
         data["overrides"] = dict(overrides)
         try:
             return cls(**data)
@@ -257,8 +276,10 @@ def _check_domain(param: Param) -> None:
     for value in edges:
         problem = models.domain_error(param.name, value)
         if problem:
-            raise ConfigError(f"{problem}, but the search space allows {shown(value)}: "
-                              "change that module or the study's overrides")
+            raise ConfigError(
+                f"{problem}, but the search space allows {shown(value)}: "
+                "change that module or the study's overrides"
+            )
 
 
 def _check_choice(what: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -267,19 +288,47 @@ def _check_choice(what: str, value: Any, allowed: tuple[str, ...]) -> None:
 
 
 def _check_int(what: str, value: Any, minimum: int, maximum: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum \
-            or (maximum is not None and value > maximum):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
         bound = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
         raise ConfigError(f"{what} must be an integer {bound}, got {shown(value)}")
 
 
 #: A modern small-CNN recipe: augmentation, VGG-style blocks, a cosine schedule, weight decay,
 #: label smoothing, and the head, beside the notebooks' own dimensions.
-_CNN_SPACE = ("augmentation", "filters", "convs_per_block", "kernel_size", "activation",
-              "batch_norm", "conv_dropout", "head", "dense_units", "dropout", "learning_rate",
-              "lr_schedule", "weight_decay", "label_smoothing", "batch_size")
-_ANN_SPACE = ("augmentation", "dense_units", "activation", "batch_norm", "dropout", "learning_rate",
-              "lr_schedule", "weight_decay", "label_smoothing", "batch_size")
+_CNN_SPACE = (
+    "augmentation",
+    "filters",
+    "convs_per_block",
+    "kernel_size",
+    "activation",
+    "batch_norm",
+    "conv_dropout",
+    "head",
+    "dense_units",
+    "dropout",
+    "learning_rate",
+    "lr_schedule",
+    "weight_decay",
+    "label_smoothing",
+    "batch_size",
+)
+_ANN_SPACE = (
+    "augmentation",
+    "dense_units",
+    "activation",
+    "batch_norm",
+    "dropout",
+    "learning_rate",
+    "lr_schedule",
+    "weight_decay",
+    "label_smoothing",
+    "batch_size",
+)
 #: Epochs are the budget: successive halving judges trials at rungs of 4, 12 and 36 epochs
 #: (the first rung follows --epochs: the largest r with r * 3^2 <= epochs).
 _BUDGET = dict(epochs=36, reduction_factor=3, early_stopping=0, pruner="successive-halving")
@@ -287,38 +336,78 @@ _BUDGET = dict(epochs=36, reduction_factor=3, early_stopping=0, pruner="successi
 #: search trains on a stratified 8,000-image subset for up to 18 epochs (rungs at 2 and 6) and
 #: is scored on the whole validation split (8,400 images: one image is 0.012 points, so a single
 #: run is not luck and confirmation is left to `hpo confirm`). The retrain uses all the data.
-_SVHN_BUDGET = dict(epochs=18, reduction_factor=3, early_stopping=0, pruner="successive-halving",
-                    train_subset=8000, trials=24, confirm_top=0)
+_SVHN_BUDGET = dict(
+    epochs=18,
+    reduction_factor=3,
+    early_stopping=0,
+    pruner="successive-halving",
+    train_subset=8000,
+    trials=24,
+    confirm_top=0,
+)
 
-BUILTIN: dict[str, StudyConfig] = {c.name: c for c in (
-    StudyConfig(
-        name="digits-cnn", dataset="digits", model="cnn", search_space=_CNN_SPACE,
-        overrides={"dense_layers": 1, "batch_size": [32, 64, 128]},
-        trials=24, confirm_top=3, **_BUDGET,
-        description="CNN on scikit-learn's bundled 8x8 digits (the embedded default; no download)",
-    ),
-    StudyConfig(
-        name="digits-ann", dataset="digits", model="ann", search_space=_ANN_SPACE,
-        trials=24, confirm_top=3, **_BUDGET,
-        description="Dense network on the bundled 8x8 digits",
-    ),
-    StudyConfig(
-        name="svhn-cnn", dataset="svhn", data="SVHN_single_grey1.h5", model="cnn",
-        search_space=_CNN_SPACE, overrides={"dense_layers": 1}, **_SVHN_BUDGET,
-        description="CNN on SVHN street-view digits, 32x32 grey (the notebooks' KerasTuner space)",
-    ),
-    StudyConfig(
-        name="svhn-ann", dataset="svhn", data="SVHN_single_grey1.h5", model="ann",
-        search_space=_ANN_SPACE, **_SVHN_BUDGET,
-        description="Dense network on SVHN street-view digits",
-    ),
-    StudyConfig(
-        name="mnist-cnn", dataset="mnist", data="mnist.npz", model="cnn",
-        search_space=("filters", "kernel_size", "dropout", "learning_rate", "batch_size", "optimizer"),
-        epochs=5, trials=30,
-        description="3-conv CNN on MNIST (the course report's one-at-a-time dimensions)",
-    ),
-)}
+BUILTIN: dict[str, StudyConfig] = {
+    c.name: c
+    for c in (
+        StudyConfig(
+            name="digits-cnn",
+            dataset="digits",
+            model="cnn",
+            search_space=_CNN_SPACE,
+            overrides={"dense_layers": 1, "batch_size": [32, 64, 128]},
+            trials=24,
+            confirm_top=3,
+            **_BUDGET,
+            description="CNN on scikit-learn's bundled 8x8 digits (the embedded default; no download)",
+        ),
+        StudyConfig(
+            name="digits-ann",
+            dataset="digits",
+            model="ann",
+            search_space=_ANN_SPACE,
+            trials=24,
+            confirm_top=3,
+            **_BUDGET,
+            description="Dense network on the bundled 8x8 digits",
+        ),
+        StudyConfig(
+            name="svhn-cnn",
+            dataset="svhn",
+            data="SVHN_single_grey1.h5",
+            model="cnn",
+            search_space=_CNN_SPACE,
+            overrides={"dense_layers": 1},
+            **_SVHN_BUDGET,
+            description="CNN on SVHN street-view digits, 32x32 grey (the notebooks' KerasTuner space)",
+        ),
+        StudyConfig(
+            name="svhn-ann",
+            dataset="svhn",
+            data="SVHN_single_grey1.h5",
+            model="ann",
+            search_space=_ANN_SPACE,
+            **_SVHN_BUDGET,
+            description="Dense network on SVHN street-view digits",
+        ),
+        StudyConfig(
+            name="mnist-cnn",
+            dataset="mnist",
+            data="mnist.npz",
+            model="cnn",
+            search_space=(
+                "filters",
+                "kernel_size",
+                "dropout",
+                "learning_rate",
+                "batch_size",
+                "optimizer",
+            ),
+            epochs=5,
+            trials=30,
+            description="3-conv CNN on MNIST (the course report's one-at-a-time dimensions)",
+        ),
+    )
+}
 
 
 def builtin(name: str) -> StudyConfig:

@@ -48,8 +48,10 @@ class _StoreApp:
         try:
             app = self._app or self.build()
         except HpoError as exc:
-            start_response("503 Service Unavailable",
-                           [("Content-Type", "text/plain; charset=utf-8"), ("Retry-After", "2")])
+            start_response(
+                "503 Service Unavailable",
+                [("Content-Type", "text/plain; charset=utf-8"), ("Retry-After", "2")],
+            )
             return [f"The study store is not ready yet ({exc}); reload shortly.\n".encode()]
         return app(environ, start_response)
 
@@ -68,8 +70,14 @@ class _QuietHandler(WSGIRequestHandler):
 class Dashboard:
     """A bound dashboard server; ``serve_forever`` blocks, ``start``/``stop`` run it in a thread."""
 
-    def __init__(self, storage_url: str | None, host: str | None = None, port: int | None = None,
-                 *, check_store: bool = True):
+    def __init__(
+        self,
+        storage_url: str | None,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        check_store: bool = True,
+    ):
         host = DEFAULT_HOST if host is None else host
         port = DEFAULT_PORT if port is None else port
         app = _StoreApp(storage_url)
@@ -77,8 +85,9 @@ class Dashboard:
             app.build()  # a wrong URL or missing store is an error now, not a 503 later
         self.storage_url = app.url
         try:
-            self._server = make_server(host, port, app, server_class=_Server,
-                                       handler_class=_QuietHandler)
+            self._server = make_server(
+                host, port, app, server_class=_Server, handler_class=_QuietHandler
+            )
         except OSError as exc:
             raise ConfigError(_bind_error(host, port, exc)) from None
         self._thread: threading.Thread | None = None
@@ -103,6 +112,7 @@ class Dashboard:
         waits for the loop) instead of raising KeyboardInterrupt, which Python can
         swallow when it lands in a garbage-collection callback.
         """
+
         def stop(signum, frame):
             threading.Thread(target=self._server.shutdown, daemon=True).start()
 
@@ -114,8 +124,9 @@ class Dashboard:
                 signal.signal(sig, handler)
 
     def start(self) -> Dashboard:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="hpo-dashboard",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="hpo-dashboard", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -128,8 +139,9 @@ class Dashboard:
 
 
 @contextlib.contextmanager
-def alongside(storage_url: str | None, port: int | None,
-              echo: Callable[[str], None]) -> Iterator[Dashboard]:
+def alongside(
+    storage_url: str | None, port: int | None, echo: Callable[[str], None]
+) -> Iterator[Dashboard]:
     """A dashboard in a background thread for the length of the block (``launch --dashboard``)."""
     board = Dashboard(storage_url, port=port, check_store=False).start()
     echo(f"Dashboard: {board.url}")

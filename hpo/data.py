@@ -79,7 +79,13 @@ _MISSING_HINTS = {
 }
 # Everything h5py, numpy and scipy raise on a corrupt, truncated or foreign file.
 _READ_ERRORS: tuple[type[BaseException], ...] = (
-    OSError, ValueError, EOFError, KeyError, TypeError, RuntimeError, NotImplementedError,
+    OSError,
+    ValueError,
+    EOFError,
+    KeyError,
+    TypeError,
+    RuntimeError,
+    NotImplementedError,
     zipfile.BadZipFile,
 )
 
@@ -126,8 +132,10 @@ def load_dataset(
     """Load, check and split a dataset; the test arrays only when ``include_test``."""
     if name not in DATASETS:
         raise DataError(f"unknown dataset {name!r}: use one of {', '.join(DATASETS)}")
-    if isinstance(val_fraction, bool) or not isinstance(val_fraction, numbers.Real) or not (
-        0.0 < val_fraction < 1.0
+    if (
+        isinstance(val_fraction, bool)
+        or not isinstance(val_fraction, numbers.Real)
+        or not (0.0 < val_fraction < 1.0)
     ):
         raise DataError(
             f"val_fraction must be a number between 0 and 1 (exclusive), got {val_fraction!r}"
@@ -151,8 +159,13 @@ def load_dataset(
     else:
         splits = _read_arrays(name, file, include_test)
     return _build(
-        name, str(file), file_sha256(file), splits, map_ten=name == "svhn",
-        val_fraction=float(val_fraction), seed=int(seed),
+        name,
+        str(file),
+        file_sha256(file),
+        splits,
+        map_ten=name == "svhn",
+        val_fraction=float(val_fraction),
+        seed=int(seed),
     )
 
 
@@ -224,9 +237,10 @@ def _check_file(name: str, path: Path) -> Path:
         with open(path, "rb") as handle:
             head = handle.read(2056)
     except OSError as exc:
-        raise DataError(f"cannot read {path}: {exc.strerror or exc}"
-                        f"{'; check its permissions' if isinstance(exc, PermissionError) else ''}"
-                        ) from None
+        raise DataError(
+            f"cannot read {path}: {exc.strerror or exc}"
+            f"{'; check its permissions' if isinstance(exc, PermissionError) else ''}"
+        ) from None
     _check_signature(path, head)
     return path
 
@@ -239,13 +253,17 @@ def _check_signature(path: Path, head: bytes) -> None:
     """Refuse a file whose first bytes are not those of the format its name says."""
     kind = _FORMATS[path.suffix.lower()]
     if kind == "NPZ" and not head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-        what = ("a single .npy array, not named arrays (save them with np.savez)"
-                if head.startswith(b"\x93NUMPY") else
-                "not a zip archive of arrays, as np.savez writes an .npz")
+        what = (
+            "a single .npy array, not named arrays (save them with np.savez)"
+            if head.startswith(b"\x93NUMPY")
+            else "not a zip archive of arrays, as np.savez writes an .npz"
+        )
         raise DataError(f"cannot read {path} as NPZ: it is {what}")
-    if kind == "HDF5" and not any(head[at:at + 8] == _HDF5 for at in (0, 512, 1024, 2048)):
-        raise DataError(f"cannot read {path} as HDF5: it does not start as an HDF5 file does "
-                        "(damaged, or another format named .h5); re-download or re-create it")
+    if kind == "HDF5" and not any(head[at : at + 8] == _HDF5 for at in (0, 512, 1024, 2048)):
+        raise DataError(
+            f"cannot read {path} as HDF5: it does not start as an HDF5 file does "
+            "(damaged, or another format named .h5); re-download or re-create it"
+        )
 
 
 def _unreadable(path: Path, exc: BaseException) -> DataError:

@@ -83,7 +83,7 @@ def one_line(message: str, limit: int = MAX_LINE) -> str:
         return text
     cut = len(text) - limit + 40
     head = (limit - 40) * 2 // 3
-    return f"{text[:head]} ... ({cut:,} characters left out) ... {text[head + cut:]}"
+    return f"{text[:head]} ... ({cut:,} characters left out) ... {text[head + cut :]}"
 
 
 def error_line(error: BaseException | str) -> str:

@@ -72,18 +72,31 @@ class Training:
     seed: int = 0  # the first retraining seed; --seeds R uses seed .. seed+R-1
 
     def settings(self, seed: int) -> TrainSettings:
-        return TrainSettings(epochs=self.epochs, batch_size=self.batch_size,
-                             optimizer=self.optimizer, learning_rate=self.learning_rate,
-                             early_stopping=0, seed=seed, lr_schedule=self.lr_schedule,
-                             warmup_epochs=self.warmup_epochs, weight_decay=self.weight_decay,
-                             label_smoothing=self.label_smoothing, cycles=self.cycles)
+        return TrainSettings(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            optimizer=self.optimizer,
+            learning_rate=self.learning_rate,
+            early_stopping=0,
+            seed=seed,
+            lr_schedule=self.lr_schedule,
+            warmup_epochs=self.warmup_epochs,
+            weight_decay=self.weight_decay,
+            label_smoothing=self.label_smoothing,
+            cycles=self.cycles,
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"optimizer": self.optimizer, "learning_rate": self.learning_rate,
-                               "batch_size": self.batch_size, "epochs": self.epochs,
-                               "lr_schedule": self.lr_schedule, "warmup_epochs": self.warmup_epochs,
-                               "weight_decay": self.weight_decay,
-                               "label_smoothing": self.label_smoothing}
+        out: dict[str, Any] = {
+            "optimizer": self.optimizer,
+            "learning_rate": self.learning_rate,
+            "batch_size": self.batch_size,
+            "epochs": self.epochs,
+            "lr_schedule": self.lr_schedule,
+            "warmup_epochs": self.warmup_epochs,
+            "weight_decay": self.weight_decay,
+            "label_smoothing": self.label_smoothing,
+        }
         if self.cycles:
             out["cycles"] = list(self.cycles)
         if self.best_epoch is not None:
@@ -118,10 +131,16 @@ class RetrainConfig:
         ds = self.dataset
         out: dict[str, Any] = {"name": self.name}
         if self.source is not None:
-            out["source"] = {"study": self.source.study, "trial": self.source.trial,
-                             "storage": self.source.storage}
+            out["source"] = {
+                "study": self.source.study,
+                "trial": self.source.trial,
+                "storage": self.source.storage,
+            }
         out["dataset"] = {
-            "name": ds.name, "path": ds.path, "sha256": ds.sha256, "val_fraction": ds.val_fraction,
+            "name": ds.name,
+            "path": ds.path,
+            "sha256": ds.sha256,
+            "val_fraction": ds.val_fraction,
             "input_shape": list(ds.input_shape) if ds.input_shape else None,
         }
         if self.model is not None:
@@ -160,8 +179,10 @@ def best_trials(study, top: int) -> list[Candidate]:
             f"run `hpo launch --study {study.study_name}` until one completes"
         )
     if len(study.directions) > 1:
-        front = sorted(study.best_trials, key=lambda t: (-t.values[0],
-                       t.user_attrs.get("n_params", math.inf), t.number))
+        front = sorted(
+            study.best_trials,
+            key=lambda t: (-t.values[0], t.user_attrs.get("n_params", math.inf), t.number),
+        )
         ranked = [Candidate(t, [t.values[0]]) for t in front]
     return ranked[:top]
 
@@ -195,12 +216,15 @@ def configs_from_study(
         from hpo.data import load_dataset
 
         try:
-            ds = load_dataset(config.dataset, path, val_fraction=config.val_fraction,
-                              seed=config.seed)
+            ds = load_dataset(
+                config.dataset, path, val_fraction=config.val_fraction, seed=config.seed
+            )
             if sha is not None and ds.sha256 != sha:
-                warnings.append(f"{ds.source} has sha256 {ds.sha256[:12]}..., not the "
-                                f"{sha[:12]}... of the data study {study.study_name!r} searched; "
-                                "the export records the study's")
+                warnings.append(
+                    f"{ds.source} has sha256 {ds.sha256[:12]}..., not the "
+                    f"{sha[:12]}... of the data study {study.study_name!r} searched; "
+                    "the export records the study's"
+                )
             else:
                 sha, shape = ds.sha256, ds.input_shape
         except DataError as exc:
@@ -217,31 +241,36 @@ def configs_from_study(
         epochs = int(attrs.get("epochs", settings.epochs))  # as run, early stop included
         metrics = {k: attrs[k] for k in _METRICS if k in attrs}
         if candidate.confirmed:  # the confirmed score: the mean over the configuration's runs
-            metrics.update(val_accuracy=candidate.mean, val_accuracy_std=candidate.std,
-                           runs=candidate.runs)
-        out.append(RetrainConfig(
-            name=f"{study.study_name}-trial-{trial.number}",
-            dataset=dataset,
-            architecture=trial_architecture(config, trial.params, attrs),
-            training=Training(
-                epochs=epochs,
-                optimizer=settings.optimizer,
-                learning_rate=settings.learning_rate,
-                batch_size=settings.batch_size,
-                lr_schedule=settings.lr_schedule,
-                warmup_epochs=settings.warmup_epochs,
-                weight_decay=settings.weight_decay,
-                label_smoothing=settings.label_smoothing,
-                cycles=tuple(c for c in settings.cycles if c < epochs),
-                best_epoch=attrs.get("best_epoch"),
-                seed=settings.seed,
-            ),
-            params=dict(trial.params),
-            source=Source(study.study_name, trial.number, masked),
-            metrics=metrics,
-            provenance={"exported_at": exported_at,
-                        "versions": attrs.get("versions") or versions()},
-        ))
+            metrics.update(
+                val_accuracy=candidate.mean, val_accuracy_std=candidate.std, runs=candidate.runs
+            )
+        out.append(
+            RetrainConfig(
+                name=f"{study.study_name}-trial-{trial.number}",
+                dataset=dataset,
+                architecture=trial_architecture(config, trial.params, attrs),
+                training=Training(
+                    epochs=epochs,
+                    optimizer=settings.optimizer,
+                    learning_rate=settings.learning_rate,
+                    batch_size=settings.batch_size,
+                    lr_schedule=settings.lr_schedule,
+                    warmup_epochs=settings.warmup_epochs,
+                    weight_decay=settings.weight_decay,
+                    label_smoothing=settings.label_smoothing,
+                    cycles=tuple(c for c in settings.cycles if c < epochs),
+                    best_epoch=attrs.get("best_epoch"),
+                    seed=settings.seed,
+                ),
+                params=dict(trial.params),
+                source=Source(study.study_name, trial.number, masked),
+                metrics=metrics,
+                provenance={
+                    "exported_at": exported_at,
+                    "versions": attrs.get("versions") or versions(),
+                },
+            )
+        )
     return out, warnings
 
 
@@ -258,8 +287,14 @@ def dumps(configs: list[RetrainConfig]) -> str:
 
     Dumper.add_representer(list, sequence)
     document = {"format": FORMAT, "configs": [c.to_dict() for c in configs]}
-    return yaml.dump(document, Dumper=Dumper, sort_keys=False, default_flow_style=False,
-                     allow_unicode=True, width=100)
+    return yaml.dump(
+        document,
+        Dumper=Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=100,
+    )
 
 
 def describe_architecture(arch: Architecture) -> str:
@@ -267,8 +302,11 @@ def describe_architecture(arch: Architecture) -> str:
     parts = []
     aug = arch.augmentation
     if aug.active:
-        shown = [f"{k[0]}{v:g}" for k, v in (("translate", aug.translate), ("rotate", aug.rotate),
-                                              ("zoom", aug.zoom)) if v]
+        shown = [
+            f"{k[0]}{v:g}"
+            for k, v in (("translate", aug.translate), ("rotate", aug.rotate), ("zoom", aug.zoom))
+            if v
+        ]
         parts.append("aug " + " ".join(shown))
     if arch.conv_blocks:
         filters = "/".join("-".join(str(f) for f in b.filters) for b in arch.conv_blocks)
@@ -302,22 +340,24 @@ def best_rows(study, configs: list[RetrainConfig]) -> list[dict[str, Any]]:
         test = "-"
         if retrained:
             test = f"{retrained['test_accuracy_mean']:.4f} ± {retrained['test_accuracy_std']:.4f}"
-        rows.append({
-            "rank": rank,
-            "trial": c.source.trial if c.source else "-",
-            "val_acc": _val_text(m),
-            "runs": m.get("runs", 1),
-            "train_acc": _num(m.get("train_accuracy"), ".4f"),
-            "test_acc": test,
-            "epochs": f"{t.epochs} (best {t.best_epoch})" if t.best_epoch else t.epochs,
-            "params": _num(m.get("n_params"), ","),
-            "ms/img": _num(m.get("inference_ms"), ".3f"),
-            "train_s": _num(m.get("train_seconds"), ".1f"),
-            "optimizer": t.optimizer,
-            "lr": f"{t.learning_rate:.3g}",
-            "batch": t.batch_size,
-            "architecture": describe_architecture(c.architecture),
-        })
+        rows.append(
+            {
+                "rank": rank,
+                "trial": c.source.trial if c.source else "-",
+                "val_acc": _val_text(m),
+                "runs": m.get("runs", 1),
+                "train_acc": _num(m.get("train_accuracy"), ".4f"),
+                "test_acc": test,
+                "epochs": f"{t.epochs} (best {t.best_epoch})" if t.best_epoch else t.epochs,
+                "params": _num(m.get("n_params"), ","),
+                "ms/img": _num(m.get("inference_ms"), ".3f"),
+                "train_s": _num(m.get("train_seconds"), ".1f"),
+                "optimizer": t.optimizer,
+                "lr": f"{t.learning_rate:.3g}",
+                "batch": t.batch_size,
+                "architecture": describe_architecture(c.architecture),
+            }
+        )
     return rows
 
 
@@ -340,16 +380,24 @@ _ABSENT = object()
 class _Section:
     """One mapping of the document, read strictly; errors carry the file and key path."""
 
-    def __init__(self, file: str, path: str, data: Any, required: tuple[str, ...] = (),
-                 optional: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        file: str,
+        path: str,
+        data: Any,
+        required: tuple[str, ...] = (),
+        optional: tuple[str, ...] = (),
+    ):
         self.file, self.path = file, path
         if not isinstance(data, Mapping):
             raise self.error(f"{path or 'the document'} must be a mapping, got {_show(data)}")
         allowed = (*required, *optional)
         unknown = [str(k) for k in data if k not in allowed]
         if unknown:
-            raise self.error(f"{path or 'the document'} has unknown key(s) "
-                             f"{', '.join(sorted(unknown))}; allowed: {', '.join(allowed)}")
+            raise self.error(
+                f"{path or 'the document'} has unknown key(s) "
+                f"{', '.join(sorted(unknown))}; allowed: {', '.join(allowed)}"
+            )
         for key in required:
             if key not in data:
                 raise self.error(f"{self.at(key)} is missing (required)")
@@ -374,8 +422,9 @@ class _Section:
             raise self.error(f"{self.at(key)} must be an integer >= {minimum}, got {value}")
         return value
 
-    def number(self, key: str, low: float, high: float | None = None,
-               default: Any = _ABSENT) -> Any:
+    def number(
+        self, key: str, low: float, high: float | None = None, default: Any = _ABSENT
+    ) -> Any:
         """A number in ``(low, high)``."""
         value = self.data.get(key)
         if value is None and default is not _ABSENT:
@@ -421,20 +470,36 @@ def load_configs(path: str | Path) -> list[RetrainConfig]:
     seen: set[str] = set()
     for i, config in enumerate(configs):
         if config.name in seen:
-            raise top.error(f"configs[{i}].name {config.name!r} is used twice; "
-                            "names must be unique")
+            raise top.error(
+                f"configs[{i}].name {config.name!r} is used twice; names must be unique"
+            )
         seen.add(config.name)
     return configs
 
 
 def _parse_config(file: str, where: str, item: Any, index: int) -> RetrainConfig:
-    s = _Section(file, where, item, required=("dataset",), optional=(
-        "name", "source", "dataset", "model", "architecture", "params", "training", "metrics",
-        "provenance",
-    ))
+    s = _Section(
+        file,
+        where,
+        item,
+        required=("dataset",),
+        optional=(
+            "name",
+            "source",
+            "dataset",
+            "model",
+            "architecture",
+            "params",
+            "training",
+            "metrics",
+            "provenance",
+        ),
+    )
     if s.has("model") == s.has("architecture"):
-        raise s.error(f"{where} needs either model (a name from `hpo models`) or architecture, "
-                      "not both or neither")
+        raise s.error(
+            f"{where} needs either model (a name from `hpo models`) or architecture, "
+            "not both or neither"
+        )
     named = None
     if s.has("model"):
         try:
@@ -455,8 +520,9 @@ def _parse_config(file: str, where: str, item: Any, index: int) -> RetrainConfig
     source = None
     if s.has("source"):
         src = s.section("source", required=("study", "trial"), optional=("storage",))
-        source = Source(src.text("study"), src.integer("trial", 0),
-                        src.text("storage", default=None))
+        source = Source(
+            src.text("study"), src.integer("trial", 0), src.text("storage", default=None)
+        )
     dataset = _parse_dataset(s, named)
     training = _parse_training(s, named)
     params = _parse_params(s, arch.family) if s.has("params") else {}
@@ -466,7 +532,8 @@ def _parse_config(file: str, where: str, item: Any, index: int) -> RetrainConfig
         prov = s.section("provenance", optional=("exported_at", "versions"))
         versions = prov.data.get("versions") or {}
         if not isinstance(versions, Mapping) or not all(
-                isinstance(v, str) for v in versions.values()):
+            isinstance(v, str) for v in versions.values()
+        ):
             raise s.error(f"{prov.at('versions')} must map package names to version strings")
         stamp = prov.data.get("exported_at")
         if isinstance(stamp, datetime):  # an unquoted timestamp: YAML reads it as a date
@@ -479,37 +546,55 @@ def _parse_config(file: str, where: str, item: Any, index: int) -> RetrainConfig
     if s.has("name"):
         name = s.text("name")
         if not _NAME.match(name):
-            raise s.error(f"{s.at('name')} {name!r} must be letters, digits, '-', '_' or '.' "
-                          "(it names the output folder)")
+            raise s.error(
+                f"{s.at('name')} {name!r} must be letters, digits, '-', '_' or '.' "
+                "(it names the output folder)"
+            )
     elif source is not None:
         name = f"{source.study}-trial-{source.trial}"
     else:
         name = named.name if named is not None else f"config-{index + 1}"
-    return RetrainConfig(name, dataset, arch, training, named.name if named else None, params,
-                         source, metrics, provenance)
+    return RetrainConfig(
+        name,
+        dataset,
+        arch,
+        training,
+        named.name if named else None,
+        params,
+        source,
+        metrics,
+        provenance,
+    )
 
 
 def _parse_dataset(s: _Section, named) -> DatasetRef:
-    d = s.section("dataset", required=("name",),
-                  optional=("path", "sha256", "val_fraction", "input_shape"))
+    d = s.section(
+        "dataset", required=("name",), optional=("path", "sha256", "val_fraction", "input_shape")
+    )
     name = d.text("name", DATASETS)
     path = d.text("path", default=None)
     if name == "digits" and path is not None:
-        raise d.error(f"{d.at('path')} must be empty: the digits dataset is bundled with "
-                      "scikit-learn")
+        raise d.error(
+            f"{d.at('path')} must be empty: the digits dataset is bundled with scikit-learn"
+        )
     sha = d.text("sha256", default=None)
     if sha is not None and not re.fullmatch(r"[0-9a-f]{64}", sha):
         raise d.error(f"{d.at('sha256')} must be 64 hex digits, got {sha!r}")
     shape = d.data.get("input_shape")
     if shape is not None:
-        if (not isinstance(shape, list) or len(shape) != 3
-                or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in shape)):
+        if (
+            not isinstance(shape, list)
+            or len(shape) != 3
+            or any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in shape)
+        ):
             raise d.error(f"{d.at('input_shape')} must be [height, width, channels], got {shape!r}")
         shape = tuple(shape)
     if named is not None:
         if shape is not None and shape != named.input_shape:
-            raise d.error(f"{d.at('input_shape')} {list(shape)} differs from model {named.name}'s "
-                          f"{list(named.input_shape)}")
+            raise d.error(
+                f"{d.at('input_shape')} {list(shape)} differs from model {named.name}'s "
+                f"{list(named.input_shape)}"
+            )
         shape = named.input_shape
     return DatasetRef(name, path, sha, d.number("val_fraction", 0.0, 1.0, default=0.2), shape)
 
@@ -518,17 +603,34 @@ def _parse_training(s: _Section, named) -> Training:
     defaults = {**TRAINING_DEFAULTS, **(named.training if named is not None else {})}
     if "training" not in s.data:
         return Training(**{k: defaults[k] for k in ("epochs", *TRAINING_DEFAULTS)})
-    t = s.section("training", required=() if named else ("epochs",), optional=(
-        "optimizer", "learning_rate", "batch_size", "epochs", "best_epoch", "seed", "lr_schedule",
-        "warmup_epochs", "weight_decay", "label_smoothing", "cycles",
-    ))
+    t = s.section(
+        "training",
+        required=() if named else ("epochs",),
+        optional=(
+            "optimizer",
+            "learning_rate",
+            "batch_size",
+            "epochs",
+            "best_epoch",
+            "seed",
+            "lr_schedule",
+            "warmup_epochs",
+            "weight_decay",
+            "label_smoothing",
+            "cycles",
+        ),
+    )
     epochs = t.integer("epochs", 1, default=defaults.get("epochs", _ABSENT))
     cycles = t.data.get("cycles") or []
-    if (not isinstance(cycles, list)
-            or any(isinstance(c, bool) or not isinstance(c, int) or not 0 < c < epochs for c in cycles)
-            or cycles != sorted(set(cycles))):
-        raise t.error(f"{t.at('cycles')} must be a rising list of epochs below training.epochs "
-                      f"({epochs}), got {cycles!r}")
+    if (
+        not isinstance(cycles, list)
+        or any(isinstance(c, bool) or not isinstance(c, int) or not 0 < c < epochs for c in cycles)
+        or cycles != sorted(set(cycles))
+    ):
+        raise t.error(
+            f"{t.at('cycles')} must be a rising list of epochs below training.epochs "
+            f"({epochs}), got {cycles!r}"
+        )
     return Training(
         epochs=epochs,
         optimizer=t.text("optimizer", OPTIMIZERS, default=defaults["optimizer"]),
@@ -537,8 +639,9 @@ def _parse_training(s: _Section, named) -> Training:
         lr_schedule=t.text("lr_schedule", LR_SCHEDULES, default=defaults["lr_schedule"]),
         warmup_epochs=t.integer("warmup_epochs", 0, default=defaults["warmup_epochs"]),
         weight_decay=t.number("weight_decay", -1e-12, default=float(defaults["weight_decay"])),
-        label_smoothing=t.number("label_smoothing", -1e-12, 1.0,
-                                 default=float(defaults["label_smoothing"])),
+        label_smoothing=t.number(
+            "label_smoothing", -1e-12, 1.0, default=float(defaults["label_smoothing"])
+        ),
         cycles=tuple(cycles),
         best_epoch=t.integer("best_epoch", 1, default=None),
         seed=t.integer("seed", 0, default=0),
@@ -555,8 +658,9 @@ def _parse_params(s: _Section, family: str) -> dict[str, Any]:
         except ConfigError as exc:
             raise s.error(f"{s.at('params')}.{key}: {exc}") from None
         if not isinstance(value, (bool, int, float, str)):
-            raise s.error(f"{s.at('params')}.{key} must be a number, string or true/false, "
-                          f"got {_show(value)}")
+            raise s.error(
+                f"{s.at('params')}.{key} must be a number, string or true/false, got {_show(value)}"
+            )
     return dict(raw)
 
 

@@ -160,11 +160,19 @@ class Augmentation:
         return bool(self.translate or self.rotate or self.zoom)
 
     def check(self) -> None:
-        for name, value, high in (("translate", self.translate, 0.5), ("rotate", self.rotate, 180),
-                                  ("zoom", self.zoom, 0.9)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= high:
-                raise ArchitectureError(f"augmentation.{name} must be a number from 0 to {high}, "
-                                        f"got {value!r}")
+        for name, value, high in (
+            ("translate", self.translate, 0.5),
+            ("rotate", self.rotate, 180),
+            ("zoom", self.zoom, 0.9),
+        ):
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not 0 <= value <= high
+            ):
+                raise ArchitectureError(
+                    f"augmentation.{name} must be a number from 0 to {high}, got {value!r}"
+                )
 
 
 @dataclass(frozen=True)
@@ -209,18 +217,30 @@ class Architecture:
         if self.head == "gap" and not self.conv_blocks:
             raise ArchitectureError("a gap head pools conv features: it needs conv_blocks")
         momentum = self.batch_norm_momentum
-        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0 < momentum < 1:
-            raise ArchitectureError(f"batch_norm_momentum must be between 0 and 1, got {momentum!r}")
+        if (
+            isinstance(momentum, bool)
+            or not isinstance(momentum, (int, float))
+            or not 0 < momentum < 1
+        ):
+            raise ArchitectureError(
+                f"batch_norm_momentum must be between 0 and 1, got {momentum!r}"
+            )
         self.augmentation.check()
         for block in self.conv_blocks:
             if not block.filters or any(_bad_positive_int(f) for f in block.filters):
-                raise ArchitectureError(f"conv block filters must be positive integers, got {list(block.filters)}")
+                raise ArchitectureError(
+                    f"conv block filters must be positive integers, got {list(block.filters)}"
+                )
             if _bad_positive_int(block.kernel_size):
-                raise ArchitectureError(f"kernel_size must be a positive integer, got {block.kernel_size!r}")
+                raise ArchitectureError(
+                    f"kernel_size must be a positive integer, got {block.kernel_size!r}"
+                )
             _check_dropout(block.dropout)
         for layer in self.dense_layers:
             if _bad_positive_int(layer.units):
-                raise ArchitectureError(f"dense units must be positive integers, got {layer.units!r}")
+                raise ArchitectureError(
+                    f"dense units must be positive integers, got {layer.units!r}"
+                )
             _check_dropout(layer.dropout)
             if layer.activation is not None:
                 _check_activation(layer.activation)
@@ -235,8 +255,12 @@ class Architecture:
             "batch_norm_momentum": self.batch_norm_momentum,
             "head": self.head,
             "conv_blocks": [
-                {"filters": list(b.filters), "kernel_size": b.kernel_size,
-                 "batch_norm": b.batch_norm, "dropout": b.dropout}
+                {
+                    "filters": list(b.filters),
+                    "kernel_size": b.kernel_size,
+                    "batch_norm": b.batch_norm,
+                    "dropout": b.dropout,
+                }
                 for b in self.conv_blocks
             ],
             "dense_layers": [
@@ -250,8 +274,16 @@ class Architecture:
         """Rebuild from :meth:`to_dict` output or hand-written YAML; strict about keys and types."""
         if not isinstance(data, Mapping):
             raise ArchitectureError(f"architecture must be a mapping, got {type(data).__name__}")
-        allowed = {"family", "activation", "leaky_alpha", "conv_blocks", "dense_layers",
-                   "augmentation", "head", "batch_norm_momentum"}
+        allowed = {
+            "family",
+            "activation",
+            "leaky_alpha",
+            "conv_blocks",
+            "dense_layers",
+            "augmentation",
+            "head",
+            "batch_norm_momentum",
+        }
         _reject_unknown("architecture", data, allowed)
         if "family" not in data:
             raise ArchitectureError("architecture is missing 'family' (cnn or ann)")
@@ -265,23 +297,31 @@ class Architecture:
                 filters = [filters]
             if not isinstance(filters, (list, tuple)):
                 raise ArchitectureError(f"conv_blocks[{i}].filters must be a list of integers")
-            blocks.append(ConvBlock(
-                filters=tuple(filters),
-                kernel_size=raw.get("kernel_size", 3),
-                batch_norm=_as_bool(f"conv_blocks[{i}].batch_norm", raw.get("batch_norm", False)),
-                dropout=raw.get("dropout", 0.0),
-            ))
+            blocks.append(
+                ConvBlock(
+                    filters=tuple(filters),
+                    kernel_size=raw.get("kernel_size", 3),
+                    batch_norm=_as_bool(
+                        f"conv_blocks[{i}].batch_norm", raw.get("batch_norm", False)
+                    ),
+                    dropout=raw.get("dropout", 0.0),
+                )
+            )
         layers = []
         for i, raw in enumerate(data.get("dense_layers") or [], 1):
             _reject_unknown(f"dense_layers[{i}]", raw, {f.name for f in fields(DenseLayer)})
             if "units" not in raw:
                 raise ArchitectureError(f"dense_layers[{i}] is missing 'units'")
-            layers.append(DenseLayer(
-                units=raw["units"],
-                dropout=raw.get("dropout", 0.0),
-                batch_norm=_as_bool(f"dense_layers[{i}].batch_norm", raw.get("batch_norm", False)),
-                activation=raw.get("activation"),
-            ))
+            layers.append(
+                DenseLayer(
+                    units=raw["units"],
+                    dropout=raw.get("dropout", 0.0),
+                    batch_norm=_as_bool(
+                        f"dense_layers[{i}].batch_norm", raw.get("batch_norm", False)
+                    ),
+                    activation=raw.get("activation"),
+                )
+            )
         return cls(
             family=data["family"],
             conv_blocks=tuple(blocks),
@@ -347,7 +387,8 @@ def architecture_from_params(family: str, params: Mapping[str, Any]) -> Architec
     if family == "cnn":
         blocks = tuple(
             ConvBlock(
-                filters=(int(_indexed(p, "filters", i, 32 * 2 ** (i - 1))),) * int(p["convs_per_block"]),
+                filters=(int(_indexed(p, "filters", i, 32 * 2 ** (i - 1))),)
+                * int(p["convs_per_block"]),
                 kernel_size=int(p["kernel_size"]),
                 batch_norm=batch_norm,
                 dropout=float(p["conv_dropout"]),
@@ -360,8 +401,9 @@ def architecture_from_params(family: str, params: Mapping[str, Any]) -> Architec
         dense_layers=dense,
         activation=str(p["activation"]),
         leaky_alpha=float(p["leaky_alpha"]),
-        augmentation=Augmentation(translate=float(p["translate"]), rotate=float(p["rotate"]),
-                                  zoom=float(p["zoom"])),
+        augmentation=Augmentation(
+            translate=float(p["translate"]), rotate=float(p["rotate"]), zoom=float(p["zoom"])
+        ),
         head=str(p.get("head", "flatten")),
     )
 
@@ -392,8 +434,9 @@ def _augmentation_layers(augment: Augmentation) -> list:
 
     out = []
     if augment.translate:
-        out.append(layers.RandomTranslation(augment.translate, augment.translate,
-                                            fill_mode="constant"))
+        out.append(
+            layers.RandomTranslation(augment.translate, augment.translate, fill_mode="constant")
+        )
     if augment.rotate:
         out.append(layers.RandomRotation(augment.rotate / 360, fill_mode="constant"))
     if augment.zoom:
@@ -401,8 +444,9 @@ def _augmentation_layers(augment: Augmentation) -> list:
     return out
 
 
-def build_model(arch: Architecture, input_shape: tuple[int, ...], n_classes: int = 10,
-                name: str | None = None):
+def build_model(
+    arch: Architecture, input_shape: tuple[int, ...], n_classes: int = 10, name: str | None = None
+):
     """Build the (uncompiled) Keras model for an architecture."""
     import keras
     from keras import layers
@@ -486,59 +530,98 @@ class NamedModel:
 
 
 def _cnn(blocks, dense, activation="relu", **kw) -> Architecture:
-    return Architecture(family="cnn", conv_blocks=tuple(blocks), dense_layers=tuple(dense),
-                        activation=activation, batch_norm_momentum=_NOTEBOOK_BN_MOMENTUM, **kw)
+    return Architecture(
+        family="cnn",
+        conv_blocks=tuple(blocks),
+        dense_layers=tuple(dense),
+        activation=activation,
+        batch_norm_momentum=_NOTEBOOK_BN_MOMENTUM,
+        **kw,
+    )
 
 
 def _ann(*dense: DenseLayer) -> Architecture:
     return Architecture("ann", dense_layers=dense, batch_norm_momentum=_NOTEBOOK_BN_MOMENTUM)
 
 
-NAMED_MODELS: dict[str, NamedModel] = {m.name: m for m in (
-    NamedModel(
-        "svhn-ann-1", "SVHN notebook, ANN model 1 (Dense 64-32, ReLU)", (32, 32, 1),
-        _ann(DenseLayer(64), DenseLayer(32)),
-        {"optimizer": "adam", "learning_rate": 1e-3, "batch_size": 128, "epochs": 20}, 68_010,
-    ),
-    NamedModel(
-        "svhn-ann-2", "SVHN notebook, ANN model 2 (Dense 256-128-64-64-32, dropout 0.2, batch norm)",
-        (32, 32, 1),
-        _ann(DenseLayer(256), DenseLayer(128, dropout=0.2), DenseLayer(64), DenseLayer(64),
-             DenseLayer(32, batch_norm=True)),
-        {"optimizer": "adam", "learning_rate": 5e-4, "batch_size": 128, "epochs": 30}, 310_250,
-    ),
-    NamedModel(
-        "svhn-cnn-1", "SVHN notebook, CNN model 1 (conv 16-32, one max-pool, LeakyReLU 0.1)",
-        (32, 32, 1),
-        _cnn([ConvBlock((16, 32))], [DenseLayer(32)], activation="leaky_relu", leaky_alpha=0.1),
-        {"optimizer": "adam", "learning_rate": 1e-3, "batch_size": 32, "epochs": 20}, 267_306,
-    ),
-    NamedModel(
-        "svhn-cnn-2",
-        "SVHN notebook, CNN model 2 (conv 16-32 / 32-64, two max-pools, batch norm, dropout 0.5; "
-        "92.22% test)",
-        (32, 32, 1),
-        _cnn([ConvBlock((16, 32), batch_norm=True), ConvBlock((32, 64), batch_norm=True)],
-             [DenseLayer(32, dropout=0.5)], activation="leaky_relu", leaky_alpha=0.1),
-        {"optimizer": "adam", "learning_rate": 1e-3, "batch_size": 128, "epochs": 30}, 164_362,
-    ),
-    NamedModel(
-        "mnist-cnn-3conv", "MNIST course report baseline (conv 32-64-128, dense 128, dropout 0.25)",
-        (28, 28, 1),
-        _cnn([ConvBlock((32,)), ConvBlock((64,)), ConvBlock((128,))], [DenseLayer(128, dropout=0.25)]),
-        {"optimizer": "adam", "learning_rate": 1e-3, "batch_size": 128, "epochs": 5}, 241_546,
-    ),
-    NamedModel(
-        "digits-cnn-uci",
-        "UCI optical digits CNN (conv 16-32-64 with dropout 0.25, dense 128-512 sigmoid; 99.11% test)",
-        (8, 8, 1),
-        _cnn([ConvBlock((16,), dropout=0.25), ConvBlock((32,), dropout=0.25),
-              ConvBlock((64,), dropout=0.25)],
-             [DenseLayer(128, dropout=0.25, activation="sigmoid"),
-              DenseLayer(512, dropout=0.25, activation="sigmoid")]),
-        {"optimizer": "adam", "learning_rate": 1e-3, "batch_size": 128, "epochs": 100}, 102_794,
-    ),
-)}
+NAMED_MODELS: dict[str, NamedModel] = {
+    m.name: m
+    for m in (
+        NamedModel(
+            "svhn-ann-1",
+            "SVHN notebook, ANN model 1 (Dense 64-32, ReLU)",
+            (32, 32, 1),
+            _ann(DenseLayer(64), DenseLayer(32)),
+            {"optimizer": "adam", "learning_rate": 1e-3, "batch_size": 128, "epochs": 20},
+            68_010,
+        ),
+        NamedModel(
+            "svhn-ann-2",
+            "SVHN notebook, ANN model 2 (Dense 256-128-64-64-32, dropout 0.2, batch norm)",
+            (32, 32, 1),
+            _ann(
+                DenseLayer(256),
+                DenseLayer(128, dropout=0.2),
+                DenseLayer(64),
+                DenseLayer(64),
+                DenseLayer(32, batch_norm=True),
+            ),
+            {"optimizer": "adam", "learning_rate": 5e-4, "batch_size": 128, "epochs": 30},
+            310_250,
+        ),
+        NamedModel(
+            "svhn-cnn-1",
+            "SVHN notebook, CNN model 1 (conv 16-32, one max-pool, LeakyReLU 0.1)",
+            (32, 32, 1),
+            _cnn([ConvBlock((16, 32))], [DenseLayer(32)], activation="leaky_relu", leaky_alpha=0.1),
+            {"optimizer": "adam", "learning_rate": 1e-3, "batch_size": 32, "epochs": 20},
+            267_306,
+        ),
+        NamedModel(
+            "svhn-cnn-2",
+            "SVHN notebook, CNN model 2 (conv 16-32 / 32-64, two max-pools, batch norm, dropout 0.5; "
+            "92.22% test)",
+            (32, 32, 1),
+            _cnn(
+                [ConvBlock((16, 32), batch_norm=True), ConvBlock((32, 64), batch_norm=True)],
+                [DenseLayer(32, dropout=0.5)],
+                activation="leaky_relu",
+                leaky_alpha=0.1,
+            ),
+            {"optimizer": "adam", "learning_rate": 1e-3, "batch_size": 128, "epochs": 30},
+            164_362,
+        ),
+        NamedModel(
+            "mnist-cnn-3conv",
+            "MNIST course report baseline (conv 32-64-128, dense 128, dropout 0.25)",
+            (28, 28, 1),
+            _cnn(
+                [ConvBlock((32,)), ConvBlock((64,)), ConvBlock((128,))],
+                [DenseLayer(128, dropout=0.25)],
+            ),
+            {"optimizer": "adam", "learning_rate": 1e-3, "batch_size": 128, "epochs": 5},
+            241_546,
+        ),
+        NamedModel(
+            "digits-cnn-uci",
+            "UCI optical digits CNN (conv 16-32-64 with dropout 0.25, dense 128-512 sigmoid; 99.11% test)",
+            (8, 8, 1),
+            _cnn(
+                [
+                    ConvBlock((16,), dropout=0.25),
+                    ConvBlock((32,), dropout=0.25),
+                    ConvBlock((64,), dropout=0.25),
+                ],
+                [
+                    DenseLayer(128, dropout=0.25, activation="sigmoid"),
+                    DenseLayer(512, dropout=0.25, activation="sigmoid"),
+                ],
+            ),
+            {"optimizer": "adam", "learning_rate": 1e-3, "batch_size": 128, "epochs": 100},
+            102_794,
+        ),
+    )
+}
 
 
 def named_model(name: str) -> NamedModel:

@@ -39,8 +39,9 @@ class Infeasible(Exception):
     """The configuration breaks a constraint (``--max-params``): rejected before any training."""
 
 
-def trial_architecture(config: StudyConfig, params: Mapping[str, Any],
-                       user_attrs: Mapping[str, Any]) -> Architecture:
+def trial_architecture(
+    config: StudyConfig, params: Mapping[str, Any], user_attrs: Mapping[str, Any]
+) -> Architecture:
     """The architecture a trial trained: its fixed one (warm start), else built from its params."""
     if ARCH_ATTR in user_attrs:
         return Architecture.from_dict(user_attrs[ARCH_ATTR])
@@ -58,7 +59,15 @@ def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": platform.python_version()}
-    for package in ("hpo", "tensorflow-cpu", "tensorflow", "keras", "optuna", "keras-tuner", "numpy"):
+    for package in (
+        "hpo",
+        "tensorflow-cpu",
+        "tensorflow",
+        "keras",
+        "optuna",
+        "keras-tuner",
+        "numpy",
+    ):
         try:
             out[package] = version(package)
         except PackageNotFoundError:
@@ -107,8 +116,10 @@ class SearchData:
                     x, y, train_size=config.train_subset, stratify=y, random_state=config.seed
                 )
             except ValueError as exc:
-                raise ConfigError(f"train_subset {config.train_subset}: no stratified subset of the "
-                                  f"{len(y):,} training images ({exc})") from None
+                raise ConfigError(
+                    f"train_subset {config.train_subset}: no stratified subset of the "
+                    f"{len(y):,} training images ({exc})"
+                ) from None
         if config.cv:  # checked here, before a study exists, not in every trial
             sizes = np.bincount(np.concatenate([y, dataset.y_val]))
             smallest = int(sizes[sizes > 0].min())
@@ -149,10 +160,19 @@ def evaluate(
     if config.cv:
         result, folds = _cross_validate(config, data, arch, settings, should_stop)
     else:
-        result, folds = train(
-            arch, settings, data.x_train, data.y_train, data.dataset.x_val, data.dataset.y_val,
-            on_epoch=on_epoch, should_stop=should_stop,
-        ), None
+        result, folds = (
+            train(
+                arch,
+                settings,
+                data.x_train,
+                data.y_train,
+                data.dataset.x_val,
+                data.dataset.y_val,
+                on_epoch=on_epoch,
+                should_stop=should_stop,
+            ),
+            None,
+        )
     record = {
         "val_accuracy": result.val_accuracy,
         "train_accuracy": result.train_accuracy,
@@ -175,9 +195,13 @@ def objective_values(config: StudyConfig, record: Mapping[str, Any]) -> list[flo
     return [float(record[source[name]]) for name in config.objectives]
 
 
-def _cross_validate(config: StudyConfig, data: SearchData, arch: Architecture,
-                    settings: TrainSettings, should_stop: Callable[[], bool] | None,
-                    ) -> tuple[TrainResult, list[float]]:
+def _cross_validate(
+    config: StudyConfig,
+    data: SearchData,
+    arch: Architecture,
+    settings: TrainSettings,
+    should_stop: Callable[[], bool] | None,
+) -> tuple[TrainResult, list[float]]:
     """k-fold cross-validation on train + validation merged; the result averages the folds."""
     from sklearn.model_selection import StratifiedKFold
 
@@ -186,8 +210,17 @@ def _cross_validate(config: StudyConfig, data: SearchData, arch: Architecture,
     folds = StratifiedKFold(n_splits=config.cv, shuffle=True, random_state=config.seed)
     results = []
     for fit_idx, val_idx in folds.split(x, y):
-        results.append(train(arch, settings, x[fit_idx], y[fit_idx], x[val_idx], y[val_idx],
-                             should_stop=should_stop))
+        results.append(
+            train(
+                arch,
+                settings,
+                x[fit_idx],
+                y[fit_idx],
+                x[val_idx],
+                y[val_idx],
+                should_stop=should_stop,
+            )
+        )
     scores = [r.val_accuracy for r in results]
     last = results[-1]
     last.val_accuracy = float(np.mean(scores))

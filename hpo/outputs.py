@@ -45,7 +45,9 @@ def check_dir(path: str | os.PathLike[str], what: str) -> Path:
     while not existing.exists() and existing.parent != existing:
         existing = existing.parent
     if not existing.is_dir():
-        raise NotWritableError(f"cannot use the {what} {path}: {existing} is a file, not a directory")
+        raise NotWritableError(
+            f"cannot use the {what} {path}: {existing} is a file, not a directory"
+        )
     _probe(existing, what, path)
     return path
 

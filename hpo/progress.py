@@ -44,8 +44,10 @@ class Progress:
             left = ""
         best_text = f", best {best:.4f}" if best is not None else ""
         extra_text = f", {extra}" if extra else ""
-        return f"{self.label}: {done}/{self.total} finished{best_text}{extra_text}, " \
-               f"{duration(elapsed)} elapsed{left}"
+        return (
+            f"{self.label}: {done}/{self.total} finished{best_text}{extra_text}, "
+            f"{duration(elapsed)} elapsed{left}"
+        )
 
     def update(self, done: int, best: float | None, extra: str = "", note: str = "") -> None:
         """Redraw (terminal) or log (otherwise); ``note`` is a one-off line such as a trial result."""

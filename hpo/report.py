@@ -23,10 +23,15 @@ from hpo.confirm import Candidate
 from hpo.errors import ConfigError
 
 RETRAIN_ATTR = "retrain:"  # study user attribute prefix, followed by the trial number
-_SHOWN_ATTRS = (("train_accuracy", "train accuracy"), ("n_params", "parameters"),
-                ("epochs", "epochs"), ("best_epoch", "best epoch"),
-                ("train_seconds", "training seconds"), ("inference_ms", "inference ms / image"),
-                ("worker", "worker"))
+_SHOWN_ATTRS = (
+    ("train_accuracy", "train accuracy"),
+    ("n_params", "parameters"),
+    ("epochs", "epochs"),
+    ("best_epoch", "best epoch"),
+    ("train_seconds", "training seconds"),
+    ("inference_ms", "inference ms / image"),
+    ("worker", "worker"),
+)
 
 
 @dataclass
@@ -58,9 +63,13 @@ def read_retrain(study, results: str | Path | None = None) -> dict[int, dict[str
     ``runs``: the per-seed records with test_accuracy, confusion_matrix and
     per_class scores.
     """
-    found = {int(key[len(RETRAIN_ATTR):]): dict(value) for key, value in study.user_attrs.items()
-             if key.startswith(RETRAIN_ATTR) and key[len(RETRAIN_ATTR):].isdigit()
-             and isinstance(value, dict)}
+    found = {
+        int(key[len(RETRAIN_ATTR) :]): dict(value)
+        for key, value in study.user_attrs.items()
+        if key.startswith(RETRAIN_ATTR)
+        and key[len(RETRAIN_ATTR) :].isdigit()
+        and isinstance(value, dict)
+    }
     if results is not None:
         path = Path(results) / "results.json" if Path(results).is_dir() else Path(results)
         try:
@@ -73,16 +82,22 @@ def read_retrain(study, results: str | Path | None = None) -> dict[int, dict[str
             raise ConfigError(f"{path} holds no retrained trial of study {study.study_name!r}")
         for summary in ours:
             trial = summary["source"]["trial"]
-            found[trial] = {**found.get(trial, {}), **summary,
-                            "runs": [r for r in runs if r.get("config") == summary.get("config")]}
+            found[trial] = {
+                **found.get(trial, {}),
+                **summary,
+                "runs": [r for r in runs if r.get("config") == summary.get("config")],
+            }
     return dict(sorted(found.items()))
 
 
 def _seed_runs(result: dict[str, Any]) -> list[dict[str, Any]]:
     """The per-seed records of a retrain result, whatever the list is called."""
     for value in result.values():
-        if isinstance(value, list) and value and all(
-                isinstance(e, dict) and "test_accuracy" in e for e in value):
+        if (
+            isinstance(value, list)
+            and value
+            and all(isinstance(e, dict) and "test_accuracy" in e for e in value)
+        ):
             return value
     return []
 
@@ -103,7 +118,9 @@ def _objective_names(study) -> list[str]:
 def _best_trials(study) -> list[Candidate]:
     """The best configuration by confirmed score, or for several objectives the Pareto front."""
     if len(study.directions) > 1:
-        return [Candidate(t, [t.values[0]]) for t in sorted(study.best_trials, key=lambda t: t.number)]
+        return [
+            Candidate(t, [t.values[0]]) for t in sorted(study.best_trials, key=lambda t: t.number)
+        ]
     ranked = confirm.candidates(study.get_trials(deepcopy=False))
     return ranked[:1]
 
@@ -136,11 +153,16 @@ def study_sections(study) -> list[Section]:
         ]
         if len(names) > 1:
             if len(names) > 3 or not complete:
-                sections.append(Section("Pareto front", note="A Pareto front plot needs 2 or 3 "
-                                        "objectives and a completed trial."))
+                sections.append(
+                    Section(
+                        "Pareto front",
+                        note="A Pareto front plot needs 2 or 3 objectives and a completed trial.",
+                    )
+                )
             else:
-                sections.append(Section("Pareto front",
-                                        vis.plot_pareto_front(study, target_names=names)))
+                sections.append(
+                    Section("Pareto front", vis.plot_pareto_front(study, target_names=names))
+                )
     return sections
 
 
@@ -151,8 +173,11 @@ def _learning_curves(study, objective: str) -> Section:
     if not any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
         return Section(title, note="No trial has reported per-epoch values.")
     figure = vis.plot_intermediate_values(study)
-    figure.update_layout(title="Learning curves: per-epoch value of each trial",
-                         xaxis_title="epoch", yaxis_title=objective)
+    figure.update_layout(
+        title="Learning curves: per-epoch value of each trial",
+        xaxis_title="epoch",
+        yaxis_title=objective,
+    )
     return Section(title, figure)
 
 
@@ -162,8 +187,10 @@ def _importances(study, complete: list) -> Section:
 
     title = "Parameter importances"
     if len(complete) < 2:
-        return Section(title, note=f"Importances need at least 2 completed trials; "
-                                   f"the study has {len(complete)}.")
+        return Section(
+            title,
+            note=f"Importances need at least 2 completed trials; the study has {len(complete)}.",
+        )
     try:
         figure = vis.plot_param_importances(study, evaluator=FanovaImportanceEvaluator(seed=0))
     except (ValueError, RuntimeError) as exc:  # e.g. every parameter took one value
@@ -187,20 +214,30 @@ def _timeline(study) -> Section:
     figure = go.Figure()
     for worker, mine in by_worker.items():
         ends = [t.datetime_complete or now for t in mine]
-        figure.add_trace(go.Bar(
-            name=worker, orientation="h", y=[worker] * len(mine),
-            base=[t.datetime_start.isoformat() for t in mine],
-            x=[(end - t.datetime_start).total_seconds() * 1000 for t, end in zip(mine, ends)],
-            text=[f"#{t.number}" for t in mine], textposition="inside",
-            customdata=[[t.number, t.state.name.lower(), _value_text(t)] for t in mine],
-            hovertemplate="trial %{customdata[0]}: %{customdata[1]} %{customdata[2]}"
-                          "<br>started %{base|%H:%M:%S}<extra>%{y}</extra>",
-            marker_opacity=[1.0 if t.state.name == "COMPLETE" else 0.4 for t in mine],
-        ))
-    figure.update_layout(title="Worker timeline (faded: pruned, failed or running)",
-                         barmode="overlay", xaxis_type="date", xaxis_title="time",
-                         yaxis_title="worker", legend_title_text="worker",
-                         height=max(300, 120 + 40 * len(by_worker)))
+        figure.add_trace(
+            go.Bar(
+                name=worker,
+                orientation="h",
+                y=[worker] * len(mine),
+                base=[t.datetime_start.isoformat() for t in mine],
+                x=[(end - t.datetime_start).total_seconds() * 1000 for t, end in zip(mine, ends)],
+                text=[f"#{t.number}" for t in mine],
+                textposition="inside",
+                customdata=[[t.number, t.state.name.lower(), _value_text(t)] for t in mine],
+                hovertemplate="trial %{customdata[0]}: %{customdata[1]} %{customdata[2]}"
+                "<br>started %{base|%H:%M:%S}<extra>%{y}</extra>",
+                marker_opacity=[1.0 if t.state.name == "COMPLETE" else 0.4 for t in mine],
+            )
+        )
+    figure.update_layout(
+        title="Worker timeline (faded: pruned, failed or running)",
+        barmode="overlay",
+        xaxis_type="date",
+        xaxis_title="time",
+        yaxis_title="worker",
+        legend_title_text="worker",
+        height=max(300, 120 + 40 * len(by_worker)),
+    )
     return Section("Worker timeline", figure)
 
 
@@ -217,32 +254,59 @@ def retrain_sections(results: dict[int, dict[str, Any]]) -> list[Section]:
     for number, result in results.items():
         runs = _seed_runs(result)
         if not runs:
-            sections.append(Section(f"Retrained trial {number}", note=(
-                "The study records the test scores only: pass --retrain OUTPUT_DIR (the folder "
-                "of `hpo retrain`) for the confusion matrix and per-class F1.")))
+            sections.append(
+                Section(
+                    f"Retrained trial {number}",
+                    note=(
+                        "The study records the test scores only: pass --retrain OUTPUT_DIR (the folder "
+                        "of `hpo retrain`) for the confusion matrix and per-class F1."
+                    ),
+                )
+            )
             continue
         matrices = [np.asarray(r["confusion_matrix"]) for r in runs if r.get("confusion_matrix")]
         if matrices:
             total = np.sum(matrices, axis=0)
             labels = [str(i) for i in range(total.shape[0])]
-            heat = go.Figure(go.Heatmap(
-                z=total, x=labels, y=labels, colorscale="Blues", text=total, texttemplate="%{text}",
-                hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>"))
+            heat = go.Figure(
+                go.Heatmap(
+                    z=total,
+                    x=labels,
+                    y=labels,
+                    colorscale="Blues",
+                    text=total,
+                    texttemplate="%{text}",
+                    hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>",
+                )
+            )
             heat.update_layout(
                 title=f"Trial {number}: test-set confusion matrix, {len(matrices)} seed(s) summed",
-                xaxis_title="predicted", yaxis_title="true", yaxis_autorange="reversed",
-                xaxis_type="category", yaxis_type="category")
+                xaxis_title="predicted",
+                yaxis_title="true",
+                yaxis_autorange="reversed",
+                xaxis_type="category",
+                yaxis_type="category",
+            )
             sections.append(Section(f"Retrained trial {number}: confusion matrix", heat))
         f1 = [_per_class(r, "f1") for r in runs]
         labels = sorted({k for scores in f1 for k in scores}, key=lambda k: (len(k), k))
         if labels:
             table = np.array([[scores.get(k, np.nan) for k in labels] for scores in f1])
-            bars = go.Figure(go.Bar(x=labels, y=np.nanmean(table, axis=0),
-                                    error_y={"type": "data", "array": np.nanstd(table, axis=0)}))
-            bars.update_layout(title=f"Trial {number}: per-class F1 on the test set "
-                                     f"(mean ± std over {len(runs)} seed(s))",
-                               xaxis_title="class", yaxis_title="F1", xaxis_type="category",
-                               yaxis_range=[0, 1.05])
+            bars = go.Figure(
+                go.Bar(
+                    x=labels,
+                    y=np.nanmean(table, axis=0),
+                    error_y={"type": "data", "array": np.nanstd(table, axis=0)},
+                )
+            )
+            bars.update_layout(
+                title=f"Trial {number}: per-class F1 on the test set "
+                f"(mean ± std over {len(runs)} seed(s))",
+                xaxis_title="class",
+                yaxis_title="F1",
+                xaxis_type="category",
+                yaxis_range=[0, 1.05],
+            )
             sections.append(Section(f"Retrained trial {number}: per-class F1", bars))
     return sections
 
@@ -277,8 +341,9 @@ def _fmt(value: Any) -> str:
 
 
 def _table(rows: list[tuple[str, Any]]) -> str:
-    cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>"
-                    for k, v in rows)
+    cells = "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in rows
+    )
     return f"<table>{cells}</table>"
 
 
@@ -289,43 +354,55 @@ def summary_html(study, retrain: dict[int, dict[str, Any]]) -> str:
     parts = [f"<h1>Study {e(study.study_name)}</h1>"]
     config = study.user_attrs.get(CONFIG_ATTR) or {}
     if config:
-        parts.append(f"<p class='config'>{e(str(config.get('model', '?')))} model on "
-                     f"{e(str(config.get('dataset', '?')))}, {e(str(config.get('sampler', '?')))} "
-                     f"sampler, {e(str(config.get('pruner', '?')))} pruner, up to "
-                     f"{e(str(config.get('epochs', '?')))} epochs per trial.</p>")
+        parts.append(
+            f"<p class='config'>{e(str(config.get('model', '?')))} model on "
+            f"{e(str(config.get('dataset', '?')))}, {e(str(config.get('sampler', '?')))} "
+            f"sampler, {e(str(config.get('pruner', '?')))} pruner, up to "
+            f"{e(str(config.get('epochs', '?')))} epochs per trial.</p>"
+        )
     by_state = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts(study).items()))
     parts.append(f"<p class='counts'>Trials: {e(by_state or 'none yet')}.</p>")
     best = _best_trials(study)
     if not best:
         parts.append("<p class='best'>No completed trial yet.</p>")
     elif len(best) > 1:
-        parts.append(f"<p class='best'>{len(best)} Pareto-optimal trials "
-                     f"({e(', '.join(names))}):</p>")
+        parts.append(
+            f"<p class='best'>{len(best)} Pareto-optimal trials ({e(', '.join(names))}):</p>"
+        )
     for candidate in best[:5]:
         trial = candidate.trial
         scores = ", ".join(f"{n} {v:.4f}" for n, v in zip(names, trial.values))
         if len(best) == 1:
-            parts.append(f"<p class='best'>Best: trial {trial.number}, {e(names[0])} "
-                         f"{e(candidate.describe())}</p>")
+            parts.append(
+                f"<p class='best'>Best: trial {trial.number}, {e(names[0])} "
+                f"{e(candidate.describe())}</p>"
+            )
         else:
             parts.append(f"<h3>Trial {trial.number}: {e(scores)}</h3>")
-        attrs = [(label, trial.user_attrs[key]) for key, label in _SHOWN_ATTRS
-                 if key in trial.user_attrs]
-        parts.append("<div class='tables'>" + _table(attrs) + _table(list(trial.params.items()))
-                     + "</div>")
+        attrs = [
+            (label, trial.user_attrs[key]) for key, label in _SHOWN_ATTRS if key in trial.user_attrs
+        ]
+        parts.append(
+            "<div class='tables'>" + _table(attrs) + _table(list(trial.params.items())) + "</div>"
+        )
     confirmed = [c for c in confirm.candidates(study.get_trials(deepcopy=False)) if c.confirmed]
     if confirmed and len(study.directions) == 1:
         rows = "".join(
             f"<tr><td>{c.trial.number}</td><td>{c.mean:.4f}</td><td>{c.std:.4f}</td>"
             f"<td>{c.runs}</td><td>{e(', '.join(f'{v:.4f}' for v in c.values))}</td></tr>"
-            for c in confirmed[:10])
-        parts.append("<p class='confirmed'>Confirmed: the best configurations trained again with "
-                     "other seeds, ranked by their mean.</p><table><tr><th>trial</th><th>mean</th>"
-                     f"<th>std</th><th>runs</th><th>each run</th></tr>{rows}</table>")
+            for c in confirmed[:10]
+        )
+        parts.append(
+            "<p class='confirmed'>Confirmed: the best configurations trained again with "
+            "other seeds, ranked by their mean.</p><table><tr><th>trial</th><th>mean</th>"
+            f"<th>std</th><th>runs</th><th>each run</th></tr>{rows}</table>"
+        )
     scores = [_retrain_scores(n, r) for n, r in retrain.items()]
     if scores:
-        parts.append("<p class='retrain'>Retrained on the full training set, on the held-out "
-                     "test set:<br>" + "<br>".join(e(s) for s in scores) + "</p>")
+        parts.append(
+            "<p class='retrain'>Retrained on the full training set, on the held-out "
+            "test set:<br>" + "<br>".join(e(s) for s in scores) + "</p>"
+        )
     return "\n".join(parts)
 
 
@@ -348,15 +425,24 @@ def render(study, sections: list[Section], retrain: dict[int, dict[str, Any]]) -
         body.append(f"<section><h2>{html.escape(section.title)}</h2>")
         if section.figure is not None:
             section.figure.update_layout(template="plotly_white")
-            body.append("<div class='plot'>" + section.figure.to_html(
-                full_html=False, include_plotlyjs=first, div_id=f"plot-{i}",
-                config={"displaylogo": False}) + "</div>")
+            body.append(
+                "<div class='plot'>"
+                + section.figure.to_html(
+                    full_html=False,
+                    include_plotlyjs=first,
+                    div_id=f"plot-{i}",
+                    config={"displaylogo": False},
+                )
+                + "</div>"
+            )
             first = False
         if section.note:
             body.append(f"<p class='note'>{html.escape(section.note)}</p>")
         body.append("</section>")
     stamp = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     body.append(f"<footer>Made by hpo report on {html.escape(stamp)}.</footer>")
-    return (f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
-            f"<title>hpo report: {html.escape(study.study_name)}</title>"
-            f"<style>{_STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+    return (
+        f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>hpo report: {html.escape(study.study_name)}</title>"
+        f"<style>{_STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )

@@ -87,10 +87,14 @@ def retrain(
             try:
                 record, model = _run_seed(config, ds, seed, out, progress_stream, should_stop)
             except KeyboardInterrupt:
-                saved = f"{len(results) + len(runs)} finished run(s) are saved in {path}" \
-                    if results or runs else "no run had finished"
-                raise RetrainStopped(f"stopped while training {config.name} seed {seed}, which is "
-                                     f"lost; {saved}") from None
+                saved = (
+                    f"{len(results) + len(runs)} finished run(s) are saved in {path}"
+                    if results or runs
+                    else "no run had finished"
+                )
+                raise RetrainStopped(
+                    f"stopped while training {config.name} seed {seed}, which is lost; {saved}"
+                ) from None
             runs.append(record)
             if ensemble:
                 models.append(model)
@@ -107,8 +111,9 @@ def retrain(
 # --------------------------------------------------------------------------- data
 
 
-def _load_all(configs: list[RetrainConfig], data: str | None,
-              echo: Callable[[str], None]) -> dict[str, Dataset]:
+def _load_all(
+    configs: list[RetrainConfig], data: str | None, echo: Callable[[str], None]
+) -> dict[str, Dataset]:
     """Each config's dataset with its test set, loaded once per file and checked against it."""
     loaded: dict[tuple, Dataset] = {}
     out = {}
@@ -117,15 +122,22 @@ def _load_all(configs: list[RetrainConfig], data: str | None,
         path = data if data is not None else ref.path
         key = (ref.name, path, ref.val_fraction)
         if key not in loaded:
-            loaded[key] = load_dataset(ref.name, path, include_test=True,
-                                       val_fraction=ref.val_fraction, seed=config.training.seed)
+            loaded[key] = load_dataset(
+                ref.name,
+                path,
+                include_test=True,
+                val_fraction=ref.val_fraction,
+                seed=config.training.seed,
+            )
         ds = out[config.name] = loaded[key]
         _check_shape(config, ds)
     for config in configs:
         ref, ds = config.dataset, out[config.name]
         if ref.sha256 and ref.sha256 != ds.sha256:
-            echo(f"Warning: {config.name}: {ds.source} has sha256 {ds.sha256[:12]}..., not the "
-                 f"{ref.sha256[:12]}... the config was tuned on; its scores may not compare")
+            echo(
+                f"Warning: {config.name}: {ds.source} has sha256 {ds.sha256[:12]}..., not the "
+                f"{ref.sha256[:12]}... the config was tuned on; its scores may not compare"
+            )
     for ds in loaded.values():
         echo(f"Data {ds.describe()} from {ds.source}")
     return out
@@ -161,9 +173,14 @@ def _progress_callback(progress: Progress):
     return EpochProgress()
 
 
-def _run_seed(config: RetrainConfig, ds: Dataset, seed: int, out: Path,
-              progress_stream, should_stop: Callable[[], bool] | None = None,
-              ) -> tuple[dict[str, Any], Any]:
+def _run_seed(
+    config: RetrainConfig,
+    ds: Dataset,
+    seed: int,
+    out: Path,
+    progress_stream,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[dict[str, Any], Any]:
     """Train once on train + val, evaluate once on test, save, reload and compare.
 
     Returns the run's record and the trained model.
@@ -171,11 +188,20 @@ def _run_seed(config: RetrainConfig, ds: Dataset, seed: int, out: Path,
     from hpo.training import TrainingDiverged, measure_inference_ms, train
 
     x, y = load_full_training(ds)
-    progress = Progress(config.training.epochs, f"{config.name} seed {seed} epochs",
-                        stream=progress_stream)
+    progress = Progress(
+        config.training.epochs, f"{config.name} seed {seed} epochs", stream=progress_stream
+    )
     try:
-        result = train(config.architecture, config.training.settings(seed), x, y, None, None,
-                       extra_callbacks=[_progress_callback(progress)], should_stop=should_stop)
+        result = train(
+            config.architecture,
+            config.training.settings(seed),
+            x,
+            y,
+            None,
+            None,
+            extra_callbacks=[_progress_callback(progress)],
+            should_stop=should_stop,
+        )
     except TrainingDiverged as exc:
         raise ConfigError(
             f"{config.name} seed {seed}: {exc}; lower training.learning_rate"
@@ -218,8 +244,10 @@ def _save_and_check(model, path: Path, x_test: np.ndarray) -> np.ndarray:
         raise NotWritableError(f"cannot save {path}: {exc.strerror or exc}") from None
     again = keras.saving.load_model(path).predict(x_test, batch_size=256, verbose=0)
     predicted = probabilities.argmax(axis=1)
-    if not (np.array_equal(again.argmax(axis=1), predicted)
-            and np.allclose(again, probabilities, rtol=1e-5, atol=1e-6)):
+    if not (
+        np.array_equal(again.argmax(axis=1), predicted)
+        and np.allclose(again, probabilities, rtol=1e-5, atol=1e-6)
+    ):
         raise ReloadMismatch(
             f"{path} reloaded predicts differently from the trained model (largest probability "
             f"difference {float(np.abs(again - probabilities).max()):.3g}); the saved file is not "
@@ -265,11 +293,14 @@ def _test_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
     from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
 
     labels = list(range(_N_CLASSES))
-    report = classification_report(y_true, y_pred, labels=labels, output_dict=True,
-                                   zero_division=0)
+    report = classification_report(y_true, y_pred, labels=labels, output_dict=True, zero_division=0)
     per_class = {
-        str(c): {"precision": report[str(c)]["precision"], "recall": report[str(c)]["recall"],
-                 "f1": report[str(c)]["f1-score"], "support": int(report[str(c)]["support"])}
+        str(c): {
+            "precision": report[str(c)]["precision"],
+            "recall": report[str(c)]["recall"],
+            "f1": report[str(c)]["f1-score"],
+            "support": int(report[str(c)]["support"]),
+        }
         for c in labels
     }
     macro = report["macro avg"]
@@ -294,8 +325,13 @@ def _summarize(config: RetrainConfig, runs: list[dict[str, Any]]) -> dict[str, A
     return {
         "config": config.name,
         "source": (
-            {"study": config.source.study, "trial": config.source.trial,
-             "storage": config.source.storage} if config.source else None
+            {
+                "study": config.source.study,
+                "trial": config.source.trial,
+                "storage": config.source.storage,
+            }
+            if config.source
+            else None
         ),
         "architecture": describe_architecture(config.architecture),
         "data_sha256": runs[0]["data_sha256"],
@@ -318,8 +354,9 @@ def _summarize(config: RetrainConfig, runs: list[dict[str, Any]]) -> dict[str, A
 # --------------------------------------------------------------------------- outputs
 
 
-def _write_results(out: Path, results: list[dict], summaries: list[dict],
-                   echo: Callable[[str], None]) -> Path:
+def _write_results(
+    out: Path, results: list[dict], summaries: list[dict], echo: Callable[[str], None]
+) -> Path:
     """results.json in ``out``: this run's configs replace earlier entries of the same name."""
     from hpo.objective import versions
 
@@ -345,12 +382,14 @@ def _write_results(out: Path, results: list[dict], summaries: list[dict],
     }
     from hpo import outputs
 
-    return outputs.write_text(path, json.dumps(document, indent=2, allow_nan=False) + "\n",
-                              "results file")
+    return outputs.write_text(
+        path, json.dumps(document, indent=2, allow_nan=False) + "\n", "results file"
+    )
 
 
-def record_in_studies(summaries: list[dict[str, Any]], configs: list[RetrainConfig],
-                      storage_url: str | None = None) -> list[str]:
+def record_in_studies(
+    summaries: list[dict[str, Any]], configs: list[RetrainConfig], storage_url: str | None = None
+) -> list[str]:
     """Store each summary in its source study as the ``retrain:<trial>`` user attribute.
 
     Optuna refuses to change a finished trial's attributes, so the scores go on
@@ -373,33 +412,45 @@ def record_in_studies(summaries: list[dict[str, Any]], configs: list[RetrainConf
             notes.append(f"{config.name}: no study store named; pass --storage to record results")
             continue
         if "***" in url:
-            notes.append(f"{config.name}: the YAML's store URL hides its password; pass --storage "
-                         "to record results there")
+            notes.append(
+                f"{config.name}: the YAML's store URL hides its password; pass --storage "
+                "to record results there"
+            )
             continue
         try:
-            study = store.load_study(src.study, store.open_storage(url, heartbeat=False, write=True))
+            study = store.load_study(
+                src.study, store.open_storage(url, heartbeat=False, write=True)
+            )
         except HpoError as exc:
             notes.append(f"{config.name}: results not recorded in a study store ({exc})")
             continue
         trial = next((t for t in study.get_trials(deepcopy=False) if t.number == src.trial), None)
         if trial is None or (config.params and trial.params != config.params):
-            notes.append(f"{config.name}: study {src.study!r} in {store.mask(url)} has no trial "
-                         f"{src.trial} with these parameters; results not recorded there")
+            notes.append(
+                f"{config.name}: study {src.study!r} in {store.mask(url)} has no trial "
+                f"{src.trial} with these parameters; results not recorded there"
+            )
             continue
         searched = (study.user_attrs.get(DATA_ATTR) or {}).get("sha256") or config.dataset.sha256
         used = summary.get("data_sha256")
         if searched and used and used != searched:  # scores on other data are not the study's
-            notes.append(f"{config.name}: not recorded in study {src.study!r}: it was retrained on "
-                         f"other data (sha256 {used[:12]}...) than the study searched "
-                         f"({searched[:12]}...); its scores are in {RESULTS_FILE} only")
+            notes.append(
+                f"{config.name}: not recorded in study {src.study!r}: it was retrained on "
+                f"other data (sha256 {used[:12]}...) than the study searched "
+                f"({searched[:12]}...); its scores are in {RESULTS_FILE} only"
+            )
             continue
-        record = {k: v for k, v in summary.items() if k not in ("configuration", "source", "ensemble")}
+        record = {
+            k: v for k, v in summary.items() if k not in ("configuration", "source", "ensemble")
+        }
         if "ensemble" in summary:
             record["ensemble_test_accuracy"] = summary["ensemble"]["test_accuracy"]
         record["recorded_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
         study.set_user_attr(RETRAIN_ATTR.format(trial=src.trial), record)
-        notes.append(f"{config.name}: recorded in study {src.study!r} ({store.mask(url)}) as "
-                     f"user attribute {RETRAIN_ATTR.format(trial=src.trial)!r}")
+        notes.append(
+            f"{config.name}: recorded in study {src.study!r} ({store.mask(url)}) as "
+            f"user attribute {RETRAIN_ATTR.format(trial=src.trial)!r}"
+        )
     return notes
 
 
@@ -411,16 +462,18 @@ def summary_rows(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         test = f"{s['test_accuracy_mean']:.4f}"
         test += f" ± {s['test_accuracy_std']:.4f}" if seeds > 1 else ""
         val = s["val_accuracy"]
-        rows.append({
-            "model": s["config"],
-            "params": f"{s['n_params']:,}",
-            "val_acc": "-" if val is None else f"{val:.4f}",
-            "test_acc": test,
-            "seeds": seeds,
-            "ensemble_acc": f"{s['ensemble']['test_accuracy']:.4f}" if "ensemble" in s else "-",
-            "epochs": s["epochs"],
-            "train_s": f"{s['train_seconds_mean']:.1f}",
-            "ms/img": f"{s['inference_ms_mean']:.3f}",
-            "size_kb": f"{s['model_bytes'] / 1024:,.0f}",
-        })
+        rows.append(
+            {
+                "model": s["config"],
+                "params": f"{s['n_params']:,}",
+                "val_acc": "-" if val is None else f"{val:.4f}",
+                "test_acc": test,
+                "seeds": seeds,
+                "ensemble_acc": f"{s['ensemble']['test_accuracy']:.4f}" if "ensemble" in s else "-",
+                "epochs": s["epochs"],
+                "train_s": f"{s['train_seconds_mean']:.1f}",
+                "ms/img": f"{s['inference_ms_mean']:.3f}",
+                "size_kb": f"{s['model_bytes'] / 1024:,.0f}",
+            }
+        )
     return rows

@@ -107,9 +107,7 @@ def _check_range(name: str, low: float, high: float, log: bool, step: float | No
     if step is not None and step <= 0:
         raise SpaceError(f"parameter '{name}': step must be positive (got {step})")
     if step is not None and step > high - low:
-        raise SpaceError(
-            f"parameter '{name}': step {step} is larger than the range {low}..{high}"
-        )
+        raise SpaceError(f"parameter '{name}': step {step} is larger than the range {low}..{high}")
 
 
 @dataclass(frozen=True)
@@ -128,7 +126,9 @@ class IntParam(Param):
         for attr in ("low", "high", "step"):
             value = getattr(self, attr)
             if isinstance(value, bool) or not isinstance(value, int):
-                raise SpaceError(f"parameter '{self.name}': {attr} must be an integer, got {shown(value)}")
+                raise SpaceError(
+                    f"parameter '{self.name}': {attr} must be an integer, got {shown(value)}"
+                )
         _check_range(self.name, self.low, self.high, self.log, self.step)
         self._check_default()
 
@@ -165,8 +165,14 @@ class FloatParam(Param):
         super().__post_init__()
         for attr in ("low", "high"):
             value = getattr(self, attr)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                raise SpaceError(f"parameter '{self.name}': {attr} must be a finite number, got {shown(value)}")
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, (int, float))
+                or not math.isfinite(value)
+            ):
+                raise SpaceError(
+                    f"parameter '{self.name}': {attr} must be a finite number, got {shown(value)}"
+                )
         _check_range(self.name, self.low, self.high, self.log, self.step)
         self._check_default()
 
@@ -208,14 +214,19 @@ class CategoricalParam(Param):
                     f"parameter '{self.name}': choice {shown(choice)} is not a bool, number or string"
                 )
         if len({(type(c), c) for c in self.choices}) != len(self.choices):
-            raise SpaceError(f"parameter '{self.name}': choices {list(self.choices)} repeat a value")
+            raise SpaceError(
+                f"parameter '{self.name}': choices {list(self.choices)} repeat a value"
+            )
         self._check_default()
 
     def contains(self, value: Any) -> bool:
         return any(type(value) is type(c) and value == c for c in self.choices) or (
             # 1 and 1.0 from YAML/JSON mean the same choice
             not isinstance(value, bool)
-            and any(not isinstance(c, bool) and isinstance(c, (int, float)) and value == c for c in self.choices)
+            and any(
+                not isinstance(c, bool) and isinstance(c, (int, float)) and value == c
+                for c in self.choices
+            )
         )
 
     def values(self) -> list[Scalar] | None:
@@ -361,8 +372,10 @@ class SearchSpace:
             out[param.name] = values
             size *= len(values)
         if size > MAX_GRID:
-            raise SpaceError(f"the grid holds {size:,} configurations, more than {MAX_GRID:,}: "
-                             "narrow or fix some parameters in the study's overrides")
+            raise SpaceError(
+                f"the grid holds {size:,} configurations, more than {MAX_GRID:,}: "
+                "narrow or fix some parameters in the study's overrides"
+            )
         return out
 
 
@@ -373,8 +386,10 @@ def override(param: Param, spec: Any) -> Param:
     fields to replace (``low``, ``high``, ``step``, ``log``, ``choices``).
     """
     if spec is None:
-        raise SpaceError(f"override of '{param.name}' is empty: give a value, a list of values "
-                         "or a mapping such as {low: .., high: ..}")
+        raise SpaceError(
+            f"override of '{param.name}' is empty: give a value, a list of values "
+            "or a mapping such as {low: .., high: ..}"
+        )
     base = param.to_dict()
     default = base.pop("default", None)
     if isinstance(spec, Mapping):
@@ -398,7 +413,7 @@ def override(param: Param, spec: Any) -> Param:
         if isinstance(param, CategoricalParam):
             raise SpaceError(
                 f"override of '{param.name}': {shown(choice)} is not one of its choices "
-                f"({param.describe()[len('one of '):]}); to search other values, replace the "
+                f"({param.describe()[len('one of ') :]}); to search other values, replace the "
                 "choices: {choices: [...]}"
             )
         raise SpaceError(

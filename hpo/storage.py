@@ -46,11 +46,23 @@ MAX_RETRY = 3  # times a dead worker's trial is queued again
 STALE_REASON = "its worker stopped sending heartbeats (killed, or its machine was lost)"
 _SQLITE_TIMEOUT = 120  # seconds a SQLite writer waits for the lock
 #: The tables of an Optuna store: a file holding some but not all of them is damaged.
-OPTUNA_TABLES = frozenset({
-    "studies", "study_directions", "study_user_attributes", "study_system_attributes", "trials",
-    "trial_params", "trial_values", "trial_intermediate_values", "trial_user_attributes",
-    "trial_system_attributes", "trial_heartbeats", "version_info", "alembic_version",
-})
+OPTUNA_TABLES = frozenset(
+    {
+        "studies",
+        "study_directions",
+        "study_user_attributes",
+        "study_system_attributes",
+        "trials",
+        "trial_params",
+        "trial_values",
+        "trial_intermediate_values",
+        "trial_user_attributes",
+        "trial_system_attributes",
+        "trial_heartbeats",
+        "version_info",
+        "alembic_version",
+    }
+)
 _IMMUTABLE = "?immutable=1&uri=true"  # how a read-only SQLite store is opened
 
 _log = logging.getLogger(__name__)
@@ -62,9 +74,13 @@ def heartbeat_settings() -> tuple[int, int]:
         interval = int(os.environ.get("HPO_HEARTBEAT_INTERVAL", HEARTBEAT_INTERVAL))
         grace = int(os.environ.get("HPO_GRACE_PERIOD", GRACE_PERIOD))
     except ValueError:
-        raise StorageError("HPO_HEARTBEAT_INTERVAL and HPO_GRACE_PERIOD must be whole seconds") from None
+        raise StorageError(
+            "HPO_HEARTBEAT_INTERVAL and HPO_GRACE_PERIOD must be whole seconds"
+        ) from None
     if interval < 1 or grace <= interval:
-        raise StorageError("need HPO_HEARTBEAT_INTERVAL >= 1 and HPO_GRACE_PERIOD > HPO_HEARTBEAT_INTERVAL")
+        raise StorageError(
+            "need HPO_HEARTBEAT_INTERVAL >= 1 and HPO_GRACE_PERIOD > HPO_HEARTBEAT_INTERVAL"
+        )
     return interval, grace
 
 
@@ -127,7 +143,9 @@ def _sqlite_access(db: Path, create: bool, write: bool) -> tuple[bool, bool]:
             "hpo status, studies, best and export only read it"
         )
     wal = Path(f"{db}-wal")
-    immutable = not (folder_writable and file_writable) and not (wal.exists() and wal.stat().st_size)
+    immutable = not (folder_writable and file_writable) and not (
+        wal.exists() and wal.stat().st_size
+    )
     return False, immutable
 
 
@@ -171,8 +189,10 @@ def _inspect_sqlite(db: Path, immutable: bool) -> None:
     try:
         with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=_SQLITE_TIMEOUT)) as conn:
             problems = [row[0] for row in conn.execute("PRAGMA quick_check(3)")]
-            tables = {row[0] for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table'")}
+            tables = {
+                row[0]
+                for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
     except sqlite3.Error as exc:
         raise _failure(url, str(exc)) from None
     if problems != ["ok"]:
@@ -204,24 +224,51 @@ def _failure(url: str, reason: str) -> HpoError:
     low = reason.lower()
     where = mask(url)
     db = sqlite_path(url) if url.startswith("sqlite") else None
-    if "readonly" in low or "read-only" in low or "permission denied" in low \
-            or "command denied" in low or "read only" in low:
+    if (
+        "readonly" in low
+        or "read-only" in low
+        or "permission denied" in low
+        or "command denied" in low
+        or "read only" in low
+    ):
         return NotWritableError(
             f"the study store {where} refuses writes ({reason}): make it writable, or pass another "
             "--storage"
         )
-    if "disk is full" in low or "no space left" in low or "disk full" in low \
-            or "disk i/o error" in low:
-        return NotWritableError(f"the study store {where} cannot be written ({reason}): its disk "
-                                "is full or failing; free some space and run the same command")
+    if (
+        "disk is full" in low
+        or "no space left" in low
+        or "disk full" in low
+        or "disk i/o error" in low
+    ):
+        return NotWritableError(
+            f"the study store {where} cannot be written ({reason}): its disk "
+            "is full or failing; free some space and run the same command"
+        )
     if "database is locked" in low or "database table is locked" in low:
-        return StorageError(f"the study store {where} stayed locked by another process for "
-                            f"{_SQLITE_TIMEOUT} s ({reason}); try again when it is done")
-    damaged = ("malformed", "not a database", "no such table", "no such column", "corrupt",
-               "does not exist", "doesn't exist", "stored value", "out of order", "btree")
+        return StorageError(
+            f"the study store {where} stayed locked by another process for "
+            f"{_SQLITE_TIMEOUT} s ({reason}); try again when it is done"
+        )
+    damaged = (
+        "malformed",
+        "not a database",
+        "no such table",
+        "no such column",
+        "corrupt",
+        "does not exist",
+        "doesn't exist",
+        "stored value",
+        "out of order",
+        "btree",
+    )
     if any(word in low for word in damaged):
-        hint = (f"restore it from a backup; `sqlite3 {db} .recover` may save what is left, or "
-                "move the file away to start a new store" if db else "restore it from a backup")
+        hint = (
+            f"restore it from a backup; `sqlite3 {db} .recover` may save what is left, or "
+            "move the file away to start a new store"
+            if db
+            else "restore it from a backup"
+        )
         return DamagedStoreError(f"the study store {where} is damaged ({reason}): {hint}")
     if "unable to open database file" in low and db is not None:
         return StorageError(
@@ -256,8 +303,9 @@ def store_failure(exc: BaseException) -> HpoError | None:
         return _failure(url, str(getattr(cause, "orig", None) or cause).splitlines()[0])
     if isinstance(cause, (sqlite3.Error, optuna.exceptions.StorageInternalError)):
         return _failure(url, str(cause).splitlines()[0] if str(cause) else type(cause).__name__)
-    if isinstance(exc, (ValueError, UnicodeDecodeError, RuntimeError, KeyError, TypeError)) \
-            and _raised_in_store(exc):
+    if isinstance(
+        exc, (ValueError, UnicodeDecodeError, RuntimeError, KeyError, TypeError)
+    ) and _raised_in_store(exc):
         return _failure(url, f"a stored value cannot be read: {type(exc).__name__}: {exc}")
     return None
 
@@ -273,8 +321,13 @@ def _raised_in_store(exc: BaseException) -> bool:
     return False
 
 
-def open_storage(url: str | None = None, *, create: bool = False, heartbeat: bool = True,
-                 write: bool | None = None):
+def open_storage(
+    url: str | None = None,
+    *,
+    create: bool = False,
+    heartbeat: bool = True,
+    write: bool | None = None,
+):
     """An Optuna RDBStorage for the URL, checked and ready for concurrent workers.
 
     ``create`` allows a new SQLite file; read-only commands pass False so that
@@ -293,8 +346,11 @@ def open_storage(url: str | None = None, *, create: bool = False, heartbeat: boo
     with warnings_silenced():
         retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
     interval, grace = heartbeat_settings()
-    kwargs = dict(heartbeat_interval=interval, grace_period=grace,
-                  heartbeat_stale_trial_callback=retry) if heartbeat else {}
+    kwargs = (
+        dict(heartbeat_interval=interval, grace_period=grace, heartbeat_stale_trial_callback=retry)
+        if heartbeat
+        else {}
+    )
     opened, new, immutable = url, False, False
     if db is not None:
         new, immutable = _sqlite_access(db, create, write)
@@ -327,15 +383,18 @@ def open_storage(url: str | None = None, *, create: bool = False, heartbeat: boo
     except ImportError as exc:
         raise StorageError(f"no database driver for {mask(url)!r}: {exc}") from None
     except RuntimeError as exc:  # Optuna: the tables were made by an incompatible version
-        raise StorageError(f"cannot use the study store {mask(url)}: "
-                           f"{str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+        raise StorageError(
+            f"cannot use the study store {mask(url)}: "
+            f"{str(exc).splitlines()[0] if str(exc) else exc!r}"
+        ) from None
     except (SQLAlchemyError, sqlite3.Error, optuna.exceptions.StorageInternalError) as exc:
         cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) else exc
         reason = (str(getattr(cause, "orig", None) or cause).strip().splitlines() or ["?"])[0]
         if "connect" in reason.lower() or "resolve host" in reason:
             raise StorageError(f"cannot open study store {mask(url)}: {reason}") from None
-        if not create and ("no such table" in reason or "does not exist" in reason
-                           or "doesn't exist" in reason):
+        if not create and (
+            "no such table" in reason or "does not exist" in reason or "doesn't exist" in reason
+        ):
             raise StorageError(
                 f"{mask(url)} holds no study store yet: run `hpo launch` with this --storage first"
             ) from None
@@ -368,11 +427,11 @@ def shown_url(storage) -> str:
     """The store's URL as the user gave it, masked (a read-only SQLite store is opened otherwise)."""
     url = str(storage.url)
     if url.startswith("sqlite:///file:") and url.endswith(_IMMUTABLE):
-        url = "sqlite:///" + unquote(url[len("sqlite:///file:"):-len(_IMMUTABLE)])
+        url = "sqlite:///" + unquote(url[len("sqlite:///file:") : -len(_IMMUTABLE)])
     return mask(url)
 
 
-def load_study(name: str, storage) :
+def load_study(name: str, storage):
     """Load an existing study or raise a clear StudyNotFoundError."""
     import optuna
 
@@ -406,8 +465,11 @@ def reap_stale_trials(study) -> int:
     before = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
     backend = study._storage
     with warnings_silenced():
-        stale = backend._get_stale_trial_ids(study._study_id) \
-            if hasattr(backend, "_get_stale_trial_ids") and backend.get_heartbeat_interval() else []
+        stale = (
+            backend._get_stale_trial_ids(study._study_id)
+            if hasattr(backend, "_get_stale_trial_ids") and backend.get_heartbeat_interval()
+            else []
+        )
         for trial_id in stale:
             with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
                 backend.set_trial_system_attr(trial_id, "fail_reason", STALE_REASON)
@@ -424,8 +486,11 @@ def live_running_trials(study) -> list:
 
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     backend = study._storage
-    if not running or not hasattr(backend, "_get_stale_trial_ids") \
-            or not backend.get_heartbeat_interval():
+    if (
+        not running
+        or not hasattr(backend, "_get_stale_trial_ids")
+        or not backend.get_heartbeat_interval()
+    ):
         return running
     stale = set(backend._get_stale_trial_ids(study._study_id))
     return [t for t in running if t._trial_id not in stale]

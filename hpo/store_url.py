@@ -36,19 +36,25 @@ def resolve_url(url: str | None) -> str:
 def _userinfo(url: str) -> tuple[str, str, str] | None:
     """``(scheme://, user[:password], rest)``: the user part runs to the *last* ``@``."""
     match = _SCHEME.match(url)
-    if match is None or match["scheme"].lower().startswith("sqlite") or match["rest"].startswith("/"):
+    if (
+        match is None
+        or match["scheme"].lower().startswith("sqlite")
+        or match["rest"].startswith("/")
+    ):
         return None
     rest = match["rest"]
     at = rest.rfind("@")
     if at < 0:
         return None
-    return match["scheme"], rest[:at], rest[at + 1:]
+    return match["scheme"], rest[:at], rest[at + 1 :]
 
 
 def _encode(part: str) -> str:
     """Percent-encode every reserved character, keeping escapes that are already there."""
-    return "".join(piece if _ESCAPE.fullmatch(piece) else quote(piece, safe="")
-                   for piece in _ESCAPE.split(part))
+    return "".join(
+        piece if _ESCAPE.fullmatch(piece) else quote(piece, safe="")
+        for piece in _ESCAPE.split(part)
+    )
 
 
 def normalize_url(url: str) -> str:

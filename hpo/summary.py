@@ -49,26 +49,44 @@ def study_status(study) -> dict[str, Any]:
     best_info = None
     if best is not None:
         attrs = best.user_attrs
-        candidate = next(c for c in confirm.candidates(trials) if c.trial.number == best.number) \
-            if len(study.directions) == 1 else confirm.Candidate(best, [best.values[0]])
+        candidate = (
+            next(c for c in confirm.candidates(trials) if c.trial.number == best.number)
+            if len(study.directions) == 1
+            else confirm.Candidate(best, [best.values[0]])
+        )
         best_info = {
-            "number": best.number, "value": candidate.mean, "score": candidate.describe(),
+            "number": best.number,
+            "value": candidate.mean,
+            "score": candidate.describe(),
             "params": best.params,
-            "n_params": attrs.get("n_params", 0), "epochs": attrs.get("epochs", "?"),
-            "train_seconds": attrs.get("train_seconds", 0.0), "worker": attrs.get("worker", "?"),
+            "n_params": attrs.get("n_params", 0),
+            "epochs": attrs.get("epochs", "?"),
+            "train_seconds": attrs.get("train_seconds", 0.0),
+            "worker": attrs.get("worker", "?"),
         }
     reruns = sum(1 for t in trials if confirm.is_rerun(t))
     running = []
     now = datetime.now()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         last = max(trial.intermediate_values) if trial.intermediate_values else None
-        running.append({
-            "number": trial.number,
-            "worker": trial.user_attrs.get("worker", "?"),
-            "for": duration((now - trial.datetime_start).total_seconds()) if trial.datetime_start else "?",
-            "epoch": last if last is not None else "-",
-            "val_accuracy": f"{trial.intermediate_values[last]:.4f}" if last is not None else "-",
-        })
+        running.append(
+            {
+                "number": trial.number,
+                "worker": trial.user_attrs.get("worker", "?"),
+                "for": duration((now - trial.datetime_start).total_seconds())
+                if trial.datetime_start
+                else "?",
+                "epoch": last if last is not None else "-",
+                "val_accuracy": f"{trial.intermediate_values[last]:.4f}"
+                if last is not None
+                else "-",
+            }
+        )
     pareto = len(study.best_trials) if len(study.directions) > 1 and best is not None else None
-    return {"counts": ordered, "best": best_info, "running": running, "pareto": pareto,
-            "reruns": reruns}
+    return {
+        "counts": ordered,
+        "best": best_info,
+        "running": running,
+        "pareto": pareto,
+        "reruns": reruns,
+    }

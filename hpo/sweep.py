@@ -27,11 +27,25 @@ from hpo.models import ACTIVATIONS, OPTIMIZERS, Architecture, check_fits
 
 SWEEP_ATTR = "hpo_sweep"
 #: The MNIST report's seven one-change variants, used when none are given.
-REPORT_VARIANTS = ("optimizer=sgd", "learning_rate=0.01", "filters=x2", "kernel_size=5",
-                   "dropout=0.4", "batch_size=64", "epochs=x2")
+REPORT_VARIANTS = (
+    "optimizer=sgd",
+    "learning_rate=0.01",
+    "filters=x2",
+    "kernel_size=5",
+    "dropout=0.4",
+    "batch_size=64",
+    "epochs=x2",
+)
 _TRAINING_KEYS = ("optimizer", "learning_rate", "batch_size", "epochs")
-_ARCH_KEYS = ("filters", "kernel_size", "dropout", "conv_dropout", "dense_units", "activation",
-              "batch_norm")
+_ARCH_KEYS = (
+    "filters",
+    "kernel_size",
+    "dropout",
+    "conv_dropout",
+    "dense_units",
+    "activation",
+    "batch_norm",
+)
 
 
 @dataclass(frozen=True)
@@ -47,7 +61,9 @@ def _number(key: str, text: str, kind: type) -> Any:
     try:
         value = kind(text)
     except ValueError:
-        raise ConfigError(f"--vary {key}={text}: {key} must be {'an integer' if kind is int else 'a number'}") from None
+        raise ConfigError(
+            f"--vary {key}={text}: {key} must be {'an integer' if kind is int else 'a number'}"
+        ) from None
     if value <= 0 and key != "dropout" and key != "conv_dropout":
         raise ConfigError(f"--vary {key}={text}: must be positive")
     return value
@@ -73,7 +89,9 @@ def apply_change(base: Run, change: str) -> Run:
     elif key in _ARCH_KEYS:
         arch = _change_architecture(arch, key, text)
     else:
-        raise ConfigError(f"--vary {key}: unknown; vary one of {', '.join(_TRAINING_KEYS + _ARCH_KEYS)}")
+        raise ConfigError(
+            f"--vary {key}: unknown; vary one of {', '.join(_TRAINING_KEYS + _ARCH_KEYS)}"
+        )
     return Run(change, arch, training)
 
 
@@ -84,14 +102,21 @@ def _change_architecture(arch: Architecture, key: str, text: str) -> Architectur
     if key == "filters":
         if text.startswith("x"):
             factor = _number(key, text[1:], float)
-            blocks = [dataclasses.replace(b, filters=tuple(max(1, int(f * factor)) for f in b.filters))
-                      for b in blocks]
+            blocks = [
+                dataclasses.replace(b, filters=tuple(max(1, int(f * factor)) for f in b.filters))
+                for b in blocks
+            ]
         else:
             values = [_number(key, v, int) for v in text.split(",")]
             if len(values) != len(blocks):
-                raise ConfigError(f"--vary filters={text}: give one value per conv block ({len(blocks)}), "
-                                  "or a factor such as x2")
-            blocks = [dataclasses.replace(b, filters=(v,) * len(b.filters)) for b, v in zip(blocks, values)]
+                raise ConfigError(
+                    f"--vary filters={text}: give one value per conv block ({len(blocks)}), "
+                    "or a factor such as x2"
+                )
+            blocks = [
+                dataclasses.replace(b, filters=(v,) * len(b.filters))
+                for b, v in zip(blocks, values)
+            ]
     elif key == "kernel_size":
         blocks = [dataclasses.replace(b, kernel_size=_number(key, text, int)) for b in blocks]
     elif key == "conv_dropout":
@@ -125,14 +150,20 @@ def baseline_run(source: str) -> tuple[Run, str | None]:
         dataset = source.split("-", 1)[0]
         return Run("baseline", named.architecture, dict(named.training)), dataset
     if not source.endswith((".yaml", ".yml")):
-        raise ConfigError(f"--baseline {source!r}: not a model from `hpo models` "
-                          f"({', '.join(NAMED_MODELS)}) nor a .yaml file from `hpo export`")
+        raise ConfigError(
+            f"--baseline {source!r}: not a model from `hpo models` "
+            f"({', '.join(NAMED_MODELS)}) nor a .yaml file from `hpo export`"
+        )
     from hpo.export import load_configs
 
     config = load_configs(source)[0]
     t = config.training
-    training = {"optimizer": t.optimizer, "learning_rate": t.learning_rate,
-                "batch_size": t.batch_size, "epochs": t.epochs}
+    training = {
+        "optimizer": t.optimizer,
+        "learning_rate": t.learning_rate,
+        "batch_size": t.batch_size,
+        "epochs": t.epochs,
+    }
     return Run("baseline", config.architecture, training), config.dataset.name
 
 
@@ -152,9 +183,14 @@ def _train_and_test(run: Run, data, seed: int) -> dict[str, Any]:
     from hpo.training import TrainSettings, one_hot, train
 
     t = run.training
-    settings = TrainSettings(epochs=int(t["epochs"]), batch_size=int(t["batch_size"]),
-                             optimizer=t["optimizer"], learning_rate=float(t["learning_rate"]),
-                             early_stopping=0, seed=seed)
+    settings = TrainSettings(
+        epochs=int(t["epochs"]),
+        batch_size=int(t["batch_size"]),
+        optimizer=t["optimizer"],
+        learning_rate=float(t["learning_rate"]),
+        early_stopping=0,
+        seed=seed,
+    )
     result = train(run.architecture, settings, data.x_train, data.y_train, data.x_val, data.y_val)
     start = time.perf_counter()
     predicted = result.model.predict(data.x_test, batch_size=256, verbose=0).argmax(axis=1)
@@ -165,7 +201,9 @@ def _train_and_test(run: Run, data, seed: int) -> dict[str, Any]:
         size = path.stat().st_size
     return {
         "train_seconds": round(result.train_seconds, 3),
-        "train_accuracy": float(result.model.evaluate(data.x_train, one_hot(data.y_train), verbose=0)[1]),
+        "train_accuracy": float(
+            result.model.evaluate(data.x_train, one_hot(data.y_train), verbose=0)[1]
+        ),
         "val_accuracy": float(result.val_history[-1]),
         "test_accuracy": float(np.mean(predicted == data.y_test)),
         "test_seconds": round(test_seconds, 4),
@@ -176,18 +214,23 @@ def _train_and_test(run: Run, data, seed: int) -> dict[str, Any]:
     }
 
 
-def run_sweep(study, runs: list[Run], data, repeats: int, seed: int,
-              on_run: Callable[[str], None] = print) -> None:
+def run_sweep(
+    study, runs: list[Run], data, repeats: int, seed: int, on_run: Callable[[str], None] = print
+) -> None:
     """Train every run ``repeats`` times, storing each as a trial; skip the ones already stored."""
     import optuna
     from optuna.distributions import CategoricalDistribution, IntDistribution
 
     for run in runs:
         check_fits(run.architecture, data.input_shape)
-    done = {(t.params.get("variant"), t.params.get("repeat"))
-            for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))}
-    distributions = {"variant": CategoricalDistribution([r.name for r in runs]),
-                     "repeat": IntDistribution(0, max(repeats - 1, 1))}
+    done = {
+        (t.params.get("variant"), t.params.get("repeat"))
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    }
+    distributions = {
+        "variant": CategoricalDistribution([r.name for r in runs]),
+        "repeat": IntDistribution(0, max(repeats - 1, 1)),
+    }
     total, count = len(runs) * repeats, 0
     for run in runs:
         for repeat in range(repeats):
@@ -195,15 +238,23 @@ def run_sweep(study, runs: list[Run], data, repeats: int, seed: int,
             if (run.name, repeat) in done:
                 continue
             record = _train_and_test(run, data, seed + repeat)
-            study.add_trial(optuna.trial.create_trial(
-                params={"variant": run.name, "repeat": repeat}, distributions=distributions,
-                value=record["val_accuracy"],
-                user_attrs={**record, "architecture": run.architecture.to_dict(),
-                            "training": run.training},
-            ))
-            on_run(f"  [{count}/{total}] {run.name} seed {seed + repeat}: test accuracy "
-                   f"{record['test_accuracy']:.4f}, val {record['val_accuracy']:.4f}, "
-                   f"{record['train_seconds']:.1f}s")
+            study.add_trial(
+                optuna.trial.create_trial(
+                    params={"variant": run.name, "repeat": repeat},
+                    distributions=distributions,
+                    value=record["val_accuracy"],
+                    user_attrs={
+                        **record,
+                        "architecture": run.architecture.to_dict(),
+                        "training": run.training,
+                    },
+                )
+            )
+            on_run(
+                f"  [{count}/{total}] {run.name} seed {seed + repeat}: test accuracy "
+                f"{record['test_accuracy']:.4f}, val {record['val_accuracy']:.4f}, "
+                f"{record['train_seconds']:.1f}s"
+            )
 
 
 def table_rows(study, runs: list[Run]) -> list[list[str]]:
@@ -226,15 +277,37 @@ def table_rows(study, runs: list[Run]) -> list[list[str]]:
         if not rows:
             continue
         test = np.array([r["test_accuracy"] for r in rows])
-        delta = "" if run.name == "baseline" or not base else f"{(test.mean() - mean(base, 'test_accuracy')) * 100:+.2f}"
-        out.append([
-            run.name, f"{rows[0]['n_params']:,}", f"{mean(rows, 'train_seconds'):.2f}",
-            f"{mean(rows, 'train_accuracy') * 100:.2f}", f"{mean(rows, 'val_accuracy') * 100:.2f}",
-            f"{test.mean() * 100:.2f} ± {test.std() * 100:.2f}", f"{mean(rows, 'test_seconds'):.3f}",
-            f"{mean(rows, 'model_mb'):.2f}", delta, str(len(rows)),
-        ])
+        delta = (
+            ""
+            if run.name == "baseline" or not base
+            else f"{(test.mean() - mean(base, 'test_accuracy')) * 100:+.2f}"
+        )
+        out.append(
+            [
+                run.name,
+                f"{rows[0]['n_params']:,}",
+                f"{mean(rows, 'train_seconds'):.2f}",
+                f"{mean(rows, 'train_accuracy') * 100:.2f}",
+                f"{mean(rows, 'val_accuracy') * 100:.2f}",
+                f"{test.mean() * 100:.2f} ± {test.std() * 100:.2f}",
+                f"{mean(rows, 'test_seconds'):.3f}",
+                f"{mean(rows, 'model_mb'):.2f}",
+                delta,
+                str(len(rows)),
+            ]
+        )
     return out
 
 
-TABLE_HEADERS = ["variant", "params", "train s", "train %", "val %", "test % (mean ± std)",
-                 "test s", "size MB", "Δ test pts", "runs"]
+TABLE_HEADERS = [
+    "variant",
+    "params",
+    "train s",
+    "train %",
+    "val %",
+    "test % (mean ± std)",
+    "test s",
+    "size MB",
+    "Δ test pts",
+    "runs",
+]

@@ -60,7 +60,11 @@ class TrainSettings:
             if epoch < end:
                 first = max(start, float(self.warmup_epochs))  # warm-up belongs to the first cycle
                 fraction = (epoch - first) / max(end - first, 1e-9)
-                return 0.5 * self.learning_rate * (1 + math.cos(math.pi * min(max(fraction, 0.0), 1.0)))
+                return (
+                    0.5
+                    * self.learning_rate
+                    * (1 + math.cos(math.pi * min(max(fraction, 0.0), 1.0)))
+                )
             start = float(end)
         return 0.0
 
@@ -194,12 +198,17 @@ def train(
     if validation is not None and on_epoch is not None:
         callbacks.append(_epoch_hook(on_epoch))
     if validation is not None and settings.early_stopping:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor="val_accuracy", patience=settings.early_stopping, restore_best_weights=True,
-        ))
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_accuracy",
+                patience=settings.early_stopping,
+                restore_best_weights=True,
+            )
+        )
     start = time.perf_counter()
     history = model.fit(
-        x_train, one_hot(y_train),
+        x_train,
+        one_hot(y_train),
         validation_data=validation,
         epochs=settings.epochs,
         batch_size=int(settings.batch_size),

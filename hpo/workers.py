@@ -41,13 +41,27 @@ STREAMS_PER_LAUNCH = 10_000  # random streams a launch may hand its workers (rep
 MAX_WORKERS = 64  # worker processes one launch starts
 DEFAULT_RECYCLE = 20  # trials per worker process before a fresh one replaces it (bounds memory)  # seconds workers get to fail their trial and exit after a stop signal
 #: Settings that define what a study searches; a resumed study must keep them.
-_SEARCH_FIELDS = ("dataset", "model", "search_space", "overrides", "objective", "epochs",
-                  "early_stopping", "val_fraction", "train_subset", "max_params", "cv",
-                  "min_epochs", "reduction_factor")
+_SEARCH_FIELDS = (
+    "dataset",
+    "model",
+    "search_space",
+    "overrides",
+    "objective",
+    "epochs",
+    "early_stopping",
+    "val_fraction",
+    "train_subset",
+    "max_params",
+    "cv",
+    "min_epochs",
+    "reduction_factor",
+)
 
 
 def threads_per_worker(workers: int) -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = (
+        len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    )
     return max(1, cores // workers)
 
 
@@ -61,7 +75,9 @@ def check_resume(requested: StudyConfig, stored: StudyConfig) -> None:
     if requested.cycles() != stored.cycles() and requested.pruner != stored.pruner:
         changed.append("pruner")  # it sets where cosine schedules restart
     if changed:
-        detail = ", ".join(f"{f}: {getattr(stored, f)!r} -> {getattr(requested, f)!r}" for f in changed)
+        detail = ", ".join(
+            f"{f}: {getattr(stored, f)!r} -> {getattr(requested, f)!r}" for f in changed
+        )
         raise ConfigError(
             f"study {stored.name!r} already exists with other search settings ({detail}); "
             "drop the options that change it, use a new --study name, or start it over with "
@@ -86,10 +102,31 @@ def best_of(study, config: StudyConfig):
     return confirm.best(study.get_trials(deepcopy=False))
 
 
-def _worker_command(config: StudyConfig, target: int, threads: int, deadline: float | None,
-                    data: str | None, stream: int, recycle_after: int | None) -> list[str]:
-    cmd = [sys.executable, "-m", "hpo", "worker", "--study", config.name, "--trials", str(target),
-           "--threads", str(threads), "--parent", str(os.getpid()), "--stream", str(stream)]
+def _worker_command(
+    config: StudyConfig,
+    target: int,
+    threads: int,
+    deadline: float | None,
+    data: str | None,
+    stream: int,
+    recycle_after: int | None,
+) -> list[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "hpo",
+        "worker",
+        "--study",
+        config.name,
+        "--trials",
+        str(target),
+        "--threads",
+        str(threads),
+        "--parent",
+        str(os.getpid()),
+        "--stream",
+        str(stream),
+    ]
     if recycle_after:
         cmd += ["--max-trials", str(recycle_after)]
     if deadline is not None:
@@ -114,6 +151,7 @@ class _Signals:
     def _handler(self, code: int):
         def handle(signum, frame):
             self.on_signal(code)
+
         return handle
 
     def on_signal(self, code: int) -> None:
@@ -131,18 +169,25 @@ def check_launch_args(workers: int, target: int, timeout: float | None) -> None:
     if workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}")
     if workers > MAX_WORKERS:
-        raise ConfigError(f"--workers {workers} is more processes than one machine should run "
-                          f"(each loads TensorFlow and the data): use at most {MAX_WORKERS}, and "
-                          "`hpo worker` on other machines")
+        raise ConfigError(
+            f"--workers {workers} is more processes than one machine should run "
+            f"(each loads TensorFlow and the data): use at most {MAX_WORKERS}, and "
+            "`hpo worker` on other machines"
+        )
     if target < 1:
         raise ConfigError(f"--trials must be at least 1, got {target}")
     if timeout is not None and not (0 < timeout < float("inf")):
         raise ConfigError(f"--timeout must be a positive number of seconds, got {timeout}")
 
 
-def prepare_study(config: StudyConfig, storage_url: str | None, echo: Callable[[str], None] = print,
-                  enqueue: Sequence[str] = (), target: int | None = None,
-                  defaults_first: bool = True):
+def prepare_study(
+    config: StudyConfig,
+    storage_url: str | None,
+    echo: Callable[[str], None] = print,
+    enqueue: Sequence[str] = (),
+    target: int | None = None,
+    defaults_first: bool = True,
+):
     """Validate the config and its data, then create the study or check that it can resume.
 
     Everything that can be wrong with the user's input is checked before the store
@@ -155,8 +200,13 @@ def prepare_study(config: StudyConfig, storage_url: str | None, echo: Callable[[
     from hpo.objective import SearchData
 
     config.validate()
-    dataset = load_dataset(config.dataset, config.data, include_test=False,
-                           val_fraction=config.val_fraction, seed=config.seed)
+    dataset = load_dataset(
+        config.dataset,
+        config.data,
+        include_test=False,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+    )
     config.check_input(dataset.input_shape)
     SearchData.prepare(dataset, config)  # the training subset and the folds can be made
     labels = []
@@ -176,17 +226,29 @@ def prepare_study(config: StudyConfig, storage_url: str | None, echo: Callable[[
         # else: its creation was cut short before its settings were stored; they are now
         if target is not None:
             queued = {t.user_attrs.get("enqueued") for t in existing.get_trials(deepcopy=False)}
-            _check_room(config.name, [x for x in labels if x not in queued], target,
-                        backend.counts(existing))
+            _check_room(
+                config.name,
+                [x for x in labels if x not in queued],
+                target,
+                backend.counts(existing),
+            )
     store.use_wal(url)
     if existing is not None:
         reaped = store.reap_stale_trials(existing)
         if reaped:
-            echo(f"Marked {reaped} trial(s) of stopped workers as FAIL; their parameters are queued again.")
+            echo(
+                f"Marked {reaped} trial(s) of stopped workers as FAIL; their parameters are queued again."
+            )
     study = backend.create_study(config, storage)
     if backend.DATA_ATTR not in study.user_attrs:
-        study.set_user_attr(backend.DATA_ATTR, {"sha256": dataset.sha256, "source": dataset.source,
-                                                "input_shape": list(dataset.input_shape)})
+        study.set_user_attr(
+            backend.DATA_ATTR,
+            {
+                "sha256": dataset.sha256,
+                "source": dataset.source,
+                "input_shape": list(dataset.input_shape),
+            },
+        )
     for source in enqueue:
         for label in backend.enqueue_known(study, config, source, dataset.input_shape):
             echo(f"Queued {label} to run first.")
@@ -279,45 +341,65 @@ def launch(
     study.set_user_attr(confirm.SETTINGS_ATTR, dict(zip(("top", "seeds"), confirm_settings)))
     counts = backend.counts(study)
     done = backend.finished(counts)
-    echo(f"Study {config.name!r} in {store.mask(url)}: {dataset.describe()}, "
-         f"{config.model} model, {config.sampler} sampler, {config.pruner} pruner.")
+    echo(
+        f"Study {config.name!r} in {store.mask(url)}: {dataset.describe()}, "
+        f"{config.model} model, {config.sampler} sampler, {config.pruner} pruner."
+    )
     remaining = backend.work_left(study, config, target)
     if not remaining:
         waiting = counts.get("WAITING", 0)
-        echo(f"The study already holds {done} finished trials (target {target}); nothing to run"
-             + (f" ({waiting} queued trial(s) wait for a larger --trials)." if waiting else "."))
+        echo(
+            f"The study already holds {done} finished trials (target {target}); nothing to run"
+            + (f" ({waiting} queued trial(s) wait for a larger --trials)." if waiting else ".")
+        )
         return LaunchResult(0, counts, best_of(study, config))
     n = min(workers, remaining)
     threads = threads_per_worker(n)
     deadline = time.time() + timeout if timeout else None
-    echo(f"Starting {n} worker(s) with {threads} thread(s) each for {remaining} more trial(s)"
-         + (f", confirmation re-runs of the best {confirm.settings(study, config)[0]} included."
-            if confirm.settings(study, config)[0] else "."))
+    echo(
+        f"Starting {n} worker(s) with {threads} thread(s) each for {remaining} more trial(s)"
+        + (
+            f", confirmation re-runs of the best {confirm.settings(study, config)[0]} included."
+            if confirm.settings(study, config)[0]
+            else "."
+        )
+    )
     env = {**os.environ, store.ENV_VAR: url, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
     first = _claim_launch(study, storage) * STREAMS_PER_LAUNCH
     streams = iter(range(first + 1, first + STREAMS_PER_LAUNCH))
     progress = Progress(done + remaining, config.name, stream=progress_stream, start_done=done)
 
     def start() -> subprocess.Popen:
-        command = _worker_command(config, target, threads, deadline, config.data, next(streams),
-                                  recycle_after)
+        command = _worker_command(
+            config, target, threads, deadline, config.data, next(streams), recycle_after
+        )
         return start_process(command, env, progress)
 
     def after_stop(procs: list[subprocess.Popen]) -> None:
         _fail_orphans(study, procs)
         store.reap_stale_trials(study)
 
-    code = supervise([], lambda: [start() for _ in range(n)], start, study, progress, echo,
-                     restarts_allowed=2 * n, after_stop=after_stop)
+    code = supervise(
+        [],
+        lambda: [start() for _ in range(n)],
+        start,
+        study,
+        progress,
+        echo,
+        restarts_allowed=2 * n,
+        after_stop=after_stop,
+    )
     counts = backend.counts(study)
     return LaunchResult(code, counts, best_of(study, config))
 
 
-def start_process(command: list[str], env: dict[str, str], progress: Progress,
-                  stdout=None) -> subprocess.Popen:
+def start_process(
+    command: list[str], env: dict[str, str], progress: Progress, stdout=None
+) -> subprocess.Popen:
     """Start a worker process whose stderr is shown above the progress line."""
-    proc = subprocess.Popen(command, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True,
-                            errors="replace")
+    proc = subprocess.Popen(
+        command, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True, errors="replace"
+    )
     threading.Thread(target=_forward_stderr, args=(proc, progress), daemon=True).start()
     return proc
 
@@ -353,15 +435,20 @@ def supervise(
                 notes = _new_results(study, seen)
                 counts = backend.counts(study)
                 best = backend.best_trial(study)
-                progress.update(backend.finished(counts), best.values[0] if best else None,
-                                f"{counts.get('RUNNING', 0)} running", "\n".join(notes))
+                progress.update(
+                    backend.finished(counts),
+                    best.values[0] if best else None,
+                    f"{counts.get('RUNNING', 0)} running",
+                    "\n".join(notes),
+                )
                 error = check() if check is not None else None
                 if error:
                     echo(f"Error: {error}")
                     code = 1
                     break
-                failed = _replace_exited(procs, start_one, study,
-                                         restarts_left=restarts_allowed - restarts)
+                failed = _replace_exited(
+                    procs, start_one, study, restarts_left=restarts_allowed - restarts
+                )
                 if failed is None:
                     break
                 restarts += failed
@@ -376,8 +463,10 @@ def supervise(
                 echo("Stopping workers...")
             if any(p.returncode not in (0, None) for p in procs) and code == 0:
                 code = 1
-                echo("Error: worker processes keep failing (see their messages above); "
-                     "the launch stopped. Fix the cause and run the same command to resume.")
+                echo(
+                    "Error: worker processes keep failing (see their messages above); "
+                    "the launch stopped. Fix the cause and run the same command to resume."
+                )
             stop_processes(procs)
             if after_stop is not None:
                 after_stop(procs)
@@ -418,8 +507,9 @@ def _forward_stderr(proc: subprocess.Popen, out) -> None:
             out.flush()
 
 
-def _replace_exited(procs: list[subprocess.Popen], start: Callable[[], subprocess.Popen], study,
-                    restarts_left: int) -> int | None:
+def _replace_exited(
+    procs: list[subprocess.Popen], start: Callable[[], subprocess.Popen], study, restarts_left: int
+) -> int | None:
     """Replace recycled and crashed workers; return the crashes, or None when the launch must stop.
 
     A crashed worker's running trial is failed and queued again at once, without
@@ -437,9 +527,15 @@ def _replace_exited(procs: list[subprocess.Popen], start: Callable[[], subproces
             return None
         if crashes >= restarts_left:
             return None
-        _log.warning("worker pid %d exited with status %d; starting a replacement", p.pid, p.returncode)
-        print(f"A worker (pid {p.pid}) stopped with status {p.returncode}; its trial is queued again "
-              "and a replacement started.", file=sys.stderr, flush=True)
+        _log.warning(
+            "worker pid %d exited with status %d; starting a replacement", p.pid, p.returncode
+        )
+        print(
+            f"A worker (pid {p.pid}) stopped with status {p.returncode}; its trial is queued again "
+            "and a replacement started.",
+            file=sys.stderr,
+            flush=True,
+        )
         procs[i] = start()
         crashes += 1
     return crashes
@@ -506,15 +602,28 @@ def run_worker(
     if data:
         config = config.with_options(data=data)
     config.validate()
-    dataset = load_dataset(config.dataset, config.data, include_test=False,
-                           val_fraction=config.val_fraction, seed=config.seed)
+    dataset = load_dataset(
+        config.dataset,
+        config.data,
+        include_test=False,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+    )
     check_data(study, dataset)
     search = SearchData.prepare(dataset, config)
     configure_tensorflow(threads)
     study = backend.load_for_worker(config, storage, stream if stream is not None else os.getpid())
     target = target or study.user_attrs.get(TARGET_ATTR) or config.trials
-    worker = backend.Worker(study, storage, config, search, target,
-                            deadline=deadline, max_trials=max_trials, parent=parent)
+    worker = backend.Worker(
+        study,
+        storage,
+        config,
+        search,
+        target,
+        deadline=deadline,
+        max_trials=max_trials,
+        parent=parent,
+    )
     _log.info("worker %s joined study %r", worker.worker, name)
     with WorkerSignals(worker) as signals:
         try:

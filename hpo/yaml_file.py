@@ -33,12 +33,18 @@ class _Loader(yaml.SafeLoader):
         if isinstance(node, yaml.MappingNode):
             seen: set[Any] = set()
             for key_node, _ in node.value:
-                if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                if (
+                    isinstance(key_node, yaml.ScalarNode)
+                    and key_node.tag != "tag:yaml.org,2002:merge"
+                ):
                     key = key_node.value
                     if key in seen:
                         raise yaml.constructor.ConstructorError(
-                            None, None, f"the key {key!r} is written twice in one mapping",
-                            key_node.start_mark)
+                            None,
+                            None,
+                            f"the key {key!r} is written twice in one mapping",
+                            key_node.start_mark,
+                        )
                     seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -67,8 +73,10 @@ def load(path: str | Path, what: str, hint: str = "") -> Any:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
     except RecursionError:
-        raise LimitError(f"{path}: nested more than {MAX_DEPTH} levels deep; a {what} is "
-                         "a few levels of settings") from None
+        raise LimitError(
+            f"{path}: nested more than {MAX_DEPTH} levels deep; a {what} is "
+            "a few levels of settings"
+        ) from None
     finally:
         loader.dispose()
 
@@ -87,8 +95,9 @@ def _read(path: Path, what: str, hint: str) -> str:
     if not stat.S_ISREG(info.st_mode):
         raise ConfigError(f"{path} is not a regular file; a {what} is a YAML file")
     if info.st_size > MAX_BYTES:
-        raise LimitError(f"{path} is {info.st_size:,} bytes; a {what} may be at most "
-                         f"{MAX_BYTES:,} bytes")
+        raise LimitError(
+            f"{path} is {info.st_size:,} bytes; a {what} may be at most {MAX_BYTES:,} bytes"
+        )
     try:
         with open(path, "rb") as handle:
             raw = handle.read(MAX_BYTES + 1)
@@ -116,16 +125,23 @@ def _check_size(path: Path, what: str, root: yaml.Node) -> None:
         if key in sizes:
             return sizes[key]
         if depth > MAX_DEPTH:
-            raise LimitError(f"{path}: nested more than {MAX_DEPTH} levels deep; a {what} is "
-                             "a few levels of settings")
+            raise LimitError(
+                f"{path}: nested more than {MAX_DEPTH} levels deep; a {what} is "
+                "a few levels of settings"
+            )
         if key in open_nodes:
-            raise LimitError(f"{path}: an alias refers to a list or mapping that contains it; "
-                             f"a {what} cannot hold itself")
+            raise LimitError(
+                f"{path}: an alias refers to a list or mapping that contains it; "
+                f"a {what} cannot hold itself"
+            )
         total = 1
         if isinstance(node, (yaml.SequenceNode, yaml.MappingNode)):
             open_nodes.add(key)
-            children = node.value if isinstance(node, yaml.SequenceNode) else \
-                [n for pair in node.value for n in pair]
+            children = (
+                node.value
+                if isinstance(node, yaml.SequenceNode)
+                else [n for pair in node.value for n in pair]
+            )
             for child in children:
                 total += size(child, depth + 1)
                 if total > MAX_NODES:

@@ -10,8 +10,20 @@ from hpo.space import CategoricalParam, Condition, IntParam
 PARAMS = [
     CategoricalParam("conv_blocks", choices=(1, 2, 3), default=2),
     IntParam("filters_1", low=16, high=64, step=16, default=32),
-    IntParam("filters_2", low=32, high=128, step=32, default=64,
-             condition=Condition("conv_blocks", (2, 3))),
-    IntParam("filters_3", low=32, high=128, step=32, default=128,
-             condition=Condition("conv_blocks", (3,))),
+    IntParam(
+        "filters_2",
+        low=32,
+        high=128,
+        step=32,
+        default=64,
+        condition=Condition("conv_blocks", (2, 3)),
+    ),
+    IntParam(
+        "filters_3",
+        low=32,
+        high=128,
+        step=32,
+        default=128,
+        condition=Condition("conv_blocks", (3,)),
+    ),
 ]

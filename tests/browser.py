@@ -9,12 +9,19 @@ from typing import Iterator
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
-_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run"]
+_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 needs_chromium = pytest.mark.skipif(
     not CHROMIUM.exists(),
-    reason="browser tests need Debian's chromium at /usr/bin/chromium (apt-get install chromium)")
+    reason="browser tests need Debian's chromium at /usr/bin/chromium (apt-get install chromium)",
+)
 
 
 @contextlib.contextmanager

@@ -60,5 +60,5 @@ def postgres_url() -> Iterator[str]:
 
 @pytest.fixture(params=["postgresql", "mariadb"])
 def server_url(request) -> Iterator[str]:
-    with (postgres_database() if request.param == "postgresql" else mysql_database()) as url:
+    with postgres_database() if request.param == "postgresql" else mysql_database() as url:
         yield url

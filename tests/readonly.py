@@ -25,8 +25,9 @@ NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 @contextmanager
 def read_only(path: Path) -> Iterator[str]:
     """``path`` (a file or a folder) read-only for every process, root included; yields how."""
-    mounted = subprocess.run(["mount", "--bind", "-o", "ro", str(path), str(path)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "--bind", "-o", "ro", str(path), str(path)], capture_output=True, text=True
+    )
     if mounted.returncode == 0:
         try:
             yield "read-only bind mount"
@@ -36,8 +37,10 @@ def read_only(path: Path) -> Iterator[str]:
         return
     frozen = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
     if frozen.returncode != 0:
-        pytest.skip(f"cannot make {path} read-only for root here: mount said "
-                    f"{mounted.stderr.strip()!r}, chattr said {frozen.stderr.strip()!r}")
+        pytest.skip(
+            f"cannot make {path} read-only for root here: mount said "
+            f"{mounted.stderr.strip()!r}, chattr said {frozen.stderr.strip()!r}"
+        )
     try:
         yield "chattr +i"
     finally:
@@ -50,8 +53,9 @@ def nobody_can_run() -> str | None:
         return "the tests do not run as root, so they cannot switch to another user"
     if shutil.which("setpriv") is None:
         return "setpriv (util-linux) is not installed"
-    probe = subprocess.run([*NOBODY, sys.executable, "-c", "import hpo"], capture_output=True,
-                           text=True)
+    probe = subprocess.run(
+        [*NOBODY, sys.executable, "-c", "import hpo"], capture_output=True, text=True
+    )
     if probe.returncode != 0:
         return f"the user nobody cannot run this Python: {probe.stderr.strip()[-200:]}"
     return None

@@ -20,20 +20,36 @@ def hpo_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_hpo(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None,
-            user: list[str] | tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+def run_hpo(
+    *args: str,
+    cwd: Path,
+    timeout: float = 300,
+    env: dict | None = None,
+    user: list[str] | tuple[str, ...] = (),
+) -> subprocess.CompletedProcess:
     """``hpo ARGS`` in a new process; ``user`` prefixes a command that switches user (setpriv)."""
     return subprocess.run(
-        [*user, sys.executable, "-m", "hpo", *args], cwd=cwd, capture_output=True, text=True,
-        timeout=timeout, env=env or hpo_env(),
+        [*user, sys.executable, "-m", "hpo", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env or hpo_env(),
     )
 
 
-def start_hpo(*args: str, cwd: Path, env: dict | None = None, new_session: bool = False) -> subprocess.Popen:
+def start_hpo(
+    *args: str, cwd: Path, env: dict | None = None, new_session: bool = False
+) -> subprocess.Popen:
     """Start ``hpo`` in the background; ``new_session`` gives it its own process group, as a shell does."""
     return subprocess.Popen(
-        [sys.executable, "-m", "hpo", *args], cwd=cwd, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, env=env or hpo_env(), start_new_session=new_session,
+        [sys.executable, "-m", "hpo", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env or hpo_env(),
+        start_new_session=new_session,
     )
 
 
@@ -91,7 +107,9 @@ def assert_stopped_cleanly(proc: subprocess.Popen, code: int, stderr: str, pids:
     assert not [pid for pid in pids if alive(pid)], "processes outlived the launch"
 
 
-def run_main(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_main(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run ``hpo`` in this process (``hpo.cli.main``, as the console script does), for the many
     commands that end before any worker or TensorFlow starts; quicker than a new interpreter."""
     import contextlib

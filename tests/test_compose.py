@@ -38,19 +38,34 @@ def command(service: str) -> list[str]:
 def test_compose_file_has_the_services_and_they_agree():
     assert {"postgres", "create-study", "worker", "dashboard"} <= set(SERVICES)
     pg = SERVICES["postgres"]
-    assert any(v.endswith(":/var/lib/postgresql/data") for v in pg["volumes"]) and "pgdata" in COMPOSE["volumes"]
+    assert (
+        any(v.endswith(":/var/lib/postgresql/data") for v in pg["volumes"])
+        and "pgdata" in COMPOSE["volumes"]
+    )
     url = make_url(SERVICES["worker"]["environment"]["HPO_STORAGE"])
     env = pg["environment"]
     assert (url.host, url.username, url.password, url.database) == (
-        "postgres", env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], env["POSTGRES_DB"])
+        "postgres",
+        env["POSTGRES_USER"],
+        env["POSTGRES_PASSWORD"],
+        env["POSTGRES_DB"],
+    )
     for name in ("create-study", "worker", "dashboard"):
-        assert SERVICES[name]["environment"]["HPO_STORAGE"] == str(url.render_as_string(hide_password=False))
+        assert SERVICES[name]["environment"]["HPO_STORAGE"] == str(
+            url.render_as_string(hide_password=False)
+        )
     worker = SERVICES["worker"]
-    assert "container_name" not in worker and "ports" not in worker  # so that --scale worker=N works
+    assert (
+        "container_name" not in worker and "ports" not in worker
+    )  # so that --scale worker=N works
     assert worker["depends_on"]["create-study"]["condition"] == "service_completed_successfully"
     assert all(p.startswith("127.0.0.1:") for p in SERVICES["dashboard"]["ports"])
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert "COPY hpo" in dockerfile and "COPY search_spaces" in dockerfile and "pip install ." in dockerfile
+    assert (
+        "COPY hpo" in dockerfile
+        and "COPY search_spaces" in dockerfile
+        and "pip install ." in dockerfile
+    )
 
 
 def _free_port() -> int:
@@ -64,13 +79,16 @@ def test_each_service_command_runs_against_postgresql(tmp_path, postgres_url):
     import subprocess
 
     env = hpo_env(HPO_STORAGE=postgres_url)
-    created = subprocess.run(command("create-study"), cwd=tmp_path, env=env, capture_output=True, text=True,
-                             timeout=120)
+    created = subprocess.run(
+        command("create-study"), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     assert created.returncode == 0, created.stderr
     study = optuna.load_study(study_name="digits-cnn", storage=postgres_url)
     assert study.user_attrs["hpo_target"] == int(_expand("${HPO_TRIALS:-60}"))
 
-    worker = subprocess.Popen(command("worker"), cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    worker = subprocess.Popen(
+        command("worker"), cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -90,14 +108,18 @@ def test_each_service_command_runs_against_postgresql(tmp_path, postgres_url):
 
     dash_cmd = command("dashboard")
     port = _free_port()
-    dash_cmd[dash_cmd.index("--port") + 1] = str(port)  # the container's port 8080 may be taken here
+    dash_cmd[dash_cmd.index("--port") + 1] = str(
+        port
+    )  # the container's port 8080 may be taken here
     dashboard = subprocess.Popen(dash_cmd, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
     try:
         body = None
         deadline = time.monotonic() + 60
         while body is None and time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as resp:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/api/studies", timeout=5
+                ) as resp:
                     body = json.loads(resp.read())
             except OSError:
                 time.sleep(0.5)

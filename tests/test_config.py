@@ -31,24 +31,45 @@ def test_yaml_study_file(tmp_path):
         "seed: 7\n"
     )
     config = load_yaml(path)
-    assert (config.name, config.dataset, config.model, config.epochs, config.seed) == ("my-digits", "digits", "cnn", 4, 7)
+    assert (config.name, config.dataset, config.model, config.epochs, config.seed) == (
+        "my-digits",
+        "digits",
+        "cnn",
+        4,
+        7,
+    )
     space = config.validate()
     assert space["filters_1"].high == 32 and space["conv_blocks"].values() == [2]
     assert "filters_3" not in space
     assert StudyConfig.from_dict(config.to_dict()) == config
 
 
-@pytest.mark.parametrize("text, message", [
-    ("name: [unclosed\n", "not valid YAML at line"),
-    ("- just\n- a list\n", "expected a mapping"),
-    ("name: x\ndataset: digits\nmodel: cnn\n", "missing key.*search_space"),
-    ("name: x\ndataset: digits\nmodel: cnn\nsearch_space: [dropout]\ncolour: red\n", "unknown key.*colour"),
-    ("name: x\ndataset: cifar\nmodel: cnn\nsearch_space: [dropout]\n", "unknown dataset 'cifar'"),
-    ("name: x\ndataset: digits\nmodel: cnn\nsearch_space: [dropout]\nepochs: many\n", "epochs must be an integer"),
-    ("name: x\ndataset: digits\nmodel: cnn\nsearch_space: dropout\n", "must be a list"),
-    ("name: 'bad name!'\ndataset: digits\nmodel: cnn\nsearch_space: [dropout]\n", "study name"),
-    ("name: x\ndataset: digits\nmodel: cnn\nsearch_space: [dropout]\nsampler: magic\n", "unknown sampler"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("name: [unclosed\n", "not valid YAML at line"),
+        ("- just\n- a list\n", "expected a mapping"),
+        ("name: x\ndataset: digits\nmodel: cnn\n", "missing key.*search_space"),
+        (
+            "name: x\ndataset: digits\nmodel: cnn\nsearch_space: [dropout]\ncolour: red\n",
+            "unknown key.*colour",
+        ),
+        (
+            "name: x\ndataset: cifar\nmodel: cnn\nsearch_space: [dropout]\n",
+            "unknown dataset 'cifar'",
+        ),
+        (
+            "name: x\ndataset: digits\nmodel: cnn\nsearch_space: [dropout]\nepochs: many\n",
+            "epochs must be an integer",
+        ),
+        ("name: x\ndataset: digits\nmodel: cnn\nsearch_space: dropout\n", "must be a list"),
+        ("name: 'bad name!'\ndataset: digits\nmodel: cnn\nsearch_space: [dropout]\n", "study name"),
+        (
+            "name: x\ndataset: digits\nmodel: cnn\nsearch_space: [dropout]\nsampler: magic\n",
+            "unknown sampler",
+        ),
+    ],
+)
 def test_bad_study_files_say_what_is_wrong(tmp_path, text, message):
     path = tmp_path / "study.yaml"
     path.write_text(text)
@@ -56,14 +77,19 @@ def test_bad_study_files_say_what_is_wrong(tmp_path, text, message):
         load_yaml(path)
 
 
-@pytest.mark.parametrize("overrides, error, message", [
-    ({"filters_1": {"low": 64, "high": 16}}, SpaceError, "must be below high"),
-    ({"nonexistent": 3}, ConfigError, "no module of the search space defines"),
-    ({"conv_blocks": {"choices": [4, 5]}}, ConfigError, "at most 3"),
-    ({"conv_blocks": [4, 5]}, SpaceError, r"4 is not one of its choices \(1, 2, 3\)"),
-])
+@pytest.mark.parametrize(
+    "overrides, error, message",
+    [
+        ({"filters_1": {"low": 64, "high": 16}}, SpaceError, "must be below high"),
+        ({"nonexistent": 3}, ConfigError, "no module of the search space defines"),
+        ({"conv_blocks": {"choices": [4, 5]}}, ConfigError, "at most 3"),
+        ({"conv_blocks": [4, 5]}, SpaceError, r"4 is not one of its choices \(1, 2, 3\)"),
+    ],
+)
 def test_impossible_search_spaces_are_errors(overrides, error, message):
-    config = StudyConfig(name="x", dataset="digits", model="cnn", search_space=("filters",), overrides=overrides)
+    config = StudyConfig(
+        name="x", dataset="digits", model="cnn", search_space=("filters",), overrides=overrides
+    )
     with pytest.raises(error, match=message):
         config.validate()
 
@@ -80,7 +106,9 @@ def test_unknown_study_lists_the_builtins():
 
 def test_exponents_without_a_dot_are_numbers(tmp_path):
     path = tmp_path / "study.yaml"
-    path.write_text("name: x\nextends: digits-cnn\noverrides:\n  learning_rate: {low: 1e-4, high: 5e-3}\n")
+    path.write_text(
+        "name: x\nextends: digits-cnn\noverrides:\n  learning_rate: {low: 1e-4, high: 5e-3}\n"
+    )
     space = load_yaml(path).validate()
     assert (space["learning_rate"].low, space["learning_rate"].high) == (1e-4, 5e-3)
 
@@ -94,56 +122,94 @@ KIND_CASES = {
     "activation list": ({"activation": ["relu", "mish"]}, "'mish' is not one of its choices"),
     "batch norm as text": ({"batch_norm": "yes"}, "'yes' is not one of its choices"),
     "empty override": ({"dropout": None}, "override of 'dropout' is empty"),
-    "batch size 0 as choices": ({"batch_size": {"choices": [0, 32]}},
-                                "'batch_size' must be a whole number from 1 to 65536, but the "
-                                "search space allows 0"),
-    "unknown activation as choices": ({"activation": {"choices": ["relu", "swishy"]}},
-                                      "'activation' must be one of relu, leaky_relu"),
-    "dropout up to 1": ({"dropout": {"high": 1.0}}, r"'dropout' must be a number from 0 to below 1"),
+    "batch size 0 as choices": (
+        {"batch_size": {"choices": [0, 32]}},
+        "'batch_size' must be a whole number from 1 to 65536, but the search space allows 0",
+    ),
+    "unknown activation as choices": (
+        {"activation": {"choices": ["relu", "swishy"]}},
+        "'activation' must be one of relu, leaky_relu",
+    ),
+    "dropout up to 1": (
+        {"dropout": {"high": 1.0}},
+        r"'dropout' must be a number from 0 to below 1",
+    ),
     "no filters": ({"filters_1": {"low": 0, "high": 16}}, "'filters_1' must be a whole number"),
-    "leaky slope 2": ({"leaky_alpha": {"high": 2.0}}, "'leaky_alpha' must be a number between 0 and 1"),
-    "negative learning rate": ({"learning_rate": {"low": -1.0, "high": 0.1, "log": False}},
-                               "'learning_rate' must be a number above 0"),
-    "unknown optimizer": ({"optimizer": {"choices": ["adam", "lbfgs"]}}, "'optimizer' must be one of"),
+    "leaky slope 2": (
+        {"leaky_alpha": {"high": 2.0}},
+        "'leaky_alpha' must be a number between 0 and 1",
+    ),
+    "negative learning rate": (
+        {"learning_rate": {"low": -1.0, "high": 0.1, "log": False}},
+        "'learning_rate' must be a number above 0",
+    ),
+    "unknown optimizer": (
+        {"optimizer": {"choices": ["adam", "lbfgs"]}},
+        "'optimizer' must be one of",
+    ),
     "no epochs": ({"epochs": {"low": 0, "high": 5}}, "'epochs' must be a whole number from 1"),
     "bool kernel": ({"kernel_size": {"choices": [True]}}, "'kernel_size' must be a whole number"),
-    "grid of a billion": ({"filters_1": {"low": 1, "high": 1_000_000_000, "step": 1}},
-                          "'filters_1' must be a whole number from 1 to 2048"),
+    "grid of a billion": (
+        {"filters_1": {"low": 1, "high": 1_000_000_000, "step": 1}},
+        "'filters_1' must be a whole number from 1 to 2048",
+    ),
 }
-_KIND_SPACE = ("filters", "kernel_size", "activation", "batch_norm", "dropout", "learning_rate",
-               "batch_size", "optimizer", "epochs")
+_KIND_SPACE = (
+    "filters",
+    "kernel_size",
+    "activation",
+    "batch_norm",
+    "dropout",
+    "learning_rate",
+    "batch_size",
+    "optimizer",
+    "epochs",
+)
 
 
 @pytest.mark.parametrize("case", KIND_CASES)
 def test_values_no_model_can_use_are_refused_before_any_study(case):
     overrides, message = KIND_CASES[case]
-    config = StudyConfig(name="x", dataset="digits", model="cnn", search_space=_KIND_SPACE,
-                         overrides=overrides)
+    config = StudyConfig(
+        name="x", dataset="digits", model="cnn", search_space=_KIND_SPACE, overrides=overrides
+    )
     with pytest.raises((ConfigError, SpaceError), match=message):
         config.validate()
 
 
 def test_narrowing_and_explicit_new_choices_are_fine():
-    config = StudyConfig(name="x", dataset="digits", model="cnn", search_space=_KIND_SPACE,
-                         overrides={"kernel_size": 5, "batch_size": [32, 64],
-                                    "activation": {"choices": ["selu", "gelu"]},
-                                    "dropout": {"high": 0.9}})
+    config = StudyConfig(
+        name="x",
+        dataset="digits",
+        model="cnn",
+        search_space=_KIND_SPACE,
+        overrides={
+            "kernel_size": 5,
+            "batch_size": [32, 64],
+            "activation": {"choices": ["selu", "gelu"]},
+            "dropout": {"high": 0.9},
+        },
+    )
     space = config.validate()
     assert space["kernel_size"].choices == (5,) and space["activation"].choices == ("selu", "gelu")
 
 
 def test_a_user_module_that_allows_an_unusable_value(tmp_path):
     module = tmp_path / "acts.py"
-    module.write_text("from hpo.space import CategoricalParam\n"
-                      "PARAMS = [CategoricalParam('activation', choices=('relu', 'mish'))]\n")
+    module.write_text(
+        "from hpo.space import CategoricalParam\n"
+        "PARAMS = [CategoricalParam('activation', choices=('relu', 'mish'))]\n"
+    )
     config = StudyConfig(name="x", dataset="digits", model="cnn", search_space=(str(module),))
     with pytest.raises(ConfigError, match="'activation' must be one of .* allows 'mish'"):
         config.validate()
 
 
 SETTING_CASES = {
-    "cmaes for two objectives": ({"sampler": "cmaes", "objective": "accuracy,params"},
-                                 "the cmaes sampler optimizes one objective"),
+    "cmaes for two objectives": (
+        {"sampler": "cmaes", "objective": "accuracy,params"},
+        "the cmaes sampler optimizes one objective",
+    ),
     "seed too large": ({"seed": 2**31}, "seed must be an integer from 0 to 2147483647"),
     "description not text": ({"description": ["a", "b"]}, "description must be text"),
     "data not a path": ({"data": 12, "dataset": "arrays"}, "data must be a file path"),
@@ -156,16 +222,26 @@ SETTING_CASES = {
 def test_settings_that_would_fail_in_every_worker(case):
     changes, message = SETTING_CASES[case]
     with pytest.raises(ConfigError, match=message):
-        StudyConfig(**{"name": "x", "dataset": "digits", "model": "cnn",
-                       "search_space": ("dropout",), **changes}).validate()
+        StudyConfig(
+            **{
+                "name": "x",
+                "dataset": "digits",
+                "model": "cnn",
+                "search_space": ("dropout",),
+                **changes,
+            }
+        ).validate()
 
 
-@pytest.mark.parametrize("text, message", [
-    ("name: x\nextends: [digits-cnn]\n", "extends must name a built-in study"),
-    ("name: x\nextends: digits-cnn\noverrides: [1, 2]\n", "overrides must be a mapping"),
-    ("name: [" + ", ".join(map(str, range(5000))) + "]\nextends: digits-cnn\n", "is not valid"),
-    ("name: x\nextends: digits-cnn\noverrides: {kernel_size: 4}\n", "study.yaml: override of"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("name: x\nextends: [digits-cnn]\n", "extends must name a built-in study"),
+        ("name: x\nextends: digits-cnn\noverrides: [1, 2]\n", "overrides must be a mapping"),
+        ("name: [" + ", ".join(map(str, range(5000))) + "]\nextends: digits-cnn\n", "is not valid"),
+        ("name: x\nextends: digits-cnn\noverrides: {kernel_size: 4}\n", "study.yaml: override of"),
+    ],
+)
 def test_study_file_errors_name_the_file_and_stay_short(tmp_path, text, message):
     path = tmp_path / "study.yaml"
     path.write_text(text)

@@ -38,14 +38,19 @@ def load_url(url: str, name: str = "digits-cnn") -> optuna.Study:
 
 def test_configurations_with_several_runs_rank_first_by_their_mean(tmp_path: Path) -> None:
     lucky, steady = other_params(filters_1=16), other_params(filters_1=48)
-    url = make_study(tmp_path, [
-        trial(lucky, 0.99),  # 0: the luckiest single run ...
-        rerun(0, 0.95, params=lucky), rerun(0, 0.96, params=lucky),  # ... was luck
-        trial(steady, 0.98),  # 3
-        rerun(3, 0.98, params=steady), rerun(3, 0.975, params=steady),
-        trial(GOOD_PARAMS, 0.985),  # 6: never confirmed
-        trial(other_params(dropout=0.2), None, TrialState.PRUNED),
-    ])
+    url = make_study(
+        tmp_path,
+        [
+            trial(lucky, 0.99),  # 0: the luckiest single run ...
+            rerun(0, 0.95, params=lucky),
+            rerun(0, 0.96, params=lucky),  # ... was luck
+            trial(steady, 0.98),  # 3
+            rerun(3, 0.98, params=steady),
+            rerun(3, 0.975, params=steady),
+            trial(GOOD_PARAMS, 0.985),  # 6: never confirmed
+            trial(other_params(dropout=0.2), None, TrialState.PRUNED),
+        ],
+    )
     ranked = confirm.candidates(load_url(url).trials)
     assert [c.trial.number for c in ranked] == [3, 0, 6]
     assert ranked[0].runs == 3 and ranked[0].mean == pytest.approx((0.98 + 0.98 + 0.975) / 3)
@@ -67,12 +72,15 @@ def test_configurations_with_several_runs_rank_first_by_their_mean(tmp_path: Pat
 
 
 def test_the_plan_takes_the_best_single_runs_and_counts_what_is_queued(tmp_path: Path) -> None:
-    url = make_study(tmp_path, [
-        trial(other_params(filters_1=16), 0.90),  # 0
-        trial(other_params(filters_1=48), 0.97),  # 1
-        trial(GOOD_PARAMS, 0.96),  # 2
-        rerun(1, None, TrialState.WAITING, params=other_params(filters_1=48)),
-    ])
+    url = make_study(
+        tmp_path,
+        [
+            trial(other_params(filters_1=16), 0.90),  # 0
+            trial(other_params(filters_1=48), 0.97),  # 1
+            trial(GOOD_PARAMS, 0.96),  # 2
+            rerun(1, None, TrialState.WAITING, params=other_params(filters_1=48)),
+        ],
+    )
     trials = load_url(url).trials
     plan = confirm.missing(trials, top=2, seeds=3)
     assert [(t.number, n) for t, n in plan] == [(1, 1), (2, 2)]
@@ -82,9 +90,13 @@ def test_the_plan_takes_the_best_single_runs_and_counts_what_is_queued(tmp_path:
     assert confirm.enqueue(study, plan) == 3
     waiting = [t for t in study.get_trials() if t.state == TrialState.WAITING]
     assert sorted(t.user_attrs[confirm.CONFIRM_ATTR] for t in waiting) == [1, 1, 2, 2]
-    queued = [t for t in waiting if t.number > 3]  # an enqueued trial takes its parameters when it starts
-    assert all(t.system_attrs["fixed_params"] == study.trials[t.user_attrs[confirm.CONFIRM_ATTR]].params
-               for t in queued)
+    queued = [
+        t for t in waiting if t.number > 3
+    ]  # an enqueued trial takes its parameters when it starts
+    assert all(
+        t.system_attrs["fixed_params"] == study.trials[t.user_attrs[confirm.CONFIRM_ATTR]].params
+        for t in queued
+    )
     assert confirm.missing(study.get_trials(), top=2, seeds=3) == []
 
 
@@ -92,14 +104,23 @@ def test_a_configuration_whose_reruns_keep_failing_gets_a_few_attempts(tmp_path:
     url = make_study(tmp_path, [trial(GOOD_PARAMS, 0.97)] + [rerun(0, None, TrialState.FAIL)] * 3)
     assert [(t.number, n) for t, n in confirm.missing(load_url(url).trials, 1, 3)] == [(0, 1)]
     (tmp_path / "more").mkdir()
-    url = make_study(tmp_path / "more", [trial(GOOD_PARAMS, 0.97)]
-                     + [rerun(0, None, TrialState.FAIL)] * 4)
+    url = make_study(
+        tmp_path / "more", [trial(GOOD_PARAMS, 0.97)] + [rerun(0, None, TrialState.FAIL)] * 4
+    )
     assert confirm.missing(load_url(url).trials, 1, 3) == []
 
 
-def test_reruns_do_not_count_toward_the_search_total_and_wait_for_the_search(tmp_path: Path) -> None:
-    url = make_study(tmp_path, [trial(other_params(filters_1=16), 0.9), trial(GOOD_PARAMS, 0.97),
-                                trial(other_params(dropout=0.3), None, TrialState.RUNNING)])
+def test_reruns_do_not_count_toward_the_search_total_and_wait_for_the_search(
+    tmp_path: Path,
+) -> None:
+    url = make_study(
+        tmp_path,
+        [
+            trial(other_params(filters_1=16), 0.9),
+            trial(GOOD_PARAMS, 0.97),
+            trial(other_params(dropout=0.3), None, TrialState.RUNNING),
+        ],
+    )
     storage = store.open_storage(url)
     config = builtin("digits-cnn")
     study = load_for_worker(config, storage, stream=1)
@@ -117,9 +138,24 @@ def test_reruns_do_not_count_toward_the_search_total_and_wait_for_the_search(tmp
 
 
 @pytest.mark.slow
-def test_a_launch_confirms_its_best_configurations_and_resuming_adds_nothing(tmp_path: Path) -> None:
-    args = ("launch", "--workers", "2", "--trials", "4", "--epochs", "2", "--pruner", "none",
-            "--confirm-top", "2", "--confirm-seeds", "2")
+def test_a_launch_confirms_its_best_configurations_and_resuming_adds_nothing(
+    tmp_path: Path,
+) -> None:
+    args = (
+        "launch",
+        "--workers",
+        "2",
+        "--trials",
+        "4",
+        "--epochs",
+        "2",
+        "--pruner",
+        "none",
+        "--confirm-top",
+        "2",
+        "--confirm-seeds",
+        "2",
+    )
     result = run_hpo(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "confirmation re-runs of the best 2 included" in result.stderr
@@ -129,9 +165,12 @@ def test_a_launch_confirms_its_best_configurations_and_resuming_adds_nothing(tmp
     assert len(search) == 4 and len(reruns) == 2
     assert search[0].user_attrs["enqueued"] == "defaults"  # the recipe runs first
     assert search[0].params == builtin("digits-cnn").validate().defaults()
-    top = sorted((t for t in search if t.state == TrialState.COMPLETE),
-                 key=lambda t: (-t.value, t.number))[:2]
-    assert sorted(t.user_attrs[confirm.CONFIRM_ATTR] for t in reruns) == sorted(t.number for t in top)
+    top = sorted(
+        (t for t in search if t.state == TrialState.COMPLETE), key=lambda t: (-t.value, t.number)
+    )[:2]
+    assert sorted(t.user_attrs[confirm.CONFIRM_ATTR] for t in reruns) == sorted(
+        t.number for t in top
+    )
     for t in reruns:
         original = study.trials[t.user_attrs[confirm.CONFIRM_ATTR]]
         assert t.state == TrialState.COMPLETE and t.params == original.params
@@ -144,8 +183,18 @@ def test_a_launch_confirms_its_best_configurations_and_resuming_adds_nothing(tmp
     assert again.returncode == 0 and "nothing to run" in again.stderr
     assert len(load(tmp_path).trials) == 6
 
-    more = run_hpo("confirm", "--study", "digits-cnn", "--top", "2", "--seeds", "3", "--workers", "2",
-                   cwd=tmp_path)
+    more = run_hpo(
+        "confirm",
+        "--study",
+        "digits-cnn",
+        "--top",
+        "2",
+        "--seeds",
+        "3",
+        "--workers",
+        "2",
+        cwd=tmp_path,
+    )
     assert more.returncode == 0, more.stderr
     reruns = [t for t in load(tmp_path).trials if confirm.CONFIRM_ATTR in t.user_attrs]
     assert len(reruns) == 4 and all(t.state == TrialState.COMPLETE for t in reruns)
@@ -153,18 +202,48 @@ def test_a_launch_confirms_its_best_configurations_and_resuming_adds_nothing(tmp
 
 
 @pytest.mark.slow
-def test_a_worker_killed_during_a_rerun_leaves_it_queued_again_and_confirmed(tmp_path: Path) -> None:
-    assert run_hpo("launch", "--workers", "1", "--trials", "2", "--epochs", "1", "--pruner", "none",
-                   "--confirm-top", "0", cwd=tmp_path).returncode == 0
-    proc = start_hpo("confirm", "--study", "digits-cnn", "--top", "1", "--seeds", "2",
-                     "--workers", "1", cwd=tmp_path)
+def test_a_worker_killed_during_a_rerun_leaves_it_queued_again_and_confirmed(
+    tmp_path: Path,
+) -> None:
+    assert (
+        run_hpo(
+            "launch",
+            "--workers",
+            "1",
+            "--trials",
+            "2",
+            "--epochs",
+            "1",
+            "--pruner",
+            "none",
+            "--confirm-top",
+            "0",
+            cwd=tmp_path,
+        ).returncode
+        == 0
+    )
+    proc = start_hpo(
+        "confirm",
+        "--study",
+        "digits-cnn",
+        "--top",
+        "1",
+        "--seeds",
+        "2",
+        "--workers",
+        "1",
+        cwd=tmp_path,
+    )
     try:
         victim, killed, deadline = None, None, time.monotonic() + 120
         while killed is None and time.monotonic() < deadline:
             for pid in children(proc.pid):
                 worker = f"{socket.gethostname()}:{pid}"
                 for t in load(tmp_path).get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                    if t.user_attrs.get("worker") == worker and confirm.CONFIRM_ATTR in t.user_attrs:
+                    if (
+                        t.user_attrs.get("worker") == worker
+                        and confirm.CONFIRM_ATTR in t.user_attrs
+                    ):
                         victim, killed = pid, t
             time.sleep(0.1)
         assert killed is not None, "no re-run started"

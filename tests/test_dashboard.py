@@ -42,8 +42,9 @@ def study_names(port: int) -> list[str]:
 def start(args: list[str], cwd: Path) -> subprocess.Popen:
     """``python -m hpo ARGS``, its output in files so that a long run never fills a pipe."""
     with open(cwd / "stdout.txt", "w") as out, open(cwd / "stderr.txt", "w") as err:
-        return subprocess.Popen([sys.executable, "-m", "hpo", *args], cwd=cwd, env=hpo_env(),
-                                stdout=out, stderr=err)
+        return subprocess.Popen(
+            [sys.executable, "-m", "hpo", *args], cwd=cwd, env=hpo_env(), stdout=out, stderr=err
+        )
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -85,8 +86,24 @@ class Launched:
 def launched(tmp_path_factory) -> Iterator[Launched]:
     cwd = tmp_path_factory.mktemp("launch")
     port = free_port()
-    proc = start(["launch", "--study", "digits-cnn", "--workers", "1", "--trials", str(TRIALS),
-                  "--epochs", "2", *PLAIN, "--dashboard", "--dashboard-port", str(port)], cwd)
+    proc = start(
+        [
+            "launch",
+            "--study",
+            "digits-cnn",
+            "--workers",
+            "1",
+            "--trials",
+            str(TRIALS),
+            "--epochs",
+            "2",
+            *PLAIN,
+            "--dashboard",
+            "--dashboard-port",
+            str(port),
+        ],
+        cwd,
+    )
     answers = []
     try:
         while proc.poll() is None:
@@ -102,8 +119,15 @@ def launched(tmp_path_factory) -> Iterator[Launched]:
         refused = False
     except OSError:
         refused = True
-    yield Launched(cwd, f"sqlite:///{cwd / 'studies.db'}", port, proc.returncode,
-                   (cwd / "stderr.txt").read_text(), answers, refused)
+    yield Launched(
+        cwd,
+        f"sqlite:///{cwd / 'studies.db'}",
+        port,
+        proc.returncode,
+        (cwd / "stderr.txt").read_text(),
+        answers,
+        refused,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -145,8 +169,11 @@ def test_chromium_shows_the_study_and_its_history_plot(launched, dashboard, tmp_
         link.wait_for(timeout=60_000)
         link.click()
         page.wait_for_url("**/dashboard/studies/1", timeout=30_000)
-        history = page.locator(".js-plotly-plot").filter(
-            has=page.locator("text.ytitle", has_text="validation accuracy")).first
+        history = (
+            page.locator(".js-plotly-plot")
+            .filter(has=page.locator("text.ytitle", has_text="validation accuracy"))
+            .first
+        )
         history.locator("svg .scatterlayer .point").nth(TRIALS - 1).wait_for(timeout=60_000)
         assert history.locator("svg .scatterlayer .point").count() >= TRIALS
         assert page.get_by_text("validation accuracy").first.is_visible()

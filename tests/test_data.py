@@ -35,8 +35,10 @@ def _labels(n: int) -> np.ndarray:
 def _arrays(n_train: int = 100, n_test: int = 20, side: int = 12, val: int = 0, upper: bool = True):
     x = "X" if upper else "x"
     out = {
-        f"{x}_train": _images(n_train, side, 1), "y_train": _labels(n_train),
-        f"{x}_test": _images(n_test, side, 2), "y_test": _labels(n_test),
+        f"{x}_train": _images(n_train, side, 1),
+        "y_train": _labels(n_train),
+        f"{x}_test": _images(n_test, side, 2),
+        "y_test": _labels(n_test),
     }
     if val:
         out[f"{x}_val"] = _images(val, side, 3)
@@ -85,8 +87,11 @@ def test_digits_split_sizes_shapes_and_range(digits: Dataset) -> None:
     assert digits.x_train.shape == (1077, 8, 8, 1)
     assert digits.input_shape == (8, 8, 1)
     assert digits.n_classes == 10
-    for x, y in [(digits.x_train, digits.y_train), (digits.x_val, digits.y_val),
-                 (digits.x_test, digits.y_test)]:
+    for x, y in [
+        (digits.x_train, digits.y_train),
+        (digits.x_val, digits.y_val),
+        (digits.x_test, digits.y_test),
+    ]:
         assert x.dtype == np.float32 and y.dtype == np.int64
         assert x.min() >= 0.0 and x.max() <= 1.0
         assert set(np.unique(y)) == set(range(10))  # stratified: every class in every split
@@ -359,8 +364,11 @@ def test_svhn_maps_ten_but_not_eleven(tmp_path: Path) -> None:
         load_dataset("arrays", path)
     assert set(load_dataset("svhn", path).y_train.tolist()) == {0, 3}
     eleven = _broken(tmp_path, y_train=np.where(np.arange(100) % 2, 11, 3).astype(np.uint8))
-    with pytest.raises(DataError, match=r"outside 0-10 \(11\); labels must be the digits 0-9 "
-                                        r"\(or 10, read as 0, in an SVHN file\)"):
+    with pytest.raises(
+        DataError,
+        match=r"outside 0-10 \(11\); labels must be the digits 0-9 "
+        r"\(or 10, read as 0, in an SVHN file\)",
+    ):
         load_dataset("svhn", eleven)
 
 
@@ -416,8 +424,9 @@ def test_an_unreadable_data_file_says_permission_not_download(shared_tmp: Path) 
         pytest.skip(nobody_can_run())
     path = write_h5(shared_tmp / "data.h5", _arrays())
     path.chmod(0o000)
-    (shared_tmp / "study.yaml").write_text("name: x\ndataset: arrays\ndata: data.h5\nmodel: cnn\n"
-                                           "search_space: [learning_rate]\n")
+    (shared_tmp / "study.yaml").write_text(
+        "name: x\ndataset: arrays\ndata: data.h5\nmodel: cnn\nsearch_space: [learning_rate]\n"
+    )
     result = run_hpo("create", "--config", "study.yaml", cwd=shared_tmp, user=NOBODY, timeout=60)
     assert result.returncode == 2
     line = error_line(result)

@@ -49,9 +49,15 @@ def test_delete_without_a_terminal_asks_for_yes_and_changes_nothing(tmp_path):
 def _answer(tmp_path: Path, answer: str) -> str:
     """Run `hpo delete` on a terminal (a pseudo-terminal) and answer its question."""
     leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "hpo", "delete", "--study", "digits-cnn"],
-                            cwd=tmp_path, stdin=follower, stdout=follower, stderr=follower,
-                            env=hpo_env(), close_fds=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hpo", "delete", "--study", "digits-cnn"],
+        cwd=tmp_path,
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        env=hpo_env(),
+        close_fds=True,
+    )
     os.close(follower)
     shown = b""
     deadline = time.monotonic() + 60
@@ -96,7 +102,9 @@ def test_delete_refuses_a_study_whose_workers_are_running(tmp_path):
     before = file_digest(tmp_path / "studies.db")
     result = run_main("delete", "--study", "digits-cnn", "--yes", cwd=tmp_path)
     assert result.returncode == 2
-    assert "has 1 trial(s) running in live workers (host:4242): stop them first" in error_line(result)
+    assert "has 1 trial(s) running in live workers (host:4242): stop them first" in error_line(
+        result
+    )
     assert file_digest(tmp_path / "studies.db") == before
 
 

@@ -26,11 +26,17 @@ def test_echoed_values_are_cut_to_a_readable_size():
 
 USAGE_ERRORS = {
     "unknown option": (["launch", "--bogus"], "No such option '--bogus'. Try 'hpo launch --help'."),
-    "not an integer": (["launch", "--workers", "x"], "Invalid value for '--workers': 'x' is not a valid integer"),
+    "not an integer": (
+        ["launch", "--workers", "x"],
+        "Invalid value for '--workers': 'x' is not a valid integer",
+    ),
     "unknown command": (["lanuch"], "No such command 'lanuch'"),
     "missing option": (["status"], "Missing option '--study'"),
     "bad choice": (["launch", "--sampler", "magic"], "Invalid value for '--sampler'"),
-    "below a range": (["launch", "--cv", "1"], "Invalid value for '--cv': 1 is not in the range x>=2"),
+    "below a range": (
+        ["launch", "--cv", "1"],
+        "Invalid value for '--cv': 1 is not in the range x>=2",
+    ),
     "extra argument": (["studies", "extra"], "Got unexpected extra argument (extra)"),
     "option without value": (["launch", "--workers"], "Option '--workers' requires an argument"),
     "config is a directory": (["launch", "--config", "."], "Invalid value for '--config'"),
@@ -69,9 +75,11 @@ def test_commands_that_start_tensorflow_check_first_and_print_one_line(tmp_path)
     from test_export import make_study
 
     make_study(tmp_path, [])
-    for args, message in ((["worker", "--study", "nope"], "no study named 'nope'"),
-                          (["worker", "--study", "digits-cnn", "--data", "x.h5"], "takes no data path"),
-                          (["retrain", "--study", "digits-cnn"], "has no complete trial yet")):
+    for args, message in (
+        (["worker", "--study", "nope"], "no study named 'nope'"),
+        (["worker", "--study", "digits-cnn", "--data", "x.h5"], "takes no data path"),
+        (["retrain", "--study", "digits-cnn"], "has no complete trial yet"),
+    ):
         result = run_hpo(*args, cwd=tmp_path, timeout=120)
         assert result.returncode == 2
         assert message in error_line(result)  # the only line on stderr
@@ -84,9 +92,17 @@ def test_tensorflow_starts_without_its_chatter(tmp_path):
     from runner import hpo_env
 
     env = {k: v for k, v in hpo_env().items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    code = ("import sys\nfrom hpo.training import configure_tensorflow\nconfigure_tensorflow(1)\n"
-            "import tensorflow as tf\nprint(float(tf.constant(2.0) * 2), file=sys.stderr)\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            cwd=tmp_path, env=env, timeout=120)
+    code = (
+        "import sys\nfrom hpo.training import configure_tensorflow\nconfigure_tensorflow(1)\n"
+        "import tensorflow as tf\nprint(float(tf.constant(2.0) * 2), file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr == "4.0\n"

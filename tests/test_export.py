@@ -22,20 +22,45 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 #: A small CNN that reaches about 0.97 test accuracy on digits in 15 epochs (about 3 s).
 GOOD_PARAMS = {
-    "conv_blocks": 2, "filters_1": 32, "filters_2": 64, "kernel_size": 3, "activation": "relu",
-    "batch_norm": False, "dropout": 0.0, "dense_layers": 1, "dense_units_1": 64,
-    "learning_rate": 0.002, "batch_size": 32,
+    "conv_blocks": 2,
+    "filters_1": 32,
+    "filters_2": 64,
+    "kernel_size": 3,
+    "activation": "relu",
+    "batch_norm": False,
+    "dropout": 0.0,
+    "dense_layers": 1,
+    "dense_units_1": 64,
+    "learning_rate": 0.002,
+    "batch_size": 32,
 }
 VERSIONS = {"python": "3.11.7", "keras": "3.0.0"}
 
 
-def trial(params: dict[str, Any], value: float | None, state: TrialState = TrialState.COMPLETE,
-          **attrs: Any) -> dict[str, Any]:
-    base = {"val_accuracy": value, "train_accuracy": 0.99, "epochs": 10, "best_epoch": 8,
-            "train_seconds": 2.5, "n_params": 35_914, "inference_ms": 0.1, "seed": 0,
-            "worker": "test:1", "versions": VERSIONS}
-    return {"params": params, "value": value, "state": state,
-            "attrs": {**base, **attrs} if value is not None else {}}
+def trial(
+    params: dict[str, Any],
+    value: float | None,
+    state: TrialState = TrialState.COMPLETE,
+    **attrs: Any,
+) -> dict[str, Any]:
+    base = {
+        "val_accuracy": value,
+        "train_accuracy": 0.99,
+        "epochs": 10,
+        "best_epoch": 8,
+        "train_seconds": 2.5,
+        "n_params": 35_914,
+        "inference_ms": 0.1,
+        "seed": 0,
+        "worker": "test:1",
+        "versions": VERSIONS,
+    }
+    return {
+        "params": params,
+        "value": value,
+        "state": state,
+        "attrs": {**base, **attrs} if value is not None else {},
+    }
 
 
 def make_study(tmp_path: Path, trials: list[dict[str, Any]], name: str = "digits-cnn") -> str:
@@ -46,11 +71,15 @@ def make_study(tmp_path: Path, trials: list[dict[str, Any]], name: str = "digits
     study = create_study(config, storage)
     space = config.space()
     for t in trials:
-        study.add_trial(optuna.trial.create_trial(
-            params=t["params"],
-            distributions={k: distribution(space[k]) for k in t["params"]},
-            value=t["value"], state=t["state"], user_attrs=t["attrs"],
-        ))
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=t["params"],
+                distributions={k: distribution(space[k]) for k in t["params"]},
+                value=t["value"],
+                state=t["state"],
+                user_attrs=t["attrs"],
+            )
+        )
     storage.engine.dispose()
     return url
 
@@ -61,22 +90,34 @@ def other_params(**changes: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def study_url(tmp_path: Path) -> str:
-    return make_study(tmp_path, [
-        trial(other_params(filters_1=16), 0.91, n_params=20_000),
-        trial(GOOD_PARAMS, 0.975, epochs=7, best_epoch=4),  # early stopping cut it at 7
-        trial(other_params(batch_size=64), 0.96, n_params=40_000),
-        trial(other_params(filters_2=32), 0.96, n_params=30_000),  # ties 0.96, fewer parameters
-        trial(other_params(dropout=0.3), None, TrialState.PRUNED),
-        trial(other_params(dropout=0.2), None, TrialState.FAIL),
-    ])
+    return make_study(
+        tmp_path,
+        [
+            trial(other_params(filters_1=16), 0.91, n_params=20_000),
+            trial(GOOD_PARAMS, 0.975, epochs=7, best_epoch=4),  # early stopping cut it at 7
+            trial(other_params(batch_size=64), 0.96, n_params=40_000),
+            trial(other_params(filters_2=32), 0.96, n_params=30_000),  # ties 0.96, fewer parameters
+            trial(other_params(dropout=0.3), None, TrialState.PRUNED),
+            trial(other_params(dropout=0.2), None, TrialState.FAIL),
+        ],
+    )
 
 
 # --------------------------------------------------------------------------- export
 
 
 def test_export_writes_complete_yaml_that_round_trips(tmp_path: Path, study_url: str) -> None:
-    result = run_hpo("export", "--study", "digits-cnn", "--top", "3", "-o", "best.yaml",
-                     cwd=tmp_path, timeout=120)
+    result = run_hpo(
+        "export",
+        "--study",
+        "digits-cnn",
+        "--top",
+        "3",
+        "-o",
+        "best.yaml",
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "Wrote 3 config(s)" in result.stderr
 
@@ -84,8 +125,16 @@ def test_export_writes_complete_yaml_that_round_trips(tmp_path: Path, study_url:
     document = yaml.safe_load(text)
     assert list(document) == ["format", "configs"] and document["format"] == FORMAT
     first = document["configs"][0]
-    assert list(first) == ["name", "source", "dataset", "architecture", "params", "training",
-                           "metrics", "provenance"]
+    assert list(first) == [
+        "name",
+        "source",
+        "dataset",
+        "architecture",
+        "params",
+        "training",
+        "metrics",
+        "provenance",
+    ]
     # best first; the 0.96 tie goes to the smaller model
     assert [c["source"]["trial"] for c in document["configs"]] == [1, 3, 2]
     assert first["name"] == "digits-cnn-trial-1"
@@ -94,20 +143,38 @@ def test_export_writes_complete_yaml_that_round_trips(tmp_path: Path, study_url:
     assert len(first["dataset"]["sha256"]) == 64 and first["dataset"]["input_shape"] == [8, 8, 1]
     assert first["architecture"] == architecture_from_params("cnn", GOOD_PARAMS).to_dict()
     assert first["params"] == GOOD_PARAMS
-    assert first["training"] == {"optimizer": "adam", "learning_rate": 0.002, "batch_size": 32,
-                                 "epochs": 7, "lr_schedule": "constant", "warmup_epochs": 0,
-                                 "weight_decay": 0.0, "label_smoothing": 0.0,
-                                 "best_epoch": 4, "seed": 0}
-    assert first["metrics"] == {"val_accuracy": 0.975, "train_accuracy": 0.99, "n_params": 35_914,
-                                "inference_ms": 0.1, "train_seconds": 2.5}
+    assert first["training"] == {
+        "optimizer": "adam",
+        "learning_rate": 0.002,
+        "batch_size": 32,
+        "epochs": 7,
+        "lr_schedule": "constant",
+        "warmup_epochs": 0,
+        "weight_decay": 0.0,
+        "label_smoothing": 0.0,
+        "best_epoch": 4,
+        "seed": 0,
+    }
+    assert first["metrics"] == {
+        "val_accuracy": 0.975,
+        "train_accuracy": 0.99,
+        "n_params": 35_914,
+        "inference_ms": 0.1,
+        "train_seconds": 2.5,
+    }
     assert first["provenance"]["versions"] == VERSIONS and first["provenance"]["exported_at"]
 
     configs = load_configs(tmp_path / "best.yaml")
     assert [c.to_dict() for c in configs] == document["configs"]
     assert configs[0].architecture == architecture_from_params("cnn", GOOD_PARAMS)
     settings = configs[0].training.settings(seed=5)
-    assert (settings.epochs, settings.batch_size, settings.learning_rate, settings.early_stopping,
-            settings.seed) == (7, 32, 0.002, 0, 5)
+    assert (
+        settings.epochs,
+        settings.batch_size,
+        settings.learning_rate,
+        settings.early_stopping,
+        settings.seed,
+    ) == (7, 32, 0.002, 0, 5)
 
     # export -> parse -> export is the identity (floats keep every digit)
     (tmp_path / "again.yaml").write_text(dumps(configs))
@@ -136,10 +203,14 @@ def test_export_without_the_data_file_warns_and_leaves_hash_and_shape_empty(tmp_
     study = create_study(config, storage)
     space = config.space()
     params = {k: v for k, v in GOOD_PARAMS.items() if k in space}
-    study.add_trial(optuna.trial.create_trial(
-        params=params, distributions={k: distribution(space[k]) for k in params}, value=0.9,
-        user_attrs={"epochs": 3},
-    ))
+    study.add_trial(
+        optuna.trial.create_trial(
+            params=params,
+            distributions={k: distribution(space[k]) for k in params},
+            value=0.9,
+            user_attrs={"epochs": 3},
+        )
+    )
     configs, warnings = configs_from_study(study, 3, url)
     assert len(warnings) == 1 and "gone.h5" in warnings[0] and "no sha256" in warnings[0]
     assert configs[0].dataset.path == str(tmp_path / "gone.h5")
@@ -167,8 +238,9 @@ def test_a_study_without_a_complete_trial_is_one_error_line(tmp_path: Path, comm
 
 
 @pytest.mark.parametrize("command", ["best", "export", "retrain"])
-def test_an_unknown_study_is_the_study_not_found_error(tmp_path: Path, command: str,
-                                                       study_url: str) -> None:
+def test_an_unknown_study_is_the_study_not_found_error(
+    tmp_path: Path, command: str, study_url: str
+) -> None:
     result = run_hpo(command, "--study", "nope", cwd=tmp_path, timeout=120)
     assert result.returncode == 2
     assert "no study named 'nope'" in error_line(result)
@@ -204,10 +276,13 @@ def test_a_hand_written_minimal_config_fills_the_training_defaults(tmp_path: Pat
 
 
 def test_a_named_model_takes_its_architecture_and_training(tmp_path: Path) -> None:
-    path = write(tmp_path, "format: hpo-config/1\nconfigs:\n"
-                           "- model: digits-cnn-uci\n  dataset: {name: digits}\n"
-                           "- model: svhn-cnn-2\n  dataset: {name: svhn, path: svhn.h5}\n"
-                           "  training: {epochs: 3}\n")
+    path = write(
+        tmp_path,
+        "format: hpo-config/1\nconfigs:\n"
+        "- model: digits-cnn-uci\n  dataset: {name: digits}\n"
+        "- model: svhn-cnn-2\n  dataset: {name: svhn, path: svhn.h5}\n"
+        "  training: {epochs: 3}\n",
+    )
     uci, svhn = load_configs(path)
     named = NAMED_MODELS["digits-cnn-uci"]
     assert uci.name == "digits-cnn-uci" and uci.architecture == named.architecture
@@ -234,52 +309,89 @@ BAD_CONFIGS = {
     "empty configs": ("configs: []\n", "configs must be a non-empty list"),
     "wrong format": ("format: hpo-config/9\nconfigs: []\n", "format must be 'hpo-config/1'"),
     "config not a mapping": ("configs: [3]\n", "configs[0] must be a mapping, got 3"),
-    "missing dataset": ("configs:\n- training: {epochs: 2}\n" + ARCH,
-                        "configs[0].dataset is missing (required)"),
+    "missing dataset": (
+        "configs:\n- training: {epochs: 2}\n" + ARCH,
+        "configs[0].dataset is missing (required)",
+    ),
     "missing training": ("configs:\n" + DIGITS + ARCH, "configs[0].training is missing"),
-    "missing epochs": ("configs:\n" + DIGITS + ARCH + "  training: {batch_size: 8}\n",
-                       "config.yaml: configs[0].training.epochs is missing (required)"),
-    "wrong type": (training("batch_size: x"),
-                   "config.yaml: configs[0].training.batch_size must be an integer, got 'x'"),
-    "float epochs": ("configs:\n" + DIGITS + ARCH + "  training: {epochs: 2.5}\n",
-                     "configs[0].training.epochs must be an integer, got 2.5"),
-    "text rate": (training("learning_rate: fast"),
-                  "learning_rate must be a number, got 'fast'"),
-    "negative rate": (training("learning_rate: -1.0"),
-                      "learning_rate must be a number above 0, got -1"),
-    "unknown optimizer": (training("optimizer: lion"),
-                          "configs[0].training.optimizer must be one of adam, adamw"),
-    "unknown training key": (training("momentum: 0.9"),
-                             "configs[0].training has unknown key(s) momentum"),
-    "unknown config key": ("configs:\n" + DIGITS + ARCH + TRAIN + "  colour: red\n",
-                           "configs[0] has unknown key(s) colour"),
-    "unknown parameter": ("configs:\n" + DIGITS + ARCH + TRAIN + "  params: {momentum: 0.9}\n",
-                          "configs[0].params.momentum: search-space parameter 'momentum'"),
+    "missing epochs": (
+        "configs:\n" + DIGITS + ARCH + "  training: {batch_size: 8}\n",
+        "config.yaml: configs[0].training.epochs is missing (required)",
+    ),
+    "wrong type": (
+        training("batch_size: x"),
+        "config.yaml: configs[0].training.batch_size must be an integer, got 'x'",
+    ),
+    "float epochs": (
+        "configs:\n" + DIGITS + ARCH + "  training: {epochs: 2.5}\n",
+        "configs[0].training.epochs must be an integer, got 2.5",
+    ),
+    "text rate": (training("learning_rate: fast"), "learning_rate must be a number, got 'fast'"),
+    "negative rate": (
+        training("learning_rate: -1.0"),
+        "learning_rate must be a number above 0, got -1",
+    ),
+    "unknown optimizer": (
+        training("optimizer: lion"),
+        "configs[0].training.optimizer must be one of adam, adamw",
+    ),
+    "unknown training key": (
+        training("momentum: 0.9"),
+        "configs[0].training has unknown key(s) momentum",
+    ),
+    "unknown config key": (
+        "configs:\n" + DIGITS + ARCH + TRAIN + "  colour: red\n",
+        "configs[0] has unknown key(s) colour",
+    ),
+    "unknown parameter": (
+        "configs:\n" + DIGITS + ARCH + TRAIN + "  params: {momentum: 0.9}\n",
+        "configs[0].params.momentum: search-space parameter 'momentum'",
+    ),
     "unknown architecture key": (
         "configs:\n" + DIGITS + "  architecture: {family: cnn, conv_blocks: [{filters: [32], "
         "stride: 2}]}\n" + TRAIN,
-        "configs[0].architecture: conv_blocks[1] has unknown key(s) stride"),
+        "configs[0].architecture: conv_blocks[1] has unknown key(s) stride",
+    ),
     "bad architecture value": (
         "configs:\n" + DIGITS + "  architecture: {family: cnn, leaky_alpha: lots}\n" + TRAIN,
-        "configs[0].architecture: could not convert string to float: 'lots'"),
-    "model and architecture": ("configs:\n" + DIGITS + ARCH + TRAIN + "  model: svhn-cnn-2\n",
-                               "configs[0] needs either model"),
-    "unknown model": ("configs:\n" + DIGITS + "  model: lenet\n",
-                      "configs[0].model: unknown model 'lenet'"),
-    "unknown dataset": ("configs:\n- dataset: {name: cifar}\n" + ARCH + TRAIN,
-                        "configs[0].dataset.name must be one of digits, svhn"),
-    "digits with a path": ("configs:\n- dataset: {name: digits, path: d.h5}\n" + ARCH + TRAIN,
-                           "configs[0].dataset.path must be empty"),
-    "bad input shape": ("configs:\n- dataset: {name: digits, input_shape: [8, 8]}\n" + ARCH + TRAIN,
-                        "configs[0].dataset.input_shape must be [height, width, channels]"),
-    "bad hash": ("configs:\n- dataset: {name: digits, sha256: abc}\n" + ARCH + TRAIN,
-                 "configs[0].dataset.sha256 must be 64 hex digits"),
-    "bad metric": ("configs:\n" + DIGITS + ARCH + TRAIN + "  metrics: {val_accuracy: high}\n",
-                   "configs[0].metrics.val_accuracy must be a number, got 'high'"),
-    "duplicate names": ("configs:\n" + (DIGITS + ARCH + TRAIN + "  name: a\n") * 2,
-                        "configs[1].name 'a' is used twice"),
-    "bad name": ("configs:\n" + DIGITS + ARCH + TRAIN + "  name: ../up\n",
-                 "configs[0].name '../up' must be letters"),
+        "configs[0].architecture: could not convert string to float: 'lots'",
+    ),
+    "model and architecture": (
+        "configs:\n" + DIGITS + ARCH + TRAIN + "  model: svhn-cnn-2\n",
+        "configs[0] needs either model",
+    ),
+    "unknown model": (
+        "configs:\n" + DIGITS + "  model: lenet\n",
+        "configs[0].model: unknown model 'lenet'",
+    ),
+    "unknown dataset": (
+        "configs:\n- dataset: {name: cifar}\n" + ARCH + TRAIN,
+        "configs[0].dataset.name must be one of digits, svhn",
+    ),
+    "digits with a path": (
+        "configs:\n- dataset: {name: digits, path: d.h5}\n" + ARCH + TRAIN,
+        "configs[0].dataset.path must be empty",
+    ),
+    "bad input shape": (
+        "configs:\n- dataset: {name: digits, input_shape: [8, 8]}\n" + ARCH + TRAIN,
+        "configs[0].dataset.input_shape must be [height, width, channels]",
+    ),
+    "bad hash": (
+        "configs:\n- dataset: {name: digits, sha256: abc}\n" + ARCH + TRAIN,
+        "configs[0].dataset.sha256 must be 64 hex digits",
+    ),
+    "bad metric": (
+        "configs:\n" + DIGITS + ARCH + TRAIN + "  metrics: {val_accuracy: high}\n",
+        "configs[0].metrics.val_accuracy must be a number, got 'high'",
+    ),
+    "duplicate names": (
+        "configs:\n" + (DIGITS + ARCH + TRAIN + "  name: a\n") * 2,
+        "configs[1].name 'a' is used twice",
+    ),
+    "bad name": (
+        "configs:\n" + DIGITS + ARCH + TRAIN + "  name: ../up\n",
+        "configs[0].name '../up' must be letters",
+    ),
 }
 
 

@@ -31,8 +31,9 @@ def _running_trial_of(study: optuna.Study, pid: int) -> optuna.trial.FrozenTrial
 
 @pytest.mark.slow
 def test_a_killed_worker_is_replaced_and_its_trial_retried(tmp_path):
-    proc = start_hpo("launch", "--workers", "2", "--trials", "4", "--epochs", "25", *PLAIN,
-                     cwd=tmp_path)
+    proc = start_hpo(
+        "launch", "--workers", "2", "--trials", "4", "--epochs", "25", *PLAIN, cwd=tmp_path
+    )
     try:
         _wait_for_running(tmp_path, 2)
         victim, killed = None, None
@@ -65,7 +66,12 @@ def test_a_killed_worker_is_replaced_and_its_trial_retried(tmp_path):
 @pytest.mark.slow
 def test_a_killed_standalone_worker_is_reaped_by_heartbeat_and_retried(tmp_path):
     env = hpo_env(HPO_HEARTBEAT_INTERVAL="1", HPO_GRACE_PERIOD="4")
-    assert run_hpo("create", "--trials", "3", "--epochs", "25", *PLAIN, cwd=tmp_path, env=env).returncode == 0
+    assert (
+        run_hpo(
+            "create", "--trials", "3", "--epochs", "25", *PLAIN, cwd=tmp_path, env=env
+        ).returncode
+        == 0
+    )
     lone = start_hpo("worker", "--study", "digits-cnn", cwd=tmp_path, env=env)
     try:
         _wait_for_running(tmp_path, 1)
@@ -88,7 +94,11 @@ def test_a_killed_standalone_worker_is_reaped_by_heartbeat_and_retried(tmp_path)
     failed = study.trials[killed.number]
     assert failed.state == TrialState.FAIL
     retries = [t for t in study.trials if t.system_attrs.get("failed_trial") == killed.number]
-    assert len(retries) == 1 and retries[0].params == killed.params and retries[0].state == TrialState.COMPLETE
+    assert (
+        len(retries) == 1
+        and retries[0].params == killed.params
+        and retries[0].state == TrialState.COMPLETE
+    )
 
 
 def _arrays_study(tmp_path: Path) -> Path:
@@ -99,8 +109,14 @@ def _arrays_study(tmp_path: Path) -> Path:
         for split, n in (("train", 200), ("test", 50)):
             f[f"X_{split}"] = rng.integers(0, 255, size=(n, 8, 8)).astype("float32")
             f[f"y_{split}"] = np.arange(n) % 10
-    lines = ["name: arrays-study", "dataset: arrays", "data: data.h5", "model: cnn",
-             "search_space: [learning_rate]", "epochs: 1"]
+    lines = [
+        "name: arrays-study",
+        "dataset: arrays",
+        "data: data.h5",
+        "model: cnn",
+        "search_space: [learning_rate]",
+        "epochs: 1",
+    ]
     (tmp_path / "study.yaml").write_text("\n".join(lines) + "\n")
     return tmp_path / "study.yaml"
 
@@ -108,7 +124,9 @@ def _arrays_study(tmp_path: Path) -> Path:
 @pytest.mark.slow
 def test_workers_that_keep_crashing_stop_the_launch_with_a_clear_message(tmp_path):
     config = _arrays_study(tmp_path)
-    proc = start_hpo("launch", "--config", str(config), "--workers", "1", "--trials", "3", cwd=tmp_path)
+    proc = start_hpo(
+        "launch", "--config", str(config), "--workers", "1", "--trials", "3", cwd=tmp_path
+    )
     try:
         for line in proc.stderr:
             if line.startswith("Starting"):
@@ -130,13 +148,16 @@ def test_a_nan_loss_fails_that_trial_and_the_search_goes_on(tmp_path):
     config.write_text(
         "name: nan-study\nextends: digits-cnn\nsearch_space: [activation, learning_rate, optimizer]\n"
         "overrides: {activation: elu, optimizer: sgd, learning_rate: {low: 1.0e-3, high: 1.0e+11, log: true}}\n"
-        "epochs: 2\nconfirm_top: 0\ntry_defaults_first: false\n")
+        "epochs: 2\nconfirm_top: 0\ntry_defaults_first: false\n"
+    )
     assert run_hpo("create", "--config", str(config), cwd=tmp_path).returncode == 0
     study = load(tmp_path, "nan-study")
     study.enqueue_trial({"learning_rate": 1.0e10})  # SGD at this rate overflows to NaN at once
     study.enqueue_trial({"learning_rate": 0.01})
     study.enqueue_trial({"learning_rate": 0.02})
-    result = run_hpo("launch", "--config", str(config), "--workers", "1", "--trials", "2", cwd=tmp_path)
+    result = run_hpo(
+        "launch", "--config", str(config), "--workers", "1", "--trials", "2", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     study = load(tmp_path, "nan-study")
     assert by_state(study) == {"FAIL": 1, "COMPLETE": 2}
@@ -148,8 +169,18 @@ def test_a_nan_loss_fails_that_trial_and_the_search_goes_on(tmp_path):
 
 @pytest.mark.slow
 def test_eight_workers_start_at_once_on_one_sqlite_file_without_lock_errors(tmp_path):
-    result = run_hpo("launch", "--workers", "8", "--trials", "16", "--epochs", "1", *PLAIN,
-                     cwd=tmp_path, timeout=600)
+    result = run_hpo(
+        "launch",
+        "--workers",
+        "8",
+        "--trials",
+        "16",
+        "--epochs",
+        "1",
+        *PLAIN,
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr
     assert "database is locked" not in result.stderr + result.stdout
     study = load(tmp_path)
@@ -181,9 +212,13 @@ def test_a_whole_process_group_killed_leaves_a_resumable_study_and_every_failure
     assert len(failed) == 2
     # reaped by this launch's start (it says so), or by Optuna inside a worker (each one shown)
     shown = resumed.stderr.count(f"failed: {STALE_REASON}")
-    assert "Marked 2 trial(s) of stopped workers as FAIL" in resumed.stderr or shown == 2, resumed.stderr
+    assert "Marked 2 trial(s) of stopped workers as FAIL" in resumed.stderr or shown == 2, (
+        resumed.stderr
+    )
     assert all(failure_reason(t) for t in failed)
-    assert not [t for t in study.trials if t.state != TrialState.FAIL and "fail_reason" in t.system_attrs]
+    assert not [
+        t for t in study.trials if t.state != TrialState.FAIL and "fail_reason" in t.system_attrs
+    ]
 
 
 @pytest.mark.slow
@@ -208,8 +243,20 @@ def test_the_first_launch_of_a_study_is_reproducible(tmp_path):
     chosen = []
     for run in ("one", "two"):
         (tmp_path / run).mkdir()
-        result = run_hpo("launch", "--workers", "1", "--trials", "2", "--epochs", "1", "--seed", "3",
-                         "--confirm-top", "0", cwd=tmp_path / run)  # the sampler's choices only
+        result = run_hpo(
+            "launch",
+            "--workers",
+            "1",
+            "--trials",
+            "2",
+            "--epochs",
+            "1",
+            "--seed",
+            "3",
+            "--confirm-top",
+            "0",
+            cwd=tmp_path / run,
+        )  # the sampler's choices only
         assert result.returncode == 0, result.stderr
         chosen.append([t.params for t in load(tmp_path / run).trials])
     assert chosen[0] == chosen[1]
@@ -232,8 +279,10 @@ def test_a_stopped_retrain_keeps_its_finished_seeds_and_says_what_was_lost(tmp_p
             proc.kill()
     assert proc.returncode == 143, stderr
     assert "Traceback" not in stderr
-    assert ("Interrupted: stopped while training small-cnn seed 4, which is lost; 1 finished run(s) "
-            "are saved in runs/results.json.") in stderr
+    assert (
+        "Interrupted: stopped while training small-cnn seed 4, which is lost; 1 finished run(s) "
+        "are saved in runs/results.json."
+    ) in stderr
     import json
 
     document = json.loads((tmp_path / "runs" / "results.json").read_text())

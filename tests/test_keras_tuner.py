@@ -28,24 +28,26 @@ from hpo.space import CategoricalParam, Condition, FloatParam, IntParam, SearchS
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-SPACE = SearchSpace([
-    IntParam("units", low=16, high=128, step=16),
-    IntParam("width", low=8, high=256, log=True),
-    FloatParam("dropout", low=0.0, high=0.5),
-    FloatParam("rate", low=0.1, high=0.5, step=0.1),
-    FloatParam("lr", low=1e-4, high=1e-1, log=True),
-    CategoricalParam("activation", choices=("relu", "tanh")),
-    CategoricalParam("blocks", choices=(1, 2, 3)),
-    CategoricalParam("scale", choices=(0.5, 1.0)),
-    CategoricalParam("batch_norm", choices=(False, True)),
-    CategoricalParam("mixed", choices=(1, "auto", None)),
-    CategoricalParam("fixed", choices=(2,)),
-    FloatParam("alpha", low=0.01, high=0.3, condition=Condition("activation", ("tanh",))),
-    IntParam("deep", low=1, high=4, condition=Condition("blocks", (2, 3))),
-    IntParam("deeper", low=1, high=4, condition=Condition("deep", (4,))),  # nested
-    IntParam("auto_k", low=1, high=3, condition=Condition("mixed", ("auto",))),
-    FloatParam("momentum", low=0.5, high=0.99, condition=Condition("batch_norm", (True,))),
-])
+SPACE = SearchSpace(
+    [
+        IntParam("units", low=16, high=128, step=16),
+        IntParam("width", low=8, high=256, log=True),
+        FloatParam("dropout", low=0.0, high=0.5),
+        FloatParam("rate", low=0.1, high=0.5, step=0.1),
+        FloatParam("lr", low=1e-4, high=1e-1, log=True),
+        CategoricalParam("activation", choices=("relu", "tanh")),
+        CategoricalParam("blocks", choices=(1, 2, 3)),
+        CategoricalParam("scale", choices=(0.5, 1.0)),
+        CategoricalParam("batch_norm", choices=(False, True)),
+        CategoricalParam("mixed", choices=(1, "auto", None)),
+        CategoricalParam("fixed", choices=(2,)),
+        FloatParam("alpha", low=0.01, high=0.3, condition=Condition("activation", ("tanh",))),
+        IntParam("deep", low=1, high=4, condition=Condition("blocks", (2, 3))),
+        IntParam("deeper", low=1, high=4, condition=Condition("deep", (4,))),  # nested
+        IntParam("auto_k", low=1, high=3, condition=Condition("mixed", ("auto",))),
+        FloatParam("momentum", low=0.5, high=0.99, condition=Condition("batch_norm", (True,))),
+    ]
+)
 
 
 def _by_name(hps) -> dict:
@@ -111,8 +113,9 @@ def test_the_conversion_survives_grpc_and_sampled_values_come_back_in_the_space(
             del sent["default"], received["default"]  # low end, travels as an explicit one
         assert json.dumps(received, sort_keys=True) == json.dumps(sent, sort_keys=True)  # types too
 
-    oracle = kt.oracles.RandomSearchOracle(objective=kt.Objective("val_accuracy", "max"),
-                                           max_trials=100, hyperparameters=hps, seed=1)
+    oracle = kt.oracles.RandomSearchOracle(
+        objective=kt.Objective("val_accuracy", "max"), max_trials=100, hyperparameters=hps, seed=1
+    )
     oracle._set_project_dir(str(tmp_path), "sample")
     seen: dict[str, set] = {}
     for i in range(60):
@@ -121,7 +124,8 @@ def test_the_conversion_survives_grpc_and_sampled_values_come_back_in_the_space(
         SPACE.validate_values(params)
         assert set(params) == {p.name for p in SPACE if p.active(params)}
         optuna.trial.create_trial(  # the store accepts them under hpo's distributions
-            params=params, distributions={n: distribution(SPACE[n]) for n in params}, value=0.5)
+            params=params, distributions={n: distribution(SPACE[n]) for n in params}, value=0.5
+        )
         for name, value in params.items():
             seen.setdefault(name, set()).add((type(value), value))
     assert seen["batch_norm"] == {(bool, False), (bool, True)}
@@ -143,34 +147,49 @@ def test_keras_tuner_values_snap_back_to_hpo_types():
 
 def _grid_study(tmp_path: Path) -> Path:
     path = tmp_path / "grid.yaml"
-    path.write_text("name: digits-grid\nextends: digits-cnn\n"
-                    "search_space: [filters, batch_norm, batch_size]\n"
-                    "overrides: {conv_blocks: 1, filters_1: [16, 32], batch_size: [64]}\n"
-                    "epochs: 1\n")
+    path.write_text(
+        "name: digits-grid\nextends: digits-cnn\n"
+        "search_space: [filters, batch_norm, batch_size]\n"
+        "overrides: {conv_blocks: 1, filters_1: [16, 32], batch_size: [64]}\n"
+        "epochs: 1\n"
+    )
     return path
 
 
 KT = ["--backend", "keras-tuner"]
 BAD_OPTIONS = {
-    "sampler with keras-tuner": ([*KT, "--sampler", "tpe"],
-                                 "--sampler, --pruner and --enqueue steer Optuna's search"),
-    "tuner without keras-tuner": (["--tuner", "random"],
-                                  "--tuner and --kt-dir need --backend keras-tuner"),
-    "grid on a continuous space": ([*KT, "--tuner", "grid"],
-                                   "grid search needs a finite set of values"),
-    "hyperband searching epochs": ([*KT, "--tuner", "hyperband", "--config", "{epochs}"],
-                                   "the hyperband tuner gives each trial its epochs itself"),
-    "two objectives": ([*KT, "--objective", "accuracy,params"],
-                       "KerasTuner searches one objective, validation accuracy"),
-    "another tuner's state": ([*KT, "--tuner", "random", "--config", "{grid}"],
-                              "holds the KerasTuner state of a grid search: resume it with"),
+    "sampler with keras-tuner": (
+        [*KT, "--sampler", "tpe"],
+        "--sampler, --pruner and --enqueue steer Optuna's search",
+    ),
+    "tuner without keras-tuner": (
+        ["--tuner", "random"],
+        "--tuner and --kt-dir need --backend keras-tuner",
+    ),
+    "grid on a continuous space": (
+        [*KT, "--tuner", "grid"],
+        "grid search needs a finite set of values",
+    ),
+    "hyperband searching epochs": (
+        [*KT, "--tuner", "hyperband", "--config", "{epochs}"],
+        "the hyperband tuner gives each trial its epochs itself",
+    ),
+    "two objectives": (
+        [*KT, "--objective", "accuracy,params"],
+        "KerasTuner searches one objective, validation accuracy",
+    ),
+    "another tuner's state": (
+        [*KT, "--tuner", "random", "--config", "{grid}"],
+        "holds the KerasTuner state of a grid search: resume it with",
+    ),
 }
 
 
 @pytest.mark.parametrize("case", BAD_OPTIONS)
 def test_bad_keras_tuner_options_are_one_line_errors_before_the_store_is_touched(tmp_path, case):
-    (tmp_path / "epochs.yaml").write_text("name: digits-epochs\nextends: digits-cnn\n"
-                                          "search_space: [dropout, epochs]\noverrides: {}\n")
+    (tmp_path / "epochs.yaml").write_text(
+        "name: digits-epochs\nextends: digits-cnn\nsearch_space: [dropout, epochs]\noverrides: {}\n"
+    )
     state = tmp_path / "kt" / "digits-grid"
     state.mkdir(parents=True)
     (state / "hpo.json").write_text('{"tuner": "grid"}')
@@ -198,8 +217,18 @@ def _leftovers(tmp_path: Path) -> list[str]:
 
 @pytest.mark.slow
 def test_two_workers_fill_the_store_resume_adds_nothing_and_a_trial_retrains(tmp_path):
-    args = ["launch", "--study", "digits-cnn", *KT, "--tuner", "random", "--workers", "2",
-            "--epochs", "2"]
+    args = [
+        "launch",
+        "--study",
+        "digits-cnn",
+        *KT,
+        "--tuner",
+        "random",
+        "--workers",
+        "2",
+        "--epochs",
+        "2",
+    ]
     result = run_hpo(*args, "--trials", "4", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr and "Best: trial" in result.stdout
@@ -210,8 +239,18 @@ def test_two_workers_fill_the_store_resume_adds_nothing_and_a_trial_retrains(tmp
     assert len({t.user_attrs["worker"] for t in study.trials}) == 2
     assert len({t.user_attrs["kt_trial_id"] for t in study.trials}) == 4
     for t in study.trials:
-        for key in ("val_accuracy", "train_accuracy", "epochs", "best_epoch", "train_seconds",
-                    "n_params", "inference_ms", "worker", "seed", "versions"):
+        for key in (
+            "val_accuracy",
+            "train_accuracy",
+            "epochs",
+            "best_epoch",
+            "train_seconds",
+            "n_params",
+            "inference_ms",
+            "worker",
+            "seed",
+            "versions",
+        ):
             assert key in t.user_attrs, key
         assert t.value == t.user_attrs["val_accuracy"] == max(t.intermediate_values.values())
         assert sorted(t.intermediate_values) == list(range(1, t.user_attrs["epochs"] + 1))
@@ -236,8 +275,9 @@ def test_two_workers_fill_the_store_resume_adds_nothing_and_a_trial_retrains(tmp
     # KerasTuner resumed its search: one new trial, none run twice
     assert len({t.user_attrs["kt_trial_id"] for t in study.trials}) == 5
 
-    exported = run_hpo("export", "--study", "digits-cnn", "--top", "1", "-o", "best.yaml",
-                       cwd=tmp_path)
+    exported = run_hpo(
+        "export", "--study", "digits-cnn", "--top", "1", "-o", "best.yaml", cwd=tmp_path
+    )
     assert exported.returncode == 0, exported.stderr
     retrained = run_hpo("retrain", "--config", "best.yaml", cwd=tmp_path)
     assert retrained.returncode == 0, retrained.stderr
@@ -246,8 +286,19 @@ def test_two_workers_fill_the_store_resume_adds_nothing_and_a_trial_retrains(tmp
 
 @pytest.mark.slow
 def test_hyperband_trains_each_trial_for_the_epochs_it_gives(tmp_path):
-    result = run_hpo("launch", *KT, "--tuner", "hyperband", "--workers", "2", "--trials", "5",
-                     "--epochs", "3", cwd=tmp_path)
+    result = run_hpo(
+        "launch",
+        *KT,
+        "--tuner",
+        "hyperband",
+        "--workers",
+        "2",
+        "--trials",
+        "5",
+        "--epochs",
+        "3",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     study = load(tmp_path)
     assert by_state(study) == {"COMPLETE": 5}
@@ -262,8 +313,21 @@ def test_hyperband_trains_each_trial_for_the_epochs_it_gives(tmp_path):
 def test_grid_stops_when_the_grid_is_done_and_bayesian_runs(tmp_path):
     config = str(_grid_study(tmp_path))
     # 16 filters make about 34,000 parameters, 32 about 67,000: those are infeasible
-    grid = run_hpo("launch", "--config", config, *KT, "--tuner", "grid", "--workers", "2",
-                   "--trials", "6", "--max-params", "50000", cwd=tmp_path)
+    grid = run_hpo(
+        "launch",
+        "--config",
+        config,
+        *KT,
+        "--tuner",
+        "grid",
+        "--workers",
+        "2",
+        "--trials",
+        "6",
+        "--max-params",
+        "50000",
+        cwd=tmp_path,
+    )
     assert grid.returncode == 0, grid.stderr
     assert "ended with 4 of 6 finished trials: the grid tuner has no new" in grid.stderr
     study = load(tmp_path, "digits-grid")
@@ -275,8 +339,21 @@ def test_grid_stops_when_the_grid_is_done_and_bayesian_runs(tmp_path):
         infeasible = t.user_attrs.get("infeasible", "")
         assert (filters == 32) == ("over --max-params 50,000" in infeasible)
 
-    bayes = run_hpo("launch", "--config", config, "--study", "digits-bayes", *KT, "--tuner",
-                    "bayesian", "--workers", "1", "--trials", "2", cwd=tmp_path)
+    bayes = run_hpo(
+        "launch",
+        "--config",
+        config,
+        "--study",
+        "digits-bayes",
+        *KT,
+        "--tuner",
+        "bayesian",
+        "--workers",
+        "1",
+        "--trials",
+        "2",
+        cwd=tmp_path,
+    )
     assert bayes.returncode == 0, bayes.stderr
     assert by_state(load(tmp_path, "digits-bayes")) == {"COMPLETE": 2}
 
@@ -289,9 +366,11 @@ def test_failed_trials_are_stored_with_their_error_and_five_in_a_row_stop_the_la
         "search_space: [activation, learning_rate, optimizer]\n"
         "overrides: {activation: elu, optimizer: sgd,\n"
         "            learning_rate: {low: 1.0e+9, high: 1.0e+11, log: true}}\n"
-        "epochs: 2\n")
-    result = run_hpo("launch", "--config", str(config), *KT, "--workers", "1", "--trials", "2",
-                     cwd=tmp_path)
+        "epochs: 2\n"
+    )
+    result = run_hpo(
+        "launch", "--config", str(config), *KT, "--workers", "1", "--trials", "2", cwd=tmp_path
+    )
     assert result.returncode == 1
     assert "keep failing" in result.stderr and "Traceback" not in result.stderr
     study = load(tmp_path, "nan-study")
@@ -315,14 +394,24 @@ def _wait_for_trials(tmp_path: Path, count: int, timeout: float = 120) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig, code, group", [
-    (signal.SIGINT, 130, True),  # Ctrl-C in a terminal signals launcher, chief and workers at once
-    (signal.SIGTERM, 143, False),
-], ids=["ctrl-c-group", "sigterm"])
+@pytest.mark.parametrize(
+    "sig, code, group",
+    [
+        (
+            signal.SIGINT,
+            130,
+            True,
+        ),  # Ctrl-C in a terminal signals launcher, chief and workers at once
+        (signal.SIGTERM, 143, False),
+    ],
+    ids=["ctrl-c-group", "sigterm"],
+)
 def test_a_stop_signal_leaves_no_orphan_then_resume_reruns_the_interrupted_trials(
-        tmp_path, sig, code, group):
+    tmp_path, sig, code, group
+):
     (tmp_path / "slow.yaml").write_text(  # trials of a few seconds, so both workers are inside one
-        "name: slow\nextends: digits-cnn\nepochs: 40\nearly_stopping: 0\n")
+        "name: slow\nextends: digits-cnn\nepochs: 40\nearly_stopping: 0\n"
+    )
     args = ["launch", "--config", "slow.yaml", *KT, "--workers", "2"]
     proc = start_hpo(*args, "--trials", "20", cwd=tmp_path, new_session=group)
     try:
@@ -339,8 +428,9 @@ def test_a_stop_signal_leaves_no_orphan_then_resume_reruns_the_interrupted_trial
     states = by_state(study)
     assert "RUNNING" not in states, states
     interrupted = [t for t in study.trials if t.state == TrialState.FAIL]
-    assert interrupted and all(t.user_attrs["error"] == "interrupted: the worker was stopped"
-                               for t in interrupted)
+    assert interrupted and all(
+        t.user_attrs["error"] == "interrupted: the worker was stopped" for t in interrupted
+    )
 
     done = states.get("COMPLETE", 0)
     target = done + len(interrupted)
@@ -355,7 +445,9 @@ def test_a_stop_signal_leaves_no_orphan_then_resume_reruns_the_interrupted_trial
 @pytest.mark.slow
 def test_a_second_launch_of_a_running_keras_tuner_search_is_refused(tmp_path):
     """Two chiefs would load and save the same oracle state and mix it."""
-    (tmp_path / "slow.yaml").write_text("name: slow\nextends: digits-cnn\nepochs: 40\nearly_stopping: 0\n")
+    (tmp_path / "slow.yaml").write_text(
+        "name: slow\nextends: digits-cnn\nepochs: 40\nearly_stopping: 0\n"
+    )
     args = ["launch", "--config", "slow.yaml", *KT, "--workers", "1", "--trials", "5"]
     first = start_hpo(*args, cwd=tmp_path)
     try:

@@ -44,8 +44,19 @@ def by_state(study: optuna.Study) -> dict[str, int]:
 
 @pytest.mark.slow
 def test_two_workers_reach_the_trial_total_then_resume_adds_nothing(tmp_path):
-    result = run_hpo("launch", "--study", "digits-cnn", "--workers", "2", "--trials", "6", "--epochs", "3", *PLAIN,
-                     cwd=tmp_path)
+    result = run_hpo(
+        "launch",
+        "--study",
+        "digits-cnn",
+        "--workers",
+        "2",
+        "--trials",
+        "6",
+        "--epochs",
+        "3",
+        *PLAIN,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     study = load(tmp_path)  # plain Optuna reads the store
     assert by_state(study) == {"COMPLETE": 6}
@@ -54,42 +65,90 @@ def test_two_workers_reach_the_trial_total_then_resume_adds_nothing(tmp_path):
     assert len(workers) == 2, workers
     # the two processes ran at the same time: some trials of different workers overlap
     overlaps = [
-        (a.number, b.number) for a in trials for b in trials
+        (a.number, b.number)
+        for a in trials
+        for b in trials
         if a.user_attrs["worker"] != b.user_attrs["worker"]
-        and a.datetime_start < b.datetime_complete and b.datetime_start < a.datetime_complete
+        and a.datetime_start < b.datetime_complete
+        and b.datetime_start < a.datetime_complete
     ]
     assert overlaps
     for t in trials:
-        for key in ("val_accuracy", "train_accuracy", "epochs", "train_seconds", "n_params",
-                    "inference_ms", "worker", "seed", "versions"):
+        for key in (
+            "val_accuracy",
+            "train_accuracy",
+            "epochs",
+            "train_seconds",
+            "n_params",
+            "inference_ms",
+            "worker",
+            "seed",
+            "versions",
+        ):
             assert key in t.user_attrs, key
         assert t.value == t.user_attrs["val_accuracy"]
         assert sorted(t.intermediate_values) == list(range(1, t.user_attrs["epochs"] + 1))
     assert study.metric_names == ["validation accuracy"]
     assert "Best: trial" in result.stdout and "hpo status --study digits-cnn" in result.stdout
 
-    again = run_hpo("launch", "--study", "digits-cnn", "--workers", "2", "--trials", "6", "--epochs", "3", *PLAIN,
-                    cwd=tmp_path)
+    again = run_hpo(
+        "launch",
+        "--study",
+        "digits-cnn",
+        "--workers",
+        "2",
+        "--trials",
+        "6",
+        "--epochs",
+        "3",
+        *PLAIN,
+        cwd=tmp_path,
+    )
     assert again.returncode == 0 and "nothing to run" in again.stderr
     assert by_state(load(tmp_path)) == {"COMPLETE": 6}
 
-    more = run_hpo("launch", "--study", "digits-cnn", "--workers", "2", "--trials", "8", "--epochs", "3", *PLAIN,
-                   cwd=tmp_path)
+    more = run_hpo(
+        "launch",
+        "--study",
+        "digits-cnn",
+        "--workers",
+        "2",
+        "--trials",
+        "8",
+        "--epochs",
+        "3",
+        *PLAIN,
+        cwd=tmp_path,
+    )
     assert more.returncode == 0, more.stderr
     assert by_state(load(tmp_path)) == {"COMPLETE": 8}
 
     status = run_hpo("status", "--study", "digits-cnn", cwd=tmp_path)
-    assert status.returncode == 0 and "8 complete" in status.stdout and "Best: trial" in status.stdout
+    assert (
+        status.returncode == 0 and "8 complete" in status.stdout and "Best: trial" in status.stdout
+    )
     studies = run_hpo("studies", cwd=tmp_path)
     assert "digits-cnn" in studies.stdout and " 8 " in studies.stdout
 
 
 @pytest.mark.slow
 def test_a_worker_joins_an_existing_study(tmp_path):
-    assert run_hpo("launch", "--workers", "1", "--trials", "1", "--epochs", "2", *PLAIN,
-                   cwd=tmp_path).returncode == 0
-    joined = run_hpo("worker", "--study", "digits-cnn", "--trials", "3", "--storage", "sqlite:///studies.db",
-                     cwd=tmp_path)
+    assert (
+        run_hpo(
+            "launch", "--workers", "1", "--trials", "1", "--epochs", "2", *PLAIN, cwd=tmp_path
+        ).returncode
+        == 0
+    )
+    joined = run_hpo(
+        "worker",
+        "--study",
+        "digits-cnn",
+        "--trials",
+        "3",
+        "--storage",
+        "sqlite:///studies.db",
+        cwd=tmp_path,
+    )
     assert joined.returncode == 0, joined.stderr
     study = load(tmp_path)
     assert by_state(study) == {"COMPLETE": 3}
@@ -110,13 +169,37 @@ def _wait_for_running(tmp_path: Path, count: int, timeout: float = 90) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig, code, group", [
-    (signal.SIGTERM, 143, False),  # to the launcher alone: it must pass the stop on to its workers
-    (signal.SIGINT, 130, True),  # Ctrl-C in a terminal signals the launcher and its workers at once
-], ids=["sigterm", "ctrl-c-group"])
-def test_a_stop_signal_leaves_no_running_trial_and_no_orphan_then_resumes(tmp_path, sig, code, group):
-    proc = start_hpo("launch", "--workers", "2", "--trials", "40", "--epochs", "30", *PLAIN,
-                     cwd=tmp_path, new_session=group)
+@pytest.mark.parametrize(
+    "sig, code, group",
+    [
+        (
+            signal.SIGTERM,
+            143,
+            False,
+        ),  # to the launcher alone: it must pass the stop on to its workers
+        (
+            signal.SIGINT,
+            130,
+            True,
+        ),  # Ctrl-C in a terminal signals the launcher and its workers at once
+    ],
+    ids=["sigterm", "ctrl-c-group"],
+)
+def test_a_stop_signal_leaves_no_running_trial_and_no_orphan_then_resumes(
+    tmp_path, sig, code, group
+):
+    proc = start_hpo(
+        "launch",
+        "--workers",
+        "2",
+        "--trials",
+        "40",
+        "--epochs",
+        "30",
+        *PLAIN,
+        cwd=tmp_path,
+        new_session=group,
+    )
     try:
         _wait_for_running(tmp_path, 2)
         workers = children(proc.pid)
@@ -130,19 +213,27 @@ def test_a_stop_signal_leaves_no_running_trial_and_no_orphan_then_resumes(tmp_pa
     states = by_state(study)
     assert "RUNNING" not in states, states
     interrupted = [t for t in study.trials if t.state == TrialState.FAIL]
-    assert interrupted and all("interrupted" in t.user_attrs.get("error", "") or
-                               t.user_attrs.get("error") == "worker stopped" for t in interrupted)
+    assert interrupted and all(
+        "interrupted" in t.user_attrs.get("error", "")
+        or t.user_attrs.get("error") == "worker stopped"
+        for t in interrupted
+    )
     assert states.get("WAITING", 0) == len(interrupted)  # their parameters are queued again
 
     finished_before = states.get("COMPLETE", 0) + states.get("PRUNED", 0)
     target = finished_before + len(interrupted)
-    resumed = run_hpo("launch", "--workers", "2", "--trials", str(target), "--epochs", "30", *PLAIN,
-                      cwd=tmp_path)
+    resumed = run_hpo(
+        "launch", "--workers", "2", "--trials", str(target), "--epochs", "30", *PLAIN, cwd=tmp_path
+    )
     assert resumed.returncode == 0, resumed.stderr
     after = load(tmp_path)
     states = by_state(after)
-    assert states.get("COMPLETE", 0) == target and "RUNNING" not in states and "WAITING" not in states
-    retried = {tuple(sorted(t.params.items())) for t in after.trials if t.state == TrialState.COMPLETE}
+    assert (
+        states.get("COMPLETE", 0) == target and "RUNNING" not in states and "WAITING" not in states
+    )
+    retried = {
+        tuple(sorted(t.params.items())) for t in after.trials if t.state == TrialState.COMPLETE
+    }
     assert all(tuple(sorted(t.params.items())) in retried for t in interrupted if t.params)
 
 
@@ -165,8 +256,14 @@ BAD_INPUTS = {
     "zero workers": (["launch", "--workers", "0"], "--workers must be at least 1"),
     "malformed storage": (["launch", "--storage", "postgres//nohost"], "malformed storage URL"),
     "unsupported storage": (["launch", "--storage", "redis://localhost/0"], "unsupported storage"),
-    "unreachable storage": (["launch", "--storage", "postgresql://u:hunter2@127.0.0.1:1/db"], "cannot open study store"),
-    "missing svhn file": (["launch", "--study", "svhn-cnn", "--data", "missing.h5"], "the digits-cnn study runs without"),
+    "unreachable storage": (
+        ["launch", "--storage", "postgresql://u:hunter2@127.0.0.1:1/db"],
+        "cannot open study store",
+    ),
+    "missing svhn file": (
+        ["launch", "--study", "svhn-cnn", "--data", "missing.h5"],
+        "the digits-cnn study runs without",
+    ),
     "bad yaml": (["launch", "--config", "{study}"], "not valid YAML"),
     "impossible space": (["launch", "--config", "{impossible}"], "must be below high"),
     "missing config": (["launch", "--config", "nope.yaml"], "no such study file"),
@@ -183,7 +280,8 @@ def test_bad_input_is_one_line_exit_2_and_the_store_is_unchanged(tmp_path, case)
     }
     (tmp_path / "imp.yaml").write_text(
         "name: imp\ndataset: digits\nmodel: cnn\nsearch_space: [filters]\n"
-        "overrides:\n  filters_1: {low: 64, high: 16}\n")
+        "overrides:\n  filters_1: {low: 64, high: 16}\n"
+    )
     args, message = BAD_INPUTS[case]
     result = run_hpo(*[a.format(**files) for a in args], cwd=tmp_path, timeout=60)
     assert result.returncode == 2, result.stderr
@@ -191,7 +289,9 @@ def test_bad_input_is_one_line_exit_2_and_the_store_is_unchanged(tmp_path, case)
     assert message in line
     assert "hunter2" not in result.stderr + result.stdout
     assert file_digest(tmp_path / "studies.db") == before
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("studies")) == ["studies.db"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("studies")) == [
+        "studies.db"
+    ]
 
 
 def test_read_only_commands_do_not_create_a_store(tmp_path):
@@ -203,8 +303,14 @@ def test_read_only_commands_do_not_create_a_store(tmp_path):
 def test_models_lists_the_seed_architectures_with_their_counts(tmp_path):
     result = run_hpo("models", cwd=tmp_path, timeout=60)
     assert result.returncode == 0
-    for name, count in [("svhn-ann-1", "68,010"), ("svhn-ann-2", "310,250"), ("svhn-cnn-1", "267,306"),
-                        ("svhn-cnn-2", "164,362"), ("mnist-cnn-3conv", "241,546"), ("digits-cnn-uci", "102,794")]:
+    for name, count in [
+        ("svhn-ann-1", "68,010"),
+        ("svhn-ann-2", "310,250"),
+        ("svhn-cnn-1", "267,306"),
+        ("svhn-cnn-2", "164,362"),
+        ("mnist-cnn-3conv", "241,546"),
+        ("digits-cnn-uci", "102,794"),
+    ]:
         assert any(name in line and count in line for line in result.stdout.splitlines()), name
 
 
@@ -224,23 +330,40 @@ def _arrays_file(path: Path, classes: int = 10, seed: int = 0) -> Path:
 
 
 PRE_CHECKS = {
-    "more folds than the smallest class": (["launch", "--cv", "1000"],
-                                           "--cv 1000: the smallest class of the search data"),
-    "an activation that does not exist": (["launch", "--config", "act.yaml"],
-                                          "'swishy' is not one of its choices"),
+    "more folds than the smallest class": (
+        ["launch", "--cv", "1000"],
+        "--cv 1000: the smallest class of the search data",
+    ),
+    "an activation that does not exist": (
+        ["launch", "--config", "act.yaml"],
+        "'swishy' is not one of its choices",
+    ),
     "a batch size of 0": (["launch", "--config", "batch.yaml"], "'batch_size': 0 is not one"),
-    "a kernel size the module never allows": (["launch", "--config", "kernel.yaml"],
-                                              "'kernel_size': 4 is not one of its choices"),
-    "a training set of one class": (["launch", "--config", "one.yaml"],
-                                    "y_train holds only the digit 0"),
-    "a subset too small to stratify": (["launch", "--config", "subset.yaml"],
-                                       "train_subset 155: no stratified subset"),
-    "cmaes for a Pareto front": (["launch", "--sampler", "cmaes", "--objective", "accuracy,params"],
-                                 "the cmaes sampler optimizes one objective"),
+    "a kernel size the module never allows": (
+        ["launch", "--config", "kernel.yaml"],
+        "'kernel_size': 4 is not one of its choices",
+    ),
+    "a training set of one class": (
+        ["launch", "--config", "one.yaml"],
+        "y_train holds only the digit 0",
+    ),
+    "a subset too small to stratify": (
+        ["launch", "--config", "subset.yaml"],
+        "train_subset 155: no stratified subset",
+    ),
+    "cmaes for a Pareto front": (
+        ["launch", "--sampler", "cmaes", "--objective", "accuracy,params"],
+        "the cmaes sampler optimizes one objective",
+    ),
     "thousands of workers": (["launch", "--workers", "5000"], "use at most 64"),
-    "a timeout that is not a number": (["launch", "--timeout", "nan"], "--timeout must be a positive"),
-    "more warm starts than trials": (["launch", "--trials", "1", "--enqueue", "{two}"],
-                                     "--enqueue adds 2 configuration(s)"),
+    "a timeout that is not a number": (
+        ["launch", "--timeout", "nan"],
+        "--timeout must be a positive",
+    ),
+    "more warm starts than trials": (
+        ["launch", "--trials", "1", "--enqueue", "{two}"],
+        "--enqueue adds 2 configuration(s)",
+    ),
 }
 
 
@@ -248,19 +371,28 @@ PRE_CHECKS = {
 def test_what_would_fail_in_every_worker_is_refused_before_the_study_exists(tmp_path, case):
     """These used to create the study, fill it with FAIL trials, and then refuse the fix."""
     before = _store_to_keep(tmp_path)
-    base = "extends: digits-cnn\nsearch_space: [kernel_size, activation, learning_rate, batch_size]\n"
+    base = (
+        "extends: digits-cnn\nsearch_space: [kernel_size, activation, learning_rate, batch_size]\n"
+    )
     (tmp_path / "act.yaml").write_text(f"name: act\n{base}overrides: {{activation: swishy}}\n")
     (tmp_path / "batch.yaml").write_text(f"name: batch\n{base}overrides: {{batch_size: 0}}\n")
     (tmp_path / "kernel.yaml").write_text(f"name: kernel\n{base}overrides: {{kernel_size: 4}}\n")
     _arrays_file(tmp_path / "one.h5", classes=1)
-    (tmp_path / "one.yaml").write_text("name: one\ndataset: arrays\ndata: one.h5\nmodel: cnn\n"
-                                       "search_space: [learning_rate]\n")
+    (tmp_path / "one.yaml").write_text(
+        "name: one\ndataset: arrays\ndata: one.h5\nmodel: cnn\nsearch_space: [learning_rate]\n"
+    )
     _arrays_file(tmp_path / "ten.h5")
-    (tmp_path / "subset.yaml").write_text("name: sub\ndataset: arrays\ndata: ten.h5\nmodel: cnn\n"
-                                          "search_space: [learning_rate]\ntrain_subset: 155\n")
+    (tmp_path / "subset.yaml").write_text(
+        "name: sub\ndataset: arrays\ndata: ten.h5\nmodel: cnn\n"
+        "search_space: [learning_rate]\ntrain_subset: 155\n"
+    )
     (tmp_path / "two.yaml").write_text(
-        "configs:\n" + "".join(f"- name: c{i}\n  model: digits-cnn-uci\n  dataset: {{name: digits}}\n"
-                               for i in range(2)))
+        "configs:\n"
+        + "".join(
+            f"- name: c{i}\n  model: digits-cnn-uci\n  dataset: {{name: digits}}\n"
+            for i in range(2)
+        )
+    )
     args, message = PRE_CHECKS[case]
     result = run_main(*[a.format(two="two.yaml") for a in args], cwd=tmp_path)
     assert result.returncode == 2, result.stderr
@@ -287,8 +419,10 @@ def test_a_warm_start_on_a_study_at_its_total_is_refused_and_changes_nothing(tmp
     before = file_digest(db)
     result = run_main("launch", "--trials", "2", "--enqueue", "digits-cnn-uci", cwd=tmp_path)
     assert result.returncode == 2
-    assert ("--enqueue adds 1 configuration(s), but study 'digits-cnn' holds 2 finished trial(s) "
-            "of its total 2: pass --trials 3 or more") in error_line(result)
+    assert (
+        "--enqueue adds 1 configuration(s), but study 'digits-cnn' holds 2 finished trial(s) "
+        "of its total 2: pass --trials 3 or more"
+    ) in error_line(result)
     assert file_digest(db) == before
 
 
@@ -306,15 +440,19 @@ def test_a_resume_on_other_data_is_refused_and_a_moved_copy_is_fine(tmp_path):
     _arrays_file(tmp_path / "a.h5")
     _arrays_file(tmp_path / "b.h5", seed=1)
     shutil.copy(tmp_path / "a.h5", tmp_path / "moved.h5")
-    (tmp_path / "arr.yaml").write_text("name: arr\ndataset: arrays\ndata: a.h5\nmodel: cnn\n"
-                                       "search_space: [learning_rate]\nepochs: 1\n")
+    (tmp_path / "arr.yaml").write_text(
+        "name: arr\ndataset: arrays\ndata: a.h5\nmodel: cnn\n"
+        "search_space: [learning_rate]\nepochs: 1\n"
+    )
     assert run_main("create", "--config", "arr.yaml", cwd=tmp_path).returncode == 0
     study = optuna.load_study(study_name="arr", storage=f"sqlite:///{tmp_path / 'studies.db'}")
     assert study.user_attrs["hpo_data"]["source"] == "a.h5"
     before = file_digest(tmp_path / "studies.db")
-    for args in (["launch", "--study", "arr", "--data", "b.h5"],
-                 ["create", "--config", "arr.yaml", "--data", "b.h5"],
-                 ["worker", "--study", "arr", "--data", "b.h5"]):
+    for args in (
+        ["launch", "--study", "arr", "--data", "b.h5"],
+        ["create", "--config", "arr.yaml", "--data", "b.h5"],
+        ["worker", "--study", "arr", "--data", "b.h5"],
+    ):
         result = run_main(*args, cwd=tmp_path)
         assert result.returncode == 2, (args, result.stderr)
         assert "study 'arr' was created on a.h5 (sha256" in error_line(result)
@@ -331,7 +469,9 @@ def test_a_resume_keeps_the_study_s_own_settings_and_points_to_delete(tmp_path):
     assert again.returncode == 0, again.stderr
     other = run_main("create", "--epochs", "4", cwd=tmp_path)
     assert other.returncode == 2
-    assert "(epochs: 3 -> 4)" in error_line(other) and "`hpo delete --study digits-cnn`" in error_line(other)
+    assert "(epochs: 3 -> 4)" in error_line(
+        other
+    ) and "`hpo delete --study digits-cnn`" in error_line(other)
 
 
 def test_a_study_cut_short_before_its_settings_were_stored_is_taken_over(tmp_path):

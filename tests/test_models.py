@@ -31,11 +31,21 @@ def test_named_models_have_the_seeds_parameter_counts(name, expected):
 
 
 def test_flat_params_build_the_searched_cnn():
-    arch = architecture_from_params("cnn", {
-        "conv_blocks": 2, "filters_1": 16, "filters_2": 64, "kernel_size": 5,
-        "activation": "leaky_relu", "leaky_alpha": 0.2, "batch_norm": True,
-        "dense_layers": 1, "dense_units_1": 32, "dropout": 0.3,
-    })
+    arch = architecture_from_params(
+        "cnn",
+        {
+            "conv_blocks": 2,
+            "filters_1": 16,
+            "filters_2": 64,
+            "kernel_size": 5,
+            "activation": "leaky_relu",
+            "leaky_alpha": 0.2,
+            "batch_norm": True,
+            "dense_layers": 1,
+            "dense_units_1": 32,
+            "dropout": 0.3,
+        },
+    )
     assert [b.filters for b in arch.conv_blocks] == [(16,), (64,)]
     assert all(b.kernel_size == 5 and b.batch_norm for b in arch.conv_blocks)
     assert [(d.units, d.dropout) for d in arch.dense_layers] == [(32, 0.3)]
@@ -45,7 +55,9 @@ def test_flat_params_build_the_searched_cnn():
 
 
 def test_ann_params_and_round_trip():
-    arch = architecture_from_params("ann", {"dense_layers": 3, "dense_units_1": 64, "batch_norm": True})
+    arch = architecture_from_params(
+        "ann", {"dense_layers": 3, "dense_units_1": 64, "batch_norm": True}
+    )
     assert [d.units for d in arch.dense_layers] == [64, 128, 128]
     assert all(d.batch_norm for d in arch.dense_layers)
     assert Architecture.from_dict(arch.to_dict()) == arch
@@ -59,15 +71,18 @@ def test_too_many_conv_blocks_for_the_image_is_an_architecture_error():
     check_fits(arch, (32, 32, 1))
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"family": "rnn"}, "unknown model family"),
-    ({"family": "cnn", "activation": "swishy"}, "unknown activation"),
-    ({"family": "cnn", "dense_layers": [{"units": 0}]}, "positive integers"),
-    ({"family": "cnn", "dense_layers": [{"units": 8, "dropout": 1.5}]}, "dropout"),
-    ({"family": "cnn", "conv_blocks": [{"filters": [8], "colour": 1}]}, "unknown key"),
-    ({"family": "ann", "conv_blocks": [{"filters": [8]}]}, "no conv_blocks"),
-    ({"activation": "relu"}, "missing 'family'"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"family": "rnn"}, "unknown model family"),
+        ({"family": "cnn", "activation": "swishy"}, "unknown activation"),
+        ({"family": "cnn", "dense_layers": [{"units": 0}]}, "positive integers"),
+        ({"family": "cnn", "dense_layers": [{"units": 8, "dropout": 1.5}]}, "dropout"),
+        ({"family": "cnn", "conv_blocks": [{"filters": [8], "colour": 1}]}, "unknown key"),
+        ({"family": "ann", "conv_blocks": [{"filters": [8]}]}, "no conv_blocks"),
+        ({"activation": "relu"}, "missing 'family'"),
+    ],
+)
 def test_bad_architecture_dicts_are_rejected(data, message):
     with pytest.raises(ArchitectureError, match=message):
         Architecture.from_dict(data)
@@ -82,20 +97,39 @@ def test_param_names_are_checked_per_family():
 
 
 def test_the_modern_recipe_builds_augmentation_several_convs_and_a_gap_head():
-    arch = architecture_from_params("cnn", {
-        "conv_blocks": 2, "filters_1": 8, "filters_2": 16, "convs_per_block": 3, "head": "gap",
-        "batch_norm": True, "translate": 0.1, "rotate": 10, "zoom": 0.05, "dense_units_1": 16,
-    })
+    arch = architecture_from_params(
+        "cnn",
+        {
+            "conv_blocks": 2,
+            "filters_1": 8,
+            "filters_2": 16,
+            "convs_per_block": 3,
+            "head": "gap",
+            "batch_norm": True,
+            "translate": 0.1,
+            "rotate": 10,
+            "zoom": 0.05,
+            "dense_units_1": 16,
+        },
+    )
     assert [b.filters for b in arch.conv_blocks] == [(8, 8, 8), (16, 16, 16)]
-    assert (arch.augmentation.translate, arch.augmentation.rotate, arch.augmentation.zoom) == \
-        (0.1, 10.0, 0.05)
+    assert (arch.augmentation.translate, arch.augmentation.rotate, arch.augmentation.zoom) == (
+        0.1,
+        10.0,
+        0.05,
+    )
     assert arch.head == "gap" and arch.batch_norm_momentum == 0.9
     model = build_model(arch, (8, 8, 1))
     kinds = [type(layer).__name__ for layer in model.layers]
     assert kinds[:3] == ["RandomTranslation", "RandomRotation", "RandomZoom"]
-    assert kinds.count("Conv2D") == 6 and "GlobalAveragePooling2D" in kinds and "Flatten" not in kinds
-    assert all(layer.momentum == 0.9 for layer in model.layers
-               if type(layer).__name__ == "BatchNormalization")
+    assert (
+        kinds.count("Conv2D") == 6 and "GlobalAveragePooling2D" in kinds and "Flatten" not in kinds
+    )
+    assert all(
+        layer.momentum == 0.9
+        for layer in model.layers
+        if type(layer).__name__ == "BatchNormalization"
+    )
     # a GAP head feeds the dense layer 16 features, not 2x2x16
     assert model.count_params() == count_params(arch, (8, 8, 1))
     assert Architecture.from_dict(arch.to_dict()) == arch
@@ -104,8 +138,10 @@ def test_the_modern_recipe_builds_augmentation_several_convs_and_a_gap_head():
 def test_augmentation_changes_images_only_while_training():
     import numpy as np
 
-    arch = architecture_from_params("cnn", {"conv_blocks": 1, "filters_1": 8, "translate": 0.2,
-                                            "rotate": 20, "dense_units_1": 8})
+    arch = architecture_from_params(
+        "cnn",
+        {"conv_blocks": 1, "filters_1": 8, "translate": 0.2, "rotate": 20, "dense_units_1": 8},
+    )
     model = build_model(arch, (8, 8, 1))
     x = np.random.default_rng(0).random((16, 8, 8, 1)).astype("float32")
     predicted = model.predict(x, verbose=0)
@@ -120,13 +156,19 @@ def test_the_seeds_models_keep_keras_batch_norm_momentum():
     assert Architecture.from_dict({"family": "cnn"}).batch_norm_momentum == 0.9
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"family": "cnn", "head": "attention"}, "unknown head"),
-    ({"family": "ann", "head": "gap"}, "needs conv_blocks"),
-    ({"family": "cnn", "augmentation": {"rotate": 400}}, "rotate must be a number from 0 to 180"),
-    ({"family": "cnn", "augmentation": {"flip": True}}, "unknown key"),
-    ({"family": "cnn", "batch_norm_momentum": 1.5}, "batch_norm_momentum"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"family": "cnn", "head": "attention"}, "unknown head"),
+        ({"family": "ann", "head": "gap"}, "needs conv_blocks"),
+        (
+            {"family": "cnn", "augmentation": {"rotate": 400}},
+            "rotate must be a number from 0 to 180",
+        ),
+        ({"family": "cnn", "augmentation": {"flip": True}}, "unknown key"),
+        ({"family": "cnn", "batch_norm_momentum": 1.5}, "batch_norm_momentum"),
+    ],
+)
 def test_bad_recipe_fields_are_rejected(data, message):
     with pytest.raises(ArchitectureError, match=message):
         Architecture.from_dict(data)

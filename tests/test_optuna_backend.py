@@ -12,12 +12,20 @@ from hpo.space import CategoricalParam, Condition, FloatParam, IntParam, SearchS
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-SPACE = SearchSpace([
-    CategoricalParam("activation", choices=("relu", "leaky_relu")),
-    FloatParam("leaky_alpha", low=0.01, high=0.3, step=0.01, condition=Condition("activation", ("leaky_relu",))),
-    IntParam("filters_1", low=16, high=64, step=16),
-    CategoricalParam("batch_size", choices=(32, 64)),
-])
+SPACE = SearchSpace(
+    [
+        CategoricalParam("activation", choices=("relu", "leaky_relu")),
+        FloatParam(
+            "leaky_alpha",
+            low=0.01,
+            high=0.3,
+            step=0.01,
+            condition=Condition("activation", ("leaky_relu",)),
+        ),
+        IntParam("filters_1", low=16, high=64, step=16),
+        CategoricalParam("batch_size", choices=(32, 64)),
+    ]
+)
 
 
 def config(**kw) -> StudyConfig:
@@ -26,8 +34,10 @@ def config(**kw) -> StudyConfig:
 
 @pytest.mark.parametrize("sampler", [s for s in SAMPLERS if s != "gp"])
 def test_every_sampler_explores_the_space_with_conditions(tmp_path, sampler):
-    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}",
-                                sampler=make_sampler(config(sampler=sampler), SPACE, stream=1))
+    study = optuna.create_study(
+        storage=f"sqlite:///{tmp_path / 's.db'}",
+        sampler=make_sampler(config(sampler=sampler), SPACE, stream=1),
+    )
     seen = []
     for _ in range(6):
         trial = study.ask()
@@ -53,8 +63,15 @@ def test_workers_get_their_own_random_streams():
     a = make_sampler(config(sampler="random"), SPACE, stream=1)
     b = make_sampler(config(sampler="random"), SPACE, stream=2)
     study = optuna.create_study()
-    draws = [s.sample_independent(study, optuna.trial.create_trial(value=0.0), "x",
-                                  optuna.distributions.FloatDistribution(0, 1)) for s in (a, b)]
+    draws = [
+        s.sample_independent(
+            study,
+            optuna.trial.create_trial(value=0.0),
+            "x",
+            optuna.distributions.FloatDistribution(0, 1),
+        )
+        for s in (a, b)
+    ]
     assert draws[0] != draws[1]
 
 
@@ -64,7 +81,10 @@ def test_every_pruner_is_built(pruner):
 
 
 def test_distributions_match_the_parameter_types():
-    assert distribution(IntParam("a", low=1, high=64, log=True)) == optuna.distributions.IntDistribution(1, 64, log=True)
-    assert distribution(FloatParam("b", low=0.0, high=0.5, step=0.1)) == \
-        optuna.distributions.FloatDistribution(0.0, 0.5, step=0.1)
+    assert distribution(
+        IntParam("a", low=1, high=64, log=True)
+    ) == optuna.distributions.IntDistribution(1, 64, log=True)
+    assert distribution(
+        FloatParam("b", low=0.0, high=0.5, step=0.1)
+    ) == optuna.distributions.FloatDistribution(0.0, 0.5, step=0.1)
     assert distribution(CategoricalParam("c", choices=(False, True))).choices == (False, True)

@@ -21,17 +21,26 @@ def with_study(tmp_path: Path) -> Path:
 
 
 OUTPUT_ERRORS = {
-    "export into a missing folder": (["export", "--study", "digits-cnn", "-o", "missing/best.yaml"],
-                                     "cannot write the export file missing/best.yaml: directory "
-                                     "missing does not exist"),
-    "export onto a folder": (["export", "--study", "digits-cnn", "-o", "folder"],
-                             "Invalid value for '-o' / '--output': File 'folder' is a directory"),
-    "export under a file": (["export", "--study", "digits-cnn", "-o", "file.txt/best.yaml"],
-                            "file.txt is not a directory"),
-    "report into a missing folder": (["report", "--study", "digits-cnn", "-o", "missing/r.html"],
-                                     "cannot write the report missing/r.html"),
-    "retrain into a file": (["retrain", "--study", "digits-cnn", "--output-dir", "file.txt"],
-                            "cannot use the output directory file.txt: file.txt is a file"),
+    "export into a missing folder": (
+        ["export", "--study", "digits-cnn", "-o", "missing/best.yaml"],
+        "cannot write the export file missing/best.yaml: directory missing does not exist",
+    ),
+    "export onto a folder": (
+        ["export", "--study", "digits-cnn", "-o", "folder"],
+        "Invalid value for '-o' / '--output': File 'folder' is a directory",
+    ),
+    "export under a file": (
+        ["export", "--study", "digits-cnn", "-o", "file.txt/best.yaml"],
+        "file.txt is not a directory",
+    ),
+    "report into a missing folder": (
+        ["report", "--study", "digits-cnn", "-o", "missing/r.html"],
+        "cannot write the report missing/r.html",
+    ),
+    "retrain into a file": (
+        ["retrain", "--study", "digits-cnn", "--output-dir", "file.txt"],
+        "cannot use the output directory file.txt: file.txt is a file",
+    ),
 }
 
 
@@ -50,8 +59,10 @@ def test_outputs_into_a_read_only_folder(with_study):
     out = with_study / "out"
     out.mkdir()
     with read_only(out):
-        for args in (["export", "--study", "digits-cnn", "-o", "out/best.yaml"],
-                     ["report", "--study", "digits-cnn", "-o", "out/r.html"]):
+        for args in (
+            ["export", "--study", "digits-cnn", "-o", "out/best.yaml"],
+            ["report", "--study", "digits-cnn", "-o", "out/r.html"],
+        ):
             result = run_main(*args, cwd=with_study)
             assert result.returncode == 2
             assert "directory out is not writable (Read-only file system)" in error_line(result)
@@ -64,11 +75,14 @@ def test_retrain_into_a_read_only_folder_fails_before_training(with_study):
     out.mkdir()
     started = time.monotonic()
     with read_only(out):
-        result = run_hpo("retrain", "--study", "digits-cnn", "--seeds", "3", cwd=with_study,
-                         timeout=120)
+        result = run_hpo(
+            "retrain", "--study", "digits-cnn", "--seeds", "3", cwd=with_study, timeout=120
+        )
     assert result.returncode == 2
-    assert error_line(result) == ("Error: cannot write the output directory runs: directory runs "
-                                  "is not writable (Read-only file system)")
+    assert error_line(result) == (
+        "Error: cannot write the output directory runs: directory runs "
+        "is not writable (Read-only file system)"
+    )
     assert "epochs" not in result.stderr and time.monotonic() - started < 30
 
 

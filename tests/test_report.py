@@ -20,20 +20,30 @@ from hpo.report import read_retrain, write_report
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-
 def seed_run(seed: int, accuracy: float) -> dict:
     """One per-seed record of ``hpo retrain``'s results.json."""
     return {
-        "config": "digits-cnn-trial-3", "seed": seed, "test_accuracy": accuracy,
-        "confusion_matrix": [[30 if i == j else int(j == (i + seed) % 10) for j in range(10)]
-                             for i in range(10)],
-        "per_class": {str(k): {"precision": 0.9, "recall": 0.9, "f1": 0.9 + 0.005 * k + 0.01 * seed}
-                      for k in range(10)},
+        "config": "digits-cnn-trial-3",
+        "seed": seed,
+        "test_accuracy": accuracy,
+        "confusion_matrix": [
+            [30 if i == j else int(j == (i + seed) % 10) for j in range(10)] for i in range(10)
+        ],
+        "per_class": {
+            str(k): {"precision": 0.9, "recall": 0.9, "f1": 0.9 + 0.005 * k + 0.01 * seed}
+            for k in range(10)
+        },
     }
 
 
-SUMMARY = {"config": "digits-cnn-trial-3", "seeds": [1, 2], "test_accuracy_mean": 0.965,
-           "test_accuracy_std": 0.005, "f1_macro_mean": 0.94, "f1_macro_std": 0.01}
+SUMMARY = {
+    "config": "digits-cnn-trial-3",
+    "seeds": [1, 2],
+    "test_accuracy_mean": 0.965,
+    "test_accuracy_std": 0.005,
+    "f1_macro_mean": 0.94,
+    "f1_macro_std": 0.01,
+}
 
 
 def retrained(study: optuna.Study, out: Path) -> Path:
@@ -41,11 +51,15 @@ def retrained(study: optuna.Study, out: Path) -> Path:
     trial = study.best_trial.number
     study.set_user_attr(f"retrain:{trial}", SUMMARY)
     out.mkdir()
-    (out / "results.json").write_text(json.dumps({
-        "format": "hpo-retrain/1",
-        "summary": [{**SUMMARY, "source": {"study": study.study_name, "trial": trial}}],
-        "results": [seed_run(1, 0.96), seed_run(2, 0.97)],
-    }))
+    (out / "results.json").write_text(
+        json.dumps(
+            {
+                "format": "hpo-retrain/1",
+                "summary": [{**SUMMARY, "source": {"study": study.study_name, "trial": trial}}],
+                "results": [seed_run(1, 0.96), seed_run(2, 0.97)],
+            }
+        )
+    )
     return out
 
 
@@ -63,9 +77,17 @@ def make_study(where: Path, complete: int = 4) -> optuna.Study:
         accuracies = [0.5 + 0.1 * i, 0.6 + 0.1 * i][: 1 if i == complete else 2]
         for epoch, acc in enumerate(accuracies, start=1):
             trial.report(min(acc, 0.99), epoch)
-        attrs = {"worker": f"host:{100 + i % 2}", "n_params": 1000 * (i + 1), "epochs": 2,
-                 "best_epoch": 2, "train_accuracy": 0.9, "train_seconds": 1.5, "inference_ms": 0.2,
-                 "seed": i, "val_accuracy": min(accuracies[-1], 0.99)}
+        attrs = {
+            "worker": f"host:{100 + i % 2}",
+            "n_params": 1000 * (i + 1),
+            "epochs": 2,
+            "best_epoch": 2,
+            "train_accuracy": 0.9,
+            "train_seconds": 1.5,
+            "inference_ms": 0.2,
+            "seed": i,
+            "val_accuracy": min(accuracies[-1], 0.99),
+        }
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         if i < complete:
@@ -85,8 +107,14 @@ def test_report_has_the_summary_every_plot_and_plotly_inlined_once(tmp_path):
     figures = write_report(study, out)
     html = out.read_text()
     assert figures == 6 == plot_sections(html)
-    for title in ("Optimization history", "Learning curves", "Parameter importances",
-                  "Parallel coordinates", "Slice plots", "Worker timeline"):
+    for title in (
+        "Optimization history",
+        "Learning curves",
+        "Parameter importances",
+        "Parallel coordinates",
+        "Slice plots",
+        "Worker timeline",
+    ):
         assert f"<h2>{title}</h2>" in html
     assert "Pareto front" not in html and "confusion matrix" not in html
     best = study.best_trial
@@ -141,15 +169,19 @@ def test_per_seed_records_may_sit_in_the_study_attribute_with_score_lists(tmp_pa
     study = make_study(tmp_path)
     run = seed_run(1, 0.96)
     run["per_class"] = {"f1": [0.9] * 10, "precision": [0.9] * 10, "recall": [0.9] * 10}
-    study.set_user_attr("retrain:0", {"test_accuracy_mean": 0.96, "test_accuracy_std": 0.0,
-                                      "per_seed": [run]})
+    study.set_user_attr(
+        "retrain:0", {"test_accuracy_mean": 0.96, "test_accuracy_std": 0.0, "per_seed": [run]}
+    )
     assert write_report(study, tmp_path / "r.html") == 8
 
 
 @pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 def test_several_objectives_add_the_pareto_front(tmp_path):
-    study = optuna.create_study(directions=["maximize", "minimize"], study_name="two",
-                                storage=f"sqlite:///{tmp_path / 'studies.db'}")
+    study = optuna.create_study(
+        directions=["maximize", "minimize"],
+        study_name="two",
+        storage=f"sqlite:///{tmp_path / 'studies.db'}",
+    )
     study.set_metric_names(["validation accuracy", "parameters"])
     for i, (acc, size) in enumerate([(0.9, 500), (0.95, 900), (0.8, 1000), (0.85, 300)]):
         trial = study.ask()
@@ -165,8 +197,11 @@ def test_several_objectives_add_the_pareto_front(tmp_path):
 
 
 def test_user_text_is_html_escaped(tmp_path):
-    study = optuna.create_study(study_name="<b>odd</b> & name", direction="maximize",
-                                storage=f"sqlite:///{tmp_path / 'studies.db'}")
+    study = optuna.create_study(
+        study_name="<b>odd</b> & name",
+        direction="maximize",
+        storage=f"sqlite:///{tmp_path / 'studies.db'}",
+    )
     study.enqueue_trial({"act": "<script>alert(1)</script>"})
     study.optimize(lambda t: len(t.suggest_categorical("act", ["<script>alert(1)</script>"])), 1)
     write_report(study, tmp_path / "r.html")
@@ -178,8 +213,18 @@ def test_user_text_is_html_escaped(tmp_path):
 def test_cli_writes_the_report_or_says_what_is_wrong(tmp_path):
     study = make_study(tmp_path)
     url = f"sqlite:///{tmp_path / 'studies.db'}"
-    ok = run_hpo("report", "--study", "digits-cnn", "-o", "out.html", "--storage", url,
-                 "--retrain", str(retrained(study, tmp_path / "runs")), cwd=tmp_path)
+    ok = run_hpo(
+        "report",
+        "--study",
+        "digits-cnn",
+        "-o",
+        "out.html",
+        "--storage",
+        url,
+        "--retrain",
+        str(retrained(study, tmp_path / "runs")),
+        cwd=tmp_path,
+    )
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.strip() == "Wrote out.html: study 'digits-cnn', 8 plots."
     assert (tmp_path / "out.html").stat().st_size > 1_000_000  # plotly.js inlined
@@ -187,8 +232,9 @@ def test_cli_writes_the_report_or_says_what_is_wrong(tmp_path):
     missing = run_hpo("report", "--study", "nope", "--storage", url, cwd=tmp_path)
     assert missing.returncode == 2
     assert "no study named 'nope'" in error_line(missing) and "digits-cnn" in error_line(missing)
-    no_dir = run_hpo("report", "--study", "digits-cnn", "-o", "no/dir/r.html", "--storage", url,
-                     cwd=tmp_path)
+    no_dir = run_hpo(
+        "report", "--study", "digits-cnn", "-o", "no/dir/r.html", "--storage", url, cwd=tmp_path
+    )
     assert no_dir.returncode == 2 and "does not exist" in error_line(no_dir)
 
 
@@ -211,8 +257,10 @@ def test_every_plot_renders_in_chromium_offline(tmp_path):
     with chromium_page(errors) as page:
         page.route("**/*", offline)
         page.goto(out.as_uri())
-        rendered = ("() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
-                    ".filter(e => e.querySelector('.main-svg')).length")
+        rendered = (
+            "() => Array.from(document.querySelectorAll('.js-plotly-plot'))"
+            ".filter(e => e.querySelector('.main-svg')).length"
+        )
         page.wait_for_function(f"({rendered})() >= {figures}", timeout=60_000)
         assert page.evaluate(rendered) == figures == 8
         assert page.locator("header.summary").inner_text().startswith("Study digits-cnn")

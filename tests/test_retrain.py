@@ -55,7 +55,8 @@ def results(folder: Path) -> dict:
 
 
 def test_retrain_of_a_fixed_config_scores_the_test_set_and_saves_identical_models(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     (tmp_path / "small.yaml").write_text(SMALL_CNN)
     run = run_hpo("retrain", "--config", "small.yaml", "--seeds", "2", cwd=tmp_path, timeout=300)
     assert run.returncode == 0, run.stderr
@@ -99,13 +100,17 @@ def test_retrain_of_a_fixed_config_scores_the_test_set_and_saves_identical_model
 
 
 def test_retrain_from_a_study_uses_the_trials_epochs_and_records_the_scores(tmp_path: Path) -> None:
-    url = make_study(tmp_path, [
-        trial({**GOOD_PARAMS, "batch_size": 64}, 0.9),
-        trial(GOOD_PARAMS, 0.97, epochs=2, best_epoch=2),  # stopped early after 2 epochs
-        trial(GOOD_PARAMS, None, TrialState.PRUNED),
-    ])
-    run = run_hpo("retrain", "--study", "digits-cnn", "--output-dir", "out", cwd=tmp_path,
-                  timeout=300)
+    url = make_study(
+        tmp_path,
+        [
+            trial({**GOOD_PARAMS, "batch_size": 64}, 0.9),
+            trial(GOOD_PARAMS, 0.97, epochs=2, best_epoch=2),  # stopped early after 2 epochs
+            trial(GOOD_PARAMS, None, TrialState.PRUNED),
+        ],
+    )
+    run = run_hpo(
+        "retrain", "--study", "digits-cnn", "--output-dir", "out", cwd=tmp_path, timeout=300
+    )
     assert run.returncode == 0, run.stderr
     assert "recorded in study 'digits-cnn'" in run.stdout
 
@@ -125,13 +130,19 @@ def test_data_overrides_the_yaml_path_and_a_hash_mismatch_only_warns(tmp_path: P
     digits_arrays(tmp_path / "digits.h5")
     document = yaml.safe_load(SMALL_CNN)
     config = document["configs"][0]
-    config["dataset"] = {"name": "arrays", "path": "/elsewhere/digits.h5", "sha256": "0" * 64,
-                         "val_fraction": 0.2, "input_shape": [8, 8, 1]}
+    config["dataset"] = {
+        "name": "arrays",
+        "path": "/elsewhere/digits.h5",
+        "sha256": "0" * 64,
+        "val_fraction": 0.2,
+        "input_shape": [8, 8, 1],
+    }
     config["training"]["epochs"] = 1
     (tmp_path / "moved.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
 
-    run = run_hpo("retrain", "--config", "moved.yaml", "--data", "digits.h5", cwd=tmp_path,
-                  timeout=300)
+    run = run_hpo(
+        "retrain", "--config", "moved.yaml", "--data", "digits.h5", cwd=tmp_path, timeout=300
+    )
     assert run.returncode == 0, run.stderr
     warnings = [line for line in run.stderr.splitlines() if line.startswith("Warning:")]
     assert len(warnings) == 1 and "sha256" in warnings[0] and "digits.h5" in warnings[0]
@@ -140,20 +151,34 @@ def test_data_overrides_the_yaml_path_and_a_hash_mismatch_only_warns(tmp_path: P
 
 
 RETRAIN_ERRORS = {
-    "malformed yaml": (["--config", "{malformed}"],
-                       "malformed.yaml: not valid YAML at line 3: expected ',' or '}'"),
-    "missing key": (["--config", "{missing}"],
-                    "missing.yaml: configs[0].training.epochs is missing"),
-    "wrong type": (["--config", "{wrong}"],
-                   "wrong.yaml: configs[0].training.batch_size must be an integer, got 'x'"),
-    "unknown parameter": (["--config", "{unknown}"],
-                          "unknown.yaml: configs[0].params.filters_9: search-space parameter"),
-    "8x8 config on 16x16 data": (["--config", "{exported}", "--data", "{big}"],
-                                 "config small-cnn expects 8x8x1 images but"),
-    "named model on other data": (["--config", "{named}"],
-                                  "model svhn-cnn-2 expects 32x32x1 images but scikit-learn"),
-    "study and config": (["--study", "s", "--config", "{exported}"],
-                         "give either --study NAME or --config FILE"),
+    "malformed yaml": (
+        ["--config", "{malformed}"],
+        "malformed.yaml: not valid YAML at line 3: expected ',' or '}'",
+    ),
+    "missing key": (
+        ["--config", "{missing}"],
+        "missing.yaml: configs[0].training.epochs is missing",
+    ),
+    "wrong type": (
+        ["--config", "{wrong}"],
+        "wrong.yaml: configs[0].training.batch_size must be an integer, got 'x'",
+    ),
+    "unknown parameter": (
+        ["--config", "{unknown}"],
+        "unknown.yaml: configs[0].params.filters_9: search-space parameter",
+    ),
+    "8x8 config on 16x16 data": (
+        ["--config", "{exported}", "--data", "{big}"],
+        "config small-cnn expects 8x8x1 images but",
+    ),
+    "named model on other data": (
+        ["--config", "{named}"],
+        "model svhn-cnn-2 expects 32x32x1 images but scikit-learn",
+    ),
+    "study and config": (
+        ["--study", "s", "--config", "{exported}"],
+        "give either --study NAME or --config FILE",
+    ),
     "neither": ([], "give either --study NAME or --config FILE"),
     "top with config": (["--config", "{exported}", "--top", "2"], "--top selects trials"),
     "digits with data": (["--config", "{exported}", "--data", "x.h5"], "takes no --data path"),
@@ -162,8 +187,9 @@ RETRAIN_ERRORS = {
 
 @pytest.mark.parametrize("case", RETRAIN_ERRORS)
 def test_retrain_errors_are_one_line_and_exit_2(tmp_path: Path, case: str) -> None:
-    exported = SMALL_CNN.replace("  dataset: {name: digits}",
-                                 "  dataset: {name: digits, input_shape: [8, 8, 1]}")
+    exported = SMALL_CNN.replace(
+        "  dataset: {name: digits}", "  dataset: {name: digits, input_shape: [8, 8, 1]}"
+    )
     files = {
         "malformed": "configs:\n- dataset: {name: digits\n",
         "missing": SMALL_CNN.replace("epochs: 15, ", ""),
@@ -181,8 +207,9 @@ def test_retrain_errors_are_one_line_and_exit_2(tmp_path: Path, case: str) -> No
         (tmp_path / "plain.yaml").write_text(exported)
     digits_arrays(tmp_path / "big.h5", side=16)
     args, message = RETRAIN_ERRORS[case]
-    run = run_hpo("retrain", *[a.format(big="big.h5", **names) for a in args], cwd=tmp_path,
-                  timeout=120)
+    run = run_hpo(
+        "retrain", *[a.format(big="big.h5", **names) for a in args], cwd=tmp_path, timeout=120
+    )
     assert run.returncode == 2, run.stderr
     assert message in error_line(run)
     assert not (tmp_path / "runs").exists()
@@ -192,9 +219,19 @@ def test_the_search_never_reads_the_test_arrays_but_retrain_does(tmp_path: Path)
     digits_arrays(tmp_path / "nan.h5", nan_test=True)
     (tmp_path / "study.yaml").write_text(
         "name: nan-test\ndataset: arrays\ndata: nan.h5\nmodel: cnn\nsearch_space: [learning_rate]\n"
-        "epochs: 1\nseed: 0\n")
-    launch = run_hpo("launch", "--config", "study.yaml", "--trials", "1", "--workers", "1",
-                     cwd=tmp_path, timeout=300)
+        "epochs: 1\nseed: 0\n"
+    )
+    launch = run_hpo(
+        "launch",
+        "--config",
+        "study.yaml",
+        "--trials",
+        "1",
+        "--workers",
+        "1",
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert launch.returncode == 0, launch.stderr + launch.stdout
     study = optuna.load_study(study_name="nan-test", storage=f"sqlite:///{tmp_path / 'studies.db'}")
     assert [t.state for t in study.trials] == [TrialState.COMPLETE]
@@ -207,30 +244,59 @@ def test_the_search_never_reads_the_test_arrays_but_retrain_does(tmp_path: Path)
     run = run_hpo("retrain", "--study", "nan-test", cwd=tmp_path, timeout=120)
     assert run.returncode == 2
     assert "X_test has 25,408 NaN" in error_line(run)
-    assert "retrain:0" not in optuna.load_study(
-        study_name="nan-test", storage=f"sqlite:///{tmp_path / 'studies.db'}").user_attrs
+    assert (
+        "retrain:0"
+        not in optuna.load_study(
+            study_name="nan-test", storage=f"sqlite:///{tmp_path / 'studies.db'}"
+        ).user_attrs
+    )
 
 
 @pytest.mark.slow
 def test_launch_export_retrain_end_to_end(tmp_path: Path) -> None:
-    launch = run_hpo("launch", "--study", "digits-cnn", "--workers", "2", "--trials", "8",
-                     "--epochs", "9", "--confirm-top", "1", "--confirm-seeds", "2",
-                     cwd=tmp_path, timeout=600)
+    launch = run_hpo(
+        "launch",
+        "--study",
+        "digits-cnn",
+        "--workers",
+        "2",
+        "--trials",
+        "8",
+        "--epochs",
+        "9",
+        "--confirm-top",
+        "1",
+        "--confirm-seeds",
+        "2",
+        cwd=tmp_path,
+        timeout=600,
+    )
     assert launch.returncode == 0, launch.stderr + launch.stdout
-    export = run_hpo("export", "--study", "digits-cnn", "--top", "1", "-o", "best.yaml",
-                     cwd=tmp_path, timeout=120)
+    export = run_hpo(
+        "export",
+        "--study",
+        "digits-cnn",
+        "--top",
+        "1",
+        "-o",
+        "best.yaml",
+        cwd=tmp_path,
+        timeout=120,
+    )
     assert export.returncode == 0, export.stderr
 
-    run = run_hpo("retrain", "--config", "best.yaml", "--output-dir", "runs", cwd=tmp_path,
-                  timeout=600)
+    run = run_hpo(
+        "retrain", "--config", "best.yaml", "--output-dir", "runs", cwd=tmp_path, timeout=600
+    )
     assert run.returncode == 0, run.stderr
     (config,) = load_configs(tmp_path / "best.yaml")
     (entry,) = results(tmp_path / "runs")["results"]
     assert entry["config"] == config.name and entry["reload_identical"] is True
     assert entry["test_accuracy"] >= 0.95
     assert entry["epochs"] == config.training.epochs
-    study = optuna.load_study(study_name="digits-cnn",
-                              storage=f"sqlite:///{tmp_path / 'studies.db'}")
+    study = optuna.load_study(
+        study_name="digits-cnn", storage=f"sqlite:///{tmp_path / 'studies.db'}"
+    )
     recorded = study.user_attrs[f"retrain:{config.source.trial}"]
     assert recorded["test_accuracy_mean"] == entry["test_accuracy"]
 
@@ -253,20 +319,35 @@ configs:
 """
 
 
-def test_retrain_keeps_the_recipe_and_the_ensemble_averages_the_seeds_models(tmp_path: Path) -> None:
+def test_retrain_keeps_the_recipe_and_the_ensemble_averages_the_seeds_models(
+    tmp_path: Path,
+) -> None:
     import keras
 
     (tmp_path / "recipe.yaml").write_text(RECIPE_CNN)
     (config,) = load_configs(tmp_path / "recipe.yaml")
     t = config.training
-    assert (t.lr_schedule, t.cycles, t.warmup_epochs, t.weight_decay, t.label_smoothing) == \
-        ("cosine", (2,), 1, 0.001, 0.1)
+    assert (t.lr_schedule, t.cycles, t.warmup_epochs, t.weight_decay, t.label_smoothing) == (
+        "cosine",
+        (2,),
+        1,
+        0.001,
+        0.1,
+    )
     assert config.architecture.head == "gap" and config.architecture.augmentation.rotate == 10
     settings = t.settings(seed=1)
     assert settings.cycles == (2,) and settings.early_stopping == 0
 
-    run = run_hpo("retrain", "--config", "recipe.yaml", "--seeds", "2", "--ensemble",
-                  cwd=tmp_path, timeout=300)
+    run = run_hpo(
+        "retrain",
+        "--config",
+        "recipe.yaml",
+        "--seeds",
+        "2",
+        "--ensemble",
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr
     out = results(tmp_path / "runs")
     (summary,) = out["summary"]
@@ -285,7 +366,8 @@ def test_retrain_keeps_the_recipe_and_the_ensemble_averages_the_seeds_models(tmp
     whole = keras.saving.load_model(runs / "ensemble" / "model.keras")
     assert np.allclose(whole.predict(data.x_test, verbose=0), averaged, atol=1e-6)
     assert ensemble["test_accuracy"] == pytest.approx(
-        float(np.mean(averaged.argmax(axis=1) == data.y_test)))
+        float(np.mean(averaged.argmax(axis=1) == data.y_test))
+    )
 
 
 def test_an_ensemble_needs_several_seeds(tmp_path: Path) -> None:
@@ -305,9 +387,11 @@ def test_only_scores_on_the_searched_data_are_recorded_in_the_study(tmp_path: Pa
     configs, _ = configs_from_study(study, 1, url, inspect_data=False)
     summary = {"config": configs[0].name, "test_accuracy_mean": 0.9, "test_accuracy_std": 0.0}
     notes = record_in_studies([{**summary, "data_sha256": "b" * 64}], configs, url)
-    assert notes == [f"{configs[0].name}: not recorded in study 'digits-cnn': it was retrained on "
-                     "other data (sha256 bbbbbbbbbbbb...) than the study searched (aaaaaaaaaaaa...); "
-                     "its scores are in results.json only"]
+    assert notes == [
+        f"{configs[0].name}: not recorded in study 'digits-cnn': it was retrained on "
+        "other data (sha256 bbbbbbbbbbbb...) than the study searched (aaaaaaaaaaaa...); "
+        "its scores are in results.json only"
+    ]
     assert "retrain:0" not in study.user_attrs
     notes = record_in_studies([{**summary, "data_sha256": "a" * 64}], configs, url)
     assert "recorded in study 'digits-cnn'" in notes[0] and "retrain:0" in study.user_attrs
@@ -326,20 +410,29 @@ def test_scores_on_other_data_are_not_recorded_as_the_study_s_own(tmp_path: Path
         images = f["X_train"][()]
         del f["X_train"]
         f["X_train"] = images[::-1]
-    (tmp_path / "arr.yaml").write_text("name: arr\ndataset: arrays\ndata: a.h5\nmodel: cnn\n"
-                                       "search_space: [learning_rate]\nepochs: 1\n"
-                                       "try_defaults_first: false\n")
+    (tmp_path / "arr.yaml").write_text(
+        "name: arr\ndataset: arrays\ndata: a.h5\nmodel: cnn\n"
+        "search_space: [learning_rate]\nepochs: 1\n"
+        "try_defaults_first: false\n"
+    )
     assert run_main("create", "--config", "arr.yaml", cwd=tmp_path).returncode == 0
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     study = optuna.load_study(study_name="arr", storage=url)
     space = load_yaml(tmp_path / "arr.yaml").space()
-    study.add_trial(optuna.trial.create_trial(
-        params={"learning_rate": 0.002}, distributions={"learning_rate": distribution(space["learning_rate"])},
-        value=0.9, user_attrs={"val_accuracy": 0.9, "epochs": 1, "seed": 0}))
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"learning_rate": 0.002},
+            distributions={"learning_rate": distribution(space["learning_rate"])},
+            value=0.9,
+            user_attrs={"val_accuracy": 0.9, "epochs": 1, "seed": 0},
+        )
+    )
 
     other = run_hpo("retrain", "--study", "arr", "--data", "b.h5", cwd=tmp_path, timeout=300)
     assert other.returncode == 0, other.stderr
-    assert "arr-trial-0: not recorded in study 'arr': it was retrained on other data" in other.stdout
+    assert (
+        "arr-trial-0: not recorded in study 'arr': it was retrained on other data" in other.stdout
+    )
     assert any(line.startswith("Warning:") and "b.h5" in line for line in other.stderr.splitlines())
     assert "retrain:0" not in optuna.load_study(study_name="arr", storage=url).user_attrs
     (entry,) = results(tmp_path / "runs")["results"]

@@ -15,19 +15,25 @@ from hpo.space import (
 )
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda: IntParam("n", low=5, high=5), r"low \(5\) must be below high \(5\)"),
-    (lambda: IntParam("n", low=1, high=10, step=0), "step must be positive"),
-    (lambda: IntParam("n", low=1, high=4, step=8), "larger than the range"),
-    (lambda: IntParam("n", low=1.5, high=4), "must be an integer"),
-    (lambda: FloatParam("lr", low=0.0, high=1.0, log=True), "log scale needs low > 0"),
-    (lambda: FloatParam("lr", low=1e-4, high=1e-2, log=True, step=1e-3), "either a step or a log"),
-    (lambda: FloatParam("lr", low=float("nan"), high=1.0), "finite number"),
-    (lambda: CategoricalParam("c", choices=()), "must not be empty"),
-    (lambda: CategoricalParam("c", choices=(1, 1)), "repeat a value"),
-    (lambda: CategoricalParam("c", choices=([1],)), "not a bool, number or string"),
-    (lambda: IntParam("bad name", low=1, high=2), "not valid"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: IntParam("n", low=5, high=5), r"low \(5\) must be below high \(5\)"),
+        (lambda: IntParam("n", low=1, high=10, step=0), "step must be positive"),
+        (lambda: IntParam("n", low=1, high=4, step=8), "larger than the range"),
+        (lambda: IntParam("n", low=1.5, high=4), "must be an integer"),
+        (lambda: FloatParam("lr", low=0.0, high=1.0, log=True), "log scale needs low > 0"),
+        (
+            lambda: FloatParam("lr", low=1e-4, high=1e-2, log=True, step=1e-3),
+            "either a step or a log",
+        ),
+        (lambda: FloatParam("lr", low=float("nan"), high=1.0), "finite number"),
+        (lambda: CategoricalParam("c", choices=()), "must not be empty"),
+        (lambda: CategoricalParam("c", choices=(1, 1)), "repeat a value"),
+        (lambda: CategoricalParam("c", choices=([1],)), "not a bool, number or string"),
+        (lambda: IntParam("bad name", low=1, high=2), "not valid"),
+    ],
+)
 def test_invalid_parameters_are_rejected_when_built(make, message):
     with pytest.raises(SpaceError, match=message):
         make()
@@ -42,30 +48,38 @@ def test_contains_respects_step_and_range():
     assert FloatParam("lr", low=1e-4, high=1e-2, log=True).values() is None
 
 
-@pytest.mark.parametrize("param", [
-    IntParam("a", low=1, high=9, step=2),
-    IntParam("b", low=1, high=1024, log=True),
-    FloatParam("c", low=1e-5, high=1e-1, log=True),
-    FloatParam("d", low=0.0, high=0.5, step=0.1, condition=Condition("x", ("on",))),
-    CategoricalParam("e", choices=(False, True, "relu", 3, 0.5)),
-])
+@pytest.mark.parametrize(
+    "param",
+    [
+        IntParam("a", low=1, high=9, step=2),
+        IntParam("b", low=1, high=1024, log=True),
+        FloatParam("c", low=1e-5, high=1e-1, log=True),
+        FloatParam("d", low=0.0, high=0.5, step=0.1, condition=Condition("x", ("on",))),
+        CategoricalParam("e", choices=(False, True, "relu", 3, 0.5)),
+    ],
+)
 def test_parameters_round_trip_through_dicts(param):
     assert param_from_dict(param.to_dict()) == param
 
 
 def test_conditions_are_checked_against_earlier_parents():
     act = CategoricalParam("activation", choices=("relu", "leaky_relu"))
-    slope = FloatParam("leaky_alpha", low=0.01, high=0.3, condition=Condition("activation", ("leaky_relu",)))
+    slope = FloatParam(
+        "leaky_alpha", low=0.01, high=0.3, condition=Condition("activation", ("leaky_relu",))
+    )
     space = SearchSpace([act, slope])
-    assert [p.name for p in space.active_params({"activation": "relu", "leaky_alpha": 0.1})] == ["activation"]
+    assert [p.name for p in space.active_params({"activation": "relu", "leaky_alpha": 0.1})] == [
+        "activation"
+    ]
     assert len(space.active_params({"activation": "leaky_relu", "leaky_alpha": 0.1})) == 2
     with pytest.raises(SpaceError, match="not defined before it"):
         SearchSpace([slope, act])
 
 
 def test_a_narrowed_parent_drops_children_that_can_never_be_active():
-    space = SearchSpace(override(p, 1) if p.name == "dense_layers" else p
-                        for p in search_spaces.load("dense_units"))
+    space = SearchSpace(
+        override(p, 1) if p.name == "dense_layers" else p for p in search_spaces.load("dense_units")
+    )
     assert space.names == ["dense_layers", "dense_units_1"]
     assert space.unreachable == ["dense_units_2", "dense_units_3"]
 
@@ -105,14 +119,18 @@ def test_defaults_are_checked_and_survive_overrides_that_keep_them():
 
 
 def test_the_default_configuration_follows_conditions():
-    space = SearchSpace([
-        CategoricalParam("blocks", choices=(1, 2, 3), default=2),
-        IntParam("f2", low=1, high=3, default=1, condition=Condition("blocks", (2, 3))),
-        IntParam("f3", low=1, high=3, default=2, condition=Condition("blocks", (3,))),
-        FloatParam("lr", low=1e-4, high=1e-2, log=True),  # no default: the sampler chooses
-        CategoricalParam("act", choices=("relu", "elu")),
-        FloatParam("alpha", low=0.1, high=0.3, default=0.2, condition=Condition("act", ("elu",))),
-    ])
+    space = SearchSpace(
+        [
+            CategoricalParam("blocks", choices=(1, 2, 3), default=2),
+            IntParam("f2", low=1, high=3, default=1, condition=Condition("blocks", (2, 3))),
+            IntParam("f3", low=1, high=3, default=2, condition=Condition("blocks", (3,))),
+            FloatParam("lr", low=1e-4, high=1e-2, log=True),  # no default: the sampler chooses
+            CategoricalParam("act", choices=("relu", "elu")),
+            FloatParam(
+                "alpha", low=0.1, high=0.3, default=0.2, condition=Condition("act", ("elu",))
+            ),
+        ]
+    )
     # f3 is inactive with two blocks; alpha's parent has no default, so whether it is active is unknown
     assert space.defaults() == {"blocks": 2, "f2": 1}
 
@@ -137,14 +155,23 @@ def test_grid_needs_finite_values():
 def test_every_builtin_module_loads_and_composes_into_one_space():
     params = [p for name in search_spaces.BUILTIN for p in search_spaces.load(name)]
     space = SearchSpace(params)
-    assert {"filters_1", "dropout", "learning_rate", "batch_size", "activation", "leaky_alpha"} <= set(space.names)
+    assert {
+        "filters_1",
+        "dropout",
+        "learning_rate",
+        "batch_size",
+        "activation",
+        "leaky_alpha",
+    } <= set(space.names)
     assert space["learning_rate"].log
     assert space["leaky_alpha"].condition == Condition("activation", ("leaky_relu",))
 
 
 def test_a_user_module_from_a_file_path(tmp_path):
     module = tmp_path / "wide_filters.py"
-    module.write_text("from hpo.space import IntParam\nPARAMS = [IntParam('filters_1', low=64, high=256, step=64)]\n")
+    module.write_text(
+        "from hpo.space import IntParam\nPARAMS = [IntParam('filters_1', low=64, high=256, step=64)]\n"
+    )
     assert search_spaces.load(str(module)) == [IntParam("filters_1", low=64, high=256, step=64)]
     bad = tmp_path / "bad.py"
     bad.write_text("PARAMS = 3\n")

@@ -26,8 +26,14 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 def healthy(tmp_path_factory) -> Path:
     """A real store, as `hpo launch` leaves it (WAL, checkpointed): a study with a few trials."""
     folder = tmp_path_factory.mktemp("healthy")
-    make_study(folder, [trial(GOOD_PARAMS, 0.97), trial(other_params(filters_1=16), 0.9),
-                        trial(other_params(dropout=0.2), 0.93)])
+    make_study(
+        folder,
+        [
+            trial(GOOD_PARAMS, 0.97),
+            trial(other_params(filters_1=16), 0.9),
+            trial(other_params(dropout=0.2), 0.93),
+        ],
+    )
     with sqlite3.connect(folder / "studies.db") as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     return folder / "studies.db"
@@ -35,7 +41,9 @@ def healthy(tmp_path_factory) -> Path:
 
 def _root_page(db: Path, table: str) -> int:
     with sqlite3.connect(db) as conn:
-        return conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
+        return conn.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)
+        ).fetchone()[0]
 
 
 def _overwrite_page(table: str):
@@ -44,6 +52,7 @@ def _overwrite_page(table: str):
         with open(db, "r+b") as handle:  # the b-tree page header and the cells after it
             handle.seek((page - 1) * 4096 + (100 if page == 1 else 0))
             handle.write(b"\xde\xad\xbe\xef" * 16)
+
     return damage
 
 
@@ -54,6 +63,7 @@ def _sql(*statements: str):
                 conn.execute(statement)
         with sqlite3.connect(db) as conn:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     return damage
 
 
@@ -65,6 +75,7 @@ def _truncate(db: Path) -> None:
 def _replace(content: bytes):
     def damage(db: Path) -> None:
         db.write_bytes(content)
+
     return damage
 
 
@@ -75,23 +86,35 @@ def _other_program(db: Path) -> None:
 
 
 DAMAGES = {
-    "trials page overwritten": (_overwrite_page("trials"), "is damaged (database disk image is malformed)"),
+    "trials page overwritten": (
+        _overwrite_page("trials"),
+        "is damaged (database disk image is malformed)",
+    ),
     "study attributes page overwritten": (_overwrite_page("study_user_attributes"), "is damaged"),
     "trial params page overwritten": (_overwrite_page("trial_params"), "is damaged"),
     "studies page overwritten": (_overwrite_page("studies"), "is damaged"),
     "schema page overwritten": (_overwrite_page("version_info"), "is damaged"),
     "table dropped": (_sql("DROP TABLE trial_values"), "table(s) trial_values are missing"),
     "two tables dropped": (_sql("DROP TABLE trials", "DROP TABLE studies"), "are missing"),
-    "trial value not JSON": (_sql("UPDATE trial_user_attributes SET value_json = '{bad'"),
-                             "a stored value cannot be read"),
-    "study settings not JSON": (_sql("UPDATE study_user_attributes SET value_json = '[1,'"),
-                                "a stored value cannot be read"),
-    "schema of another Optuna": (_sql("UPDATE alembic_version SET version_num = 'v99'"),
-                                 "no longer compatible with the table schema"),
+    "trial value not JSON": (
+        _sql("UPDATE trial_user_attributes SET value_json = '{bad'"),
+        "a stored value cannot be read",
+    ),
+    "study settings not JSON": (
+        _sql("UPDATE study_user_attributes SET value_json = '[1,'"),
+        "a stored value cannot be read",
+    ),
+    "schema of another Optuna": (
+        _sql("UPDATE alembic_version SET version_num = 'v99'"),
+        "no longer compatible with the table schema",
+    ),
     "truncated": (_truncate, "is damaged (database disk image is malformed)"),
     "random bytes": (_replace(os.urandom(8192)), "is not a SQLite database"),
     "a text file": (_replace(b"name: digits-cnn\n"), "is not a SQLite database"),
-    "another program's database": (_other_program, "a database of some other program (tables notes)"),
+    "another program's database": (
+        _other_program,
+        "a database of some other program (tables notes)",
+    ),
 }
 COMMANDS = {
     "status": ["status", "--study", "digits-cnn"],
@@ -184,8 +207,10 @@ def test_a_read_only_store_file_is_refused_for_writes_and_read(tmp_path, healthy
     with read_only(db):
         result = run_main("launch", "--trials", "5", cwd=tmp_path)
         assert result.returncode == 2
-        assert "the study store studies.db is read-only (the file studies.db cannot be written)" \
+        assert (
+            "the study store studies.db is read-only (the file studies.db cannot be written)"
             in error_line(result)
+        )
         assert run_main(*COMMANDS["status"], cwd=tmp_path).returncode == 0
     assert file_digest(db) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["studies.db"]
@@ -197,7 +222,9 @@ def test_a_read_only_folder_cannot_get_a_new_store(tmp_path):
     with read_only(folder):
         result = run_main("launch", cwd=folder)
     assert result.returncode == 2
-    assert "cannot create the study store studies.db: directory . is read-only" in error_line(result)
+    assert "cannot create the study store studies.db: directory . is read-only" in error_line(
+        result
+    )
     assert not list(folder.iterdir())
 
 
@@ -223,8 +250,17 @@ def test_permission_bits_for_an_unprivileged_user(shared_tmp, healthy):
 
 # --------------------------------------------------------------------------- URLs
 
-PASSWORDS = ["Xq7z@Kp4w", "Xq7z:Kp4w", "Xq7z/Kp4w", "Xq7z%Kp4w", "Xq7z#Kp4w", "Xq7z?Kp4w",
-             "Xq7z@Kp4w:Jm2v/Rt8y%Gh3n#Lp5b?Wc6d", "Xq7z%40Kp4w", "Xq7z Kp4w&Jm2v=Rt8y"]
+PASSWORDS = [
+    "Xq7z@Kp4w",
+    "Xq7z:Kp4w",
+    "Xq7z/Kp4w",
+    "Xq7z%Kp4w",
+    "Xq7z#Kp4w",
+    "Xq7z?Kp4w",
+    "Xq7z@Kp4w:Jm2v/Rt8y%Gh3n#Lp5b?Wc6d",
+    "Xq7z%40Kp4w",
+    "Xq7z Kp4w&Jm2v=Rt8y",
+]
 
 
 def fragments(password: str) -> list[str]:
@@ -239,8 +275,12 @@ def test_a_password_with_any_character_is_read_whole_and_masked_whole(password):
     url = f"postgresql://hpo:{password}@db.example:5432/studies"
     parsed = make_url(normalize_url(url))
     expected = password.replace("%40", "@")  # an escape already there means its character
-    assert (parsed.username, parsed.password, parsed.host, parsed.database) == \
-        ("hpo", expected, "db.example", "studies")
+    assert (parsed.username, parsed.password, parsed.host, parsed.database) == (
+        "hpo",
+        expected,
+        "db.example",
+        "studies",
+    )
     for shown in (mask(url), mask(normalize_url(url))):
         assert shown == "postgresql://hpo:***@db.example:5432/studies"
         assert not any(piece in shown for piece in fragments(password))
@@ -250,16 +290,21 @@ def test_masking_other_shapes_of_url():
     assert mask("sqlite:////home/me@corp/studies.db") == "sqlite:////home/me@corp/studies.db"
     assert normalize_url("sqlite:////home/me@corp/x.db") == "sqlite:////home/me@corp/x.db"
     assert mask("postgresql://user@secret@host/db") == "postgresql://***@host/db"
-    assert mask("mysql+pymysql://root@h/db?password=Xq7zKp4w&x=1") == \
-        "mysql+pymysql://root@h/db?password=***&x=1"
+    assert (
+        mask("mysql+pymysql://root@h/db?password=Xq7zKp4w&x=1")
+        == "mysql+pymysql://root@h/db?password=***&x=1"
+    )
     assert mask("postgresql://h/db") == "postgresql://h/db"
 
 
 def test_a_full_disk_is_one_error_line(tmp_path):
     folder = tmp_path / "small"
     folder.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(folder)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+    )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
     try:

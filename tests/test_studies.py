@@ -14,18 +14,33 @@ from hpo.sweep import apply_change, baseline_run, plan
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-SMALL = ("name: small-cnn\nextends: digits-cnn\nsearch_space: [filters, dense_units, learning_rate]\n"
-         "overrides:\n  conv_blocks: [1, 2]\n  filters_1: {low: 4, high: 16, step: 4}\n"
-         "  filters_2: {low: 4, high: 16, step: 4}\n  dense_units_1: {low: 8, high: 64, step: 8}\n"
-         "epochs: 2\n")
+SMALL = (
+    "name: small-cnn\nextends: digits-cnn\nsearch_space: [filters, dense_units, learning_rate]\n"
+    "overrides:\n  conv_blocks: [1, 2]\n  filters_1: {low: 4, high: 16, step: 4}\n"
+    "  filters_2: {low: 4, high: 16, step: 4}\n  dense_units_1: {low: 8, high: 64, step: 8}\n"
+    "epochs: 2\n"
+)
 
 
 @pytest.mark.slow
 def test_two_objectives_give_a_pareto_front_and_max_params_prunes_before_training(tmp_path):
     (tmp_path / "small.yaml").write_text(SMALL)
-    result = run_hpo("launch", "--config", "small.yaml", "--workers", "2", "--trials", "6",
-                     "--objective", "accuracy,params", "--max-params", "5000",
-                     "--enqueue", "digits-cnn-uci", cwd=tmp_path)
+    result = run_hpo(
+        "launch",
+        "--config",
+        "small.yaml",
+        "--workers",
+        "2",
+        "--trials",
+        "6",
+        "--objective",
+        "accuracy,params",
+        "--max-params",
+        "5000",
+        "--enqueue",
+        "digits-cnn-uci",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     study = load(tmp_path, "small-cnn")
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
@@ -35,7 +50,10 @@ def test_two_objectives_give_a_pareto_front_and_max_params_prunes_before_trainin
     assert all(t.values[1] == t.user_attrs["n_params"] for t in complete)
     first = study.trials[0]  # the enqueued hand-made model: far too big, rejected without training
     assert first.user_attrs["enqueued"] == "digits-cnn-uci"
-    assert first.state == TrialState.PRUNED and "102,794 parameters is over --max-params 5,000" in first.user_attrs["infeasible"]
+    assert (
+        first.state == TrialState.PRUNED
+        and "102,794 parameters is over --max-params 5,000" in first.user_attrs["infeasible"]
+    )
     assert "train_seconds" not in first.user_attrs
     assert not study.get_trials(states=(TrialState.FAIL,))
     front = study.best_trials
@@ -45,24 +63,50 @@ def test_two_objectives_give_a_pareto_front_and_max_params_prunes_before_trainin
     ranked = [line for line in best.stdout.splitlines() if line.strip()[:1].isdigit()]
     assert len(ranked) == len(front)
     exported = run_hpo("export", "--study", "small-cnn", "--top", "10", cwd=tmp_path)
-    assert exported.returncode == 0 and exported.stdout.count("- name: small-cnn-trial-") == len(front)
+    assert exported.returncode == 0 and exported.stdout.count("- name: small-cnn-trial-") == len(
+        front
+    )
     status = run_hpo("status", "--study", "small-cnn", cwd=tmp_path)
     assert f"Pareto front: {len(front)} trial(s)" in status.stdout
 
 
 @pytest.mark.slow
 def test_an_enqueued_named_architecture_is_trial_zero_and_trains_exactly(tmp_path):
-    result = run_hpo("launch", "--workers", "1", "--trials", "2", "--epochs", "2", *PLAIN,
-                     "--enqueue", "svhn-cnn-2", cwd=tmp_path)
+    result = run_hpo(
+        "launch",
+        "--workers",
+        "1",
+        "--trials",
+        "2",
+        "--epochs",
+        "2",
+        *PLAIN,
+        "--enqueue",
+        "svhn-cnn-2",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     study = load(tmp_path)
     first = study.trials[0]
     assert first.state == TrialState.COMPLETE and first.user_attrs["enqueued"] == "svhn-cnn-2"
     # the notebook's CNN 2 on 8x8 input: same layers, fewer dense inputs than at 32x32
     assert first.user_attrs["n_params"] == 164_362 - 8 * 8 * 64 * 32 + 2 * 2 * 64 * 32 == 41_482
-    assert first.params["batch_size"] == 128  # the notebook's training settings where the space allows
-    again = run_hpo("launch", "--workers", "1", "--trials", "3", "--epochs", "2", *PLAIN,
-                    "--enqueue", "svhn-cnn-2", cwd=tmp_path)
+    assert (
+        first.params["batch_size"] == 128
+    )  # the notebook's training settings where the space allows
+    again = run_hpo(
+        "launch",
+        "--workers",
+        "1",
+        "--trials",
+        "3",
+        "--epochs",
+        "2",
+        *PLAIN,
+        "--enqueue",
+        "svhn-cnn-2",
+        cwd=tmp_path,
+    )
     assert again.returncode == 0
     assert sum(t.user_attrs.get("enqueued") == "svhn-cnn-2" for t in load(tmp_path).trials) == 1
 
@@ -71,14 +115,27 @@ def test_enqueue_errors_are_one_line(tmp_path):
     bad = run_hpo("launch", "--enqueue", "lenet-5", cwd=tmp_path, timeout=60)
     assert bad.returncode == 2 and "not a model from `hpo models`" in error_line(bad)
     ann = run_hpo("launch", "--enqueue", "svhn-ann-1", cwd=tmp_path, timeout=60)
-    assert ann.returncode == 2 and "a ann model, but study 'digits-cnn' searches cnn" in error_line(ann)
+    assert ann.returncode == 2 and "a ann model, but study 'digits-cnn' searches cnn" in error_line(
+        ann
+    )
     assert not (tmp_path / "studies.db").exists()
 
 
 @pytest.mark.slow
 def test_cross_validation_records_every_fold(tmp_path):
-    result = run_hpo("launch", "--workers", "1", "--trials", "2", "--epochs", "2", "--cv", "3", *PLAIN,
-                     cwd=tmp_path)
+    result = run_hpo(
+        "launch",
+        "--workers",
+        "1",
+        "--trials",
+        "2",
+        "--epochs",
+        "2",
+        "--cv",
+        "3",
+        *PLAIN,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     for trial in load(tmp_path).trials:
         scores = trial.user_attrs["cv_scores"]
@@ -89,8 +146,19 @@ def test_cross_validation_records_every_fold(tmp_path):
 
 @pytest.mark.slow
 def test_sweep_prints_the_one_at_a_time_table_and_resumes(tmp_path):
-    args = ("sweep", "--baseline", "digits-cnn-uci", "--vary", "kernel_size=5", "--vary", "optimizer=sgd",
-            "--epochs", "2", "--repeats", "2")
+    args = (
+        "sweep",
+        "--baseline",
+        "digits-cnn-uci",
+        "--vary",
+        "kernel_size=5",
+        "--vary",
+        "optimizer=sgd",
+        "--epochs",
+        "2",
+        "--repeats",
+        "2",
+    )
     result = run_hpo(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
@@ -116,11 +184,23 @@ def test_sweep_changes_apply_to_the_baseline():
     assert apply_change(base, "filters=8,16,32").architecture.conv_blocks[2].filters == (32,)
     assert apply_change(base, "dropout=0.4").architecture.dense_layers[0].dropout == 0.4
     runs, _ = plan("mnist-cnn-3conv", (), None)
-    assert [r.name for r in runs] == ["baseline", "optimizer=sgd", "learning_rate=0.01", "filters=x2",
-                                      "kernel_size=5", "dropout=0.4", "batch_size=64", "epochs=x2"]
-    for change, message in [("filters=1,2", "one value per conv block"), ("colour=red", "unknown"),
-                            ("optimizer=adagrad", "use one of"), ("kernel_size", "KEY=VALUE"),
-                            ("epochs=many", "must be an integer")]:
+    assert [r.name for r in runs] == [
+        "baseline",
+        "optimizer=sgd",
+        "learning_rate=0.01",
+        "filters=x2",
+        "kernel_size=5",
+        "dropout=0.4",
+        "batch_size=64",
+        "epochs=x2",
+    ]
+    for change, message in [
+        ("filters=1,2", "one value per conv block"),
+        ("colour=red", "unknown"),
+        ("optimizer=adagrad", "use one of"),
+        ("kernel_size", "KEY=VALUE"),
+        ("epochs=many", "must be an integer"),
+    ]:
         with pytest.raises(ConfigError, match=message):
             apply_change(base, change)
     assert NAMED_MODELS["mnist-cnn-3conv"].training["epochs"] == 5

@@ -39,15 +39,18 @@ def test_cosine_decays_to_zero_once_without_cycles():
 def test_cosine_restarts_at_each_cycle_so_every_rung_is_judged_annealed():
     s = TrainSettings(epochs=36, learning_rate=0.002, lr_schedule="cosine", cycles=(4, 12))
     for end in (4, 12, 36):
-        assert s.learning_rate_at(end - 1e-6) == pytest.approx(0.0, abs=1e-8)  # annealed at the rung
+        assert s.learning_rate_at(end - 1e-6) == pytest.approx(
+            0.0, abs=1e-8
+        )  # annealed at the rung
     assert s.learning_rate_at(4.0) == s.learning_rate_at(12.0) == pytest.approx(0.002)  # restarts
     assert s.learning_rate_at(8.0) == pytest.approx(0.001)  # the middle of the 4..12 cycle
     assert s.learning_rate_at(24.0) == pytest.approx(0.001)  # the middle of the 12..36 cycle
 
 
 def test_warm_up_belongs_to_the_first_cosine_cycle():
-    s = TrainSettings(epochs=12, learning_rate=0.01, lr_schedule="cosine", warmup_epochs=2,
-                      cycles=(4,))
+    s = TrainSettings(
+        epochs=12, learning_rate=0.01, lr_schedule="cosine", warmup_epochs=2, cycles=(4,)
+    )
     assert s.learning_rate_at(1.0) < s.learning_rate_at(2.0) == pytest.approx(0.01)
     assert s.learning_rate_at(3.0) == pytest.approx(0.005)  # halfway from 2 to 4
     assert s.learning_rate_at(4.0) == pytest.approx(0.01)
@@ -55,12 +58,25 @@ def test_warm_up_belongs_to_the_first_cosine_cycle():
 
 def test_rungs_and_cycles_follow_the_pruner_and_the_epochs():
     digits = builtin("digits-cnn")
-    assert (digits.epochs, digits.first_rung, digits.rungs(), digits.cycles()) == (36, 4, (4, 12), (4, 12))
+    assert (digits.epochs, digits.first_rung, digits.rungs(), digits.cycles()) == (
+        36,
+        4,
+        (4, 12),
+        (4, 12),
+    )
     assert digits.with_options(epochs=3).rungs() == (1,)  # the first rung follows --epochs
     assert digits.with_options(pruner="median").cycles() == ()  # one decay over all epochs
     assert digits.with_options(cv=3).cycles() == ()  # folds are not pruned per epoch
-    own = StudyConfig(name="s", dataset="digits", model="cnn", search_space=("filters",),
-                      epochs=20, min_epochs=2, reduction_factor=2, pruner="hyperband")
+    own = StudyConfig(
+        name="s",
+        dataset="digits",
+        model="cnn",
+        search_space=("filters",),
+        epochs=20,
+        min_epochs=2,
+        reduction_factor=2,
+        pruner="hyperband",
+    )
     assert own.rungs() == (2, 4, 8, 16)
 
 
@@ -73,10 +89,23 @@ def test_the_schedule_reaches_the_optimizer_and_training_scores_the_last_epoch(d
         def on_epoch_end(self, epoch, logs=None):
             rates.append(float(np.asarray(self.model.optimizer.learning_rate)))
 
-    settings = TrainSettings(epochs=4, learning_rate=0.01, lr_schedule="cosine", early_stopping=0,
-                             cycles=(2,), batch_size=64)
-    result = train(arch, settings, digits.x_train, digits.y_train, digits.x_val, digits.y_val,
-                   extra_callbacks=[Watch()])
+    settings = TrainSettings(
+        epochs=4,
+        learning_rate=0.01,
+        lr_schedule="cosine",
+        early_stopping=0,
+        cycles=(2,),
+        batch_size=64,
+    )
+    result = train(
+        arch,
+        settings,
+        digits.x_train,
+        digits.y_train,
+        digits.x_val,
+        digits.y_val,
+        extra_callbacks=[Watch()],
+    )
     # the last batch of each epoch: near zero at the end of each cycle, high after the restart
     steps = math.ceil(len(digits.x_train) / 64)
     assert rates[1] == pytest.approx(settings.learning_rate_at(2 - 1 / steps))
@@ -91,13 +120,15 @@ def test_weight_decay_and_label_smoothing_change_training(digits):
     arch = architecture_from_params("cnn", TINY)
     base = dict(epochs=2, learning_rate=0.003, early_stopping=0, seed=1)
     plain = train(arch, TrainSettings(**base), digits.x_train, digits.y_train, None, None)
-    smooth = train(arch, TrainSettings(**base, label_smoothing=0.2), digits.x_train,
-                   digits.y_train, None, None)
+    smooth = train(
+        arch, TrainSettings(**base, label_smoothing=0.2), digits.x_train, digits.y_train, None, None
+    )
     assert smooth.model.loss.label_smoothing == 0.2 and plain.model.loss.label_smoothing == 0.0
     assert make_optimizer("adam", 1e-3, 0.05).weight_decay == 0.05
     assert make_optimizer("adam", 1e-3).weight_decay is None
     assert make_optimizer("adamw", 1e-3).weight_decay == pytest.approx(0.004)  # Keras's own default
-    decayed = train(arch, TrainSettings(**base, weight_decay=0.5), digits.x_train, digits.y_train,
-                    None, None)
+    decayed = train(
+        arch, TrainSettings(**base, weight_decay=0.5), digits.x_train, digits.y_train, None, None
+    )
     norm = lambda m: sum(float(np.sum(np.square(w))) for w in m.get_weights())  # noqa: E731
     assert norm(decayed.model) < norm(plain.model)

@@ -24,18 +24,33 @@ def bomb(levels: int = 9, width: int = 9) -> str:
 CASES = {
     "alias bomb inside a value": (
         "name: x\nextends: digits-cnn\ndescription:\n" + bomb() + "\n",
-        LimitError, f"more than {MAX_NODES:,} values once its aliases"),
+        LimitError,
+        f"more than {MAX_NODES:,} values once its aliases",
+    ),
     "alias bomb in overrides": (
-        "name: x\nextends: digits-cnn\noverrides:\n  batch_size:\n" + bomb().replace("  a", "    a") + "\n",
-        LimitError, "is it an alias bomb?"),
+        "name: x\nextends: digits-cnn\noverrides:\n  batch_size:\n"
+        + bomb().replace("  a", "    a")
+        + "\n",
+        LimitError,
+        "is it an alias bomb?",
+    ),
     "alias that holds itself": ("name: x\ndescription: &a [1, *a]\n", LimitError, "contains it"),
-    "nested too deep (flow)": ("name: " + "[" * 5000 + "]" * 5000 + "\n", LimitError,
-                               f"nested more than {MAX_DEPTH} levels deep"),
-    "nested too deep (blocks)": ("".join("  " * i + f"k{i}:\n" for i in range(40)) + "  " * 40 + "v\n",
-                                 LimitError, "levels deep"),
+    "nested too deep (flow)": (
+        "name: " + "[" * 5000 + "]" * 5000 + "\n",
+        LimitError,
+        f"nested more than {MAX_DEPTH} levels deep",
+    ),
+    "nested too deep (blocks)": (
+        "".join("  " * i + f"k{i}:\n" for i in range(40)) + "  " * 40 + "v\n",
+        LimitError,
+        "levels deep",
+    ),
     "a key twice": ("name: x\nname: y\n", ConfigError, "the key 'name' is written twice"),
-    "a key twice, nested": ("overrides:\n  dropout: 0.1\n  dropout: 0.2\n", ConfigError,
-                            "written twice"),
+    "a key twice, nested": (
+        "overrides:\n  dropout: 0.1\n  dropout: 0.2\n",
+        ConfigError,
+        "written twice",
+    ),
     "not text": (b"\xff\xfe\x00bin", ConfigError, "not a text file"),
     "not YAML": ("name: [unclosed\n", ConfigError, "not valid YAML at line 2"),
     "python object": ("!!python/object/apply:os.system ['true']\n", ConfigError, "not valid YAML"),
@@ -69,8 +84,9 @@ def test_a_file_over_the_size_limit_is_refused_unread(tmp_path):
 
 def test_merges_and_ordinary_aliases_still_work(tmp_path):
     path = tmp_path / "ok.yaml"
-    path.write_text("base: &b {low: 0.1, high: 0.3}\noverrides:\n  dropout: *b\n"
-                    "more:\n  <<: *b\n  high: 0.4\n")
+    path.write_text(
+        "base: &b {low: 0.1, high: 0.3}\noverrides:\n  dropout: *b\nmore:\n  <<: *b\n  high: 0.4\n"
+    )
     data = load(path, "study file")
     assert data["overrides"]["dropout"] == {"low": 0.1, "high": 0.3}
     assert data["more"] == {"low": 0.1, "high": 0.4}
@@ -86,8 +102,10 @@ def test_not_a_regular_file(tmp_path):
 def test_an_alias_bomb_launch_is_refused_at_once_and_creates_no_study(tmp_path):
     """It used to hang the launch and leave a study without its settings, refused forever."""
     (tmp_path / "bomb.yaml").write_text(
-        "name: bomb\nextends: digits-cnn\ndescription: {\n" +
-        ",\n".join("  " + line.strip() for line in bomb().splitlines()) + "\n}\n")
+        "name: bomb\nextends: digits-cnn\ndescription: {\n"
+        + ",\n".join("  " + line.strip() for line in bomb().splitlines())
+        + "\n}\n"
+    )
     result = run_hpo("launch", "--config", "bomb.yaml", cwd=tmp_path, timeout=60)
     assert result.returncode == 2 and "alias bomb" in error_line(result)
     assert not (tmp_path / "studies.db").exists()

@@ -84,6 +84,7 @@ _log = logging.getLogger(_MODULE)  # also when run as __main__
 
 # --- one search space, two engines -------------------------------------------------------------
 
+
 def _as_json(param: CategoricalParam) -> bool:
     """KerasTuner's Choice holds one type of int, float or str; other choices travel as JSON text.
 
@@ -94,8 +95,11 @@ def _as_json(param: CategoricalParam) -> bool:
 
 
 def _is_boolean(param: CategoricalParam) -> bool:
-    return len(param.choices) == 2 and all(isinstance(c, bool) for c in param.choices) \
+    return (
+        len(param.choices) == 2
+        and all(isinstance(c, bool) for c in param.choices)
         and set(param.choices) == {False, True}
+    )
 
 
 def _choice(param: CategoricalParam, value: Any) -> Scalar:
@@ -142,11 +146,21 @@ def _scopes(space: SearchSpace, param: Param) -> list[tuple[str, list[Any]]]:
 def _declare(hp: kt.HyperParameters, param: Param) -> None:
     if isinstance(param, IntParam):
         # a KerasTuner step on a log scale is a factor; hpo's log integers have no step
-        hp.Int(param.name, param.low, param.high, step=None if param.log else param.step,
-               sampling="log" if param.log else "linear")
+        hp.Int(
+            param.name,
+            param.low,
+            param.high,
+            step=None if param.log else param.step,
+            sampling="log" if param.log else "linear",
+        )
     elif isinstance(param, FloatParam):
-        hp.Float(param.name, param.low, param.high, step=None if param.log else param.step,
-                 sampling="log" if param.log else "linear")
+        hp.Float(
+            param.name,
+            param.low,
+            param.high,
+            step=None if param.log else param.step,
+            sampling="log" if param.log else "linear",
+        )
     elif _is_boolean(param):
         hp.Boolean(param.name, default=param.choices[0])
     elif len(param.choices) == 1 and not _as_json(param):
@@ -198,6 +212,7 @@ def check_tuner(config: StudyConfig, tuner: str) -> None:
 
 # --- the oracle (chief) and the tuner (workers) ------------------------------------------------
 
+
 class _FailuresDoNotCount:
     """Mixed into an oracle: a failed trial does not count toward ``max_trials``, as in Optuna.
 
@@ -227,7 +242,8 @@ def _oracle(config: StudyConfig, space: SearchSpace, tuner: str, max_trials: int
     options: dict[str, Any] = (
         # unbounded iterations: the trial total, not the bracket plan, ends the search
         {"max_epochs": config.epochs, "factor": HYPERBAND_FACTOR, "hyperband_iterations": None}
-        if tuner == "hyperband" else {"max_trials": max_trials}
+        if tuner == "hyperband"
+        else {"max_trials": max_trials}
     )
     oracle = type(f"Hpo{base.__name__}", (_FailuresDoNotCount, base), {})(
         objective=kt.Objective(OBJECTIVE, "max"),
@@ -265,8 +281,15 @@ class _StoreTrials:
     stops at the next batch and the trial is stored as FAIL; between trials none starts.
     """
 
-    def __init__(self, *, study, config: StudyConfig, data: SearchData,
-                 deadline: float | None = None, **kwargs):
+    def __init__(
+        self,
+        *,
+        study,
+        config: StudyConfig,
+        data: SearchData,
+        deadline: float | None = None,
+        **kwargs,
+    ):
         self.study = study
         self.config = config
         self.space = config.validate()
@@ -305,9 +328,14 @@ class _StoreTrials:
             if self.stop_requested:
                 raise KeyboardInterrupt
             seed = self.config.seed + int(trial.trial_id)
-            result, attempt.record = evaluate(config, self.data, attempt.params, seed,
-                                              on_epoch=report,
-                                              should_stop=lambda: self.stop_requested)
+            result, attempt.record = evaluate(
+                config,
+                self.data,
+                attempt.params,
+                seed,
+                on_epoch=report,
+                should_stop=lambda: self.stop_requested,
+            )
             attempt.history = result.val_history
         except Infeasible as exc:
             # stored PRUNED, as Optuna's; KerasTuner counts it and learns the region is bad
@@ -349,8 +377,11 @@ class _StoreTrials:
         from optuna.trial import TrialState
 
         attempt = self._attempt or _Attempt()
-        attrs: dict[str, Any] = {"worker": self.worker, "backend": BACKEND,
-                                 "kt_trial_id": trial.trial_id}
+        attrs: dict[str, Any] = {
+            "worker": self.worker,
+            "backend": BACKEND,
+            "kt_trial_id": trial.trial_id,
+        }
         state, value = TrialState.FAIL, None
         if complete and attempt.infeasible:
             state, attrs["infeasible"] = TrialState.PRUNED, attempt.infeasible
@@ -378,16 +409,26 @@ def _last_line(message: str | None) -> str:
     return lines[-1].strip() if lines else ""
 
 
-def _tuner(config: StudyConfig, tuner: str, directory: Path, *, remaining: int = 0,
-           trials: Mapping[str, Any] | None = None) -> kt.engine.base_tuner.BaseTuner:
+def _tuner(
+    config: StudyConfig,
+    tuner: str,
+    directory: Path,
+    *,
+    remaining: int = 0,
+    trials: Mapping[str, Any] | None = None,
+) -> kt.engine.base_tuner.BaseTuner:
     """The chief's tuner (``trials`` None: it only serves the oracle) or a worker's."""
     import keras_tuner as kt
     from keras_tuner.src import config as kt_config
 
     kt_config.DEBUG = False  # else KerasTuner prints the traceback of every failed trial
     space = config.validate()
-    kwargs = dict(oracle=_oracle(config, space, tuner, remaining), directory=str(directory),
-                  project_name=config.name, overwrite=False)
+    kwargs = dict(
+        oracle=_oracle(config, space, tuner, remaining),
+        directory=str(directory),
+        project_name=config.name,
+        overwrite=False,
+    )
     if trials is None:
         return kt.engine.base_tuner.BaseTuner(**kwargs)
     cls = type("StoreTuner", (_StoreTrials, kt.Tuner), {})
@@ -396,11 +437,13 @@ def _tuner(config: StudyConfig, tuner: str, directory: Path, *, remaining: int =
 
 # --- the processes -----------------------------------------------------------------------------
 
+
 def _exit_with(parent: int) -> None:
     """Stop this process as SIGTERM would once the launcher that started it is gone (no orphans).
 
     A worker waiting on a chief that is gone too would wait for an hour: it gets a grace period.
     """
+
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(1)
@@ -428,7 +471,7 @@ def _serve(args: argparse.Namespace) -> int:
     # ended shows as running on reload: only trials that never ended are retried.
     retry = oracle._retry_queue
     retry[:] = [t for t in retry if oracle.trials[t].status not in ("COMPLETED", "FAILED")]
-    del retry[:max(0, len(retry) - args.remaining)]
+    del retry[: max(0, len(retry) - args.remaining)]
     oracle.max_trials = len(oracle.trials) - len(retry) + args.remaining
 
     def stop(signum, frame):
@@ -445,14 +488,20 @@ def _serve(args: argparse.Namespace) -> int:
 def _work(args: argparse.Namespace) -> int:
     """A worker: take trials from the chief until it says stop, the deadline passes, or a signal."""
     study, config = _study(args.study, args.data)
-    dataset = load_dataset(config.dataset, config.data, include_test=False,
-                           val_fraction=config.val_fraction, seed=config.seed)
+    dataset = load_dataset(
+        config.dataset,
+        config.data,
+        include_test=False,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
+    )
     check_data(study, dataset)
     data = SearchData.prepare(dataset, config)
     trials = {"study": study, "config": config, "data": data, "deadline": args.deadline}
     tuner = _tuner(config, args.tuner, args.kt_dir, trials=trials)
-    _log.info("KerasTuner worker %s (%s) joined study %r", tuner.worker, tuner.tuner_id,
-              config.name)
+    _log.info(
+        "KerasTuner worker %s (%s) joined study %r", tuner.worker, tuner.tuner_id, config.name
+    )
     with WorkerSignals(tuner) as signals:
         try:
             tuner.search()
@@ -477,8 +526,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deadline", type=float, default=None)
     parser.add_argument("--data", default=None)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     _exit_with(args.parent)
     from hpo.errors import HpoError, error_line
     from hpo.training import configure_tensorflow
@@ -499,6 +549,7 @@ def main(argv: list[str] | None = None) -> int:
 
 # --- hpo launch --backend keras-tuner ----------------------------------------------------------
 
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -512,8 +563,10 @@ def _check_state_dir(project: Path, tuner: str) -> None:
         try:
             used = json.loads(marker.read_text()).get("tuner")
         except (OSError, ValueError, AttributeError):
-            raise ConfigError(f"{marker} is damaged (it should say which tuner wrote {project}): "
-                              f"delete {project} to start this KerasTuner search over") from None
+            raise ConfigError(
+                f"{marker} is damaged (it should say which tuner wrote {project}): "
+                f"delete {project} to start this KerasTuner search over"
+            ) from None
         if used != tuner:
             raise ConfigError(
                 f"{project} holds the KerasTuner state of a {used} search: resume it with "
@@ -542,10 +595,22 @@ def launch(
     with _one_launch(project):
         study, dataset, url, _ = prepare_study(config, storage_url, echo, defaults_first=False)
         study.set_user_attr(TARGET_ATTR, target)
-        outputs.write_text(project / _MARKER, json.dumps({"tuner": tuner}) + "\n",
-                           "KerasTuner state marker")
-        return _run(config, study, dataset, url, project, workers, target, tuner, timeout, echo,
-                    progress_stream)
+        outputs.write_text(
+            project / _MARKER, json.dumps({"tuner": tuner}) + "\n", "KerasTuner state marker"
+        )
+        return _run(
+            config,
+            study,
+            dataset,
+            url,
+            project,
+            workers,
+            target,
+            tuner,
+            timeout,
+            echo,
+            progress_stream,
+        )
 
 
 @contextlib.contextmanager
@@ -559,14 +624,17 @@ def _one_launch(project: Path):
         project.mkdir(parents=True, exist_ok=True)
         handle = open(project / _LOCK, "a+")
     except OSError as exc:
-        raise NotWritableError(f"cannot use the KerasTuner state directory {project}: "
-                               f"{exc.strerror or exc}") from None
+        raise NotWritableError(
+            f"cannot use the KerasTuner state directory {project}: {exc.strerror or exc}"
+        ) from None
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ConfigError(f"another hpo launch is running the KerasTuner search in {project}: "
-                              "wait for it to end (or stop it), then run this again") from None
+            raise ConfigError(
+                f"another hpo launch is running the KerasTuner search in {project}: "
+                "wait for it to end (or stop it), then run this again"
+            ) from None
         yield
     finally:
         handle.close()
@@ -574,14 +642,26 @@ def _one_launch(project: Path):
             shutil.rmtree(project, ignore_errors=True)
 
 
-def _run(config: StudyConfig, study, dataset, url: str, project: Path, workers: int, target: int,
-         tuner: str, timeout: float | None, echo: Callable[[str], None],
-         progress_stream) -> LaunchResult:
+def _run(
+    config: StudyConfig,
+    study,
+    dataset,
+    url: str,
+    project: Path,
+    workers: int,
+    target: int,
+    tuner: str,
+    timeout: float | None,
+    echo: Callable[[str], None],
+    progress_stream,
+) -> LaunchResult:
     """Start the chief and the workers, watch them until ``target``, and stop them."""
     by_state = counts(study)
     done = finished(by_state)
-    echo(f"Study {config.name!r} in {store.mask(url)}: {dataset.describe()}, {config.model} model, "
-         f"KerasTuner {tuner} search (its state in {project}).")
+    echo(
+        f"Study {config.name!r} in {store.mask(url)}: {dataset.describe()}, {config.model} model, "
+        f"KerasTuner {tuner} search (its state in {project})."
+    )
     if done >= target:
         echo(f"The study already holds {done} finished trials (target {target}); nothing to run.")
         return LaunchResult(0, by_state, best_of(study, config))
@@ -589,12 +669,28 @@ def _run(config: StudyConfig, study, dataset, url: str, project: Path, workers: 
     remaining = target - done
     n = min(workers, remaining)
     threads = threads_per_worker(n)
-    echo(f"Starting a KerasTuner chief and {n} worker(s) with {threads} thread(s) each "
-         f"for {remaining} more trial(s).")
-    env = {**os.environ, store.ENV_VAR: url, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
-           "KERASTUNER_ORACLE_IP": "127.0.0.1", "KERASTUNER_ORACLE_PORT": str(_free_port())}
-    common = ["--study", config.name, "--tuner", tuner, "--kt-dir", str(project.parent),
-              "--parent", str(os.getpid())]
+    echo(
+        f"Starting a KerasTuner chief and {n} worker(s) with {threads} thread(s) each "
+        f"for {remaining} more trial(s)."
+    )
+    env = {
+        **os.environ,
+        store.ENV_VAR: url,
+        "PYTHONUNBUFFERED": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "KERASTUNER_ORACLE_IP": "127.0.0.1",
+        "KERASTUNER_ORACLE_PORT": str(_free_port()),
+    }
+    common = [
+        "--study",
+        config.name,
+        "--tuner",
+        tuner,
+        "--kt-dir",
+        str(project.parent),
+        "--parent",
+        str(os.getpid()),
+    ]
     worker_args = ["--threads", str(threads)]
     deadline = time.time() + timeout if timeout else None
     if deadline is not None:
@@ -608,8 +704,12 @@ def _run(config: StudyConfig, study, dataset, url: str, project: Path, workers: 
 
     def start(role: str, tuner_id: str, extra: list[str]) -> subprocess.Popen:
         # KerasTuner prints its progress on stdout; the launcher shows the store's instead
-        proc = start_process([sys.executable, "-m", _MODULE, role, *common, *extra],
-                             {**env, "KERASTUNER_TUNER_ID": tuner_id}, progress, stdout=subprocess.DEVNULL)
+        proc = start_process(
+            [sys.executable, "-m", _MODULE, role, *common, *extra],
+            {**env, "KERASTUNER_TUNER_ID": tuner_id},
+            progress,
+            stdout=subprocess.DEVNULL,
+        )
         tuner_of[proc.pid] = tuner_id
         return proc
 
@@ -617,8 +717,11 @@ def _run(config: StudyConfig, study, dataset, url: str, project: Path, workers: 
         # a replacement takes the crashed worker's id: the chief gives it that trial again
         if tuner_id is None:
             live = {tuner_of[p.pid] for p in procs if p.poll() is None}
-            tuner_id = next(tuner_of[p.pid] for p in procs
-                            if p.poll() not in (None, 0) and tuner_of[p.pid] not in live)
+            tuner_id = next(
+                tuner_of[p.pid]
+                for p in procs
+                if p.poll() not in (None, 0) and tuner_of[p.pid] not in live
+            )
         return start("worker", tuner_id, worker_args)
 
     def start_all() -> list[subprocess.Popen]:
@@ -627,17 +730,30 @@ def _run(config: StudyConfig, study, dataset, url: str, project: Path, workers: 
 
     def chief_failed() -> str | None:
         if chief and chief[0].poll() not in (None, 0):
-            return "the KerasTuner chief process stopped (see its messages above); run the same " \
-                   "command to resume."
+            return (
+                "the KerasTuner chief process stopped (see its messages above); run the same "
+                "command to resume."
+            )
         return None
 
-    code = supervise(procs, start_all, start_worker, study, progress, echo,
-                     restarts_allowed=2 * n, check=chief_failed,
-                     after_stop=lambda _: stop_processes(chief))
+    code = supervise(
+        procs,
+        start_all,
+        start_worker,
+        study,
+        progress,
+        echo,
+        restarts_allowed=2 * n,
+        check=chief_failed,
+        after_stop=lambda _: stop_processes(chief),
+    )
     held = finished(counts(study))
     if code == 0 and held < target:
-        why = ("the timeout passed" if deadline and time.time() >= deadline
-               else f"the {tuner} tuner has no new configuration left")
+        why = (
+            "the timeout passed"
+            if deadline and time.time() >= deadline
+            else f"the {tuner} tuner has no new configuration left"
+        )
         echo(f"The search ended with {held} of {target} finished trials: {why}.")
     return LaunchResult(code, counts(study), best_of(study, config))
 

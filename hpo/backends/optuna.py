@@ -50,8 +50,9 @@ def make_sampler(config: StudyConfig, space: SearchSpace, stream: int = 0):
     seed = (config.seed + 7919 * stream) % 2**32  # numpy's seeds stop at 2**32 - 1
     name = config.sampler
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                          constant_liar=True, n_startup_trials=5)
+        return optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=5
+        )
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "cmaes":
@@ -79,12 +80,15 @@ def make_pruner(config: StudyConfig):
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2)
     if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=config.first_rung,
-                                              max_resource=config.epochs,
-                                              reduction_factor=config.reduction_factor)
+        return optuna.pruners.HyperbandPruner(
+            min_resource=config.first_rung,
+            max_resource=config.epochs,
+            reduction_factor=config.reduction_factor,
+        )
     if name == "successive-halving":
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=config.first_rung,
-                                                      reduction_factor=config.reduction_factor)
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=config.first_rung, reduction_factor=config.reduction_factor
+        )
     if name == "none":
         return optuna.pruners.NopPruner()
     raise ConfigError(f"unknown pruner {name!r}")
@@ -114,9 +118,13 @@ def suggest(trial, space: SearchSpace) -> dict[str, Any]:
         if not param.active(params):
             continue
         if isinstance(param, IntParam):
-            value = trial.suggest_int(param.name, param.low, param.high, step=param.step, log=param.log)
+            value = trial.suggest_int(
+                param.name, param.low, param.high, step=param.step, log=param.log
+            )
         elif isinstance(param, FloatParam):
-            value = trial.suggest_float(param.name, param.low, param.high, step=param.step, log=param.log)
+            value = trial.suggest_float(
+                param.name, param.low, param.high, step=param.step, log=param.log
+            )
         else:
             value = trial.suggest_categorical(param.name, param.choices)
         params[param.name] = value
@@ -150,8 +158,11 @@ def stored_config(study) -> StudyConfig:
     data = study.user_attrs.get(CONFIG_ATTR)
     way_out = f"use another study name, or remove this one with `hpo delete --study {name}`"
     if data is None:
-        what = "an `hpo sweep`" if any(k.startswith("hpo_sweep") for k in study.user_attrs) \
+        what = (
+            "an `hpo sweep`"
+            if any(k.startswith("hpo_sweep") for k in study.user_attrs)
             else "not a search hpo created"
+        )
         raise ConfigError(f"study {name!r} holds no hpo search settings ({what}): {way_out}")
     try:
         return StudyConfig.from_dict(data, where=f"study {name!r}")
@@ -168,8 +179,10 @@ def load_for_worker(config: StudyConfig, storage, stream: int):
     space = config.validate()
     with store.warnings_silenced():
         return optuna.load_study(
-            study_name=config.name, storage=storage,
-            sampler=make_sampler(config, space, stream), pruner=make_pruner(config),
+            study_name=config.name,
+            storage=storage,
+            sampler=make_sampler(config, space, stream),
+            pruner=make_pruner(config),
         )
 
 
@@ -240,14 +253,25 @@ def _known(source: str):
         named = NAMED_MODELS[source]
         return [(source, named.architecture, dict(named.training))]
     if not source.endswith((".yaml", ".yml")):
-        raise ConfigError(f"--enqueue {source!r}: not a model from `hpo models` "
-                          f"({', '.join(NAMED_MODELS)}) nor a .yaml file from `hpo export`")
+        raise ConfigError(
+            f"--enqueue {source!r}: not a model from `hpo models` "
+            f"({', '.join(NAMED_MODELS)}) nor a .yaml file from `hpo export`"
+        )
     from hpo.export import load_configs
 
-    return [(c.name, c.architecture, {"optimizer": c.training.optimizer, "epochs": c.training.epochs,
-                                      "learning_rate": c.training.learning_rate,
-                                      "batch_size": c.training.batch_size})
-            for c in load_configs(source)]
+    return [
+        (
+            c.name,
+            c.architecture,
+            {
+                "optimizer": c.training.optimizer,
+                "epochs": c.training.epochs,
+                "learning_rate": c.training.learning_rate,
+                "batch_size": c.training.batch_size,
+            },
+        )
+        for c in load_configs(source)
+    ]
 
 
 def known_labels(source: str) -> list[str]:
@@ -261,12 +285,16 @@ def check_known(source: str, config: StudyConfig, input_shape: tuple[int, ...]) 
 
     for label, arch, _ in _known(source):
         if arch.family != config.model:
-            raise ConfigError(f"--enqueue {label}: a {arch.family} model, but study {config.name!r} "
-                              f"searches {config.model} models")
+            raise ConfigError(
+                f"--enqueue {label}: a {arch.family} model, but study {config.name!r} "
+                f"searches {config.model} models"
+            )
         check_fits(arch, input_shape)
 
 
-def enqueue_known(study, config: StudyConfig, source: str, input_shape: tuple[int, ...]) -> list[str]:
+def enqueue_known(
+    study, config: StudyConfig, source: str, input_shape: tuple[int, ...]
+) -> list[str]:
     """Queue known configurations first: a named model from `hpo models`, or an exported YAML.
 
     The trial trains that exact architecture; training parameters the study
@@ -310,9 +338,18 @@ class Worker:
     it is reaped after the heartbeat grace period and its retry is picked up.
     """
 
-    def __init__(self, study, storage, config: StudyConfig, data: SearchData, target: int,
-                 deadline: float | None = None, max_trials: int | None = None,
-                 parent: int | None = None, max_consecutive_failures: int = 5):
+    def __init__(
+        self,
+        study,
+        storage,
+        config: StudyConfig,
+        data: SearchData,
+        target: int,
+        deadline: float | None = None,
+        max_trials: int | None = None,
+        parent: int | None = None,
+        max_consecutive_failures: int = 5,
+    ):
         self.study = study
         self.storage = storage  # the RDBStorage (Optuna wraps it in a cache inside the study)
         self.config = config
@@ -354,14 +391,18 @@ class Worker:
         plan = confirm.missing(trials, *confirm.settings(self.study, self.config))
         if plan:
             queued = confirm.enqueue(self.study, plan)
-            _log.info("search done: queued %d re-run(s) of the %d best configurations", queued, len(plan))
+            _log.info(
+                "search done: queued %d re-run(s) of the %d best configurations", queued, len(plan)
+            )
             return "start"
         return "wait" if any(t.state.name == "RUNNING" for t in trials) else "stop"
 
     @property
     def recycled(self) -> bool:
         """Stopped only because it ran its share of trials; the study wants more."""
-        return self.max_trials is not None and self.ran >= self.max_trials and not self.stop_requested
+        return (
+            self.max_trials is not None and self.ran >= self.max_trials and not self.stop_requested
+        )
 
     def objective(self, trial) -> float | list[float]:
         import optuna
@@ -388,9 +429,15 @@ class Worker:
         try:
             if self.stop_requested:
                 raise KeyboardInterrupt
-            result, record = evaluate(self.config, self.data, params, seed,
-                                      on_epoch=report if single else None, arch=arch,
-                                      should_stop=lambda: self.stop_requested)
+            result, record = evaluate(
+                self.config,
+                self.data,
+                params,
+                seed,
+                on_epoch=report if single else None,
+                arch=arch,
+                should_stop=lambda: self.stop_requested,
+            )
         except Infeasible as exc:
             trial.set_user_attr("infeasible", str(exc))
             raise optuna.TrialPruned(str(exc)) from None
@@ -427,8 +474,11 @@ class Worker:
                 if step == "start":
                     with store.warnings_silenced():
                         self.study.optimize(
-                            release_then_run, n_trials=1, catch=TRIAL_ERRORS,
-                            gc_after_trial=True, show_progress_bar=False,
+                            release_then_run,
+                            n_trials=1,
+                            catch=TRIAL_ERRORS,
+                            gc_after_trial=True,
+                            show_progress_bar=False,
                         )
             finally:
                 if not released:
@@ -445,15 +495,19 @@ class Worker:
     def _check_failure(self) -> None:
         from optuna.trial import TrialState
 
-        mine = [t for t in self.study.get_trials(deepcopy=False)
-                if t.user_attrs.get("worker") == self.worker]
+        mine = [
+            t
+            for t in self.study.get_trials(deepcopy=False)
+            if t.user_attrs.get("worker") == self.worker
+        ]
         trial = max(mine, key=lambda t: t.number) if mine else None
         if trial is None or trial.state != TrialState.FAIL:
             self._failures = 0
             return
         self._failures += 1
         self.last_error = trial.user_attrs.get("error") or trial.system_attrs.get(
-            "fail_reason", "unknown error")
+            "fail_reason", "unknown error"
+        )
         _log.warning("trial %d failed: %s", trial.number, self.last_error)
         if self._failures >= self.max_consecutive_failures:
             raise TooManyFailures(
