@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from hpo.errors import SpaceError, shown
 
@@ -211,7 +212,8 @@ class CategoricalParam(Param):
         for choice in self.choices:
             if choice is not None and not isinstance(choice, (bool, int, float, str)):
                 raise SpaceError(
-                    f"parameter '{self.name}': choice {shown(choice)} is not a bool, number or string"
+                    f"parameter '{self.name}': choice {shown(choice)} is not a bool, number "
+                    "or string"
                 )
         if len({(type(c), c) for c in self.choices}) != len(self.choices):
             raise SpaceError(
@@ -310,16 +312,6 @@ class SearchSpace:
     def names(self) -> list[str]:
         return [p.name for p in self.params]
 
-    def active_params(self, params: Mapping[str, Any]) -> list[Param]:
-        """The parameters that a complete assignment ``params`` really uses."""
-        chosen: dict[str, Any] = {}
-        active = []
-        for param in self.params:
-            if param.active(chosen) and param.name in params:
-                chosen[param.name] = params[param.name]
-                active.append(param)
-        return active
-
     def validate_values(self, params: Mapping[str, Any]) -> None:
         """Check a complete assignment (from YAML or an enqueued trial) against the space."""
         chosen: dict[str, Any] = {}
@@ -331,7 +323,8 @@ class SearchSpace:
             value = params[param.name]
             if not param.contains(value):
                 raise SpaceError(
-                    f"value {shown(value)} for '{param.name}' is outside its range ({param.describe()})"
+                    f"value {shown(value)} for '{param.name}' is outside its range "
+                    f"({param.describe()})"
                 )
             chosen[param.name] = value
 
@@ -349,13 +342,6 @@ class SearchSpace:
             if param.active(chosen) and param.default is not None:
                 chosen[param.name] = param.default
         return chosen
-
-    def to_list(self) -> list[dict[str, Any]]:
-        return [p.to_dict() for p in self.params]
-
-    @classmethod
-    def from_list(cls, items: Sequence[Mapping[str, Any]]) -> "SearchSpace":
-        return cls(param_from_dict(item) for item in items)
 
     def grid(self) -> dict[str, list[Scalar]]:
         """Every parameter's finite value list, for grid search; raises if one is continuous."""
