@@ -397,7 +397,7 @@ def test_unknown_dataset_and_error_family() -> None:
     assert issubclass(DataError, HpoError)
 
 
-# --------------------------------------------------------------------------- messages that say what is wrong
+# ------------------------------------------------------------- messages that say what is wrong
 
 
 def test_a_file_that_is_not_the_format_its_name_says(tmp_path: Path) -> None:

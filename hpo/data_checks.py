@@ -1,0 +1,127 @@
+"""The arrays read from a dataset checked and made ready for Keras, or one clear DataError.
+
+Images become float32 ``(N, H, W, 1)`` with pixel values in [0, 1]: uint8 arrays
+are divided by 255; other arrays are kept when their maximum is at most 1,
+divided by 255 when it is at most 255, and refused above. Labels become int64
+digits 0..9 (in an SVHN file, 10 means the digit 0).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from hpo.errors import DataError
+
+MIN_SIDE = 8
+
+
+@dataclass(frozen=True)
+class RawSplit:
+    """One split as read, before checking: the arrays and the names they came under."""
+
+    x_key: str
+    x: np.ndarray
+    y_key: str
+    y: np.ndarray
+    pixel_max: float | None = None  # the known full-scale value; None: infer from dtype and max
+
+
+def shape_text(shape: Sequence[int]) -> str:
+    """An image size as ``HxW``."""
+    return "x".join(str(side) for side in shape)
+
+
+def check_split(where: str, raw: RawSplit, map_ten: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The images and labels of one split, checked and converted; ``where`` names the file."""
+    x = _check_images(where, raw.x_key, raw.x, raw.pixel_max)
+    y = _check_labels(where, raw.y_key, raw.y, map_ten)
+    if len(x) != len(y):
+        raise DataError(
+            f"{where}: {raw.x_key} has {len(x):,} images but {raw.y_key} has {len(y):,} labels"
+        )
+    return x, y
+
+
+def _check_images(where: str, key: str, x: np.ndarray, pixel_max: float | None) -> np.ndarray:
+    """Images as float32 ``(N, H, W, 1)`` in [0, 1], or a DataError saying what is wrong."""
+    numeric = np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)
+    if x.dtype == np.bool_ or not numeric:
+        raise DataError(
+            f"{where}: {key} has dtype {x.dtype}; images must be integer or float pixels"
+        )
+    if x.ndim == 4 and x.shape[-1] == 1:
+        x = x[..., 0]
+    if x.ndim != 3:
+        raise DataError(
+            f"{where}: {key} has shape {x.shape}; images must be grey, shaped (N, H, W) or "
+            "(N, H, W, 1)"
+        )
+    if x.size == 0:
+        raise DataError(f"{where}: {key} is empty (shape {x.shape}); it needs at least one image")
+    if min(x.shape[1:]) < MIN_SIDE:
+        raise DataError(
+            f"{where}: {key} images are {shape_text(x.shape[1:])}; they must be at least "
+            f"{MIN_SIDE}x{MIN_SIDE} pixels"
+        )
+    if np.issubdtype(x.dtype, np.floating):
+        n_nan = int(np.count_nonzero(np.isnan(x)))
+        n_inf = int(np.count_nonzero(np.isinf(x)))
+        if n_nan or n_inf:
+            raise DataError(
+                f"{where}: {key} has {n_nan:,} NaN and {n_inf:,} infinite pixel values; "
+                "fix or drop those images"
+            )
+    low, high = float(x.min()), float(x.max())
+    if low < 0:
+        raise DataError(
+            f"{where}: {key} has negative pixel values (down to {low:g}); "
+            "pixels must be 0..255 or 0..1"
+        )
+    if pixel_max is None:
+        if x.dtype == np.uint8 or 1.0 < high <= 255.0:
+            pixel_max = 255.0
+        elif high <= 1.0:
+            pixel_max = 1.0
+        else:
+            raise DataError(
+                f"{where}: {key} has pixel values up to {high:g}; pixels must be 0..255 or 0..1"
+            )
+    elif high > pixel_max:
+        raise DataError(f"{where}: {key} has pixel values up to {high:g}, above {pixel_max:g}")
+    out = x.astype(np.float32)  # always a copy: never changes the caller's array
+    if pixel_max != 1.0:
+        out /= np.float32(pixel_max)
+    return out[..., np.newaxis]
+
+
+def _check_labels(where: str, key: str, y: np.ndarray, map_ten: bool) -> np.ndarray:
+    """Labels as int64 ``(N,)`` in 0..9 (10 read as 0 when ``map_ten``), or a DataError."""
+    digits = "0-9 (or 10, read as 0, in an SVHN file)" if map_ten else "0-9"
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise DataError(f"{where}: {key} has shape {y.shape}; labels must be (N,) or (N, 1)")
+    if np.issubdtype(y.dtype, np.floating):
+        whole = np.isfinite(y) & (y == np.round(y))
+        if not whole.all():
+            bad = y[~whole][:5]
+            raise DataError(
+                f"{where}: {key} has non-integer labels (e.g. {', '.join(f'{v:g}' for v in bad)}); "
+                f"labels must be the digits {digits}"
+            )
+    elif y.dtype == np.bool_ or not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{where}: {key} has dtype {y.dtype}; labels must be the integers {digits}")
+    labels = y.astype(np.int64)
+    if map_ten:
+        labels[labels == 10] = 0
+    outside = np.unique(labels[(labels < 0) | (labels > 9)])
+    if outside.size:
+        shown = ", ".join(str(v) for v in outside[:5]) + (", ..." if outside.size > 5 else "")
+        raise DataError(
+            f"{where}: {key} has labels outside {'0-10' if map_ten else '0-9'} ({shown}); labels "
+            f"must be the digits {digits}"
+        )
+    return labels
