@@ -1,69 +1,71 @@
-"""The study store: opened and checked in one place (its URL: :mod:`hpo.store_url`).
+"""The study store: opened and checked in one place.
 
-SQLite is set up for many processes at once (WAL journal, a long busy timeout,
-schema creation under a file lock) so that eight workers starting together
-never see "database is locked". A SQLite file is read and checked before
-anything writes to it, so a damaged, foreign or read-only store is one error
-line and stays as it was; a failure of the store met later in a command is
-explained by :func:`store_failure`. Every worker's trials carry a heartbeat; a
-trial whose worker died is failed after the grace period and its parameters are
-queued again.
+Its URL is resolved by :mod:`hpo.store_url`; a SQLite file is locked, checked
+and read before anything writes to it by :mod:`hpo.sqlite_store`; a failure of
+the store met later in a command is explained by :func:`store_failure`
+(:mod:`hpo.store_errors`). Every worker's trials carry a heartbeat; a trial whose
+worker died is failed after the grace period and its parameters are queued again.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
 import os
 import sqlite3
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
-from urllib.parse import quote, unquote
 
-from hpo.errors import (
-    DamagedStoreError,
-    HpoError,
-    NotWritableError,
-    StorageError,
-    StudyNotFoundError,
+from hpo.errors import StorageError, StudyNotFoundError
+from hpo.sqlite_store import (
+    check_access,
+    check_health,
+    given_url,
+    immutable_url,
+    sqlite_lock,
+    switch_to_wal,
+    writable,
 )
-from hpo.store_url import (  # noqa: F401  (re-exported: callers use store.mask, store.resolve_url)
-    DEFAULT_URL,
-    ENV_VAR,
-    mask,
-    normalize_url,
-    parse,
-    resolve_url,
-    sqlite_path,
+from hpo.store_errors import (
+    OPTUNA_TABLES,
+    SQLITE_TIMEOUT,
+    check_tables,
+    failure,
+    remember_opened,
+    store_failure,
 )
+from hpo.store_url import ENV_VAR, mask, parse, resolve_url, sqlite_path
+
+__all__ = [
+    "ENV_VAR",
+    "GRACE_PERIOD",
+    "HEARTBEAT_INTERVAL",
+    "MAX_RETRY",
+    "OPTUNA_TABLES",
+    "STALE_REASON",
+    "admission_lock",
+    "heartbeat_settings",
+    "live_running_trials",
+    "load_study",
+    "mask",
+    "open_storage",
+    "reap_stale_trials",
+    "resolve_url",
+    "shown_url",
+    "sqlite_lock",
+    "sqlite_path",
+    "store_failure",
+    "study_names",
+    "use_wal",
+    "warnings_silenced",
+]
 
 HEARTBEAT_INTERVAL = 5  # seconds between a running trial's heartbeats ($HPO_HEARTBEAT_INTERVAL)
 GRACE_PERIOD = 20  # seconds without a heartbeat before a trial counts as dead ($HPO_GRACE_PERIOD)
 MAX_RETRY = 3  # times a dead worker's trial is queued again
 #: Why a trial failed when its worker vanished (SIGKILL, a lost machine) without saying so.
 STALE_REASON = "its worker stopped sending heartbeats (killed, or its machine was lost)"
-_SQLITE_TIMEOUT = 120  # seconds a SQLite writer waits for the lock
-#: The tables of an Optuna store: a file holding some but not all of them is damaged.
-OPTUNA_TABLES = frozenset(
-    {
-        "studies",
-        "study_directions",
-        "study_user_attributes",
-        "study_system_attributes",
-        "trials",
-        "trial_params",
-        "trial_values",
-        "trial_intermediate_values",
-        "trial_user_attributes",
-        "trial_system_attributes",
-        "trial_heartbeats",
-        "version_info",
-        "alembic_version",
-    }
-)
-_IMMUTABLE = "?immutable=1&uri=true"  # how a read-only SQLite store is opened
 
 _log = logging.getLogger(__name__)
 
@@ -84,71 +86,6 @@ def heartbeat_settings() -> tuple[int, int]:
     return interval, grace
 
 
-@contextlib.contextmanager
-def sqlite_lock(db: Path) -> Iterator[None]:
-    """An exclusive lock beside a SQLite file, for the few steps that must not interleave."""
-    try:
-        handle = open(f"{db}.lock", "a+")
-    except OSError as exc:
-        raise NotWritableError(
-            f"cannot create the lock file {db}.lock beside the study store ({exc.strerror}): "
-            "hpo writes the store and its lock file, so its directory must be writable"
-        ) from None
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _writable(path: Path) -> bool:
-    """Whether this process may write ``path`` (a read-only mount, mode or immutable flag: no)."""
-    return os.access(path, os.W_OK | (os.X_OK if path.is_dir() else 0))
-
-
-def _sqlite_access(db: Path, create: bool, write: bool) -> tuple[bool, bool]:
-    """Check that a SQLite store can be opened as the command needs: (new, read as immutable).
-
-    A read-only store (its file or its directory) is still read, as ``immutable``:
-    nobody can be writing it, and a reader that cannot write would leave -wal and
-    -shm files behind, or fail to open a WAL file at all.
-    """
-    folder = db.parent if str(db.parent) else Path(".")
-    if not db.exists():
-        if not create:
-            raise StorageError(
-                f"no study store at {db}: run `hpo launch` first, or pass --storage URL"
-            )
-        if not folder.is_dir():
-            raise StorageError(f"cannot create {db}: directory {folder} does not exist")
-        if not _writable(folder):
-            raise NotWritableError(
-                f"cannot create the study store {db}: directory {folder} is read-only; run hpo "
-                "where it can write, or pass --storage sqlite:////a/writable/path/studies.db"
-            )
-        return True, False
-    if db.is_dir():
-        raise StorageError(f"{db} is a directory, not a SQLite study store")
-    if not db.is_file():
-        raise StorageError(f"{db} is not a regular file, so not a SQLite study store")
-    if not os.access(db, os.R_OK):
-        raise StorageError(f"cannot read the study store {db}: permission denied")
-    folder_writable, file_writable = _writable(folder), _writable(db)
-    if write and not (folder_writable and file_writable):
-        what = f"the file {db}" if folder_writable else f"its directory {folder}"
-        raise NotWritableError(
-            f"the study store {db} is read-only ({what} cannot be written), and this command "
-            "writes to it: make it writable, or copy it somewhere writable and pass --storage; "
-            "hpo status, studies, best and export only read it"
-        )
-    wal = Path(f"{db}-wal")
-    immutable = not (folder_writable and file_writable) and not (
-        wal.exists() and wal.stat().st_size
-    )
-    return False, immutable
-
-
 def use_wal(url: str | None) -> None:
     """Switch a SQLite store to WAL (once; the mode stays in the file) before workers share it.
 
@@ -156,169 +93,7 @@ def use_wal(url: str | None) -> None:
     """
     db = sqlite_path(resolve_url(url))
     if db is not None:
-        _switch_to_wal(db)
-
-
-def _switch_to_wal(db: Path) -> None:
-    try:
-        with contextlib.closing(sqlite3.connect(db, timeout=_SQLITE_TIMEOUT)) as conn:
-            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                conn.execute("PRAGMA journal_mode=WAL")
-    except sqlite3.Error as exc:
-        raise _failure(f"sqlite:///{db}", str(exc)) from None
-
-
-def _inspect_sqlite(db: Path, immutable: bool) -> None:
-    """Refuse a file that is not a healthy Optuna store, reading it only (header, quick_check, tables).
-
-    Nothing writes to an existing store before this and the command's own checks
-    have passed (WAL comes later, from :func:`use_wal`), so a refused command
-    leaves the file byte for byte as it was.
-    """
-    with open(db, "rb") as handle:
-        header = handle.read(16)
-    if not header:
-        return  # an empty file: SQLite makes it a new database
-    url = f"sqlite:///{db}"
-    if header != b"SQLite format 3\x00":
-        raise DamagedStoreError(
-            f"{db} is not a SQLite database (it does not start with the SQLite header): "
-            "pass the right --storage, or move the file away to start a new store"
-        )
-    uri = f"file:{quote(str(db.resolve()))}{'?immutable=1' if immutable else ''}"
-    try:
-        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=_SQLITE_TIMEOUT)) as conn:
-            problems = [row[0] for row in conn.execute("PRAGMA quick_check(3)")]
-            tables = {
-                row[0]
-                for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-            }
-    except sqlite3.Error as exc:
-        raise _failure(url, str(exc)) from None
-    if problems != ["ok"]:
-        raise _failure(url, "; ".join(problems))
-    _check_tables(url, tables)
-
-
-def _check_tables(url: str, tables: set[str]) -> None:
-    """A store holds all of Optuna's tables or none (then it is new); anything else is refused."""
-    if not tables or OPTUNA_TABLES <= tables:
-        return
-    held = tables & OPTUNA_TABLES
-    if not held:
-        listed = ", ".join(sorted(tables)[:8]) + (", ..." if len(tables) > 8 else "")
-        raise DamagedStoreError(
-            f"{mask(url)} is a database of some other program (tables {listed}), not an Optuna "
-            "study store: pass another --storage"
-        )
-    missing = ", ".join(sorted(OPTUNA_TABLES - tables))
-    raise DamagedStoreError(
-        f"the study store {mask(url)} is damaged: table(s) {missing} are missing; restore it from "
-        "a backup, or move it away to start a new store"
-    )
-
-
-def _failure(url: str, reason: str) -> HpoError:
-    """The user error for a store that failed with ``reason`` (a driver's message), by cause."""
-    reason = " ".join(str(reason).split()) or "no reason given"
-    low = reason.lower()
-    where = mask(url)
-    db = sqlite_path(url) if url.startswith("sqlite") else None
-    if (
-        "readonly" in low
-        or "read-only" in low
-        or "permission denied" in low
-        or "command denied" in low
-        or "read only" in low
-    ):
-        return NotWritableError(
-            f"the study store {where} refuses writes ({reason}): make it writable, or pass another "
-            "--storage"
-        )
-    if (
-        "disk is full" in low
-        or "no space left" in low
-        or "disk full" in low
-        or "disk i/o error" in low
-    ):
-        return NotWritableError(
-            f"the study store {where} cannot be written ({reason}): its disk "
-            "is full or failing; free some space and run the same command"
-        )
-    if "database is locked" in low or "database table is locked" in low:
-        return StorageError(
-            f"the study store {where} stayed locked by another process for "
-            f"{_SQLITE_TIMEOUT} s ({reason}); try again when it is done"
-        )
-    damaged = (
-        "malformed",
-        "not a database",
-        "no such table",
-        "no such column",
-        "corrupt",
-        "does not exist",
-        "doesn't exist",
-        "stored value",
-        "out of order",
-        "btree",
-    )
-    if any(word in low for word in damaged):
-        hint = (
-            f"restore it from a backup; `sqlite3 {db} .recover` may save what is left, or "
-            "move the file away to start a new store"
-            if db
-            else "restore it from a backup"
-        )
-        return DamagedStoreError(f"the study store {where} is damaged ({reason}): {hint}")
-    if "unable to open database file" in low and db is not None:
-        return StorageError(
-            f"cannot open the study store {where} ({reason}): its directory {db.parent} must be "
-            "writable while another process holds it open, or its -wal file holds unsaved changes"
-        )
-    return StorageError(f"the study store {where} failed: {reason}")
-
-
-#: The last store opened in this process, named in errors met later in a command.
-_opened: list[str] = []
-
-
-def store_failure(exc: BaseException) -> HpoError | None:
-    """The user error for a failure of the study store met in the middle of a command.
-
-    The store can fail anywhere a command reads or writes it (a page damaged on
-    disk, a dropped table, a full disk, a server gone): the CLI asks here, in
-    one place, whether an exception is such a failure. None means it is not
-    (a bug, which must show its traceback).
-    """
-    import optuna
-    from sqlalchemy.exc import SQLAlchemyError
-
-    if isinstance(exc, HpoError):
-        return exc
-    cause = exc
-    if isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ is not None:
-        cause = exc.__cause__
-    url = _opened[-1] if _opened else resolve_url(None)
-    if isinstance(cause, SQLAlchemyError):
-        return _failure(url, str(getattr(cause, "orig", None) or cause).splitlines()[0])
-    if isinstance(cause, (sqlite3.Error, optuna.exceptions.StorageInternalError)):
-        return _failure(url, str(cause).splitlines()[0] if str(cause) else type(cause).__name__)
-    if isinstance(
-        exc, (ValueError, UnicodeDecodeError, RuntimeError, KeyError, TypeError)
-    ) and _raised_in_store(exc):
-        return _failure(url, f"a stored value cannot be read: {type(exc).__name__}: {exc}")
-    return None
-
-
-def _raised_in_store(exc: BaseException) -> bool:
-    """Whether ``exc`` was raised while Optuna's storage code was reading the database."""
-    tb = exc.__traceback__
-    marker = f"{os.sep}optuna{os.sep}storages{os.sep}"
-    while tb is not None:
-        if marker in tb.tb_frame.f_code.co_filename:
-            return True
-        tb = tb.tb_next
-    return False
+        switch_to_wal(db)
 
 
 def open_storage(
@@ -353,14 +128,14 @@ def open_storage(
     )
     opened, new, immutable = url, False, False
     if db is not None:
-        new, immutable = _sqlite_access(db, create, write)
-        engine_kwargs["connect_args"] = {"timeout": _SQLITE_TIMEOUT}
+        new, immutable = check_access(db, create, write)
+        engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT}
     elif parsed.get_backend_name() == "postgresql":
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
         engine_kwargs["pool_pre_ping"] = True
     elif parsed.get_backend_name() == "mysql":
         engine_kwargs["connect_args"] = {"connect_timeout": 10}
-    _opened[:] = [url]
+    remember_opened(url)
     try:
         if db is None and create:
             _check_server_tables(url, engine_kwargs)
@@ -368,14 +143,14 @@ def open_storage(
         # read-only open waits while a launch creates the schema (its lock file exists then);
         # a store being created must not be taken for a damaged one either.
         lock = Path(f"{db}.lock")
-        locked = db is not None and (create or (lock.exists() and _writable(lock)))
+        locked = db is not None and (create or (lock.exists() and writable(lock)))
         with sqlite_lock(db) if locked else contextlib.nullcontext():
             if new:
-                _switch_to_wal(db)
+                switch_to_wal(db)
             elif db is not None:
-                _inspect_sqlite(db, immutable)
+                check_health(db, immutable)
                 if immutable:
-                    opened = f"sqlite:///file:{quote(str(db.resolve()))}{_IMMUTABLE}"
+                    opened = immutable_url(db)
             with warnings_silenced():
                 return optuna.storages.RDBStorage(
                     opened, engine_kwargs=engine_kwargs, skip_table_creation=not create, **kwargs
@@ -398,7 +173,7 @@ def open_storage(
             raise StorageError(
                 f"{mask(url)} holds no study store yet: run `hpo launch` with this --storage first"
             ) from None
-        raise _failure(url, reason) from None
+        raise failure(url, reason) from None
 
 
 def _check_server_tables(url: str, engine_kwargs: dict) -> None:
@@ -407,7 +182,7 @@ def _check_server_tables(url: str, engine_kwargs: dict) -> None:
 
     engine = create_engine(url, **engine_kwargs)
     try:
-        _check_tables(url, set(inspect(engine).get_table_names()))
+        check_tables(url, set(inspect(engine).get_table_names()))
     finally:
         engine.dispose()
 
@@ -424,11 +199,8 @@ def warnings_silenced() -> Iterator[None]:
 
 
 def shown_url(storage) -> str:
-    """The store's URL as the user gave it, masked (a read-only SQLite store is opened otherwise)."""
-    url = str(storage.url)
-    if url.startswith("sqlite:///file:") and url.endswith(_IMMUTABLE):
-        url = "sqlite:///" + unquote(url[len("sqlite:///file:") : -len(_IMMUTABLE)])
-    return mask(url)
+    """The store's URL as the user gave it, masked (even when opened read-only by another URL)."""
+    return mask(given_url(str(storage.url)))
 
 
 def load_study(name: str, storage):

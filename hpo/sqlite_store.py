@@ -1,0 +1,142 @@
+"""A SQLite study store: locked, checked and read before anything writes to it.
+
+SQLite is set up for many processes at once (WAL journal, a long busy timeout,
+schema creation under a file lock) so that eight workers starting together
+never see "database is locked". A file is read and checked before anything
+writes to it, so a damaged, foreign or read-only store is one error line and
+stays as it was; a read-only store is still read, opened as ``immutable``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+from hpo.errors import DamagedStoreError, NotWritableError, StorageError
+from hpo.store_errors import SQLITE_TIMEOUT, check_tables, failure
+
+_FILE_URL = "sqlite:///file:"
+_IMMUTABLE = "?immutable=1&uri=true"  # how a read-only SQLite store is opened
+
+
+@contextlib.contextmanager
+def sqlite_lock(db: Path) -> Iterator[None]:
+    """An exclusive lock beside a SQLite file, for the few steps that must not interleave."""
+    with contextlib.ExitStack() as stack:
+        try:
+            handle = stack.enter_context(open(f"{db}.lock", "a+"))
+        except OSError as exc:
+            raise NotWritableError(
+                f"cannot create the lock file {db}.lock beside the study store ({exc.strerror}): "
+                "hpo writes the store and its lock file, so its directory must be writable"
+            ) from None
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def writable(path: Path) -> bool:
+    """Whether this process may write ``path`` (a read-only mount, mode or immutable flag: no)."""
+    return os.access(path, os.W_OK | (os.X_OK if path.is_dir() else 0))
+
+
+def check_access(db: Path, create: bool, write: bool) -> tuple[bool, bool]:
+    """Check that a SQLite store can be opened as the command needs: (new, read as immutable).
+
+    A read-only store (its file or its directory) is still read, as ``immutable``:
+    nobody can be writing it, and a reader that cannot write would leave -wal and
+    -shm files behind, or fail to open a WAL file at all.
+    """
+    folder = db.parent if str(db.parent) else Path(".")
+    if not db.exists():
+        if not create:
+            raise StorageError(
+                f"no study store at {db}: run `hpo launch` first, or pass --storage URL"
+            )
+        if not folder.is_dir():
+            raise StorageError(f"cannot create {db}: directory {folder} does not exist")
+        if not writable(folder):
+            raise NotWritableError(
+                f"cannot create the study store {db}: directory {folder} is read-only; run hpo "
+                "where it can write, or pass --storage sqlite:////a/writable/path/studies.db"
+            )
+        return True, False
+    if db.is_dir():
+        raise StorageError(f"{db} is a directory, not a SQLite study store")
+    if not db.is_file():
+        raise StorageError(f"{db} is not a regular file, so not a SQLite study store")
+    if not os.access(db, os.R_OK):
+        raise StorageError(f"cannot read the study store {db}: permission denied")
+    folder_writable, file_writable = writable(folder), writable(db)
+    if write and not (folder_writable and file_writable):
+        what = f"the file {db}" if folder_writable else f"its directory {folder}"
+        raise NotWritableError(
+            f"the study store {db} is read-only ({what} cannot be written), and this command "
+            "writes to it: make it writable, or copy it somewhere writable and pass --storage; "
+            "hpo status, studies, best and export only read it"
+        )
+    wal = Path(f"{db}-wal")
+    immutable = not (folder_writable and file_writable) and not (
+        wal.exists() and wal.stat().st_size
+    )
+    return False, immutable
+
+
+def switch_to_wal(db: Path) -> None:
+    try:
+        with contextlib.closing(sqlite3.connect(db, timeout=SQLITE_TIMEOUT)) as conn:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.Error as exc:
+        raise failure(f"sqlite:///{db}", str(exc)) from None
+
+
+def check_health(db: Path, immutable: bool) -> None:
+    """Refuse a file that is not a healthy Optuna store, only reading it (header, checks, tables).
+
+    Nothing writes to an existing store before this and the command's own checks
+    have passed (WAL comes later, from :func:`use_wal`), so a refused command
+    leaves the file byte for byte as it was.
+    """
+    with open(db, "rb") as handle:
+        header = handle.read(16)
+    if not header:
+        return  # an empty file: SQLite makes it a new database
+    url = f"sqlite:///{db}"
+    if header != b"SQLite format 3\x00":
+        raise DamagedStoreError(
+            f"{db} is not a SQLite database (it does not start with the SQLite header): "
+            "pass the right --storage, or move the file away to start a new store"
+        )
+    uri = f"file:{quote(str(db.resolve()))}{'?immutable=1' if immutable else ''}"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=SQLITE_TIMEOUT)) as conn:
+            problems = [row[0] for row in conn.execute("PRAGMA quick_check(3)")]
+            tables = {
+                row[0]
+                for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            }
+    except sqlite3.Error as exc:
+        raise failure(url, str(exc)) from None
+    if problems != ["ok"]:
+        raise failure(url, "; ".join(problems))
+    check_tables(url, tables)
+
+
+def immutable_url(db: Path) -> str:
+    """The URL that opens ``db`` read-only as ``immutable`` (nobody can be writing it)."""
+    return f"{_FILE_URL}{quote(str(db.resolve()))}{_IMMUTABLE}"
+
+
+def given_url(url: str) -> str:
+    """A store's URL as the user gave it (a read-only store is opened by another one)."""
+    if url.startswith(_FILE_URL) and url.endswith(_IMMUTABLE):
+        return "sqlite:///" + unquote(url[len(_FILE_URL) : -len(_IMMUTABLE)])
+    return url
