@@ -50,7 +50,7 @@ class Progress:
         )
 
     def update(self, done: int, best: float | None, extra: str = "", note: str = "") -> None:
-        """Redraw (terminal) or log (otherwise); ``note`` is a one-off line such as a trial result."""
+        """Redraw (terminal) or log (otherwise); ``note`` is a one-off line (a trial's result)."""
         with self._lock:
             if self.tty:
                 if note:

@@ -1,4 +1,4 @@
-"""Reading YAML files that people write: data only, bounded, clear errors, floats as people write them.
+"""Reading YAML files that people write: data only, bounded, clear errors, floats as written.
 
 PyYAML follows YAML 1.1, where ``1e-3`` (no dot) is a string, so a learning
 rate written the usual way would be rejected as "not a number". This loader
@@ -57,7 +57,7 @@ _Loader.add_implicit_resolver(
 
 
 def load(path: str | Path, what: str, hint: str = "") -> Any:
-    """Parse a YAML file; ``what`` names it in errors ("study file"), ``hint`` says how to get one."""
+    """Parse a YAML file; ``what`` names it in errors ("study file"), ``hint`` how to get one."""
     path = Path(path)
     text = _read(path, what, hint)
     loader = _Loader(text)
