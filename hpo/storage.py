@@ -28,7 +28,6 @@ from hpo.sqlite_store import (
     writable,
 )
 from hpo.store_errors import (
-    OPTUNA_TABLES,
     SQLITE_TIMEOUT,
     check_tables,
     failure,
@@ -42,7 +41,6 @@ __all__ = [
     "GRACE_PERIOD",
     "HEARTBEAT_INTERVAL",
     "MAX_RETRY",
-    "OPTUNA_TABLES",
     "STALE_REASON",
     "admission_lock",
     "heartbeat_settings",
