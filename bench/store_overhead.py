@@ -171,10 +171,12 @@ def journal_lock(path: str):
 def worker_process(kind: str, location: str, target: int, stream: int, go, results) -> None:
     """One worker: hpo's loop with the stand-in trial; reports its store time once done."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the workers
+    import hpo.backends.base as engine_base
     import hpo.backends.optuna as backend
     from hpo import storage as store
+    from hpo.study import stored_config
 
-    backend.evaluate = stand_in_evaluate
+    engine_base.evaluate = stand_in_evaluate
     timer, lock_timer = StoreTimer(), StoreTimer()
     lock = journal_lock(location) if kind == "journal" else store.admission_lock
 
@@ -185,16 +187,17 @@ def worker_process(kind: str, location: str, target: int, stream: int, go, resul
 
     store.admission_lock = TimedLock
     storage = open_store(kind, location)
-    config = backend.stored_config(store.load_study(STUDY, storage))
+    config = stored_config(store.load_study(STUDY, storage))
     study = backend.load_for_worker(config, storage, stream)
-    worker = backend.Worker(study, storage, config, None, target)
+    ctx = engine_base.WorkerContext(study, storage, config, None, target, stream=stream)
+    worker = backend.Worker(ctx)
     timer.install(storage)
     results.put("ready")
     go.wait()
     worker.run()
     results.put(
         {
-            "trials": worker.ran,
+            "trials": ctx.ran,
             "store_s": timer.seconds,
             "store_calls": timer.calls,
             "lock_s": lock_timer.seconds,

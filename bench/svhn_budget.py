@@ -25,9 +25,7 @@ import argparse
 import random
 import statistics
 import tempfile
-import time
 from pathlib import Path
-from typing import Any
 
 from common import (
     Processes,

@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from hpo.config import StudyConfig
+from hpo.study import ARCH_ATTR, CONFIRM_ATTR, CONFIRM_SETTINGS_ATTR
 
-#: Trial user attribute of a re-run: the number of the trial whose configuration it repeats.
-CONFIRM_ATTR = "confirm_of"
-#: Study user attribute: confirmation settings asked for on demand (``hpo confirm``).
-SETTINGS_ATTR = "hpo_confirm"
 #: Copied from the original to each re-run, so it trains the same network.
-_COPIED_ATTRS = ("hpo_architecture",)
+_COPIED_ATTRS = (ARCH_ATTR,)
 _MAX_ATTEMPTS = 2  # re-runs tried per missing run before giving up on a configuration
 
 
@@ -104,7 +102,7 @@ def _rank(c: Candidate) -> tuple:
 
 def settings(study, config: StudyConfig) -> tuple[int, int]:
     """(top, seeds): what ``hpo confirm`` asked for, else the study's own settings."""
-    asked = study.user_attrs.get(SETTINGS_ATTR)
+    asked = study.user_attrs.get(CONFIRM_SETTINGS_ATTR)
     if asked:
         return int(asked["top"]), int(asked["seeds"])
     return (config.confirm_top, config.confirm_seeds) if config.confirms else (0, 0)

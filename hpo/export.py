@@ -33,11 +33,10 @@ from hpo.models import (
     check_param_name,
     named_model,
 )
+from hpo.study import counts, describe_counts, retrain_key, searched_data, stored_config
 from hpo.training import TrainSettings
 
 FORMAT = "hpo-config/1"
-#: The study user attribute where `hpo retrain` records a trial's test scores.
-RETRAIN_ATTR = "retrain:{trial}"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 _METRICS = ("val_accuracy", "train_accuracy", "n_params", "inference_ms", "train_seconds")
 #: Metrics a confirmed configuration adds: the spread of its runs' scores and how many ran.
@@ -171,11 +170,9 @@ def best_trials(study, top: int) -> list[Candidate]:
     trials = study.get_trials(deepcopy=False)
     ranked = confirm.candidates(trials)
     if not ranked:
-        from hpo.backends.optuna import counts
-
-        held = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts(study).items()))
+        held = describe_counts(counts(study))
         raise ConfigError(
-            f"study {study.study_name!r} has no complete trial yet ({held or 'no trials'}): "
+            f"study {study.study_name!r} has no complete trial yet ({held}): "
             f"run `hpo launch --study {study.study_name}` until one completes"
         )
     if len(study.directions) > 1:
@@ -202,14 +199,13 @@ def configs_from_study(
     so a machine holding only the store can still export.
     """
     from hpo import storage as store
-    from hpo.backends.optuna import DATA_ATTR, stored_config
     from hpo.objective import settings_for, trial_architecture, versions
 
     config = stored_config(study)
     trials = best_trials(study, top)
     path = data or config.data
     warnings: list[str] = []
-    searched = study.user_attrs.get(DATA_ATTR) or {}  # the data the study searched, if recorded
+    searched = searched_data(study)  # the data the study searched, if recorded
     sha = searched.get("sha256")
     shape = tuple(searched["input_shape"]) if searched.get("input_shape") else None
     if inspect_data:
@@ -336,7 +332,7 @@ def best_rows(study, configs: list[RetrainConfig]) -> list[dict[str, Any]]:
         m, t = c.metrics, c.training
         retrained = None
         if c.source is not None:
-            retrained = study.user_attrs.get(RETRAIN_ATTR.format(trial=c.source.trial))
+            retrained = study.user_attrs.get(retrain_key(c.source.trial))
         test = "-"
         if retrained:
             test = f"{retrained['test_accuracy_mean']:.4f} ± {retrained['test_accuracy_std']:.4f}"

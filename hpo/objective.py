@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import platform
 import socket
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -27,12 +28,11 @@ from hpo.models import (
     check_fits,
     count_params,
 )
+from hpo.study import ARCH_ATTR
 from hpo.training import EpochCallback, TrainingDiverged, TrainResult, TrainSettings, train
 
 #: Errors that fail one trial and let the search go on.
 TRIAL_ERRORS = (TrainingDiverged, ArchitectureError)
-#: Trial user attribute holding a fixed architecture (a warm start from a named or exported model).
-ARCH_ATTR = "hpo_architecture"
 
 
 class Infeasible(Exception):
@@ -104,7 +104,7 @@ class SearchData:
     y_train: Any
 
     @classmethod
-    def prepare(cls, dataset: Dataset, config: StudyConfig) -> "SearchData":
+    def prepare(cls, dataset: Dataset, config: StudyConfig) -> SearchData:
         if dataset.x_test is not None:
             raise ConfigError("search data must be loaded without the test set")
         x, y = dataset.x_train, dataset.y_train
@@ -226,5 +226,5 @@ def _cross_validate(
     last.val_accuracy = float(np.mean(scores))
     last.train_accuracy = float(np.mean([r.train_accuracy for r in results]))
     last.train_seconds = float(sum(r.train_seconds for r in results))
-    last.epochs = int(round(np.mean([r.epochs for r in results])))
+    last.epochs = round(float(np.mean([r.epochs for r in results])))
     return last, scores

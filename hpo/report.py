@@ -18,11 +18,10 @@ from typing import Any
 
 from hpo import confirm
 from hpo import storage as store
-from hpo.backends.optuna import CONFIG_ATTR, counts
 from hpo.confirm import Candidate
 from hpo.errors import ConfigError
+from hpo.study import CONFIG_ATTR, counts, retrained
 
-RETRAIN_ATTR = "retrain:"  # study user attribute prefix, followed by the trial number
 _SHOWN_ATTRS = (
     ("train_accuracy", "train accuracy"),
     ("n_params", "parameters"),
@@ -63,13 +62,7 @@ def read_retrain(study, results: str | Path | None = None) -> dict[int, dict[str
     ``runs``: the per-seed records with test_accuracy, confusion_matrix and
     per_class scores.
     """
-    found = {
-        int(key[len(RETRAIN_ATTR) :]): dict(value)
-        for key, value in study.user_attrs.items()
-        if key.startswith(RETRAIN_ATTR)
-        and key[len(RETRAIN_ATTR) :].isdigit()
-        and isinstance(value, dict)
-    }
+    found = retrained(study)
     if results is not None:
         path = Path(results) / "results.json" if Path(results).is_dir() else Path(results)
         try:

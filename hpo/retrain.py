@@ -23,7 +23,7 @@ import numpy as np
 
 from hpo.data import Dataset, load_dataset, load_full_training
 from hpo.errors import ConfigError, HpoError, NotWritableError
-from hpo.export import RETRAIN_ATTR, RetrainConfig, describe_architecture
+from hpo.export import RetrainConfig, describe_architecture
 from hpo.progress import Progress
 
 RESULTS_FORMAT = "hpo-retrain/1"
@@ -398,7 +398,7 @@ def record_in_studies(
     Returns one line per config saying where its results went (or why not).
     """
     from hpo import storage as store
-    from hpo.backends.optuna import DATA_ATTR
+    from hpo.study import retrain_key, searched_data
 
     notes = []
     by_name = {c.name: c for c in configs}
@@ -431,7 +431,7 @@ def record_in_studies(
                 f"{src.trial} with these parameters; results not recorded there"
             )
             continue
-        searched = (study.user_attrs.get(DATA_ATTR) or {}).get("sha256") or config.dataset.sha256
+        searched = searched_data(study).get("sha256") or config.dataset.sha256
         used = summary.get("data_sha256")
         if searched and used and used != searched:  # scores on other data are not the study's
             notes.append(
@@ -446,10 +446,10 @@ def record_in_studies(
         if "ensemble" in summary:
             record["ensemble_test_accuracy"] = summary["ensemble"]["test_accuracy"]
         record["recorded_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        study.set_user_attr(RETRAIN_ATTR.format(trial=src.trial), record)
+        study.set_user_attr(retrain_key(src.trial), record)
         notes.append(
             f"{config.name}: recorded in study {src.study!r} ({store.mask(url)}) as "
-            f"user attribute {RETRAIN_ATTR.format(trial=src.trial)!r}"
+            f"user attribute {retrain_key(src.trial)!r}"
         )
     return notes
 

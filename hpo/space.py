@@ -185,7 +185,7 @@ class FloatParam(Param):
     def values(self) -> list[Scalar] | None:
         if self.step is None or (self.high - self.low) / self.step >= MAX_VALUES:
             return None
-        count = int(round((self.high - self.low) / self.step))
+        count = round((self.high - self.low) / self.step)
         return [round(self.low + i * self.step, 10) for i in range(count + 1)]
 
     def _fields(self) -> dict[str, Any]:

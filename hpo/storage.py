@@ -10,7 +10,6 @@ worker died is failed after the grace period and its parameters are queued again
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sqlite3
 import zlib
@@ -41,14 +40,11 @@ __all__ = [
     "GRACE_PERIOD",
     "HEARTBEAT_INTERVAL",
     "MAX_RETRY",
-    "STALE_REASON",
     "admission_lock",
     "heartbeat_settings",
-    "live_running_trials",
     "load_study",
     "mask",
     "open_storage",
-    "reap_stale_trials",
     "resolve_url",
     "shown_url",
     "sqlite_lock",
@@ -62,10 +58,6 @@ __all__ = [
 HEARTBEAT_INTERVAL = 5  # seconds between a running trial's heartbeats ($HPO_HEARTBEAT_INTERVAL)
 GRACE_PERIOD = 20  # seconds without a heartbeat before a trial counts as dead ($HPO_GRACE_PERIOD)
 MAX_RETRY = 3  # times a dead worker's trial is queued again
-#: Why a trial failed when its worker vanished (SIGKILL, a lost machine) without saying so.
-STALE_REASON = "its worker stopped sending heartbeats (killed, or its machine was lost)"
-
-_log = logging.getLogger(__name__)
 
 
 def heartbeat_settings() -> tuple[int, int]:
@@ -120,7 +112,11 @@ def open_storage(
         retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
     interval, grace = heartbeat_settings()
     kwargs = (
-        dict(heartbeat_interval=interval, grace_period=grace, heartbeat_stale_trial_callback=retry)
+        {
+            "heartbeat_interval": interval,
+            "grace_period": grace,
+            "heartbeat_stale_trial_callback": retry,
+        }
         if heartbeat
         else {}
     )
@@ -221,49 +217,6 @@ def study_names(storage) -> list[str]:
     import optuna
 
     return [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
-
-
-def reap_stale_trials(study) -> int:
-    """Fail trials whose worker stopped sending heartbeats; return how many were reaped.
-
-    Each gets the reason first (the system attribute ``fail_reason``, which the
-    retry of its parameters does not inherit), so that no failure is shown without one.
-    """
-    import optuna
-    from optuna.trial import TrialState
-
-    before = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-    backend = study._storage
-    with warnings_silenced():
-        stale = (
-            backend._get_stale_trial_ids(study._study_id)
-            if hasattr(backend, "_get_stale_trial_ids") and backend.get_heartbeat_interval()
-            else []
-        )
-        for trial_id in stale:
-            with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-                backend.set_trial_system_attr(trial_id, "fail_reason", STALE_REASON)
-        optuna.storages.fail_stale_trials(study)
-    after = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
-    if before - after:
-        _log.info("reaped %d stale trial(s) whose worker stopped", before - after)
-    return before - after
-
-
-def live_running_trials(study) -> list:
-    """The RUNNING trials whose worker still sends heartbeats (all of them without heartbeats)."""
-    from optuna.trial import TrialState
-
-    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    backend = study._storage
-    if (
-        not running
-        or not hasattr(backend, "_get_stale_trial_ids")
-        or not backend.get_heartbeat_interval()
-    ):
-        return running
-    stale = set(backend._get_stale_trial_ids(study._study_id))
-    return [t for t in running if t._trial_id not in stale]
 
 
 class admission_lock:

@@ -6,8 +6,8 @@ from datetime import datetime
 from typing import Any
 
 from hpo import confirm
-from hpo.backends.optuna import CONFIG_ATTR, best_trial, counts
 from hpo.progress import duration
+from hpo.study import CONFIG_ATTR, best_trial, counts
 
 _STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 

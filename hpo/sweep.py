@@ -16,9 +16,10 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -115,7 +116,7 @@ def _change_architecture(arch: Architecture, key: str, text: str) -> Architectur
                 )
             blocks = [
                 dataclasses.replace(b, filters=(v,) * len(b.filters))
-                for b, v in zip(blocks, values)
+                for b, v in zip(blocks, values, strict=False)
             ]
     elif key == "kernel_size":
         blocks = [dataclasses.replace(b, kernel_size=_number(key, text, int)) for b in blocks]

@@ -51,7 +51,7 @@ def _import(name: str) -> ModuleType:
             spec.loader.exec_module(module)
         except SpaceError:
             raise
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001  (a user's module may raise anything on import)
             raise SpaceError(f"search-space module {name} failed to import: {exc}") from None
         return module
     if "." in name:

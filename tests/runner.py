@@ -8,7 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 #: Launch options for tests of the plumbing (workers, stores, faults) rather than the search: every
 #: trial runs its epochs and the trial count is exactly --trials, with no confirmation re-runs.
 PLAIN = ("--pruner", "none", "--confirm-top", "0")

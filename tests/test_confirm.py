@@ -18,17 +18,19 @@ from test_launch import by_state, load
 
 from hpo import confirm
 from hpo import storage as store
+from hpo.backends.base import WorkerContext
 from hpo.backends.optuna import Worker, load_for_worker
 from hpo.config import builtin
 from hpo.data import load_dataset
 from hpo.objective import SearchData
+from hpo.study import CONFIRM_ATTR, CONFIRM_SETTINGS_ATTR
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def rerun(of: int, value: float | None, state: TrialState = TrialState.COMPLETE, params=None):
     t = trial(params or GOOD_PARAMS, value, state)
-    t["attrs"] = {**t["attrs"], confirm.CONFIRM_ATTR: of}
+    t["attrs"] = {**t["attrs"], CONFIRM_ATTR: of}
     return t
 
 
@@ -89,12 +91,12 @@ def test_the_plan_takes_the_best_single_runs_and_counts_what_is_queued(tmp_path:
     study = load_url(url)
     assert confirm.enqueue(study, plan) == 3
     waiting = [t for t in study.get_trials() if t.state == TrialState.WAITING]
-    assert sorted(t.user_attrs[confirm.CONFIRM_ATTR] for t in waiting) == [1, 1, 2, 2]
+    assert sorted(t.user_attrs[CONFIRM_ATTR] for t in waiting) == [1, 1, 2, 2]
     queued = [
         t for t in waiting if t.number > 3
     ]  # an enqueued trial takes its parameters when it starts
     assert all(
-        t.system_attrs["fixed_params"] == study.trials[t.user_attrs[confirm.CONFIRM_ATTR]].params
+        t.system_attrs["fixed_params"] == study.trials[t.user_attrs[CONFIRM_ATTR]].params
         for t in queued
     )
     assert confirm.missing(study.get_trials(), top=2, seeds=3) == []
@@ -124,15 +126,15 @@ def test_reruns_do_not_count_toward_the_search_total_and_wait_for_the_search(
     storage = store.open_storage(url)
     config = builtin("digits-cnn")
     study = load_for_worker(config, storage, stream=1)
-    study.set_user_attr(confirm.SETTINGS_ATTR, {"top": 1, "seeds": 2})
+    study.set_user_attr(CONFIRM_SETTINGS_ATTR, {"top": 1, "seeds": 2})
     data = SearchData.prepare(load_dataset("digits", None), config)
-    worker = Worker(study, storage, config, data, target=3)
+    worker = Worker(WorkerContext(study, storage, config, data, target=3))
     assert worker.next_step() == "wait"  # a search trial still runs: the best is not known yet
     running = next(t for t in study.get_trials() if t.state == TrialState.RUNNING)
     study.tell(running.number, 0.5)
     assert worker.next_step() == "start"  # the search is done: the re-run of trial 1 is queued
     (queued,) = [t for t in study.get_trials() if t.state == TrialState.WAITING]
-    assert queued.user_attrs[confirm.CONFIRM_ATTR] == 1
+    assert queued.user_attrs[CONFIRM_ATTR] == 1
     study.tell(study.ask().number, 0.96)  # the re-run finishes
     assert worker.next_step() == "stop"
 
@@ -160,19 +162,17 @@ def test_a_launch_confirms_its_best_configurations_and_resuming_adds_nothing(
     assert result.returncode == 0, result.stderr
     assert "confirmation re-runs of the best 2 included" in result.stderr
     study = load(tmp_path)
-    search = [t for t in study.trials if confirm.CONFIRM_ATTR not in t.user_attrs]
-    reruns = [t for t in study.trials if confirm.CONFIRM_ATTR in t.user_attrs]
+    search = [t for t in study.trials if CONFIRM_ATTR not in t.user_attrs]
+    reruns = [t for t in study.trials if CONFIRM_ATTR in t.user_attrs]
     assert len(search) == 4 and len(reruns) == 2
     assert search[0].user_attrs["enqueued"] == "defaults"  # the recipe runs first
     assert search[0].params == builtin("digits-cnn").validate().defaults()
     top = sorted(
         (t for t in search if t.state == TrialState.COMPLETE), key=lambda t: (-t.value, t.number)
     )[:2]
-    assert sorted(t.user_attrs[confirm.CONFIRM_ATTR] for t in reruns) == sorted(
-        t.number for t in top
-    )
+    assert sorted(t.user_attrs[CONFIRM_ATTR] for t in reruns) == sorted(t.number for t in top)
     for t in reruns:
-        original = study.trials[t.user_attrs[confirm.CONFIRM_ATTR]]
+        original = study.trials[t.user_attrs[CONFIRM_ATTR]]
         assert t.state == TrialState.COMPLETE and t.params == original.params
         assert t.user_attrs["seed"] != original.user_attrs["seed"]
         assert sorted(t.intermediate_values) == [1, 2]  # reported, never pruned
@@ -196,7 +196,7 @@ def test_a_launch_confirms_its_best_configurations_and_resuming_adds_nothing(
         cwd=tmp_path,
     )
     assert more.returncode == 0, more.stderr
-    reruns = [t for t in load(tmp_path).trials if confirm.CONFIRM_ATTR in t.user_attrs]
+    reruns = [t for t in load(tmp_path).trials if CONFIRM_ATTR in t.user_attrs]
     assert len(reruns) == 4 and all(t.state == TrialState.COMPLETE for t in reruns)
     assert [c.runs for c in confirm.candidates(load(tmp_path).trials)[:2]] == [3, 3]
 
@@ -240,10 +240,7 @@ def test_a_worker_killed_during_a_rerun_leaves_it_queued_again_and_confirmed(
             for pid in children(proc.pid):
                 worker = f"{socket.gethostname()}:{pid}"
                 for t in load(tmp_path).get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                    if (
-                        t.user_attrs.get("worker") == worker
-                        and confirm.CONFIRM_ATTR in t.user_attrs
-                    ):
+                    if t.user_attrs.get("worker") == worker and CONFIRM_ATTR in t.user_attrs:
                         victim, killed = pid, t
             time.sleep(0.1)
         assert killed is not None, "no re-run started"
@@ -258,5 +255,5 @@ def test_a_worker_killed_during_a_rerun_leaves_it_queued_again_and_confirmed(
     assert study.trials[killed.number].state == TrialState.FAIL
     retried = [t for t in study.trials if t.user_attrs.get("requeued_from") == killed.number]
     assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE
-    assert retried[0].user_attrs[confirm.CONFIRM_ATTR] == killed.user_attrs[confirm.CONFIRM_ATTR]
+    assert retried[0].user_attrs[CONFIRM_ATTR] == killed.user_attrs[CONFIRM_ATTR]
     assert confirm.best(study.trials).runs == 2

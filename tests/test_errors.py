@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from runner import error_line, run_hpo, run_main
 
-from hpo.errors import MAX_LINE, error_line as format_line, one_line, shown
+from hpo.errors import MAX_LINE, one_line, shown
+from hpo.errors import error_line as format_line
 
 
 def test_a_message_becomes_one_bounded_line_that_keeps_its_advice():

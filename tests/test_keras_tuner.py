@@ -22,9 +22,10 @@ from runner import (
 )
 from test_launch import by_state, load
 
-from hpo.backends import keras_tuner as backend
-from hpo.backends.optuna import distribution, stored_config
+from hpo.backends import kt_space as backend
+from hpo.backends.optuna import distribution
 from hpo.space import CategoricalParam, Condition, FloatParam, IntParam, SearchSpace
+from hpo.study import stored_config
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -1,0 +1,259 @@
+"""The engine contract: what a search engine supplies, and what every engine shares.
+
+An engine decides what each trial tries (Optuna's samplers, KerasTuner's
+oracles); hpo runs it. The launch flow (validate, create or resume the study,
+start and watch N worker processes, fail the trials of workers that died, stop
+everything on Ctrl-C) is written once, in :mod:`hpo.launch`; the worker flow
+(load the study and its data, signals, exit statuses) once, in
+:mod:`hpo.worker`; how a trial ends (training, what it stores, failures in a
+row) once, here. An engine implements :meth:`Engine.run_worker` (its trial
+loop) and overrides the few launcher-side steps where it differs, as Syne
+Tune's ``TrialBackend`` and KerasTuner's Oracle/Tuner split do.
+
+A new engine is a subclass registered by name in :data:`hpo.backends.ENGINES`,
+or given to ``--backend`` as ``package.module:Class``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, ClassVar
+
+from hpo import study as studies
+from hpo.config import StudyConfig
+from hpo.objective import TRIAL_ERRORS, Infeasible, SearchData, evaluate, versions, worker_id
+from hpo.training import EpochCallback
+
+MAX_CONSECUTIVE_FAILURES = 5  # trials failing in a row in one worker: something systematic
+
+
+class TooManyFailures(RuntimeError):
+    """Trials keep failing: something systematic is wrong, so this worker stops."""
+
+
+class SearchStopped(Exception):
+    """Start no new trial: a stop signal, the launcher's exit, the deadline or a recycle."""
+
+
+@dataclass
+class Outcome:
+    """How one trial ended, whichever engine ran it: complete, infeasible (pruned) or failed."""
+
+    params: dict[str, Any]
+    record: dict[str, Any] | None = None  # the metrics of a complete training
+    history: list[float] = field(default_factory=list)  # validation accuracy per epoch
+    intermediate: dict[int, float] = field(default_factory=dict)  # as reported, by epoch
+    infeasible: str | None = None  # rejected before training (--max-params): stored PRUNED
+    error: str | None = None  # why it failed
+    interrupted: bool = False  # the worker was stopped: the configuration is queued again
+    started: datetime = field(default_factory=datetime.now)
+
+    @property
+    def state(self) -> str:
+        if self.infeasible is not None:
+            return "PRUNED"
+        return "COMPLETE" if self.record is not None else "FAIL"
+
+    def user_attrs(self, config: StudyConfig) -> dict[str, Any]:
+        """What the trial stores beside its value: metrics and provenance, or why it failed."""
+        if self.infeasible is not None:
+            return {studies.INFEASIBLE_ATTR: self.infeasible}
+        if self.record is None:
+            return {studies.ERROR_ATTR: self.error or "failed"}
+        attrs = dict(self.record)
+        if config.multi_objective or config.cv:
+            attrs["val_history"] = self.history
+        attrs["versions"] = versions()
+        return attrs
+
+
+@dataclass
+class WorkerContext:
+    """One worker process's study, data and limits, as :mod:`hpo.worker` prepared them.
+
+    ``stop_requested`` is set by a stop signal; training stops at the next batch.
+    """
+
+    study: Any  # optuna.Study
+    storage: Any  # the RDBStorage (Optuna wraps it in a cache inside the study)
+    config: StudyConfig
+    data: SearchData
+    target: int  # finished search trials the study should hold
+    deadline: float | None = None  # start no trial after this time.time()
+    max_trials: int | None = None  # recycle: stop after this many trials in this process
+    parent: int | None = None  # the launcher's pid: stop when it is gone
+    stream: int = 0  # this worker's random stream (distinct per worker and launch)
+    slot: int = 0  # which of the launch's workers this is (a replacement keeps its slot)
+    worker: str = field(default_factory=worker_id)
+    stop_requested: bool = False
+    ran: int = 0
+    _failures: int = 0
+
+    def should_stop(self) -> bool:
+        """No new trial: a signal, the launcher gone, the deadline passed, or the recycle count."""
+        return (
+            self.stop_requested
+            or (self.parent is not None and os.getppid() != self.parent)
+            or (self.deadline is not None and time.time() >= self.deadline)
+            or (self.max_trials is not None and self.ran >= self.max_trials)
+        )
+
+    @property
+    def recycled(self) -> bool:
+        """Stopped only because it ran its share of trials; the study wants more."""
+        return (
+            self.max_trials is not None and self.ran >= self.max_trials and not self.stop_requested
+        )
+
+    def train(
+        self,
+        params: Mapping[str, Any],
+        seed: int,
+        *,
+        config: StudyConfig | None = None,
+        on_epoch: EpochCallback | None = None,
+        arch=None,
+    ) -> Outcome:
+        """Train one trial's configuration; every way a trial can end becomes an Outcome.
+
+        An engine's pruning signal raised from ``on_epoch`` passes through.
+        """
+        outcome = Outcome(params=dict(params))
+
+        def report(epoch: int, val_accuracy: float) -> None:
+            outcome.intermediate[epoch] = val_accuracy
+            if on_epoch is not None:
+                on_epoch(epoch, val_accuracy)
+
+        try:
+            if self.stop_requested:
+                raise KeyboardInterrupt
+            result, outcome.record = evaluate(
+                config or self.config,
+                self.data,
+                params,
+                seed,
+                on_epoch=report,
+                arch=arch,
+                should_stop=lambda: self.stop_requested,
+            )
+            outcome.history = result.val_history
+        except Infeasible as exc:
+            outcome.infeasible = str(exc)
+        except TRIAL_ERRORS as exc:
+            outcome.error = str(exc)
+        except KeyboardInterrupt:
+            outcome.error, outcome.interrupted = studies.INTERRUPTED, True
+        return outcome
+
+    def ended(self, failed: bool, error: str = "") -> None:
+        """Count a finished trial; raise TooManyFailures after too many failures in a row."""
+        self.ran += 1
+        self._failures = self._failures + 1 if failed else 0
+        if self._failures >= MAX_CONSECUTIVE_FAILURES:
+            raise TooManyFailures(
+                f"{self._failures} trials in a row failed in worker {self.worker}; "
+                f"last error: {error or 'unknown error'}"
+            )
+
+
+class Engine(ABC):
+    """A search engine, as the launch and the workers drive it.
+
+    Launcher side (one process): :meth:`check` and :meth:`session` before the
+    study is touched, :meth:`work_left` to size the launch, :meth:`environment`
+    and :meth:`helpers` for the processes it starts. Worker side (each worker
+    process): :meth:`run_worker`, and :meth:`run_helper` for helper processes.
+    An engine's settings travel to its processes as :meth:`options` (JSON).
+    """
+
+    #: The name ``--backend`` takes and trials record.
+    name: ClassVar[str]
+    #: The engine's workers run the study's queued (WAITING) trials first: warm starts, the
+    #: space's defaults and confirmation re-runs are queued only for such an engine.
+    runs_queued_trials: ClassVar[bool] = False
+    #: Its workers' RUNNING trials send heartbeats (an engine that stores trials only once they
+    #: end has none to send).
+    heartbeats: ClassVar[bool] = True
+    #: What the launch calls its helper processes (see :meth:`helpers`).
+    helper_name: ClassVar[str] = "a helper"
+    #: Workers honour ``--recycle-after`` (exit after K trials, a fresh process takes over).
+    recycles: ClassVar[bool] = True
+
+    def options(self) -> dict[str, Any]:
+        """Settings the engine's worker processes need (JSON), given back to ``__init__``."""
+        return {}
+
+    # --- launcher side ------------------------------------------------------------------------
+
+    def check(self, config: StudyConfig) -> None:  # noqa: B027  (optional step)
+        """Refuse, before anything is written, a search this engine cannot run."""
+
+    @contextlib.contextmanager
+    def session(self, config: StudyConfig) -> Iterator[None]:
+        """Held while a launch runs (a lock on the engine's own state, for example)."""
+        yield
+
+    def prepare(self, study, config: StudyConfig) -> None:  # noqa: B027  (optional step)
+        """The study is created or resumed and checked: make the engine's own state ready."""
+
+    def describe(self, config: StudyConfig) -> str:
+        """What the launch line says about the search: ``tpe sampler, median pruner``."""
+        return f"{self.name} search"
+
+    def work_left(self, study, config: StudyConfig, target: int) -> int:
+        """Trials still to run for the study to hold ``target`` finished ones."""
+        return max(0, target - studies.finished(studies.counts(study)))
+
+    def environment(self) -> dict[str, str]:
+        """Environment variables for every process of the launch."""
+        return {}
+
+    def helpers(self) -> int:
+        """How many helper processes (run by :meth:`run_helper`) the launch starts first."""
+        return 0
+
+    def end_note(self, study, config: StudyConfig, target: int, timed_out: bool) -> str | None:
+        """A line for a launch that ended without error but short of its target."""
+        return None
+
+    # --- worker side --------------------------------------------------------------------------
+
+    @abstractmethod
+    def run_worker(self, ctx: WorkerContext) -> None:
+        """Run trials until the study holds its target, :meth:`WorkerContext.should_stop`, or a
+        signal; end each trial with :meth:`WorkerContext.ended`."""
+
+    def run_helper(self, ctx: WorkerContext) -> None:
+        """Serve what the workers need (KerasTuner's oracle) until the launcher stops it."""
+        raise NotImplementedError(f"the {self.name} engine starts no helper process")
+
+
+def record_trial(
+    ctx: WorkerContext,
+    outcome: Outcome,
+    distributions: Callable[[str], Any],
+    extra: Mapping[str, Any] = (),
+) -> None:
+    """Write a trial an engine ran outside Optuna into the study, as an Optuna trial."""
+    import optuna
+    from optuna.trial import TrialState
+
+    attrs = {studies.WORKER_ATTR: ctx.worker, **dict(extra), **outcome.user_attrs(ctx.config)}
+    state = TrialState[outcome.state]
+    frozen = optuna.trial.create_trial(
+        state=state,
+        value=outcome.record["val_accuracy"] if state == TrialState.COMPLETE else None,
+        params=outcome.params,
+        distributions={name: distributions(name) for name in outcome.params},
+        intermediate_values=outcome.intermediate,
+        user_attrs=attrs,
+    )
+    frozen.datetime_start = outcome.started
+    ctx.study.add_trial(frozen)

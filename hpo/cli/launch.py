@@ -1,0 +1,284 @@
+"""`hpo launch`: create or resume a study and run its workers until it holds its trials."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from hpo.cli.options import storage_option
+from hpo.cli.tables import fmt
+from hpo.config import PRUNERS
+from hpo.errors import HpoError
+
+
+def resolve_config(study: str | None, config_file: str | None, storage: str | None):
+    """The study configuration: a YAML file, else the study's own in the store, else a built-in.
+
+    A study already in the store resumes with the settings it was created with (those
+    of a built-in study included, whatever options created it or whatever hpo
+    version defines the built-in now); options given on top are checked against them.
+    """
+    from hpo import config as cfg
+
+    if config_file:
+        conf = cfg.load_yaml(config_file)
+        return conf.with_options(name=cfg.check_study_name(study)) if study else conf
+    name = study or "digits-cnn"
+    cfg.check_study_name(name)
+    from hpo import storage as store
+    from hpo.errors import ConfigError
+    from hpo.study import CONFIG_ATTR, stored_config
+
+    try:
+        st = store.open_storage(storage, create=False, heartbeat=False)
+    except HpoError:
+        st = None  # no store yet (or a broken one, which the launch itself reports)
+    if st is not None and name in set(store.study_names(st)):
+        # a study in the store resumes with its own settings: a built-in name included
+        found = store.load_study(name, st)
+        if CONFIG_ATTR in found.user_attrs or name not in cfg.BUILTIN:
+            conf = stored_config(found)
+            try:
+                conf.validate()
+            except HpoError as exc:
+                raise ConfigError(
+                    f"study {name!r} holds settings that cannot run ({exc}); use another study "
+                    f"name, or start it over with `hpo delete --study {name}`"
+                ) from None
+            return conf
+    return cfg.builtin(name)  # raises the "unknown study" error with the list of built-ins
+
+
+@click.command()
+@click.option(
+    "--study",
+    default=None,
+    metavar="NAME",
+    help="Built-in study (digits-cnn, digits-ann, svhn-cnn, svhn-ann, mnist-cnn) or one "
+    "already in the store. Default: digits-cnn. With --config: the study's name.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="YAML study file (dataset, model, search space, overrides, ...).",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Worker processes [default: the number of CPU cores, at most 4].",
+)
+@click.option(
+    "--trials",
+    type=int,
+    default=None,
+    metavar="T",
+    help="Finished trials the study should hold in all [default: the study's].",
+)
+@click.option(
+    "--timeout", type=float, default=None, metavar="S", help="Start no new trial after S seconds."
+)
+@storage_option
+@click.option("--data", default=None, metavar="PATH", help="Dataset file (.h5, .mat, .npz).")
+@click.option("--epochs", type=int, default=None, help="Epochs per trial (before early stopping).")
+@click.option("--seed", type=int, default=None, help="Sampler and training seed.")
+@click.option(
+    "--sampler",
+    type=click.Choice(["tpe", "random", "cmaes", "gp", "qmc", "grid"]),
+    default=None,
+    help="Optuna sampler [default: tpe].",
+)
+@click.option(
+    "--pruner",
+    type=click.Choice(PRUNERS),
+    default=None,
+    help="Pruner on per-epoch validation accuracy [default: the study's, "
+    "successive-halving for the built-in ones].",
+)
+@click.option(
+    "--objective",
+    type=click.Choice(["accuracy", "accuracy,params", "accuracy,latency"]),
+    default=None,
+    help="What to optimize: validation accuracy, or also model size or "
+    "inference latency (a Pareto front) [default: accuracy].",
+)
+@click.option(
+    "--max-params",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Reject (prune) configurations with more than N parameters before training.",
+)
+@click.option(
+    "--cv",
+    type=click.IntRange(min=2),
+    default=None,
+    metavar="K",
+    help="Score each trial by K-fold cross-validation on train + validation.",
+)
+@click.option(
+    "--enqueue",
+    "enqueue",
+    multiple=True,
+    metavar="NAME_OR_YAML",
+    help="Try these first: a model from `hpo models` or an exported YAML (repeatable).",
+)
+@click.option(
+    "--confirm-top",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="K",
+    help="Once the search is done, train the K best configurations again with other "
+    "seeds and rank them by their mean (0: off) [default: the study's].",
+)
+@click.option(
+    "--confirm-seeds",
+    type=click.IntRange(min=2),
+    default=None,
+    metavar="S",
+    help="Runs per confirmed configuration in all [default: the study's, 3].",
+)
+@click.option(
+    "--recycle-after",
+    type=click.IntRange(min=0),
+    default=20,
+    show_default=True,
+    metavar="K",
+    help="Replace each worker process after K trials, which bounds TensorFlow's memory "
+    "growth (0: never).",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["optuna", "keras-tuner"]),
+    default="optuna",
+    show_default=True,
+    help="Search engine; both use the same search spaces and store.",
+)
+@click.option(
+    "--tuner",
+    type=click.Choice(["random", "bayesian", "hyperband", "grid"]),
+    default=None,
+    help="KerasTuner tuner, with --backend keras-tuner [default: random].",
+)
+@click.option(
+    "--kt-dir",
+    default=None,
+    metavar="DIR",
+    help="KerasTuner's state, in DIR/<study>, to resume from [default: kt].",
+)
+@click.option(
+    "--dashboard",
+    "with_dashboard",
+    is_flag=True,
+    help="Serve optuna-dashboard on the store while the launch runs.",
+)
+@click.option(
+    "--dashboard-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    metavar="PORT",
+    help="Port for --dashboard, on 127.0.0.1 (implies --dashboard) [default: 8080].",
+)
+def launch(
+    study,
+    config_file,
+    workers,
+    trials,
+    timeout,
+    storage,
+    data,
+    epochs,
+    seed,
+    sampler,
+    pruner,
+    objective,
+    max_params,
+    cv,
+    enqueue,
+    confirm_top,
+    confirm_seeds,
+    recycle_after,
+    with_dashboard,
+    dashboard_port,
+    backend,
+    tuner,
+    kt_dir,
+):
+    """Create or resume a study and run worker processes until it holds T finished trials.
+
+    Re-running the same command resumes the study and adds nothing once T trials are done.
+    """
+    from contextlib import nullcontext
+
+    from hpo.backends import load_engine
+    from hpo.dashboard import alongside
+    from hpo.errors import ConfigError
+    from hpo.launch import default_workers
+    from hpo.launch import launch as run_launch
+
+    if backend == "keras-tuner" and (sampler or pruner or enqueue):
+        raise ConfigError(
+            "--sampler, --pruner and --enqueue steer Optuna's search; with --backend "
+            "keras-tuner choose --tuner"
+        )
+    if backend == "optuna" and (tuner or kt_dir):
+        raise ConfigError("--tuner and --kt-dir need --backend keras-tuner")
+    conf = resolve_config(study, config_file, storage)
+    conf = conf.with_options(
+        data=data,
+        epochs=epochs,
+        seed=seed,
+        sampler=sampler,
+        pruner=pruner,
+        objective=objective,
+        max_params=max_params,
+        cv=cv,
+        confirm_top=confirm_top,
+        confirm_seeds=confirm_seeds,
+    )
+    target = trials if trials is not None else conf.trials
+    echo = lambda m: click.echo(m, err=True)  # noqa: E731
+    serve = with_dashboard or dashboard_port is not None
+    with alongside(storage, dashboard_port, echo) if serve else nullcontext():
+        n = workers if workers is not None else default_workers()
+        options = {"tuner": tuner or "random", "kt_dir": kt_dir} if backend == "keras-tuner" else {}
+        result = run_launch(
+            conf,
+            storage,
+            n,
+            target,
+            engine=load_engine(backend, options),
+            timeout=timeout,
+            recycle_after=recycle_after or None,
+            enqueue=enqueue,
+            echo=echo,
+        )
+    show_result(conf.name, result, storage)
+
+
+def show_result(name: str, result, storage: str | None) -> None:
+    """The end of a launch: trials by state, the best configuration, the store, what next."""
+    from hpo import storage as store
+
+    counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(result.counts.items()))
+    click.echo(f"\nStudy {name!r}: {counts or 'no trials'}.")
+    if result.best is not None:
+        best, trial = result.best, result.best.trial
+        click.echo(
+            f"Best: trial {trial.number}, validation accuracy {best.describe()}, "
+            f"{trial.user_attrs.get('n_params', 0):,} parameters"
+        )
+        for key, value in trial.params.items():
+            click.echo(f"  {key}: {fmt(value)}")
+    url = store.mask(store.resolve_url(storage))
+    click.echo(f"Store: {url}")
+    click.echo(
+        f"Next: hpo status --study {name} | hpo dashboard | hpo report --study {name} | "
+        f"hpo export --study {name} | hpo retrain --study {name}"
+    )
+    if result.exit_code:
+        sys.exit(result.exit_code)

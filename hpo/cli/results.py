@@ -1,0 +1,235 @@
+"""`hpo dashboard`, `report`, `best`, `export`, `retrain`: what a study found, and its test."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from hpo.cli.options import storage_option, study_option
+from hpo.cli.tables import table
+
+
+@click.command()
+@storage_option
+@click.option(
+    "--host",
+    default=None,
+    metavar="ADDRESS",
+    help="Address to listen on [default: 127.0.0.1: this machine only; 0.0.0.0: all].",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    metavar="PORT",
+    help="Port [default: 8080].",
+)
+def dashboard(storage, host, port):
+    """Serve optuna-dashboard on the study store, until Ctrl-C."""
+    from hpo import storage as store
+    from hpo.dashboard import Dashboard
+
+    server = Dashboard(storage, host, port)
+    click.echo(f"Dashboard for {store.mask(server.storage_url)}: open {server.url}")
+    click.echo("Press Ctrl-C to stop it.")
+    server.serve_until_signal()
+    click.echo("Dashboard stopped.")
+
+
+@click.command()
+@click.option("--study", required=True, metavar="NAME")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default="report.html",
+    show_default=True,
+    help="HTML file to write.",
+)
+@click.option(
+    "--retrain",
+    "retrain_results",
+    type=click.Path(exists=True),
+    default=None,
+    metavar="PATH",
+    help="Output folder (or results.json) of `hpo retrain`: adds its "
+    "confusion matrices and per-class F1.",
+)
+@storage_option
+def report(study, output, retrain_results, storage):
+    """Write one self-contained HTML report of a study (opens offline; plots inlined)."""
+    from hpo import storage as store
+    from hpo.report import write_report
+
+    st = store.open_storage(storage, create=False, heartbeat=False)
+    figures = write_report(store.load_study(study, st), output, retrain_results)
+    click.echo(f"Wrote {output}: study {study!r}, {figures} plots.")
+
+
+@click.command()
+@study_option()
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    metavar="K",
+    help="How many of the best complete trials.",
+)
+@storage_option
+def best(study, top, storage):
+    """The best complete trials: metrics, training settings, architecture, retrained test score."""
+    from hpo import export
+    from hpo import storage as store
+
+    found = store.load_study(study, store.open_storage(storage, create=False, heartbeat=False))
+    configs, _ = export.configs_from_study(found, top, storage, inspect_data=False)
+    rows = export.best_rows(found, configs)
+    click.echo(table(list(rows[0]), ([row[h] for h in row] for row in rows)))
+
+
+@click.command("export")
+@study_option()
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    metavar="K",
+    help="How many of the best complete trials.",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="YAML file to write [default: stdout].",
+)
+@storage_option
+def export_configs(study, top, output, storage):
+    """The best trials as a self-contained YAML file (format hpo-config/1) for `hpo retrain`."""
+    from hpo import export, outputs
+    from hpo import storage as store
+
+    if output is not None:
+        outputs.check_file(output, "export file")
+    found = store.load_study(study, store.open_storage(storage, create=False, heartbeat=False))
+    configs, warnings = export.configs_from_study(found, top, storage)
+    for warning in warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    text = export.dumps(configs)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    outputs.write_text(output, text, "export file")
+    click.echo(
+        f"Wrote {len(configs)} config(s) of study {study!r} to {output}; next: "
+        f"hpo retrain --config {output}",
+        err=True,
+    )
+
+
+@click.command()
+@click.option(
+    "--study", default=None, metavar="NAME", help="Retrain the best trials of this study."
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="YAML from `hpo export`, or written by hand to its format.",
+)
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="K",
+    help="With --study: the K best complete trials [default: 1].",
+)
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    metavar="R",
+    help="Train each config R times (seeds s..s+R-1) and report mean ± std.",
+)
+@click.option(
+    "--ensemble",
+    is_flag=True,
+    help="Also average each config's R seed models into one saved model "
+    "(DIR/<config>/ensemble/model.keras) and report its test accuracy.",
+)
+@click.option(
+    "--output-dir",
+    default="runs",
+    show_default=True,
+    metavar="DIR",
+    help="Where DIR/<config>/seed-<s>/model.keras and DIR/results.json go.",
+)
+@storage_option
+@click.option(
+    "--data",
+    default=None,
+    metavar="PATH",
+    help="Dataset file on this machine (replaces the config's data path).",
+)
+def retrain(study, config_file, top, seeds, ensemble, output_dir, storage, data):
+    """Train the best configs on train + validation, then score them once on the held-out test set.
+
+    \b
+    hpo retrain --study digits-cnn --top 3 --seeds 5
+    hpo retrain --study digits-cnn --seeds 3 --ensemble
+    hpo retrain --config best.yaml --data SVHN_single_grey1.h5
+    """
+    from types import SimpleNamespace
+
+    from hpo import export
+    from hpo import storage as store
+    from hpo.errors import ConfigError
+    from hpo.processes import WorkerSignals
+    from hpo.retrain import RetrainStopped, record_in_studies, summary_rows
+    from hpo.retrain import retrain as run_retrain
+
+    if (study is None) == (config_file is None):
+        raise ConfigError("give either --study NAME or --config FILE")
+
+    def echo(message: str) -> None:
+        click.echo(message, err=True)
+
+    if config_file is not None:
+        if top is not None:
+            raise ConfigError("--top selects trials of a --study; with --config, edit the file")
+        configs = export.load_configs(config_file)
+        record_url = storage
+    else:
+        found = store.load_study(study, store.open_storage(storage, create=False, heartbeat=False))
+        configs, warnings = export.configs_from_study(found, top or 1, storage, data=data)
+        for warning in warnings:
+            echo(f"Warning: {warning}")
+        record_url = store.resolve_url(storage)
+    stop = SimpleNamespace(stop_requested=False)  # set by Ctrl-C or SIGTERM: training stops
+    with WorkerSignals(stop) as signals:
+        try:
+            report = run_retrain(
+                configs,
+                seeds=seeds,
+                ensemble=ensemble,
+                output_dir=output_dir,
+                data=data,
+                echo=echo,
+                should_stop=lambda: stop.stop_requested,
+            )
+        except RetrainStopped as exc:
+            echo(f"Interrupted: {exc}.")
+            sys.exit(signals.code or 130)
+    notes = record_in_studies(report.summaries, configs, record_url)
+    rows = summary_rows(report.summaries)
+    click.echo(table(list(rows[0]), ([row[h] for h in row] for row in rows)))
+    click.echo(f"Results: {report.results_path}")
+    for note in notes:
+        click.echo(note)

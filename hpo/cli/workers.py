@@ -1,0 +1,208 @@
+"""`hpo confirm`, `hpo create`, `hpo worker`: studies whose workers start elsewhere or later."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from hpo.cli.launch import resolve_config, show_result
+from hpo.cli.options import storage_option
+from hpo.config import PRUNERS
+from hpo.errors import HpoError
+
+
+@click.command("confirm")
+@click.option("--study", required=True, metavar="NAME", help="A study in the store.")
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="K",
+    help="Confirm the K best configurations [default: the study's, else 3].",
+)
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=2),
+    default=None,
+    metavar="S",
+    help="Runs per configuration in all, the search's own included [default: the study's, else 3].",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Worker processes [default: the number of CPU cores, at most 4].",
+)
+@storage_option
+@click.option("--data", default=None, metavar="PATH", help="Dataset file (.h5, .mat, .npz).")
+def confirm_study(study, top, seeds, workers, storage, data):
+    """Train a study's best configurations again with other seeds and rank them by their mean.
+
+    Works on any finished single-objective study (whichever engine ran it); the re-runs are
+    trials of the study marked `confirm_of`. Re-running the command adds nothing more.
+    """
+    from hpo import confirm
+    from hpo import storage as store
+    from hpo.errors import ConfigError
+    from hpo.launch import default_workers
+    from hpo.launch import launch as run_launch
+    from hpo.study import finished, stored_config
+
+    st = store.open_storage(storage, create=False, heartbeat=False)
+    found = store.load_study(study, st)
+    conf = stored_config(found)
+    if conf.multi_objective:
+        raise ConfigError(
+            f"study {study!r} has several objectives: its result is a Pareto front, "
+            "which confirmation by one score does not rank"
+        )
+    top = top or conf.confirm_top or 3
+    seeds = seeds or conf.confirm_seeds
+    trials = found.get_trials(deepcopy=False)
+    search = [t for t in trials if not confirm.is_rerun(t)]
+    done = finished(
+        {
+            "COMPLETE": sum(t.state.name == "COMPLETE" for t in search),
+            "PRUNED": sum(t.state.name == "PRUNED" for t in search),
+        }
+    )
+    if not confirm.candidates(trials):
+        raise ConfigError(
+            f"study {study!r} has no complete trial to confirm: run `hpo launch "
+            f"--study {study}` first"
+        )
+    click.echo(
+        f"Confirming the {top} best configurations of {study!r} with {seeds} runs each.", err=True
+    )
+    result = run_launch(
+        conf.with_options(data=data),
+        storage,
+        workers if workers is not None else default_workers(),
+        done,
+        confirm_settings=(top, seeds),
+        echo=lambda m: click.echo(m, err=True),
+    )
+    show_result(study, result, storage)
+
+
+@click.command()
+@click.option(
+    "--study",
+    default=None,
+    metavar="NAME",
+    help="Built-in study, or the name for the study in --config. Default: digits-cnn.",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="YAML study file.",
+)
+@click.option(
+    "--trials",
+    type=int,
+    default=None,
+    metavar="T",
+    help="The trial total that `hpo worker` aims for [default: the study's].",
+)
+@storage_option
+@click.option("--data", default=None, metavar="PATH", help="Dataset file (.h5, .mat, .npz).")
+@click.option("--epochs", type=int, default=None, help="Epochs per trial.")
+@click.option("--seed", type=int, default=None, help="Sampler and training seed.")
+@click.option(
+    "--pruner",
+    type=click.Choice(PRUNERS),
+    default=None,
+    help="Pruner on per-epoch validation accuracy [default: the study's].",
+)
+@click.option(
+    "--confirm-top",
+    type=click.IntRange(min=0),
+    default=None,
+    metavar="K",
+    help="Re-run the K best configurations once the search is done (0: off).",
+)
+def create(study, config_file, trials, storage, data, epochs, seed, pruner, confirm_top):
+    """Create a study (or check an existing one) without running trials; workers join it later."""
+    from hpo import storage as store
+    from hpo.launch import prepare_study
+    from hpo.study import TARGET_ATTR
+
+    conf = resolve_config(study, config_file, storage)
+    conf = conf.with_options(
+        data=data, epochs=epochs, seed=seed, pruner=pruner, confirm_top=confirm_top
+    )
+    if trials is not None and trials < 1:
+        raise HpoError(f"--trials must be at least 1, got {trials}")
+    created, dataset, url, _ = prepare_study(conf, storage, echo=lambda m: click.echo(m, err=True))
+    if trials is not None or TARGET_ATTR not in created.user_attrs:
+        created.set_user_attr(TARGET_ATTR, trials or conf.trials)
+    click.echo(
+        f"Study {conf.name!r} is ready in {store.mask(url)} ({dataset.describe()}); "
+        f"workers join with: hpo worker --study {conf.name} --storage URL"
+    )
+
+
+@click.command()
+@click.option("--study", required=True, metavar="NAME", help="Study to join (it must exist).")
+@storage_option
+@click.option(
+    "--trials",
+    type=int,
+    default=None,
+    metavar="T",
+    help="Stop once the study holds T finished trials [default: the study's target].",
+)
+@click.option("--data", default=None, metavar="PATH", help="Dataset file on this machine.")
+@click.option("--threads", type=int, default=None, help="TensorFlow CPU threads for this worker.")
+@click.option("--deadline", type=float, default=None, hidden=True)
+@click.option("--parent", type=int, default=None, hidden=True)
+@click.option("--stream", type=int, default=None, hidden=True)
+@click.option("--slot", type=int, default=0, hidden=True)
+@click.option("--backend", default="optuna", hidden=True)
+@click.option("--engine-options", default=None, hidden=True)
+@click.option("--role", type=click.Choice(["worker", "helper"]), default="worker", hidden=True)
+@click.option(
+    "--max-trials",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="K",
+    help="Stop after K trials in this process (exit 4), so a fresh one can take over.",
+)
+def worker(
+    study,
+    storage,
+    trials,
+    data,
+    threads,
+    deadline,
+    parent,
+    stream,
+    slot,
+    backend,
+    engine_options,
+    role,
+    max_trials,
+):
+    """Join an existing study from this terminal or machine and run its trials."""
+    from hpo.worker import run_worker
+
+    code = run_worker(
+        study,
+        storage,
+        engine=backend,
+        engine_options=engine_options,
+        role=role,
+        target=trials,
+        threads=threads,
+        data=data,
+        deadline=deadline,
+        parent=parent,
+        stream=stream,
+        slot=slot,
+        max_trials=max_trials,
+    )
+    sys.exit(code)

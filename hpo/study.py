@@ -1,0 +1,244 @@
+"""What a study holds: hpo's settings and records inside a plain Optuna study.
+
+The store stays an Optuna store that every Optuna tool reads (the dashboard,
+``optuna.load_study``); what hpo adds lives in study and trial user attributes.
+Their names are defined here, once, and so are the questions every command asks
+of a study: its settings, its trials by state, its best trial, the data it
+searched. Engines, reports, export and retrain read and write a study through
+this module; it imports nothing above the configuration.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from typing import Any
+
+from hpo import optuna_internals
+from hpo import storage as store
+from hpo.config import StudyConfig
+from hpo.errors import ConfigError, DataMismatchError
+from hpo.space import CategoricalParam, FloatParam, IntParam, Param
+
+_log = logging.getLogger(__name__)
+
+# Study user attributes.
+CONFIG_ATTR = "hpo_config"  # the search settings (StudyConfig.to_dict), written at creation
+DATA_ATTR = "hpo_data"  # the search data's sha256, source and image shape, recorded at creation
+TARGET_ATTR = "hpo_target"  # the trial total of the latest launch; `hpo worker` defaults to it
+LAUNCHES_ATTR = "hpo_launches"  # how many launches have started workers on the study
+CONFIRM_SETTINGS_ATTR = "hpo_confirm"  # (top, seeds) asked for by `hpo confirm`
+SWEEP_ATTR = "hpo_sweep"  # the settings of an `hpo sweep` (such a study is not a search)
+RETRAIN_PREFIX = "retrain:"  # + a trial number: what `hpo retrain` measured for that trial
+
+# Trial user attributes.
+ARCH_ATTR = "hpo_architecture"  # a fixed architecture (a warm start from a named or exported model)
+CONFIRM_ATTR = "confirm_of"  # a confirmation re-run: the number of the trial it repeats
+WORKER_ATTR = "worker"  # host:pid of the process that ran the trial
+ERROR_ATTR = "error"  # why a trial failed
+INFEASIBLE_ATTR = "infeasible"  # why a configuration was rejected before training (stored PRUNED)
+ENQUEUED_ATTR = "enqueued"  # the label of a queued warm start ("defaults", a model name, ...)
+REQUEUED_ATTR = "requeued_from"  # a stopped trial's configuration queued again: its number
+#: Attributes a queued retry inherits, so it trains the same network and stays what it was.
+_INHERITED = (ARCH_ATTR, CONFIRM_ATTR)
+
+FINISHED = ("COMPLETE", "PRUNED")
+#: Why a trial failed when its worker vanished (SIGKILL, a lost machine) without saying so.
+STALE_REASON = "its worker stopped sending heartbeats (killed, or its machine was lost)"
+INTERRUPTED = "interrupted: the worker was stopped"
+
+
+def retrain_key(trial: int) -> str:
+    """The study user attribute where `hpo retrain` records a trial's test scores."""
+    return f"{RETRAIN_PREFIX}{trial}"
+
+
+def retrained(study) -> dict[int, dict[str, Any]]:
+    """Every retrain record of the study, by trial number."""
+    prefix = len(RETRAIN_PREFIX)
+    return {
+        int(key[prefix:]): dict(value)
+        for key, value in study.user_attrs.items()
+        if key.startswith(RETRAIN_PREFIX) and key[prefix:].isdigit() and isinstance(value, dict)
+    }
+
+
+def stored_config(study) -> StudyConfig:
+    """The search settings the study was created with (a clear error when it holds none)."""
+    name = study.study_name
+    data = study.user_attrs.get(CONFIG_ATTR)
+    way_out = f"use another study name, or remove this one with `hpo delete --study {name}`"
+    if data is None:
+        what = (
+            "an `hpo sweep`"
+            if any(k.startswith(SWEEP_ATTR) for k in study.user_attrs)
+            else "not a search hpo created"
+        )
+        raise ConfigError(f"study {name!r} holds no hpo search settings ({what}): {way_out}")
+    try:
+        return StudyConfig.from_dict(data, where=f"study {name!r}")
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}; {way_out}") from None
+
+
+def distribution(param: Param):
+    """The Optuna distribution a trial records for a backend-neutral parameter."""
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    if isinstance(param, IntParam):
+        return IntDistribution(param.low, param.high, log=param.log, step=param.step)
+    if isinstance(param, FloatParam):
+        return FloatDistribution(param.low, param.high, log=param.log, step=param.step)
+    if isinstance(param, CategoricalParam):
+        return CategoricalDistribution(param.choices)
+    raise TypeError(f"no Optuna distribution for {type(param).__name__}")
+
+
+def record_data(study, dataset) -> None:
+    """Record which data the study searches (once, at its creation)."""
+    if DATA_ATTR not in study.user_attrs:
+        study.set_user_attr(
+            DATA_ATTR,
+            {
+                "sha256": dataset.sha256,
+                "source": dataset.source,
+                "input_shape": list(dataset.input_shape),
+            },
+        )
+
+
+def searched_data(study) -> dict[str, Any]:
+    """What :func:`record_data` recorded (empty for a study created before it did)."""
+    return dict(study.user_attrs.get(DATA_ATTR) or {})
+
+
+def check_data(study, dataset) -> None:
+    """A study searches one dataset: refuse data whose content is not what it was created on.
+
+    The sha256 of the data is compared, not its path, so a moved or renamed copy
+    is fine, and a changed file under the same name is not.
+    """
+    recorded = searched_data(study)
+    sha = recorded.get("sha256")
+    if sha is None or sha == dataset.sha256:
+        return
+    raise DataMismatchError(
+        f"study {study.study_name!r} was created on {recorded.get('source')} "
+        f"(sha256 {sha[:12]}...), but {dataset.source} holds other data "
+        f"(sha256 {dataset.sha256[:12]}...): its trials would be mixed with trials on that data; "
+        "pass the study's data (a moved or renamed copy is fine), or use a new --study name"
+    )
+
+
+def by_state(trials) -> dict[str, int]:
+    """Trials by state name."""
+    out: dict[str, int] = {}
+    for trial in trials:
+        out[trial.state.name] = out.get(trial.state.name, 0) + 1
+    return out
+
+
+def counts(study) -> dict[str, int]:
+    """The study's trials by state name."""
+    return by_state(study.get_trials(deepcopy=False))
+
+
+def finished(counts_by_state: dict[str, int]) -> int:
+    """Finished trials (complete or pruned): what a study's trial total counts."""
+    return sum(counts_by_state.get(s, 0) for s in FINISHED)
+
+
+def describe_counts(counts_by_state: dict[str, int]) -> str:
+    """``3 complete, 1 pruned``, or ``no trials``."""
+    held = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts_by_state.items()))
+    return held or "no trials"
+
+
+def best_trial(study):
+    """The most accurate complete trial (on the Pareto front when there are several objectives)."""
+    try:
+        if len(study.directions) == 1:
+            return study.best_trial
+        front = study.best_trials
+    except ValueError:
+        return None
+    return max(front, key=lambda t: (t.values[0], -t.number)) if front else None
+
+
+def failure_reason(trial) -> str:
+    """Why a FAIL trial failed: never empty, even when its worker died without saying."""
+    reason = trial.user_attrs.get(ERROR_ATTR) or trial.system_attrs.get("fail_reason")
+    return str(reason) if reason else STALE_REASON
+
+
+def requeue(study, params: dict[str, Any], from_trial: int, user_attrs: dict[str, Any]) -> None:
+    """Queue a stopped trial's configuration again, so the search retries it."""
+    attrs: dict[str, Any] = {REQUEUED_ATTR: from_trial}
+    attrs.update({key: user_attrs[key] for key in _INHERITED if key in user_attrs})
+    if params or ARCH_ATTR in attrs:
+        study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=False)
+
+
+def fail_orphans(study, pids: set[int]) -> None:
+    """Mark FAIL the trials that this machine's (now dead) processes ``pids`` left RUNNING.
+
+    Their configurations are queued again at once, without waiting for their
+    heartbeats to go stale.
+    """
+    from optuna.trial import TrialState
+
+    ours = {f"{socket.gethostname()}:{pid}" for pid in pids}
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.user_attrs.get(WORKER_ATTR) in ours:
+            optuna_internals.fail_trial(study, trial, {ERROR_ATTR: "worker stopped"})
+            requeue(study, trial.params, trial.number, trial.user_attrs)
+
+
+def claim_launch(study, storage) -> int:
+    """A number that no other launch of this study gets (0 for the first), taken under its lock.
+
+    Each launch's workers draw from their own random streams, so two launches of
+    one study started at the same moment do not propose the same configurations;
+    the first launch of a study draws what it always did for its --seed.
+    """
+    lock = store.admission_lock(storage, study.study_name)
+    lock.acquire()
+    try:
+        number = int(study.user_attrs.get(LAUNCHES_ATTR, 0))
+        study.set_user_attr(LAUNCHES_ATTR, number + 1)
+    finally:
+        lock.release()
+    return number
+
+
+def reap_stale_trials(study) -> int:
+    """Fail trials whose worker stopped sending heartbeats; return how many were reaped.
+
+    Each gets the reason first (the system attribute ``fail_reason``, which the
+    retry of its parameters does not inherit), so that no failure is shown without one.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    before = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+    with store.warnings_silenced():
+        for trial_id in optuna_internals.stale_trial_ids(study):
+            optuna_internals.set_trial_system_attr(study, trial_id, "fail_reason", STALE_REASON)
+        optuna.storages.fail_stale_trials(study)
+    after = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+    if before - after:
+        _log.info("reaped %d stale trial(s) whose worker stopped", before - after)
+    return before - after
+
+
+def live_running_trials(study) -> list:
+    """The RUNNING trials whose worker still sends heartbeats (all of them without heartbeats)."""
+    from optuna.trial import TrialState
+
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    stale = set(optuna_internals.stale_trial_ids(study)) if running else set()
+    return [t for t in running if optuna_internals.trial_id(t) not in stale]

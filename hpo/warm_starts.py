@@ -1,0 +1,104 @@
+"""Warm starts: known configurations queued as a study's first trials.
+
+``--enqueue`` queues a named model from ``hpo models`` or the configurations of
+an exported YAML; a new study also queues its search space's defaults (the
+recipe its modules encode), so the search has to beat that recipe. Queued
+trials are plain Optuna WAITING trials; the engines that run queued trials
+(``Engine.runs_queued_trials``) take them first.
+"""
+
+from __future__ import annotations
+
+from hpo.config import StudyConfig
+from hpo.errors import ConfigError
+from hpo.study import ARCH_ATTR, ENQUEUED_ATTR
+
+
+def _known(source: str):
+    """(label, architecture, training settings) for each configuration a name or YAML file gives."""
+    from hpo.models import NAMED_MODELS
+
+    if source in NAMED_MODELS:
+        named = NAMED_MODELS[source]
+        return [(source, named.architecture, dict(named.training))]
+    if not source.endswith((".yaml", ".yml")):
+        raise ConfigError(
+            f"--enqueue {source!r}: not a model from `hpo models` "
+            f"({', '.join(NAMED_MODELS)}) nor a .yaml file from `hpo export`"
+        )
+    from hpo.export import load_configs
+
+    return [
+        (
+            c.name,
+            c.architecture,
+            {
+                "optimizer": c.training.optimizer,
+                "epochs": c.training.epochs,
+                "learning_rate": c.training.learning_rate,
+                "batch_size": c.training.batch_size,
+            },
+        )
+        for c in load_configs(source)
+    ]
+
+
+def known_labels(source: str) -> list[str]:
+    """The labels of the configurations a name or YAML file gives (what --enqueue would add)."""
+    return [label for label, _, _ in _known(source)]
+
+
+def check_known(source: str, config: StudyConfig, input_shape: tuple[int, ...]) -> None:
+    """Raise a clear error when a warm start cannot run in this study."""
+    from hpo.models import check_fits
+
+    for label, arch, _ in _known(source):
+        if arch.family != config.model:
+            raise ConfigError(
+                f"--enqueue {label}: a {arch.family} model, but study {config.name!r} "
+                f"searches {config.model} models"
+            )
+        check_fits(arch, input_shape)
+
+
+def enqueue_known(
+    study, config: StudyConfig, source: str, input_shape: tuple[int, ...]
+) -> list[str]:
+    """Queue known configurations first: a named model from `hpo models`, or an exported YAML.
+
+    The trial trains that exact architecture; training parameters the study
+    searches (learning rate, batch size, ...) take the model's values when they
+    are in range. A configuration already queued or run under the same label is
+    not queued twice, so re-running a launch does not repeat it.
+    """
+    check_known(source, config, input_shape)
+    space = config.validate()
+    done = queued_labels(study)
+    queued = []
+    for label, arch, training in _known(source):
+        if label in done:
+            continue
+        params = {k: v for k, v in training.items() if k in space and space[k].contains(v)}
+        study.enqueue_trial(params, user_attrs={ARCH_ATTR: arch.to_dict(), ENQUEUED_ATTR: label})
+        queued.append(label)
+    return queued
+
+
+def enqueue_defaults(study, config: StudyConfig) -> bool:
+    """Queue the space's default configuration (SMAC's initial design starts from it too).
+
+    Every parameter with a default takes it; the sampler chooses the rest. The
+    search then has to beat the recipe the modules encode, and cannot end below it.
+    """
+    if not config.try_defaults_first:
+        return False
+    defaults = config.validate().defaults()
+    if not defaults:
+        return False
+    study.enqueue_trial(defaults, user_attrs={ENQUEUED_ATTR: "defaults"})
+    return True
+
+
+def queued_labels(study) -> set[str]:
+    """The labels of the warm starts already queued or run in the study."""
+    return {t.user_attrs.get(ENQUEUED_ATTR) for t in study.get_trials(deepcopy=False)}

@@ -1,0 +1,91 @@
+"""The engine contract: engines are found by name or reference, and a new one plugs in alone."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+import optuna
+import pytest
+from toy_engine import ToyEngine
+
+from hpo.backends import engine_reference, load_engine
+from hpo.backends.keras_tuner import KerasTunerEngine
+from hpo.backends.optuna import OptunaEngine
+from hpo.config import load_yaml
+from hpo.errors import ConfigError
+from hpo.launch import launch
+
+TESTS = Path(__file__).parent
+
+TINY = """\
+name: toy-study
+dataset: digits
+model: cnn
+search_space: [filters, dropout]
+overrides:
+  filters_1: {low: 8, high: 16, step: 8}
+  conv_blocks: {choices: [1]}
+epochs: 1
+train_subset: 300
+trials: 3
+pruner: none
+confirm_top: 0
+"""
+
+
+def test_built_in_engines_are_found_by_name_and_keep_their_settings() -> None:
+    assert isinstance(load_engine("optuna"), OptunaEngine)
+    engine = load_engine("keras-tuner", '{"tuner": "grid", "kt_dir": "/tmp/kt"}')
+    assert isinstance(engine, KerasTunerEngine) and engine.tuner == "grid"
+    assert engine_reference(engine) == "keras-tuner"
+    again = load_engine(engine_reference(engine), engine.options())
+    assert again.options() == engine.options()
+
+
+def test_an_engine_of_ones_own_is_found_by_module_and_class() -> None:
+    engine = load_engine("toy_engine:ToyEngine", {"seed": 3})
+    assert isinstance(engine, ToyEngine) and engine.seed == 3
+    assert engine_reference(engine) == "toy_engine:ToyEngine"
+
+
+@pytest.mark.parametrize(
+    "reference, message",
+    [
+        ("sklearn", "no search engine 'sklearn'"),
+        ("toy_engine:Missing", "no search engine 'toy_engine:Missing'"),
+        ("hpo.config:StudyConfig", "is not a search engine"),
+    ],
+)
+def test_an_unknown_engine_is_one_clear_error(reference: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_engine(reference)
+
+
+@pytest.mark.slow
+def test_a_third_engine_runs_a_study_by_implementing_the_contract_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the worker processes import the toy engine as the launcher does
+    monkeypatch.setenv("PYTHONPATH", f"{TESTS}:{':'.join(sys.path)}")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "toy.yaml").write_text(TINY)
+    config = load_yaml(tmp_path / "toy.yaml")
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    lines: list[str] = []
+    result = launch(
+        config, url, 2, 3, engine=ToyEngine(seed=1), echo=lines.append,
+        progress_stream=io.StringIO(),
+    )  # fmt: skip
+    assert result.exit_code == 0, lines
+    assert any("toy random search (seed 1)" in line for line in lines)
+    study = optuna.load_study(study_name="toy-study", storage=url)
+    trials = study.get_trials()
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    assert 3 <= len(complete) <= 4  # two workers may both start the last trial
+    assert len(complete) == len(trials)  # nothing failed, nothing left RUNNING
+    assert {t.user_attrs["backend"] for t in trials} == {"toy"}
+    assert all(0.0 <= t.value <= 1.0 and t.user_attrs["n_params"] > 0 for t in complete)
+    assert {t.params["filters_1"] for t in trials} <= {8, 16}
+    assert result.best is not None and result.best.trial.number in {t.number for t in complete}
