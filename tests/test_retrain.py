@@ -379,7 +379,7 @@ def test_an_ensemble_needs_several_seeds(tmp_path: Path) -> None:
 def test_only_scores_on_the_searched_data_are_recorded_in_the_study(tmp_path: Path) -> None:
     from hpo import storage as store
     from hpo.export import configs_from_study
-    from hpo.retrain import record_in_studies
+    from hpo.retrain_record import record_in_studies
 
     url = make_study(tmp_path, [trial(GOOD_PARAMS, 0.97)])
     study = store.load_study("digits-cnn", store.open_storage(url, heartbeat=False))

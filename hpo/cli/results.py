@@ -192,8 +192,9 @@ def retrain(study, config_file, top, seeds, ensemble, output_dir, storage, data)
     from hpo import storage as store
     from hpo.errors import ConfigError
     from hpo.processes import WorkerSignals
-    from hpo.retrain import RetrainStopped, record_in_studies, summary_rows
+    from hpo.retrain import RetrainStopped
     from hpo.retrain import retrain as run_retrain
+    from hpo.retrain_record import record_in_studies, summary_rows
 
     if (study is None) == (config_file is None):
         raise ConfigError("give either --study NAME or --config FILE")
