@@ -238,10 +238,8 @@ class Processes:
                     proc.wait(timeout=grace)
                 except (subprocess.TimeoutExpired, ProcessLookupError):
                     pass
-            try:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)  # stragglers of the group (a lingering chief)
-            except (ProcessLookupError, PermissionError):
-                pass
             proc.wait()
         if proc in self.live:
             self.live.remove(proc)
@@ -320,7 +318,7 @@ def study_options(study: str) -> tuple[list[str], str]:
 
 
 def study_trials(storage: str, study: str) -> list[dict[str, Any]]:
-    """Every trial of a study as plain data, times as epoch seconds (plain Optuna reads the store)."""
+    """Every trial of a study as plain data, epoch-second times (plain Optuna reads the store)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -42,8 +42,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from common import (
     ROOT,
@@ -112,7 +113,7 @@ SVC_GRID = {
 
 
 def write_split(path: Path, split_seed: int) -> None:
-    """The bundled digits split anew: 360 test, 360 validation, 1,077 training images (stratified)."""
+    """The bundled digits split anew (stratified): 360 test, 360 validation, 1,077 training."""
     import numpy as np
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
@@ -391,8 +392,9 @@ def main() -> None:
     for method, a in approaches.items():
         s = a["summary"]
         print(
-            f"{method:12s} test accuracy mean {s['test_accuracy_mean']:.2%} (min {s['test_accuracy_min']:.2%})"
-            f", median flow {s['wall_s_median']:.0f} s, reached {TARGET:.1%} in {s['reached']}/{len(a['runs'])}"
+            f"{method:12s} test accuracy mean {s['test_accuracy_mean']:.2%} "
+            f"(min {s['test_accuracy_min']:.2%}), median flow {s['wall_s_median']:.0f} s, "
+            f"reached {TARGET:.1%} in {s['reached']}/{len(a['runs'])}"
         )
 
 

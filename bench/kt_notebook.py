@@ -156,7 +156,7 @@ def run(
 
 
 class Ranges:
-    """``hp`` declarations with the study's ranges, so the hand-written model searches hpo's space."""
+    """``hp`` declarations with the study's ranges: the hand-written model searches hpo's space."""
 
     def __init__(self, hp, space: SearchSpace):
         self.hp = hp

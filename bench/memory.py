@@ -128,8 +128,8 @@ def main() -> None:
         marks = r["rss_mb_by_finished_trials"]
         picks = {k: marks[k] for k in ("1", "10", "25", "40", str(args.trials)) if k in marks}
         print(
-            f"recycle_after={r['recycle_after']}: peak {r['peak_mb']} MB, by finished trials {picks}, "
-            f"{r['seconds']} s"
+            f"recycle_after={r['recycle_after']}: peak {r['peak_mb']} MB, "
+            f"by finished trials {picks}, {r['seconds']} s"
         )
 
 

@@ -180,8 +180,8 @@ def scaling(r: dict[str, Any]) -> str:
     )
     return (
         f"{provenance(r, what)}\n\n{table(headers, rows)}\n\n**Headline:** the most trials per "
-        f"hour came from {plural(int(best[0]), 'worker')}, {times(best[1]['speedup'])} one worker's "
-        "rate.\n"
+        f"hour came from {plural(int(best[0]), 'worker')}, "
+        f"{times(best[1]['speedup'])} one worker's rate.\n"
     )
 
 
@@ -213,8 +213,8 @@ def store_overhead(r: dict[str, Any]) -> str:
     ]
     skipped = "".join(f"\n\nNot measured: {k} ({why})." for k, why in r.get("skipped", {}).items())
     what = (
-        f" ({s['trials']} trials per run, {plural(s['seeds'], 'seed')}; medians; a typical digits trial "
-        f"takes {trial['seconds']} s: {trial['source']})"
+        f" ({s['trials']} trials per run, {plural(s['seeds'], 'seed')}; medians; "
+        f"a typical digits trial takes {trial['seconds']} s: {trial['source']})"
     )
     return f"{provenance(r, what)}\n\n{table(headers, rows)}{skipped}\n"
 
@@ -349,7 +349,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
 
 
 def renderer(name: str) -> Callable[[dict[str, Any]], str] | None:
-    """The renderer of a table; ``final_quality_split<K>`` (``--split-seed K``) is final_quality's."""
+    """A table's renderer; ``final_quality_split<K>`` (``--split-seed K``) is final_quality's."""
     if re.fullmatch(r"final_quality_split\d+", name):
         return final_quality
     return RENDERERS.get(name)

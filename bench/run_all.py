@@ -1,4 +1,4 @@
-"""Run the benchmarks one after another, then rewrite docs/BENCHMARKS.md's tables from their results.
+"""Run the benchmarks in turn, then rewrite docs/BENCHMARKS.md's tables from their results.
 
 Without ``--quick`` this takes about 95 minutes on a quiet 2-core machine
 (final_quality 56, time_to_target 25, scaling 6, store_overhead 4, svhn_budget 3); ``--with-memory``

@@ -1,4 +1,4 @@
-"""Store overhead: time an hpo trial spends in its study store, SQLite vs PostgreSQL vs a journal file.
+"""Store overhead: an hpo trial's time in its study store, SQLite vs PostgreSQL vs a journal file.
 
 Each worker process runs hpo's own worker loop (``hpo.backends.optuna.Worker``:
 admission lock, trial counts, TPE, median pruning, heartbeats on SQL stores) on
@@ -239,7 +239,10 @@ def store_location(kind: str, tmp: Path, postgres: str) -> Iterator[str]:
 
 
 def collect(results, procs: list, count: int) -> list:
-    """``count`` messages from the workers; a worker that died without sending stops the benchmark."""
+    """``count`` messages from the workers.
+
+    A worker that died without sending stops the benchmark.
+    """
     out = []
     deadline = time.monotonic() + WORKER_TIMEOUT
     while len(out) < count:

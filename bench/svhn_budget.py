@@ -174,7 +174,8 @@ def main() -> None:
         f"svhn-cnn: {per_epoch:.1f} s per epoch per worker (train subset {config.train_subset}, "
         f"validation included), {overhead:.1f} s overhead per trial; {config.trials} trials of "
         f"{per_trial:.1f} epochs on average + {reruns} re-runs of {config.epochs}: "
-        f"projected {projected / 3600:.2f} h on {args.workers} workers (limit {LIMIT_S / 3600:.0f} h)"
+        f"projected {projected / 3600:.2f} h on {args.workers} workers "
+        f"(limit {LIMIT_S / 3600:.0f} h)"
     )
 
 

@@ -172,7 +172,7 @@ def summarize(runs: list[dict[str, Any]], args: argparse.Namespace) -> dict[str,
             ),
         }
     base = summary.get(BASELINE)
-    for tool, s in summary.items():
+    for s in summary.values():
         s["ratio_to_hpo_optuna"] = {}
         for t in map(str, args.target):
             mine, ref = s["median_time_to_target_s"][t], base and base["median_time_to_target_s"][t]

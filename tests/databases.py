@@ -12,7 +12,13 @@ from contextlib import contextmanager
 import pytest
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
-MYSQL_ADMIN = dict(host="127.0.0.1", port=3306, user="root", password="", connect_timeout=3)
+MYSQL_ADMIN = {
+    "host": "127.0.0.1",
+    "port": 3306,
+    "user": "root",
+    "password": "",
+    "connect_timeout": 3,
+}
 
 
 @contextmanager

@@ -26,16 +26,22 @@ NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 def read_only(path: Path) -> Iterator[str]:
     """``path`` (a file or a folder) read-only for every process, root included; yields how."""
     mounted = subprocess.run(
-        ["mount", "--bind", "-o", "ro", str(path), str(path)], capture_output=True, text=True
+        ["mount", "--bind", "-o", "ro", str(path), str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if mounted.returncode == 0:
         try:
             yield "read-only bind mount"
         finally:  # lazily if a file is still open: a mount must never outlive the test
-            if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
+            unmounted = subprocess.run(["umount", str(path)], capture_output=True, check=False)
+            if unmounted.returncode != 0:
                 subprocess.run(["umount", "-l", str(path)], check=True)
         return
-    frozen = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
+    frozen = subprocess.run(
+        ["chattr", "+i", str(path)], capture_output=True, text=True, check=False
+    )
     if frozen.returncode != 0:
         pytest.skip(
             f"cannot make {path} read-only for root here: mount said "
@@ -54,7 +60,7 @@ def nobody_can_run() -> str | None:
     if shutil.which("setpriv") is None:
         return "setpriv (util-linux) is not installed"
     probe = subprocess.run(
-        [*NOBODY, sys.executable, "-c", "import hpo"], capture_output=True, text=True
+        [*NOBODY, sys.executable, "-c", "import hpo"], capture_output=True, text=True, check=False
     )
     if probe.returncode != 0:
         return f"the user nobody cannot run this Python: {probe.stderr.strip()[-200:]}"

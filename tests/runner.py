@@ -34,13 +34,17 @@ def run_hpo(
         text=True,
         timeout=timeout,
         env=env or hpo_env(),
+        check=False,  # callers assert on the return code and stderr themselves
     )
 
 
 def start_hpo(
     *args: str, cwd: Path, env: dict | None = None, new_session: bool = False
 ) -> subprocess.Popen:
-    """Start ``hpo`` in the background; ``new_session`` gives it its own process group, as a shell does."""
+    """Start ``hpo`` in the background.
+
+    ``new_session`` gives it its own process group, as a shell does.
+    """
     return subprocess.Popen(
         [sys.executable, "-m", "hpo", *args],
         cwd=cwd,
@@ -90,7 +94,7 @@ def alive(pid: int) -> bool:
 
 
 def stop_and_wait(proc: subprocess.Popen, sig: int, group: bool) -> str:
-    """Send ``sig`` to the process, or to its whole group as a terminal's Ctrl-C does; its stderr."""
+    """Send ``sig`` to the process, or its whole group as a terminal's Ctrl-C does; its stderr."""
     if group:
         os.killpg(proc.pid, sig)
     else:

@@ -80,7 +80,13 @@ def test_each_service_command_runs_against_postgresql(tmp_path, postgres_url):
 
     env = hpo_env(HPO_STORAGE=postgres_url)
     created = subprocess.run(
-        command("create-study"), cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        command("create-study"),
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert created.returncode == 0, created.stderr
     study = optuna.load_study(study_name="digits-cnn", storage=postgres_url)

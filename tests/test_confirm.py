@@ -1,4 +1,4 @@
-"""Confirmation re-runs: the best configurations trained again, ranked by their mean, in a real store."""
+"""Confirmation re-runs: the best configurations retrained, ranked by mean, in a real store."""
 
 from __future__ import annotations
 

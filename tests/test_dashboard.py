@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import socket
@@ -10,9 +11,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import optuna
 import pytest
@@ -107,10 +108,9 @@ def launched(tmp_path_factory) -> Iterator[Launched]:
     answers = []
     try:
         while proc.poll() is None:
-            try:
+            # not listening yet, or 503 before the store exists
+            with contextlib.suppress(urllib.error.URLError, ConnectionError):
                 answers.append(study_names(port))
-            except (urllib.error.URLError, ConnectionError):
-                pass  # not listening yet, or 503 before the store exists
             time.sleep(0.5)
     finally:
         stop(proc)

@@ -1,4 +1,4 @@
-"""Faults never corrupt the store or leave trials RUNNING: killed workers, crashes, NaN losses, load."""
+"""Faults leave the store whole and no trial RUNNING: killed workers, crashes, NaN losses, load."""
 
 from __future__ import annotations
 
@@ -145,8 +145,10 @@ def test_workers_that_keep_crashing_stop_the_launch_with_a_clear_message(tmp_pat
 def test_a_nan_loss_fails_that_trial_and_the_search_goes_on(tmp_path):
     config = tmp_path / "study.yaml"
     config.write_text(
-        "name: nan-study\nextends: digits-cnn\nsearch_space: [activation, learning_rate, optimizer]\n"
-        "overrides: {activation: elu, optimizer: sgd, learning_rate: {low: 1.0e-3, high: 1.0e+11, log: true}}\n"
+        "name: nan-study\nextends: digits-cnn\n"
+        "search_space: [activation, learning_rate, optimizer]\n"
+        "overrides: {activation: elu, optimizer: sgd, "
+        "learning_rate: {low: 1.0e-3, high: 1.0e+11, log: true}}\n"
         "epochs: 2\nconfirm_top: 0\ntry_defaults_first: false\n"
     )
     assert run_hpo("create", "--config", str(config), cwd=tmp_path).returncode == 0

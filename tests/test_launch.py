@@ -29,7 +29,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def load(tmp_path: Path, name: str = "digits-cnn") -> optuna.Study:
-    """The study, read as `hpo status` reads it: under the store's lock while a launch creates it."""
+    """The study as `hpo status` reads it: under the store's lock while a launch creates it."""
     db = tmp_path / "studies.db"
     with sqlite_lock(db) if Path(f"{db}.lock").exists() else contextlib.nullcontext():
         return optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
@@ -314,7 +314,7 @@ def test_models_lists_the_seed_architectures_with_their_counts(tmp_path):
         assert any(name in line and count in line for line in result.stdout.splitlines()), name
 
 
-# --------------------------------------------------------------------------- checked before a study exists
+# -------------------------------------------------------------------- checked before a study exists
 
 
 def _arrays_file(path: Path, classes: int = 10, seed: int = 0) -> Path:

@@ -1,4 +1,4 @@
-"""The Optuna backend's samplers, pruners and parameter translation, in process on a real SQLite file."""
+"""Optuna backend: samplers, pruners and parameter translation, in process on a real SQLite file."""
 
 from __future__ import annotations
 

@@ -183,7 +183,7 @@ def test_several_objectives_add_the_pareto_front(tmp_path):
         storage=f"sqlite:///{tmp_path / 'studies.db'}",
     )
     study.set_metric_names(["validation accuracy", "parameters"])
-    for i, (acc, size) in enumerate([(0.9, 500), (0.95, 900), (0.8, 1000), (0.85, 300)]):
+    for acc, size in [(0.9, 500), (0.95, 900), (0.8, 1000), (0.85, 300)]:
         trial = study.ask()
         trial.suggest_float("dropout", 0.0, 0.5)
         trial.suggest_int("units", 8, 64)

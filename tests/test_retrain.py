@@ -388,9 +388,11 @@ def test_only_scores_on_the_searched_data_are_recorded_in_the_study(tmp_path: Pa
     summary = {"config": configs[0].name, "test_accuracy_mean": 0.9, "test_accuracy_std": 0.0}
     notes = record_in_studies([{**summary, "data_sha256": "b" * 64}], configs, url)
     assert notes == [
-        f"{configs[0].name}: not recorded in study 'digits-cnn': it was retrained on "
-        "other data (sha256 bbbbbbbbbbbb...) than the study searched (aaaaaaaaaaaa...); "
-        "its scores are in results.json only"
+        (
+            f"{configs[0].name}: not recorded in study 'digits-cnn': it was retrained on "
+            "other data (sha256 bbbbbbbbbbbb...) than the study searched (aaaaaaaaaaaa...); "
+            "its scores are in results.json only"
+        )
     ]
     assert "retrain:0" not in study.user_attrs
     notes = record_in_studies([{**summary, "data_sha256": "a" * 64}], configs, url)

@@ -98,7 +98,7 @@ def test_overrides_narrow_or_fix_a_parameter():
         override(p, 1000)
     with pytest.raises(SpaceError, match="unknown field"):
         override(p, {"hgih": 32})
-    with pytest.raises(SpaceError, match="low .* must be below high"):
+    with pytest.raises(SpaceError, match=r"low .* must be below high"):
         override(p, {"low": 64, "high": 16})
 
 

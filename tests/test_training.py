@@ -1,7 +1,8 @@
-"""The training loop's recipe: learning-rate schedules, weight decay, label smoothing, what is scored."""
+"""The training recipe: learning-rate schedules, weight decay, label smoothing, what is scored."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -31,7 +32,7 @@ def test_cosine_decays_to_zero_once_without_cycles():
     s = TrainSettings(epochs=10, learning_rate=0.01, lr_schedule="cosine")
     rates = [s.learning_rate_at(e) for e in np.arange(0, 10, 0.5)]
     assert rates[0] == pytest.approx(0.01)
-    assert all(a > b for a, b in zip(rates, rates[1:]))
+    assert all(a > b for a, b in itertools.pairwise(rates))
     assert s.learning_rate_at(5.0) == pytest.approx(0.005)
     assert s.learning_rate_at(10.0) == 0.0
 
@@ -118,7 +119,7 @@ def test_the_schedule_reaches_the_optimizer_and_training_scores_the_last_epoch(d
 
 def test_weight_decay_and_label_smoothing_change_training(digits):
     arch = architecture_from_params("cnn", TINY)
-    base = dict(epochs=2, learning_rate=0.003, early_stopping=0, seed=1)
+    base = {"epochs": 2, "learning_rate": 0.003, "early_stopping": 0, "seed": 1}
     plain = train(arch, TrainSettings(**base), digits.x_train, digits.y_train, None, None)
     smooth = train(
         arch, TrainSettings(**base, label_smoothing=0.2), digits.x_train, digits.y_train, None, None
