@@ -9,137 +9,57 @@ storage URL.
 
 from __future__ import annotations
 
-import re
-from dataclasses import asdict, dataclass, field, fields, replace
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
+
+from pydantic import TypeAdapter
 
 import search_spaces
 from hpo import models
-from hpo.data import DATASETS
 from hpo.errors import ConfigError, HpoError, shown
+from hpo.schemas.base import got, read
+from hpo.schemas.study import (
+    MAX_SEED,
+    MAX_TRIALS,
+    OBJECTIVES,
+    PRUNERS,
+    SAMPLERS,
+    StudyName,
+    StudySettings,
+)
 from hpo.space import CategoricalParam, Param, SearchSpace, override
 
-SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc", "grid")
-PRUNERS = ("successive-halving", "hyperband", "median", "none")
-#: Objectives: validation accuracy, alone or against model size or inference latency.
-OBJECTIVES = ("accuracy", "accuracy,params", "accuracy,latency")
+__all__ = [
+    "BUILTIN",
+    "MAX_SEED",
+    "MAX_TRIALS",
+    "OBJECTIVES",
+    "OBJECTIVE_METRICS",
+    "PRUNERS",
+    "SAMPLERS",
+    "StudyConfig",
+    "builtin",
+    "check_study_name",
+    "load_yaml",
+]
+
 #: For each objective: (metric name shown in the dashboard, direction).
 OBJECTIVE_METRICS = {
     "accuracy": ("validation accuracy", "maximize"),
     "params": ("parameters", "minimize"),
     "latency": ("inference ms per image", "minimize"),
 }
-_STUDY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-MAX_SEED = 2**31 - 1  # seed + trial number must stay below 2**32, numpy's limit
-MAX_TRIALS = 1_000_000
+_STUDY_NAME = TypeAdapter(StudyName)
 
 
 def check_study_name(name: str) -> str:
-    if not isinstance(name, str) or not _STUDY_NAME.match(name):
-        raise ConfigError(
-            f"study name {shown(name)} is not valid: use letters, digits, '-', '_' and '.', "
-            "starting with a letter or digit (at most 100 characters)"
-        )
-    return name
+    """The name, if it can name a study (``--study``); else a ConfigError saying why."""
+    return read(_STUDY_NAME, name, "", at=("study name",))
 
 
-@dataclass(frozen=True)
-class StudyConfig:
-    name: str
-    dataset: str
-    model: str
-    search_space: tuple[str, ...]
-    overrides: dict[str, Any] = field(default_factory=dict)
-    data: str | None = None
-    objective: str = "accuracy"
-    epochs: int = 10
-    early_stopping: int = 3
-    sampler: str = "tpe"
-    pruner: str = "median"
-    seed: int = 0
-    trials: int = 20
-    val_fraction: float = 0.2
-    train_subset: int | None = None
-    max_params: int | None = None
-    cv: int | None = None
-    #: Successive halving / Hyperband: the first rung (epochs), and the factor between rungs.
-    min_epochs: int | None = None  # None: the largest r with r * factor^2 <= epochs
-    reduction_factor: int = 3
-    #: Confirmation: the best `confirm_top` configurations are trained `confirm_seeds` times in
-    #: all (other seeds) once the search is done, and ranked by their mean. 0 turns it off.
-    confirm_top: int = 0
-    confirm_seeds: int = 3
-    #: Try the search space's default configuration (its modules' recipe) as the first trial.
-    try_defaults_first: bool = True
-    description: str = ""
-
-    def __post_init__(self) -> None:
-        check_study_name(self.name)
-        if self.dataset not in DATASETS:
-            raise ConfigError(f"unknown dataset {self.dataset!r}: use one of {', '.join(DATASETS)}")
-        if self.model not in models.FAMILIES:
-            raise ConfigError(
-                f"unknown model {self.model!r}: use one of {', '.join(models.FAMILIES)}"
-            )
-        _check_choice("sampler", self.sampler, SAMPLERS)
-        _check_choice("pruner", self.pruner, PRUNERS)
-        _check_choice("objective", self.objective, OBJECTIVES)
-        _check_int("epochs", self.epochs, 1)
-        _check_int("early_stopping", self.early_stopping, 0)
-        _check_int("trials", self.trials, 1, MAX_TRIALS)
-        _check_int("seed", self.seed, 0, MAX_SEED)
-        if self.train_subset is not None:
-            _check_int("train_subset", self.train_subset, 10)
-        if self.max_params is not None:
-            _check_int("max_params", self.max_params, 1)
-        if self.cv is not None:
-            _check_int("cv", self.cv, 2)
-        if self.min_epochs is not None:
-            _check_int("min_epochs", self.min_epochs, 1)
-            if self.min_epochs > self.epochs:
-                raise ConfigError(
-                    f"min_epochs ({self.min_epochs}) must not exceed epochs ({self.epochs})"
-                )
-        _check_int("reduction_factor", self.reduction_factor, 2)
-        _check_int("confirm_top", self.confirm_top, 0)
-        _check_int("confirm_seeds", self.confirm_seeds, 2)
-        if not isinstance(self.try_defaults_first, bool):
-            raise ConfigError(
-                f"try_defaults_first must be true or false, got {self.try_defaults_first!r}"
-            )
-        if not (isinstance(self.val_fraction, float) and 0 < self.val_fraction < 1):
-            raise ConfigError(
-                f"val_fraction must be a number between 0 and 1, got {shown(self.val_fraction)}"
-            )
-        if self.data is not None and (not isinstance(self.data, str) or not self.data):
-            raise ConfigError(f"data must be a file path, got {shown(self.data)}")
-        if self.dataset == "digits" and self.data:
-            raise ConfigError(
-                "the digits dataset is bundled with scikit-learn and takes no data path"
-            )
-        if not isinstance(self.overrides, Mapping):
-            raise ConfigError("overrides must be a mapping of parameter name to value or range")
-        if not all(isinstance(k, str) for k in self.overrides):
-            bad = next(k for k in self.overrides if not isinstance(k, str))
-            raise ConfigError(f"overrides must be keyed by parameter names, got {shown(bad)}")
-        if not all(isinstance(m, str) and m for m in self.search_space):
-            raise ConfigError("search_space must be a list of module names")
-        if not isinstance(self.description, str) or len(self.description) > 2000:
-            raise ConfigError("description must be text of at most 2,000 characters")
-        if self.sampler == "cmaes" and self.multi_objective:
-            raise ConfigError(
-                f"the cmaes sampler optimizes one objective, not {self.objective!r}: "
-                "use --sampler tpe, random or qmc for a Pareto front"
-            )
-
-    @property
-    def objectives(self) -> list[str]:
-        return self.objective.split(",")
-
-    @property
-    def multi_objective(self) -> bool:
-        return len(self.objectives) > 1
+class StudyConfig(StudySettings):
+    """A study's settings (validated when made: see :class:`StudySettings`), and what they mean."""
 
     @property
     def first_rung(self) -> int:
@@ -222,52 +142,28 @@ class StudyConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+        out = self.model_dump()
         out["search_space"] = list(self.search_space)
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, where: str = "study config") -> "StudyConfig":
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{where}: expected a mapping of settings, got {type(data).__name__}")
-        data = dict(data)
-        base = data.pop("extends", None)
-        if base is not None:
-            if not isinstance(base, str):
-                raise ConfigError(f"{where}: extends must name a built-in study, got {shown(base)}")
-            data = {**builtin(base).to_dict(), **data}
-        allowed = {f.name for f in fields(cls)}
-        unknown = set(data) - allowed
-        if unknown:
-            raise ConfigError(
-                f"{where}: unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
-                f"allowed: extends, {', '.join(sorted(allowed))}"
-            )
-        missing = {"name", "dataset", "model", "search_space"} - set(data)
-        if missing:
-            raise ConfigError(f"{where}: missing key(s) {', '.join(sorted(missing))}")
-        space = data["search_space"]
-        if isinstance(space, str) or not isinstance(space, (list, tuple)):
-            raise ConfigError(f"{where}: search_space must be a list of module names")
-        data["search_space"] = tuple(space)
-        if isinstance(data.get("val_fraction"), int):
-            data["val_fraction"] = float(data["val_fraction"])
-        overrides = data.get("overrides") or {}
-        if not isinstance(overrides, Mapping):
-            raise ConfigError(
-                f"{where}: overrides must be a mapping of parameter name to value or "
-                f"range, got {shown(overrides)}"
-            )
-        data["overrides"] = dict(overrides)
-        try:
-            return cls(**data)
-        except HpoError as exc:
-            raise ConfigError(f"{where}: {exc}") from None
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "study config") -> StudyConfig:
+        """Validate a study file's mapping (``extends`` starts from a built-in study)."""
+        if isinstance(data, Mapping) and data.get("extends") is not None:
+            data = dict(data)
+            base = data.pop("extends")
+            if not isinstance(base, str) or base not in BUILTIN:
+                raise ConfigError(
+                    f"{where}: extends must name a built-in study ({', '.join(BUILTIN)}), "
+                    f"got {got(base)}"
+                )
+            data = {**BUILTIN[base].to_dict(), **data}
+        return read(cls, data, where)
 
-    def with_options(self, **options: Any) -> "StudyConfig":
-        """A copy with command-line options applied (None means "not given")."""
+    def with_options(self, **options: Any) -> StudyConfig:
+        """A copy with command-line options applied (None means "not given"), validated."""
         given = {k: v for k, v in options.items() if v is not None}
-        return replace(self, **given) if given else self
+        return type(self)(**{**self.model_dump(), **given}) if given else self
 
 
 def _check_domain(param: Param) -> None:
@@ -280,22 +176,6 @@ def _check_domain(param: Param) -> None:
                 f"{problem}, but the search space allows {shown(value)}: "
                 "change that module or the study's overrides"
             )
-
-
-def _check_choice(what: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if not isinstance(value, str) or value not in allowed:
-        raise ConfigError(f"unknown {what} {shown(value)}: use one of {', '.join(allowed)}")
-
-
-def _check_int(what: str, value: Any, minimum: int, maximum: int | None = None) -> None:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or value < minimum
-        or (maximum is not None and value > maximum)
-    ):
-        bound = f"from {minimum} to {maximum}" if maximum is not None else f">= {minimum}"
-        raise ConfigError(f"{what} must be an integer {bound}, got {shown(value)}")
 
 
 #: A modern small-CNN recipe: augmentation, VGG-style blocks, a cosine schedule, weight decay,
@@ -331,20 +211,20 @@ _ANN_SPACE = (
 )
 #: Epochs are the budget: successive halving judges trials at rungs of 4, 12 and 36 epochs
 #: (the first rung follows --epochs: the largest r with r * 3^2 <= epochs).
-_BUDGET = dict(epochs=36, reduction_factor=3, early_stopping=0, pruner="successive-halving")
+_BUDGET = {"epochs": 36, "reduction_factor": 3, "early_stopping": 0, "pruner": "successive-halving"}
 #: SVHN on 2 cores: an epoch of 33,600 images takes about a minute for the recipe's CNN, so the
 #: search trains on a stratified 8,000-image subset for up to 18 epochs (rungs at 2 and 6) and
 #: is scored on the whole validation split (8,400 images: one image is 0.012 points, so a single
 #: run is not luck and confirmation is left to `hpo confirm`). The retrain uses all the data.
-_SVHN_BUDGET = dict(
-    epochs=18,
-    reduction_factor=3,
-    early_stopping=0,
-    pruner="successive-halving",
-    train_subset=8000,
-    trials=24,
-    confirm_top=0,
-)
+_SVHN_BUDGET = {
+    "epochs": 18,
+    "reduction_factor": 3,
+    "early_stopping": 0,
+    "pruner": "successive-halving",
+    "train_subset": 8000,
+    "trials": 24,
+    "confirm_top": 0,
+}
 
 BUILTIN: dict[str, StudyConfig] = {
     c.name: c
@@ -358,7 +238,9 @@ BUILTIN: dict[str, StudyConfig] = {
             trials=24,
             confirm_top=3,
             **_BUDGET,
-            description="CNN on scikit-learn's bundled 8x8 digits (the embedded default; no download)",
+            description=(
+                "CNN on scikit-learn's bundled 8x8 digits (the embedded default; no download)"
+            ),
         ),
         StudyConfig(
             name="digits-ann",
@@ -378,7 +260,9 @@ BUILTIN: dict[str, StudyConfig] = {
             search_space=_CNN_SPACE,
             overrides={"dense_layers": 1},
             **_SVHN_BUDGET,
-            description="CNN on SVHN street-view digits, 32x32 grey (the notebooks' KerasTuner space)",
+            description=(
+                "CNN on SVHN street-view digits, 32x32 grey (the notebooks' KerasTuner space)"
+            ),
         ),
         StudyConfig(
             name="svhn-ann",

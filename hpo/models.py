@@ -1,7 +1,8 @@
-"""Model architectures: the ``ann`` and ``cnn`` families and the seeds' named models.
+"""Model architectures: the ``ann`` and ``cnn`` families, from flat parameters to Keras.
 
-An :class:`Architecture` is plain data (it round-trips through a dict, so it
-goes into exported YAML as is) and describes the network exactly:
+An :class:`Architecture` (defined and validated in :mod:`hpo.schemas.architecture`) is plain
+data (it round-trips through a dict, so it goes into exported YAML as is) and describes the
+network exactly:
 
 * optional data augmentation first: Keras preprocessing layers (random
   translation, rotation, zoom) that change images only while training, so a
@@ -17,27 +18,57 @@ dropout. The output is ``Dense(n_classes, softmax)``.
 A search produces flat parameters (``filters_1``, ``dropout``, ...);
 :func:`architecture_from_params` turns them into an Architecture, using
 :data:`DEFAULTS` for any parameter the study does not search. Keras is imported
-only inside the functions that build models, so importing this module is cheap.
+only inside the functions that build models, so importing this module is cheap. The
+seeds' hand-built networks are :mod:`hpo.named_models`; both are re-exported here.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from hpo.errors import ArchitectureError, ConfigError
+from hpo.named_models import NAMED_MODELS, NamedModel, named_model
+from hpo.schemas.architecture import (
+    ACTIVATIONS,
+    BN_MOMENTUM,
+    FAMILIES,
+    HEADS,
+    Architecture,
+    Augmentation,
+    ConvBlock,
+    DenseLayer,
+)
 
-FAMILIES = ("cnn", "ann")
-HEADS = ("flatten", "gap")
+__all__ = [
+    "ACTIVATIONS",
+    "BN_MOMENTUM",
+    "DEFAULTS",
+    "DOMAINS",
+    "FAMILIES",
+    "HEADS",
+    "LR_SCHEDULES",
+    "NAMED_MODELS",
+    "OPTIMIZERS",
+    "TRAINING_DEFAULTS",
+    "Architecture",
+    "Augmentation",
+    "ConvBlock",
+    "DenseLayer",
+    "NamedModel",
+    "architecture_from_params",
+    "build_model",
+    "check_fits",
+    "check_param_name",
+    "count_params",
+    "domain_error",
+    "known_params",
+    "make_optimizer",
+    "named_model",
+]
+
 LR_SCHEDULES = ("constant", "cosine")
-#: Batch-norm momentum. Keras's 0.99 averages over ~100 steps, so after a few epochs on small
-#: data the inference statistics still lag and a short run scores near chance (0.27 validation
-#: accuracy after 4 epochs on the digits, 0.93 with 0.9): successive halving would judge
-#: configurations on noise. The seeds' hand-built models keep Keras's 0.99, as the notebooks had.
-BN_MOMENTUM = 0.9
-_NOTEBOOK_BN_MOMENTUM = 0.99
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "selu", "gelu", "swish", "tanh", "sigmoid")
 OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
 
 #: Defaults for every flat parameter a family understands. A study's search
@@ -106,7 +137,7 @@ DOMAINS: dict[str, tuple[str, Any]] = {
     "dropout": ("a number from 0 to below 1", _real(lambda v: 0 <= v < 1)),
     "conv_dropout": ("a number from 0 to below 1", _real(lambda v: 0 <= v < 1)),
     "optimizer": (f"one of {', '.join(OPTIMIZERS)}", lambda v: v in OPTIMIZERS),
-    "learning_rate": ("a number above 0", _real(lambda v: 0 < v)),
+    "learning_rate": ("a number above 0", _real(lambda v: v > 0)),
     "batch_size": ("a whole number from 1 to 65536", _whole(1, 65536)),
     "epochs": ("a whole number from 1 to 10000", _whole(1, 10_000)),
 }
@@ -145,224 +176,6 @@ def check_param_name(family: str, name: str) -> None:
         f"search-space parameter '{name}' is not used by the {family} family; "
         f"it understands {', '.join(known_params(family))}"
     )
-
-
-@dataclass(frozen=True)
-class Augmentation:
-    """Random changes to training images, as fractions of the image side and degrees."""
-
-    translate: float = 0.0  # up to this fraction of the height and width, each way
-    rotate: float = 0.0  # up to this many degrees, each way
-    zoom: float = 0.0  # in or out by up to this fraction
-
-    @property
-    def active(self) -> bool:
-        return bool(self.translate or self.rotate or self.zoom)
-
-    def check(self) -> None:
-        for name, value, high in (
-            ("translate", self.translate, 0.5),
-            ("rotate", self.rotate, 180),
-            ("zoom", self.zoom, 0.9),
-        ):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, (int, float))
-                or not 0 <= value <= high
-            ):
-                raise ArchitectureError(
-                    f"augmentation.{name} must be a number from 0 to {high}, got {value!r}"
-                )
-
-
-@dataclass(frozen=True)
-class ConvBlock:
-    filters: tuple[int, ...]
-    kernel_size: int = 3
-    batch_norm: bool = False
-    dropout: float = 0.0
-
-
-@dataclass(frozen=True)
-class DenseLayer:
-    units: int
-    dropout: float = 0.0
-    batch_norm: bool = False
-    activation: str | None = None  # None: the architecture's activation
-
-
-@dataclass(frozen=True)
-class Architecture:
-    family: str
-    conv_blocks: tuple[ConvBlock, ...] = ()
-    dense_layers: tuple[DenseLayer, ...] = ()
-    activation: str = "relu"
-    leaky_alpha: float = 0.1
-    augmentation: Augmentation = Augmentation()
-    head: str = "flatten"  # cnn: Flatten, or "gap" (global average pooling)
-    batch_norm_momentum: float = BN_MOMENTUM
-
-    def __post_init__(self) -> None:
-        if self.family not in FAMILIES:
-            raise ArchitectureError(
-                f"unknown model family {self.family!r}: use one of {', '.join(FAMILIES)}"
-            )
-        if self.family == "ann" and self.conv_blocks:
-            raise ArchitectureError("an ann architecture has no conv_blocks; use family: cnn")
-        _check_activation(self.activation)
-        if not 0 < self.leaky_alpha < 1:
-            raise ArchitectureError(f"leaky_alpha must be between 0 and 1, got {self.leaky_alpha}")
-        if self.head not in HEADS:
-            raise ArchitectureError(f"unknown head {self.head!r}: use one of {', '.join(HEADS)}")
-        if self.head == "gap" and not self.conv_blocks:
-            raise ArchitectureError("a gap head pools conv features: it needs conv_blocks")
-        momentum = self.batch_norm_momentum
-        if (
-            isinstance(momentum, bool)
-            or not isinstance(momentum, (int, float))
-            or not 0 < momentum < 1
-        ):
-            raise ArchitectureError(
-                f"batch_norm_momentum must be between 0 and 1, got {momentum!r}"
-            )
-        self.augmentation.check()
-        for block in self.conv_blocks:
-            if not block.filters or any(_bad_positive_int(f) for f in block.filters):
-                raise ArchitectureError(
-                    f"conv block filters must be positive integers, got {list(block.filters)}"
-                )
-            if _bad_positive_int(block.kernel_size):
-                raise ArchitectureError(
-                    f"kernel_size must be a positive integer, got {block.kernel_size!r}"
-                )
-            _check_dropout(block.dropout)
-        for layer in self.dense_layers:
-            if _bad_positive_int(layer.units):
-                raise ArchitectureError(
-                    f"dense units must be positive integers, got {layer.units!r}"
-                )
-            _check_dropout(layer.dropout)
-            if layer.activation is not None:
-                _check_activation(layer.activation)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A plain, ordered dict for YAML: every field needed to rebuild the network."""
-        return {
-            "family": self.family,
-            "augmentation": asdict(self.augmentation),
-            "activation": self.activation,
-            "leaky_alpha": self.leaky_alpha,
-            "batch_norm_momentum": self.batch_norm_momentum,
-            "head": self.head,
-            "conv_blocks": [
-                {
-                    "filters": list(b.filters),
-                    "kernel_size": b.kernel_size,
-                    "batch_norm": b.batch_norm,
-                    "dropout": b.dropout,
-                }
-                for b in self.conv_blocks
-            ],
-            "dense_layers": [
-                {k: v for k, v in asdict(layer).items() if not (k == "activation" and v is None)}
-                for layer in self.dense_layers
-            ],
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "Architecture":
-        """Rebuild from :meth:`to_dict` output or hand-written YAML; strict about keys and types."""
-        if not isinstance(data, Mapping):
-            raise ArchitectureError(f"architecture must be a mapping, got {type(data).__name__}")
-        allowed = {
-            "family",
-            "activation",
-            "leaky_alpha",
-            "conv_blocks",
-            "dense_layers",
-            "augmentation",
-            "head",
-            "batch_norm_momentum",
-        }
-        _reject_unknown("architecture", data, allowed)
-        if "family" not in data:
-            raise ArchitectureError("architecture is missing 'family' (cnn or ann)")
-        augment = data.get("augmentation") or {}
-        _reject_unknown("augmentation", augment, {f.name for f in fields(Augmentation)})
-        blocks = []
-        for i, raw in enumerate(data.get("conv_blocks") or [], 1):
-            _reject_unknown(f"conv_blocks[{i}]", raw, {f.name for f in fields(ConvBlock)})
-            filters = raw.get("filters")
-            if isinstance(filters, int):
-                filters = [filters]
-            if not isinstance(filters, (list, tuple)):
-                raise ArchitectureError(f"conv_blocks[{i}].filters must be a list of integers")
-            blocks.append(
-                ConvBlock(
-                    filters=tuple(filters),
-                    kernel_size=raw.get("kernel_size", 3),
-                    batch_norm=_as_bool(
-                        f"conv_blocks[{i}].batch_norm", raw.get("batch_norm", False)
-                    ),
-                    dropout=raw.get("dropout", 0.0),
-                )
-            )
-        layers = []
-        for i, raw in enumerate(data.get("dense_layers") or [], 1):
-            _reject_unknown(f"dense_layers[{i}]", raw, {f.name for f in fields(DenseLayer)})
-            if "units" not in raw:
-                raise ArchitectureError(f"dense_layers[{i}] is missing 'units'")
-            layers.append(
-                DenseLayer(
-                    units=raw["units"],
-                    dropout=raw.get("dropout", 0.0),
-                    batch_norm=_as_bool(
-                        f"dense_layers[{i}].batch_norm", raw.get("batch_norm", False)
-                    ),
-                    activation=raw.get("activation"),
-                )
-            )
-        return cls(
-            family=data["family"],
-            conv_blocks=tuple(blocks),
-            dense_layers=tuple(layers),
-            activation=data.get("activation", "relu"),
-            leaky_alpha=float(data.get("leaky_alpha", 0.1)),
-            augmentation=Augmentation(**augment),
-            head=data.get("head", "flatten"),
-            batch_norm_momentum=data.get("batch_norm_momentum", BN_MOMENTUM),
-        )
-
-
-def _bad_positive_int(value: Any) -> bool:
-    return isinstance(value, bool) or not isinstance(value, int) or value < 1
-
-
-def _check_dropout(rate: Any) -> None:
-    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
-        raise ArchitectureError(f"dropout must be a number in [0, 1), got {rate!r}")
-
-
-def _check_activation(name: Any) -> None:
-    if name not in ACTIVATIONS:
-        raise ArchitectureError(f"unknown activation {name!r}: use one of {', '.join(ACTIVATIONS)}")
-
-
-def _as_bool(where: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ArchitectureError(f"{where} must be true or false, got {value!r}")
-    return value
-
-
-def _reject_unknown(where: str, data: Any, allowed: set[str]) -> None:
-    if not isinstance(data, Mapping):
-        raise ArchitectureError(f"{where} must be a mapping, got {data!r}")
-    unknown = set(data) - allowed
-    if unknown:
-        raise ArchitectureError(
-            f"{where} has unknown key(s) {', '.join(sorted(map(str, unknown)))}; "
-            f"allowed: {', '.join(sorted(allowed))}"
-        )
 
 
 def _indexed(params: Mapping[str, Any], prefix: str, i: int, default: int) -> int:
@@ -415,8 +228,8 @@ def check_fits(arch: Architecture, input_shape: tuple[int, ...]) -> None:
         height, width = height // 2, width // 2
         if height < 1 or width < 1:
             raise ArchitectureError(
-                f"{len(arch.conv_blocks)} conv blocks pool a {input_shape[0]}x{input_shape[1]} image "
-                f"below 1x1 at block {i}; use at most {i - 1} conv blocks for this dataset"
+                f"{len(arch.conv_blocks)} conv blocks pool a {input_shape[0]}x{input_shape[1]} "
+                f"image below 1x1 at block {i}; use at most {i - 1} conv blocks for this dataset"
             )
 
 
@@ -515,118 +328,3 @@ def count_params(arch: Architecture, input_shape: tuple[int, ...], n_classes: in
         if layer.batch_norm:
             total += 4 * features
     return total + features * n_classes + n_classes
-
-
-@dataclass(frozen=True)
-class NamedModel:
-    """A fixed, hand-built architecture from the source notebooks and reports."""
-
-    name: str
-    source: str
-    input_shape: tuple[int, int, int]
-    architecture: Architecture
-    training: dict[str, Any]
-    reported_params: int
-
-
-def _cnn(blocks, dense, activation="relu", **kw) -> Architecture:
-    return Architecture(
-        family="cnn",
-        conv_blocks=tuple(blocks),
-        dense_layers=tuple(dense),
-        activation=activation,
-        batch_norm_momentum=_NOTEBOOK_BN_MOMENTUM,
-        **kw,
-    )
-
-
-def _ann(*dense: DenseLayer) -> Architecture:
-    return Architecture("ann", dense_layers=dense, batch_norm_momentum=_NOTEBOOK_BN_MOMENTUM)
-
-
-NAMED_MODELS: dict[str, NamedModel] = {
-    m.name: m
-    for m in (
-        NamedModel(
-            "svhn-ann-1",
-            "SVHN notebook, ANN model 1 (Dense 64-32, ReLU)",
-            (32, 32, 1),
-            _ann(DenseLayer(64), DenseLayer(32)),
-            {"optimizer": "adam", "learning_rate": 1e-3, "batch_size": 128, "epochs": 20},
-            68_010,
-        ),
-        NamedModel(
-            "svhn-ann-2",
-            "SVHN notebook, ANN model 2 (Dense 256-128-64-64-32, dropout 0.2, batch norm)",
-            (32, 32, 1),
-            _ann(
-                DenseLayer(256),
-                DenseLayer(128, dropout=0.2),
-                DenseLayer(64),
-                DenseLayer(64),
-                DenseLayer(32, batch_norm=True),
-            ),
-            {"optimizer": "adam", "learning_rate": 5e-4, "batch_size": 128, "epochs": 30},
-            310_250,
-        ),
-        NamedModel(
-            "svhn-cnn-1",
-            "SVHN notebook, CNN model 1 (conv 16-32, one max-pool, LeakyReLU 0.1)",
-            (32, 32, 1),
-            _cnn([ConvBlock((16, 32))], [DenseLayer(32)], activation="leaky_relu", leaky_alpha=0.1),
-            {"optimizer": "adam", "learning_rate": 1e-3, "batch_size": 32, "epochs": 20},
-            267_306,
-        ),
-        NamedModel(
-            "svhn-cnn-2",
-            "SVHN notebook, CNN model 2 (conv 16-32 / 32-64, two max-pools, batch norm, dropout 0.5; "
-            "92.22% test)",
-            (32, 32, 1),
-            _cnn(
-                [ConvBlock((16, 32), batch_norm=True), ConvBlock((32, 64), batch_norm=True)],
-                [DenseLayer(32, dropout=0.5)],
-                activation="leaky_relu",
-                leaky_alpha=0.1,
-            ),
-            {"optimizer": "adam", "learning_rate": 1e-3, "batch_size": 128, "epochs": 30},
-            164_362,
-        ),
-        NamedModel(
-            "mnist-cnn-3conv",
-            "MNIST course report baseline (conv 32-64-128, dense 128, dropout 0.25)",
-            (28, 28, 1),
-            _cnn(
-                [ConvBlock((32,)), ConvBlock((64,)), ConvBlock((128,))],
-                [DenseLayer(128, dropout=0.25)],
-            ),
-            {"optimizer": "adam", "learning_rate": 1e-3, "batch_size": 128, "epochs": 5},
-            241_546,
-        ),
-        NamedModel(
-            "digits-cnn-uci",
-            "UCI optical digits CNN (conv 16-32-64 with dropout 0.25, dense 128-512 sigmoid; 99.11% test)",
-            (8, 8, 1),
-            _cnn(
-                [
-                    ConvBlock((16,), dropout=0.25),
-                    ConvBlock((32,), dropout=0.25),
-                    ConvBlock((64,), dropout=0.25),
-                ],
-                [
-                    DenseLayer(128, dropout=0.25, activation="sigmoid"),
-                    DenseLayer(512, dropout=0.25, activation="sigmoid"),
-                ],
-            ),
-            {"optimizer": "adam", "learning_rate": 1e-3, "batch_size": 128, "epochs": 100},
-            102_794,
-        ),
-    )
-}
-
-
-def named_model(name: str) -> NamedModel:
-    if name not in NAMED_MODELS:
-        raise ConfigError(
-            f"unknown model {name!r}; `hpo models` lists them: {', '.join(NAMED_MODELS)}"
-        )
-    return NAMED_MODELS[name]

@@ -62,14 +62,19 @@ def read_retrain(study, results: str | Path | None = None) -> dict[int, dict[str
     ``runs``: the per-seed records with test_accuracy, confusion_matrix and
     per_class scores.
     """
+    from hpo.schemas.base import read
+    from hpo.schemas.retrain_results import RetrainResults
+
     found = retrained(study)
     if results is not None:
         path = Path(results) / "results.json" if Path(results).is_dir() else Path(results)
+        where = f"{path} is not a results.json of hpo retrain"
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
-            summaries, runs = document["summary"], document["results"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{path} is not a results.json of hpo retrain: {exc}") from None
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        read(RetrainResults, document, where)  # the shape hpo retrain writes, or one error line
+        summaries, runs = document["summary"], document["results"]
         ours = [s for s in summaries if (s.get("source") or {}).get("study") == study.study_name]
         if not ours:
             raise ConfigError(f"{path} holds no retrained trial of study {study.study_name!r}")

@@ -360,6 +360,8 @@ def _write_results(
 ) -> Path:
     """results.json in ``out``: this run's configs replace earlier entries of the same name."""
     from hpo.objective import versions
+    from hpo.schemas.base import read
+    from hpo.schemas.retrain_results import RetrainResults
 
     path = out / RESULTS_FILE
     names = {s["config"] for s in summaries}
@@ -368,11 +370,10 @@ def _write_results(
     if path.exists():
         try:
             old = json.loads(path.read_text())
-            if old.get("format") != RESULTS_FORMAT:
-                raise ValueError(f"format {old.get('format')!r}")
+            read(RetrainResults, old, "")  # the shape documented in hpo.schemas.retrain_results
             kept_results = [r for r in old["results"] if r["config"] not in names]
             kept_summaries = [s for s in old["summary"] if s["config"] not in names]
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, ConfigError) as exc:
             echo(f"Warning: {path} is not an hpo results file ({exc}); replacing it")
     document = {
         "format": RESULTS_FORMAT,

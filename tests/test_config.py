@@ -48,25 +48,31 @@ def test_yaml_study_file(tmp_path):
     "text, message",
     [
         ("name: [unclosed\n", "not valid YAML at line"),
-        ("- just\n- a list\n", "expected a mapping"),
-        ("name: x\ndataset: digits\nmodel: cnn\n", "missing key.*search_space"),
+        ("- just\n- a list\n", "the document must be a mapping, got a list"),
+        ("name: x\ndataset: digits\nmodel: cnn\n", r"search_space is missing \(required\)"),
         (
             "name: x\ndataset: digits\nmodel: cnn\nsearch_space: [dropout]\ncolour: red\n",
-            "unknown key.*colour",
+            "the document has unknown key.s. colour; allowed: extends, name, dataset",
         ),
         (
             "name: x\ndataset: cifar\nmodel: cnn\nsearch_space: [dropout]\n",
-            "unknown dataset 'cifar'",
+            "dataset must be one of digits, svhn, mnist, arrays, got 'cifar'",
         ),
         (
             "name: x\ndataset: digits\nmodel: cnn\nsearch_space: [dropout]\nepochs: many\n",
-            "epochs must be an integer",
+            "epochs must be an integer, got 'many'",
         ),
-        ("name: x\ndataset: digits\nmodel: cnn\nsearch_space: dropout\n", "must be a list"),
-        ("name: 'bad name!'\ndataset: digits\nmodel: cnn\nsearch_space: [dropout]\n", "study name"),
+        (
+            "name: x\ndataset: digits\nmodel: cnn\nsearch_space: dropout\n",
+            "search_space must be a list of module names, got 'dropout'",
+        ),
+        (
+            "name: 'bad name!'\ndataset: digits\nmodel: cnn\nsearch_space: [dropout]\n",
+            "name must be letters, digits, '-', '_' and '.'",
+        ),
         (
             "name: x\ndataset: digits\nmodel: cnn\nsearch_space: [dropout]\nsampler: magic\n",
-            "unknown sampler",
+            "sampler must be one of tpe, random, cmaes, gp, qmc, grid, got 'magic'",
         ),
     ],
 )
@@ -201,7 +207,7 @@ def test_a_user_module_that_allows_an_unusable_value(tmp_path):
         "PARAMS = [CategoricalParam('activation', choices=('relu', 'mish'))]\n"
     )
     config = StudyConfig(name="x", dataset="digits", model="cnn", search_space=(str(module),))
-    with pytest.raises(ConfigError, match="'activation' must be one of .* allows 'mish'"):
+    with pytest.raises(ConfigError, match=r"'activation' must be one of .* allows 'mish'"):
         config.validate()
 
 
@@ -213,7 +219,7 @@ SETTING_CASES = {
     "seed too large": ({"seed": 2**31}, "seed must be an integer from 0 to 2147483647"),
     "description not text": ({"description": ["a", "b"]}, "description must be text"),
     "data not a path": ({"data": 12, "dataset": "arrays"}, "data must be a file path"),
-    "override keyed by a number": ({"overrides": {1: 2}}, "keyed by parameter names, got 1"),
+    "override keyed by a number": ({"overrides": {1: 2}}, "overrides.1 must be a parameter name"),
     "trials too many": ({"trials": 10**9}, "trials must be an integer from 1 to 1000000"),
 }
 
@@ -238,7 +244,10 @@ def test_settings_that_would_fail_in_every_worker(case):
     [
         ("name: x\nextends: [digits-cnn]\n", "extends must name a built-in study"),
         ("name: x\nextends: digits-cnn\noverrides: [1, 2]\n", "overrides must be a mapping"),
-        ("name: [" + ", ".join(map(str, range(5000))) + "]\nextends: digits-cnn\n", "is not valid"),
+        (
+            "name: [" + ", ".join(map(str, range(5000))) + "]\nextends: digits-cnn\n",
+            "study.yaml: name must be letters, .* got a list",
+        ),
         ("name: x\nextends: digits-cnn\noverrides: {kernel_size: 4}\n", "study.yaml: override of"),
     ],
 )

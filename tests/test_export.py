@@ -220,7 +220,7 @@ def test_export_without_the_data_file_warns_and_leaves_hash_and_shape_empty(tmp_
 def test_best_prints_the_exported_fields_as_a_table(tmp_path: Path, study_url: str) -> None:
     result = run_hpo("best", "--study", "digits-cnn", "--top", "2", cwd=tmp_path, timeout=120)
     assert result.returncode == 0, result.stderr
-    header, rule, first, second = result.stdout.splitlines()
+    header, _rule, first, second = result.stdout.splitlines()
     for column in ("trial", "val_acc", "test_acc", "epochs", "params", "lr", "architecture"):
         assert column in header
     assert first.split()[:3] == ["1", "1", "0.9750"]
@@ -350,11 +350,11 @@ BAD_CONFIGS = {
     "unknown architecture key": (
         "configs:\n" + DIGITS + "  architecture: {family: cnn, conv_blocks: [{filters: [32], "
         "stride: 2}]}\n" + TRAIN,
-        "configs[0].architecture: conv_blocks[1] has unknown key(s) stride",
+        "configs[0].architecture.conv_blocks[0] has unknown key(s) stride; allowed: filters,",
     ),
     "bad architecture value": (
         "configs:\n" + DIGITS + "  architecture: {family: cnn, leaky_alpha: lots}\n" + TRAIN,
-        "configs[0].architecture: could not convert string to float: 'lots'",
+        "configs[0].architecture.leaky_alpha must be a number, got 'lots'",
     ),
     "model and architecture": (
         "configs:\n" + DIGITS + ARCH + TRAIN + "  model: svhn-cnn-2\n",
@@ -362,7 +362,7 @@ BAD_CONFIGS = {
     ),
     "unknown model": (
         "configs:\n" + DIGITS + "  model: lenet\n",
-        "configs[0].model: unknown model 'lenet'",
+        "configs[0].model must be one of svhn-ann-1, svhn-ann-2, svhn-cnn-1, svhn-cnn-2, ",
     ),
     "unknown dataset": (
         "configs:\n- dataset: {name: cifar}\n" + ARCH + TRAIN,
@@ -390,7 +390,7 @@ BAD_CONFIGS = {
     ),
     "bad name": (
         "configs:\n" + DIGITS + ARCH + TRAIN + "  name: ../up\n",
-        "configs[0].name '../up' must be letters",
+        "configs[0].name must be letters, digits, '-', '_' or '.' (it names the output folder)",
     ),
 }
 

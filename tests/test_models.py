@@ -74,13 +74,22 @@ def test_too_many_conv_blocks_for_the_image_is_an_architecture_error():
 @pytest.mark.parametrize(
     "data, message",
     [
-        ({"family": "rnn"}, "unknown model family"),
-        ({"family": "cnn", "activation": "swishy"}, "unknown activation"),
-        ({"family": "cnn", "dense_layers": [{"units": 0}]}, "positive integers"),
-        ({"family": "cnn", "dense_layers": [{"units": 8, "dropout": 1.5}]}, "dropout"),
-        ({"family": "cnn", "conv_blocks": [{"filters": [8], "colour": 1}]}, "unknown key"),
+        ({"family": "rnn"}, "architecture.family must be one of cnn, ann, got 'rnn'"),
+        ({"family": "cnn", "activation": "swishy"}, "activation must be one of relu, leaky_relu"),
+        (
+            {"family": "cnn", "dense_layers": [{"units": 0}]},
+            r"dense_layers\[0\].units must be an integer >= 1, got 0",
+        ),
+        (
+            {"family": "cnn", "dense_layers": [{"units": 8, "dropout": 1.5}]},
+            "dropout must be a number from 0 to below 1, got 1.5",
+        ),
+        (
+            {"family": "cnn", "conv_blocks": [{"filters": [8], "colour": 1}]},
+            r"conv_blocks\[0\] has unknown key\(s\) colour; allowed: filters, kernel_size",
+        ),
         ({"family": "ann", "conv_blocks": [{"filters": [8]}]}, "no conv_blocks"),
-        ({"activation": "relu"}, "missing 'family'"),
+        ({"activation": "relu"}, r"architecture.family is missing \(required\)"),
     ],
 )
 def test_bad_architecture_dicts_are_rejected(data, message):
@@ -159,7 +168,7 @@ def test_the_seeds_models_keep_keras_batch_norm_momentum():
 @pytest.mark.parametrize(
     "data, message",
     [
-        ({"family": "cnn", "head": "attention"}, "unknown head"),
+        ({"family": "cnn", "head": "attention"}, "head must be one of flatten, gap"),
         ({"family": "ann", "head": "gap"}, "needs conv_blocks"),
         (
             {"family": "cnn", "augmentation": {"rotate": 400}},

@@ -2,7 +2,8 @@
 
 * :mod:`hpo.schemas.study`: a study file (``hpo launch --config study.yaml``);
 * :mod:`hpo.schemas.architecture`: a network, as ``hpo-config/1`` holds it;
-* :mod:`hpo.schemas.hpo_config`: ``hpo-config/1``, what ``hpo export`` writes and ``hpo retrain`` reads;
+* :mod:`hpo.schemas.hpo_config`: ``hpo-config/1``, which ``hpo export`` writes and
+  ``hpo retrain`` reads;
 * :mod:`hpo.schemas.retrain_results`: the ``results.json`` that ``hpo retrain`` writes;
 * :mod:`hpo.schemas.base`: what they share, and the one place a validation error becomes an
   hpo error line;
