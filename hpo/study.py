@@ -38,6 +38,7 @@ WORKER_ATTR = "worker"  # host:pid of the process that ran the trial
 ERROR_ATTR = "error"  # why a trial failed
 INFEASIBLE_ATTR = "infeasible"  # why a configuration was rejected before training (stored PRUNED)
 ENQUEUED_ATTR = "enqueued"  # the label of a queued warm start ("defaults", a model name, ...)
+PRUNED_AT_ATTR = "pruned_at_epoch"  # the epoch at which the pruner stopped a trial
 REQUEUED_ATTR = "requeued_from"  # a stopped trial's configuration queued again: its number
 #: Attributes a queued retry inherits, so it trains the same network and stays what it was.
 _INHERITED = (ARCH_ATTR, CONFIRM_ATTR)

@@ -7,7 +7,7 @@ from typing import Any
 
 from hpo import confirm
 from hpo.progress import duration
-from hpo.study import CONFIG_ATTR, best_trial, counts
+from hpo.study import CONFIG_ATTR, WORKER_ATTR, best_trial, counts
 
 _STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 
@@ -72,7 +72,7 @@ def study_status(study) -> dict[str, Any]:
         running.append(
             {
                 "number": trial.number,
-                "worker": trial.user_attrs.get("worker", "?"),
+                "worker": trial.user_attrs.get(WORKER_ATTR, "?"),
                 "for": duration((now - trial.datetime_start).total_seconds())
                 if trial.datetime_start
                 else "?",

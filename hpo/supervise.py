@@ -98,7 +98,7 @@ def new_results(study, seen: set[int]) -> list[str]:
             what = f"val_accuracy {trial.values[0]:.4f}, {attrs.get('n_params', '?'):,} params"
         elif trial.state.name == "PRUNED":
             what = attrs.get(studies.INFEASIBLE_ATTR) or (
-                f"pruned at epoch {attrs.get('pruned_at_epoch', '?')}"
+                f"pruned at epoch {attrs.get(studies.PRUNED_AT_ATTR, '?')}"
             )
         else:
             what = f"failed: {studies.failure_reason(trial)}"[:160]

@@ -238,7 +238,7 @@ class Worker:
             trial.report(val_accuracy, epoch)
             # a trial that trained its whole budget is complete, whatever a rung there would say
             if prune and epoch < last_epoch and trial.should_prune():
-                trial.set_user_attr("pruned_at_epoch", epoch)
+                trial.set_user_attr(studies.PRUNED_AT_ATTR, epoch)
                 raise optuna.TrialPruned(f"pruned at epoch {epoch} ({val_accuracy:.4f})")
 
         self.outcome = outcome = self.ctx.train(

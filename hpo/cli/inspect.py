@@ -57,14 +57,14 @@ def delete(study, storage, kt_dir, yes):
     from hpo import storage as store
     from hpo.backends.keras_tuner import DEFAULT_DIR
     from hpo.errors import ConfigError, NotWritableError
-    from hpo.study import counts, describe_counts, live_running_trials
+    from hpo.study import WORKER_ATTR, counts, describe_counts, live_running_trials
 
     url = store.resolve_url(storage)
     st = store.open_storage(url, create=False, write=True)
     found = store.load_study(study, st)
     live = live_running_trials(found)
     if live:
-        workers = ", ".join(sorted({str(t.user_attrs.get("worker", "?")) for t in live}))
+        workers = ", ".join(sorted({str(t.user_attrs.get(WORKER_ATTR, "?")) for t in live}))
         raise ConfigError(
             f"study {study!r} has {len(live)} trial(s) running in live workers ({workers}): "
             "stop them first (Ctrl-C the launch), then delete it"
