@@ -20,7 +20,7 @@ from hpo import confirm
 from hpo import storage as store
 from hpo.confirm import Candidate
 from hpo.errors import ConfigError
-from hpo.study import CONFIG_ATTR, counts, retrained
+from hpo.study import CONFIG_ATTR, WORKER_ATTR, counts, retrained
 
 _SHOWN_ATTRS = (
     ("train_accuracy", "train accuracy"),
@@ -208,7 +208,7 @@ def _timeline(study) -> Section:
         return Section("Worker timeline", note="No trial has started yet.")
     by_worker: dict[str, list] = {}
     for trial in sorted(trials, key=lambda t: t.datetime_start):
-        by_worker.setdefault(str(trial.user_attrs.get("worker", "unknown")), []).append(trial)
+        by_worker.setdefault(str(trial.user_attrs.get(WORKER_ATTR, "unknown")), []).append(trial)
     figure = go.Figure()
     for worker, mine in by_worker.items():
         ends = [t.datetime_complete or now for t in mine]
@@ -218,7 +218,10 @@ def _timeline(study) -> Section:
                 orientation="h",
                 y=[worker] * len(mine),
                 base=[t.datetime_start.isoformat() for t in mine],
-                x=[(end - t.datetime_start).total_seconds() * 1000 for t, end in zip(mine, ends)],
+                x=[
+                    (end - t.datetime_start).total_seconds() * 1000
+                    for t, end in zip(mine, ends, strict=True)
+                ],
                 text=[f"#{t.number}" for t in mine],
                 textposition="inside",
                 customdata=[[t.number, t.state.name.lower(), _value_text(t)] for t in mine],
@@ -256,8 +259,8 @@ def retrain_sections(results: dict[int, dict[str, Any]]) -> list[Section]:
                 Section(
                     f"Retrained trial {number}",
                     note=(
-                        "The study records the test scores only: pass --retrain OUTPUT_DIR (the folder "
-                        "of `hpo retrain`) for the confusion matrix and per-class F1."
+                        "The study records the test scores only: pass --retrain OUTPUT_DIR (the "
+                        "folder of `hpo retrain`) for the confusion matrix and per-class F1."
                     ),
                 )
             )
@@ -369,7 +372,7 @@ def summary_html(study, retrain: dict[int, dict[str, Any]]) -> str:
         )
     for candidate in best[:5]:
         trial = candidate.trial
-        scores = ", ".join(f"{n} {v:.4f}" for n, v in zip(names, trial.values))
+        scores = ", ".join(f"{n} {v:.4f}" for n, v in zip(names, trial.values, strict=True))
         if len(best) == 1:
             parts.append(
                 f"<p class='best'>Best: trial {trial.number}, {e(names[0])} "

@@ -26,8 +26,8 @@ from hpo.data import Dataset, load_dataset, load_full_training
 from hpo.errors import ConfigError, NotWritableError
 from hpo.export import RetrainConfig, describe_architecture
 from hpo.progress import Progress
+from hpo.schemas.retrain_results import FORMAT as RESULTS_FORMAT_NAME
 
-RESULTS_FORMAT = "hpo-retrain/1"
 RESULTS_FILE = "results.json"
 _N_CLASSES = Dataset.n_classes
 
@@ -376,7 +376,7 @@ def _write_results(
         except (ValueError, ConfigError) as exc:
             echo(f"Warning: {path} is not an hpo results file ({exc}); replacing it")
     document = {
-        "format": RESULTS_FORMAT,
+        "format": RESULTS_FORMAT_NAME,
         "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": versions(),
         "summary": kept_summaries + summaries,

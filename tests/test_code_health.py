@@ -34,6 +34,23 @@ def test_imports_point_one_way_as_the_layer_contracts_say() -> None:
     assert "0 broken" in result.stdout
 
 
+def test_every_module_has_a_place_in_the_layers() -> None:
+    """A new module must be placed in pyproject.toml's layers, or the contract would not see it."""
+    import tomllib
+
+    settings = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    layers = settings["tool"]["importlinter"]["contracts"][0]["layers"]
+    listed = {name.strip() for layer in layers for name in layer.split("|")}
+    graph = grimp.build_graph(*PACKAGES, cache_dir=None)
+    unplaced = [
+        module
+        for module in sorted(graph.modules)
+        if not any(module == x or module.startswith(x + ".") for x in listed)
+        and graph.find_modules_directly_imported_by(module)  # a package root that imports nothing
+    ]
+    assert unplaced == []
+
+
 def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     """Strongly connected groups of more than one module (Tarjan)."""
     index: dict[str, int] = {}

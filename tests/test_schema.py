@@ -173,11 +173,7 @@ def test_a_results_file_of_another_shape_is_replaced_with_a_warning(tmp_path: Pa
     said: list[str] = []
     retrain._write_results(tmp_path, [], [], said.append)
     assert "format must be 'hpo-retrain/1', got 'hpo-retrain/9'" in said[0]
-    assert (
-        json.loads((tmp_path / "results.json").read_text())["format"]
-        == FORMAT
-        == (retrain.RESULTS_FORMAT)
-    )
+    assert json.loads((tmp_path / "results.json").read_text())["format"] == FORMAT
 
 
 def test_report_names_the_key_path_of_a_bad_results_file(tmp_path: Path) -> None:

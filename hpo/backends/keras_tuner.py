@@ -35,12 +35,11 @@ from typing import Any
 from hpo import outputs
 from hpo import study as studies
 from hpo.backends.base import Engine, WorkerContext
-from hpo.backends.kt_space import BACKEND
+from hpo.backends.kt_space import BACKEND, TUNERS
 from hpo.config import StudyConfig
 from hpo.errors import ConfigError, NotWritableError
 from hpo.processes import STOP_GRACE
 
-TUNERS = ("random", "bayesian", "hyperband", "grid")
 DEFAULT_DIR = "kt"
 _MARKER = "hpo.json"  # beside KerasTuner's state: which tuner wrote it
 _LOCK = ".hpo-launch.lock"  # held by the launch that runs this search

@@ -16,6 +16,7 @@ from hpo.space import CategoricalParam, FloatParam, IntParam, Param, Scalar, Sea
 if TYPE_CHECKING:  # KerasTuner imports TensorFlow: only the processes that search load it
     import keras_tuner as kt
 
+TUNERS = ("random", "bayesian", "hyperband", "grid")  # KerasTuner's oracles hpo runs
 BACKEND = "keras-tuner"  # the engine's name, recorded by each trial it stores
 OBJECTIVE = "val_accuracy"
 HYPERBAND_FACTOR = 3

@@ -6,9 +6,11 @@ import sys
 
 import click
 
+from hpo.backends import ENGINES
+from hpo.backends.kt_space import TUNERS
 from hpo.cli.options import storage_option
 from hpo.cli.tables import fmt
-from hpo.config import PRUNERS
+from hpo.config import OBJECTIVES, PRUNERS, SAMPLERS
 from hpo.errors import HpoError
 
 
@@ -88,7 +90,7 @@ def resolve_config(study: str | None, config_file: str | None, storage: str | No
 @click.option("--seed", type=int, default=None, help="Sampler and training seed.")
 @click.option(
     "--sampler",
-    type=click.Choice(["tpe", "random", "cmaes", "gp", "qmc", "grid"]),
+    type=click.Choice(SAMPLERS),
     default=None,
     help="Optuna sampler [default: tpe].",
 )
@@ -101,7 +103,7 @@ def resolve_config(study: str | None, config_file: str | None, storage: str | No
 )
 @click.option(
     "--objective",
-    type=click.Choice(["accuracy", "accuracy,params", "accuracy,latency"]),
+    type=click.Choice(OBJECTIVES),
     default=None,
     help="What to optimize: validation accuracy, or also model size or "
     "inference latency (a Pareto front) [default: accuracy].",
@@ -153,14 +155,14 @@ def resolve_config(study: str | None, config_file: str | None, storage: str | No
 )
 @click.option(
     "--backend",
-    type=click.Choice(["optuna", "keras-tuner"]),
+    type=click.Choice(list(ENGINES)),
     default="optuna",
     show_default=True,
     help="Search engine; both use the same search spaces and store.",
 )
 @click.option(
     "--tuner",
-    type=click.Choice(["random", "bayesian", "hyperband", "grid"]),
+    type=click.Choice(TUNERS),
     default=None,
     help="KerasTuner tuner, with --backend keras-tuner [default: random].",
 )

@@ -8,6 +8,7 @@ import click
 
 from hpo.cli.options import storage_option
 from hpo.cli.tables import table
+from hpo.data import DATASETS
 from hpo.errors import HpoError
 
 
@@ -36,7 +37,7 @@ from hpo.errors import HpoError
 )
 @click.option(
     "--dataset",
-    type=click.Choice(["digits", "svhn", "mnist", "arrays"]),
+    type=click.Choice(DATASETS),
     default=None,
     help="Dataset [default: the baseline's].",
 )
