@@ -23,8 +23,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hpo import optuna_internals
 from hpo.config import StudyConfig
-from hpo.study import ARCH_ATTR, CONFIRM_ATTR, CONFIRM_SETTINGS_ATTR
+from hpo.study import ARCH_ATTR, CONFIRM_ATTR, CONFIRM_SETTINGS_ATTR, with_user_attr
 
 #: Copied from the original to each re-run, so it trains the same network.
 _COPIED_ATTRS = (ARCH_ATTR,)
@@ -143,3 +144,47 @@ def best(trials: Iterable) -> Candidate | None:
     """The best configuration by confirmed score, or None when no trial is complete."""
     ranked = candidates(trials)
     return ranked[0] if ranked else None
+
+
+# --- the same answers for a whole study, reading only the trials that can be in them ----------
+
+
+def ranked(study, top: int | None = None) -> list[Candidate]:
+    """The study's configurations ranked as :func:`candidates` ranks them, the first ``top``.
+
+    Only the trials that can be among the first ``top`` are read: every configuration
+    with re-runs, their re-runs, and the single runs scoring at least the ``top``-th
+    best single run (ties included). A study of 10,000 trials is not loaded for its best.
+    """
+    values = optuna_internals.complete_values(study)
+    if top is None or values is None:
+        return candidates(study.get_trials(deepcopy=False))[:top]
+    reruns = with_user_attr(study, CONFIRM_ATTR)
+    rerun_ids = {trial_id for trial_id, _, _, _ in reruns}
+    origins = {int(of) for _, _, _, of in reruns}
+    search = [(i, n, v) for i, n, v in values if i not in rerun_ids]
+    singles = sorted((v for _, n, v in search if n not in origins), reverse=True)
+    threshold = singles[top - 1] if len(singles) >= top else float("-inf")
+    wanted = {i for i, n, v in search if n in origins or v >= threshold} | rerun_ids
+    return candidates(optuna_internals.load_trials(study, wanted))[:top]
+
+
+def best_of(study) -> Candidate | None:
+    """The study's best configuration by confirmed score, or None when no trial is complete."""
+    first = ranked(study, 1)
+    return first[0] if first else None
+
+
+def missing_in(study, top: int, seeds: int) -> list[tuple[Any, int]]:
+    """:func:`missing` for a whole study, reading only its ``top`` search trials and re-runs."""
+    if top < 1:
+        return []
+    values = optuna_internals.complete_values(study)
+    if values is None:
+        return missing(study.get_trials(deepcopy=False), top, seeds)
+    reruns = with_user_attr(study, CONFIRM_ATTR)
+    rerun_ids = {trial_id for trial_id, _, _, _ in reruns}
+    search = sorted((-v, n, i) for i, n, v in values if i not in rerun_ids)[:top]
+    numbers = {n for _, n, _ in search}
+    wanted = {i for _, _, i in search} | {i for i, _, _, of in reruns if int(of) in numbers}
+    return missing(optuna_internals.load_trials(study, wanted), top, seeds)

@@ -54,8 +54,7 @@ def best_trials(study, top: int) -> list[Candidate]:
     with several objectives (accuracy against size or latency) these are the
     Pareto-optimal trials, by accuracy.
     """
-    trials = study.get_trials(deepcopy=False)
-    ranked = confirm.candidates(trials)
+    ranked = confirm.ranked(study, top)
     if not ranked:
         held = describe_counts(counts(study))
         raise ConfigError(

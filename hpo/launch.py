@@ -94,7 +94,7 @@ def best_of(study, config: StudyConfig):
     if config.multi_objective:
         trial = studies.best_trial(study)
         return confirm.Candidate(trial, [trial.values[0]]) if trial is not None else None
-    return confirm.best(study.get_trials(deepcopy=False))
+    return confirm.best_of(study)
 
 
 def check_launch_args(workers: int, target: int, timeout: float | None) -> None:
@@ -150,12 +150,12 @@ def prepare_study(
     existing = None
     if config.name in set(store.study_names(storage)):
         existing = store.load_study(config.name, storage)
-        if existing.user_attrs or existing.get_trials(deepcopy=False):
+        if existing.user_attrs or studies.counts(existing):
             check_resume(config, studies.stored_config(existing))
             studies.check_data(existing, dataset)
         # else: its creation was cut short before its settings were stored; they are now
         if target is not None:
-            queued = warm_starts.queued_labels(existing)
+            queued = studies.enqueued_labels(existing)
             _check_room(
                 config.name,
                 [x for x in labels if x not in queued],
@@ -175,7 +175,7 @@ def prepare_study(
     for source in enqueue:
         for label in warm_starts.enqueue_known(study, config, source, dataset.input_shape):
             echo(f"Queued {label} to run first.")
-    fresh = existing is None or not existing.get_trials(deepcopy=False)
+    fresh = existing is None or not studies.counts(existing)
     room = target is None or len(labels) < target  # the warm starts come first
     if fresh and defaults_first and room and warm_starts.enqueue_defaults(study, config):
         echo("Queued the search space's default configuration (its modules' recipe) to run first.")

@@ -12,7 +12,10 @@ pyproject.toml bounds Optuna to the major versions tested here.
 from __future__ import annotations
 
 import contextlib
+import json
 from typing import Any
+
+import sqlalchemy as sa
 
 #: Optuna releases these helpers are tested with (pyproject.toml's bounds say the same).
 TESTED_OPTUNA = ">=4.2,<6"
@@ -51,3 +54,143 @@ def fail_trial(study, trial, user_attrs: dict[str, Any]) -> None:
     for key, value in user_attrs.items():
         storage.set_trial_user_attr(trial_id(trial), key, value)
     storage.set_trial_state_values(trial_id(trial), state=TrialState.FAIL)
+
+
+# --- queries that do not load every trial ----------------------------------------------------
+#
+# Optuna reads a study's trials all at once (every parameter, attribute and per-epoch value) the
+# first time a process asks for any; at 10,000 trials that is seconds. What hpo asks most often
+# (counts by state, the trials carrying one attribute, the best values) are single SQL queries on
+# Optuna's tables, written here against its schema (tables and columns, not its Python models).
+# Each returns None for a store that is not an RDBStorage; callers then read the trials.
+
+_TRIALS = sa.table(
+    "trials",
+    sa.column("trial_id"),
+    sa.column("number"),
+    sa.column("study_id"),
+    sa.column("state"),
+)
+_VALUES = sa.table(
+    "trial_values",
+    sa.column("trial_id"),
+    sa.column("objective"),
+    sa.column("value"),
+    sa.column("value_type"),
+)
+_USER_ATTRS = sa.table(
+    "trial_user_attributes",
+    sa.column("trial_id"),
+    sa.column("key"),
+    sa.column("value_json"),
+)
+FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
+#: The state as text: PostgreSQL keeps it as an enum type of its own, the others as strings.
+_STATE = sa.cast(_TRIALS.c.state, sa.String(16))
+
+
+def _rdb(study):
+    """The study's RDBStorage (Optuna wraps it in a cache), or None for another kind of store."""
+    storage = _storage(study)
+    backend = getattr(storage, "_backend", storage)
+    return backend if hasattr(backend, "engine") else None
+
+
+def _rows(study, query) -> list | None:
+    rdb = _rdb(study)
+    if rdb is None:
+        return None
+    with rdb.engine.connect() as connection:
+        return list(connection.execute(query))
+
+
+def _in_study(study):
+    return _TRIALS.c.study_id == study._study_id
+
+
+def state_counts(study) -> dict[str, int] | None:
+    """Trials by state name, counted by the database."""
+    rows = _rows(
+        study,
+        sa.select(_STATE, sa.func.count()).where(_in_study(study)).group_by(_STATE),
+    )
+    return None if rows is None else {_state(s): int(n) for s, n in rows}
+
+
+def with_user_attr(study, key: str) -> list[tuple[int, int, str, Any]] | None:
+    """(trial id, number, state, value) of each trial that has the user attribute ``key``."""
+    query = (
+        sa.select(_TRIALS.c.trial_id, _TRIALS.c.number, _STATE, _USER_ATTRS.c.value_json)
+        .join(_USER_ATTRS, _USER_ATTRS.c.trial_id == _TRIALS.c.trial_id)
+        .where(_in_study(study), _USER_ATTRS.c.key == key)
+        .order_by(_TRIALS.c.number)
+    )
+    rows = _rows(study, query)
+    return None if rows is None else [(i, n, _state(s), json.loads(v)) for i, n, s, v in rows]
+
+
+def complete_values(study) -> list[tuple[int, int, float]] | None:
+    """(trial id, number, first objective's value) of every COMPLETE trial with a finite value."""
+    query = (
+        sa.select(_TRIALS.c.trial_id, _TRIALS.c.number, _VALUES.c.value)
+        .join(_VALUES, _VALUES.c.trial_id == _TRIALS.c.trial_id)
+        .where(
+            _in_study(study),
+            _STATE == "COMPLETE",
+            _VALUES.c.objective == 0,
+            _VALUES.c.value.is_not(None),
+        )
+    )
+    rows = _rows(study, query)
+    return None if rows is None else [(i, n, float(v)) for i, n, v in rows]
+
+
+def trial_ids(study, states: tuple[str, ...], after_number: int = -1) -> list[int] | None:
+    """Ids of the trials in ``states`` whose number is above ``after_number``, in number order."""
+    query = (
+        sa.select(_TRIALS.c.trial_id)
+        .where(
+            _in_study(study),
+            _STATE.in_(states),
+            _TRIALS.c.number > after_number,
+        )
+        .order_by(_TRIALS.c.number)
+    )
+    rows = _rows(study, query)
+    return None if rows is None else [int(i) for (i,) in rows]
+
+
+def max_number(study) -> int | None:
+    """The highest trial number of the study (-1 when it has none)."""
+    rows = _rows(study, sa.select(sa.func.max(_TRIALS.c.number)).where(_in_study(study)))
+    return None if rows is None else (-1 if rows[0][0] is None else int(rows[0][0]))
+
+
+def load_trials(study, ids) -> list:
+    """The FrozenTrials of ``ids`` in number order, read in one query (not the whole study)."""
+    ids = set(ids)
+    if not ids:
+        return []
+    rdb = _rdb(study)
+    if rdb is None:
+        return [t for t in study.get_trials(deepcopy=False) if trial_id(t) in ids]
+    highest = _rows(study, sa.select(sa.func.max(_TRIALS.c.trial_id)).where(_in_study(study)))
+    # Optuna's own incremental read: the ids asked for, plus any trial above the highest id now
+    found = rdb._get_trials(study._study_id, None, ids, int(highest[0][0]))
+    return [t for t in found if trial_id(t) in ids]
+
+
+def trial_by_number(study, number: int):
+    """The study's trial ``number``, or None, read alone."""
+    storage = _storage(study)
+    try:
+        return storage.get_trial(
+            storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
+        )
+    except KeyError:
+        return None
+
+
+def _state(value: Any) -> str:
+    """A state as the database returns it (its name; some drivers give the enum itself)."""
+    return getattr(value, "name", str(value))

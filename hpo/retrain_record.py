@@ -13,6 +13,7 @@ from typing import Any
 from hpo.errors import HpoError
 from hpo.export import RetrainConfig
 from hpo.retrain import RESULTS_FILE
+from hpo.study import trial_by_number
 
 
 def record_in_studies(
@@ -52,7 +53,7 @@ def record_in_studies(
         except HpoError as exc:
             notes.append(f"{config.name}: results not recorded in a study store ({exc})")
             continue
-        trial = next((t for t in study.get_trials(deepcopy=False) if t.number == src.trial), None)
+        trial = trial_by_number(study, src.trial)
         if trial is None or (config.params and trial.params != config.params):
             notes.append(
                 f"{config.name}: study {src.study!r} in {store.mask(url)} has no trial "

@@ -144,8 +144,85 @@ def by_state(trials) -> dict[str, int]:
 
 
 def counts(study) -> dict[str, int]:
-    """The study's trials by state name."""
-    return by_state(study.get_trials(deepcopy=False))
+    """The study's trials by state name (counted by the database: no trial is read)."""
+    found = optuna_internals.state_counts(study)
+    return found if found is not None else by_state(study.get_trials(deepcopy=False))
+
+
+def with_user_attr(study, key: str) -> list[tuple[int, int, str, Any]]:
+    """(trial id, number, state, value) of each trial holding the user attribute ``key``."""
+    found = optuna_internals.with_user_attr(study, key)
+    if found is not None:
+        return found
+    return [
+        (optuna_internals.trial_id(t), t.number, t.state.name, t.user_attrs[key])
+        for t in study.get_trials(deepcopy=False)
+        if key in t.user_attrs
+    ]
+
+
+def search_counts(study) -> tuple[dict[str, int], dict[str, int]]:
+    """(search trials by state, confirmation re-runs by state): what a launch's total counts."""
+    reruns = by_state_names(state for _, _, state, _ in with_user_attr(study, CONFIRM_ATTR))
+    total = counts(study)
+    search = {s: n - reruns.get(s, 0) for s, n in total.items() if n - reruns.get(s, 0)}
+    return search, reruns
+
+
+def by_state_names(states) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for state in states:
+        out[state] = out.get(state, 0) + 1
+    return out
+
+
+def trials_in(study, states: tuple[str, ...], after_number: int = -1) -> list:
+    """The trials in ``states`` numbered above ``after_number``, without reading the others."""
+    ids = optuna_internals.trial_ids(study, states, after_number)
+    if ids is None:
+        return [
+            t
+            for t in study.get_trials(deepcopy=False)
+            if t.state.name in states and t.number > after_number
+        ]
+    return optuna_internals.load_trials(study, ids)
+
+
+def last_number(study) -> int:
+    """The highest trial number of the study (-1 when it has none)."""
+    found = optuna_internals.max_number(study)
+    if found is not None:
+        return found
+    return max((t.number for t in study.get_trials(deepcopy=False)), default=-1)
+
+
+def unfinished_before(study) -> int:
+    """A number below which every trial of the study is finished now (a watermark for news)."""
+    pending = trials_in(study, ("RUNNING", "WAITING"))
+    return min((t.number for t in pending), default=last_number(study) + 1) - 1
+
+
+def finished_news(study, after_number: int, seen: set[int]) -> list:
+    """Trials numbered above ``after_number`` that finished and are not in ``seen`` (trial ids,
+    updated here); only those are read."""
+    states = ("COMPLETE", "PRUNED", "FAIL")
+    ids = optuna_internals.trial_ids(study, states, after_number)
+    if ids is None:
+        found = trials_in(study, states, after_number)
+        ids = [optuna_internals.trial_id(t) for t in found]
+    new = [i for i in ids if i not in seen]
+    seen.update(new)
+    return optuna_internals.load_trials(study, new)
+
+
+def trial_by_number(study, number: int):
+    """The study's trial ``number`` (read alone), or None."""
+    return optuna_internals.trial_by_number(study, number)
+
+
+def enqueued_labels(study) -> set[str]:
+    """The labels of the warm starts already queued or run in the study."""
+    return {str(value) for _, _, _, value in with_user_attr(study, ENQUEUED_ATTR)}
 
 
 def finished(counts_by_state: dict[str, int]) -> int:
@@ -190,10 +267,9 @@ def fail_orphans(study, pids: set[int]) -> None:
     Their configurations are queued again at once, without waiting for their
     heartbeats to go stale.
     """
-    from optuna.trial import TrialState
 
     ours = {f"{socket.gethostname()}:{pid}" for pid in pids}
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+    for trial in trials_in(study, ("RUNNING",)):
         if trial.user_attrs.get(WORKER_ATTR) in ours:
             optuna_internals.fail_trial(study, trial, {ERROR_ATTR: "worker stopped"})
             requeue(study, trial.params, trial.number, trial.user_attrs)
@@ -223,14 +299,15 @@ def reap_stale_trials(study) -> int:
     retry of its parameters does not inherit), so that no failure is shown without one.
     """
     import optuna
-    from optuna.trial import TrialState
 
-    before = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+    before = counts(study).get("RUNNING", 0)
+    if not before:
+        return 0
     with store.warnings_silenced():
         for trial_id in optuna_internals.stale_trial_ids(study):
             optuna_internals.set_trial_system_attr(study, trial_id, "fail_reason", STALE_REASON)
         optuna.storages.fail_stale_trials(study)
-    after = len(study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+    after = counts(study).get("RUNNING", 0)
     if before - after:
         _log.info("reaped %d stale trial(s) whose worker stopped", before - after)
     return before - after
@@ -238,8 +315,7 @@ def reap_stale_trials(study) -> int:
 
 def live_running_trials(study) -> list:
     """The RUNNING trials whose worker still sends heartbeats (all of them without heartbeats)."""
-    from optuna.trial import TrialState
 
-    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    running = trials_in(study, ("RUNNING",))
     stale = set(optuna_internals.stale_trial_ids(study)) if running else set()
     return [t for t in running if optuna_internals.trial_id(t) not in stale]

@@ -7,7 +7,15 @@ from typing import Any
 
 from hpo import confirm
 from hpo.progress import duration
-from hpo.study import CONFIG_ATTR, WORKER_ATTR, best_trial, counts
+from hpo.study import (
+    CONFIG_ATTR,
+    CONFIRM_ATTR,
+    WORKER_ATTR,
+    best_trial,
+    counts,
+    trials_in,
+    with_user_attr,
+)
 
 _STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 
@@ -21,11 +29,11 @@ def study_rows(storage) -> list[dict[str, Any]]:
         study = optuna.load_study(study_name=summary.study_name, storage=storage)
         by_state = counts(study)
         config = study.user_attrs.get(CONFIG_ATTR, {})
-        best = best_trial(study)
-        if best is not None and len(study.directions) == 1:
-            best = confirm.best(study.get_trials(deepcopy=False))  # the confirmed score
-            value = best.mean
+        if len(study.directions) == 1:
+            best = confirm.best_of(study)  # the confirmed score
+            value = best.mean if best is not None else None
         else:
+            best = best_trial(study)
             value = best.values[0] if best is not None else None
         row = {"study": summary.study_name}
         row.update({s.lower(): by_state.get(s, 0) for s in _STATES})
@@ -38,22 +46,17 @@ def study_rows(storage) -> list[dict[str, Any]]:
 
 def study_status(study) -> dict[str, Any]:
     """Counts by state, the best trial, and each running trial with its worker and progress."""
-    from optuna.trial import TrialState
-
-    trials = study.get_trials(deepcopy=False)
     by_state = counts(study)
     ordered = {s: by_state[s] for s in _STATES if s in by_state}
-    best = best_trial(study)
-    if best is not None and len(study.directions) == 1:
-        best = confirm.best(trials).trial  # ranked by the confirmed score
+    if len(study.directions) == 1:
+        candidate = confirm.best_of(study)  # ranked by the confirmed score
+    else:
+        front = best_trial(study)
+        candidate = confirm.Candidate(front, [front.values[0]]) if front is not None else None
+    best = candidate.trial if candidate is not None else None
     best_info = None
     if best is not None:
         attrs = best.user_attrs
-        candidate = (
-            next(c for c in confirm.candidates(trials) if c.trial.number == best.number)
-            if len(study.directions) == 1
-            else confirm.Candidate(best, [best.values[0]])
-        )
         best_info = {
             "number": best.number,
             "value": candidate.mean,
@@ -64,10 +67,10 @@ def study_status(study) -> dict[str, Any]:
             "train_seconds": attrs.get("train_seconds", 0.0),
             "worker": attrs.get("worker", "?"),
         }
-    reruns = sum(1 for t in trials if confirm.is_rerun(t))
+    reruns = len(with_user_attr(study, CONFIRM_ATTR))
     running = []
     now = datetime.now()
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+    for trial in trials_in(study, ("RUNNING",)):
         last = max(trial.intermediate_values) if trial.intermediate_values else None
         running.append(
             {

@@ -38,14 +38,15 @@ def supervise(
     worker on SIGINT/SIGTERM (130/143), when ``check`` reports an error (1), or
     when workers keep failing (1). ``slots`` is filled here, so callers can look at it.
     """
-    seen = {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+    seen: set[int] = set()
+    watermark = studies.unfinished_before(study)  # trials up to it finished before this launch
     code = 0
     restarts = 0
     with StopSignals() as signals:
         try:
             slots.extend(start(slot) for slot in range(workers))
             while signals.code is None:
-                notes = new_results(study, seen)
+                notes = new_results(studies.finished_news(study, watermark, seen))
                 counts = studies.counts(study)
                 best = studies.best_trial(study)
                 progress.update(
@@ -86,13 +87,10 @@ def supervise(
     return code
 
 
-def new_results(study, seen: set[int]) -> list[str]:
-    """One line for each trial finished since the last call (``seen`` is updated)."""
+def new_results(trials) -> list[str]:
+    """One line for each newly finished trial."""
     notes = []
-    for trial in study.get_trials(deepcopy=False):
-        if trial.number in seen or not trial.state.is_finished():
-            continue
-        seen.add(trial.number)
+    for trial in trials:
         attrs = trial.user_attrs
         if trial.state.name == "COMPLETE":
             what = f"val_accuracy {trial.values[0]:.4f}, {attrs.get('n_params', '?'):,} params"

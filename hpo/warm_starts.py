@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from hpo.config import StudyConfig
 from hpo.errors import ConfigError
-from hpo.study import ARCH_ATTR, ENQUEUED_ATTR
+from hpo.study import ARCH_ATTR, ENQUEUED_ATTR, enqueued_labels
 
 
 def _known(source: str):
@@ -73,7 +73,7 @@ def enqueue_known(
     """
     check_known(source, config, input_shape)
     space = config.validate()
-    done = queued_labels(study)
+    done = enqueued_labels(study)
     queued = []
     for label, arch, training in _known(source):
         if label in done:
@@ -97,8 +97,3 @@ def enqueue_defaults(study, config: StudyConfig) -> bool:
         return False
     study.enqueue_trial(defaults, user_attrs={ENQUEUED_ATTR: "defaults"})
     return True
-
-
-def queued_labels(study) -> set[str]:
-    """The labels of the warm starts already queued or run in the study."""
-    return {t.user_attrs.get(ENQUEUED_ATTR) for t in study.get_trials(deepcopy=False)}

@@ -48,7 +48,7 @@ def confirm_study(study, top, seeds, workers, storage, data):
     from hpo.errors import ConfigError
     from hpo.launch import default_workers
     from hpo.launch import launch as run_launch
-    from hpo.study import finished, stored_config
+    from hpo.study import finished, search_counts, stored_config
 
     st = store.open_storage(storage, create=False, heartbeat=False)
     found = store.load_study(study, st)
@@ -60,15 +60,8 @@ def confirm_study(study, top, seeds, workers, storage, data):
         )
     top = top or conf.confirm_top or 3
     seeds = seeds or conf.confirm_seeds
-    trials = found.get_trials(deepcopy=False)
-    search = [t for t in trials if not confirm.is_rerun(t)]
-    done = finished(
-        {
-            "COMPLETE": sum(t.state.name == "COMPLETE" for t in search),
-            "PRUNED": sum(t.state.name == "PRUNED" for t in search),
-        }
-    )
-    if not confirm.candidates(trials):
+    done = finished(search_counts(found)[0])
+    if not confirm.ranked(found, 1):
         raise ConfigError(
             f"study {study!r} has no complete trial to confirm: run `hpo launch "
             f"--study {study}` first"
