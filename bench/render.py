@@ -338,6 +338,83 @@ def svhn_budget(r: dict[str, Any]) -> str:
     return f"{provenance(r, what)}\n\n{table(headers, rows)}\n"
 
 
+def _took(value: float | None) -> str:
+    """Seconds as a table shows a command's wall time."""
+    if value is None:
+        return "failed"
+    return (
+        f"{value:.2f} s" if value < 10 else f"{value:,.1f} s" if value < 100 else f"{value:,.0f} s"
+    )
+
+
+def scale(r: dict[str, Any]) -> str:
+    s = r["settings"]
+    workers = s["workers"]
+    headers = [
+        "store",
+        "finished trials",
+        "store size",
+        "generated in",
+        "`hpo studies`",
+        "`status`",
+        "`best --top 3`",
+        "`export --top 3`",
+        "`report` (HTML)",
+        "dashboard: study page (JSON)",
+        *(
+            f"per trial outside training, {plural(w, 'worker')} (store calls, lock wait)"
+            for w in workers
+        ),
+    ]
+    if s.get("launch_workers"):
+        headers.append(
+            f"`hpo launch` of {s['launch_trials']} more trials, {s['launch_workers']} workers"
+        )
+    rows = []
+    for x in sorted(r["results"], key=lambda x: (x["store"], x["trials"])):
+        cmd = x["commands"]
+        report = cmd["report"]
+        board = x["dashboard"]
+        row = [
+            x["store"],
+            f"{x['trials']:,}",
+            f"{x['size_mb']:,.1f} MB",
+            "-" if x["generation_s"] is None else f"{x['generation_s']:,.1f} s",
+            *(_took(cmd[name]["seconds"]) for name in ("studies", "status", "best", "export")),
+            _took(report["seconds"])
+            + (f" ({report['output_mb']:,.1f} MB)" if report.get("output_mb") else ""),
+            "failed"
+            if "error" in board
+            else f"{_took(board['first_load_s'])} ({board['first_load_mb']:,.1f} MB)",
+        ]
+        by_workers = {w["workers"]: w for w in x["workers"]}
+        for w in workers:
+            run = by_workers.get(w, {})
+            steady = run.get("overhead_ms_per_trial")
+            row.append(
+                "failed"
+                if steady is None
+                else f"{steady / 1000:.2f} s ({run['store_ms_per_trial'] / 1000:.2f} s, "
+                f"{run['lock_wait_ms_per_trial'] / 1000:.2f} s)"
+            )
+        if s.get("launch_workers"):
+            row.append(_took(x.get("launch", {}).get("seconds")))
+        rows.append(row)
+    skipped = "".join(f"\n\nNot measured: {k} ({why})." for k, why in r.get("skipped", {}).items())
+    what = (
+        f" ({s['study']}; commands as a user runs them, wall time, the median of "
+        f"{s['repeats']} runs when the first took under {s['repeat_under_s']:.0f} s; per trial "
+        f"outside training: hpo's worker loop with a stand-in for training, "
+        f"{s['trials_per_worker_run']} trials per run, each worker's first left out; "
+        "`hpo launch` with the same stand-in)"
+    )
+    code = r.get("code") or {}
+    if code.get("commit"):
+        dirty = " with uncommitted changes in hpo/" if code.get("changed_files") else ""
+        what += f"; hpo at commit {code['commit']}{dirty}"
+    return f"{provenance(r, what)}\n\n{table(headers, rows)}{skipped}\n"
+
+
 RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "memory": memory,
     "time_to_target": time_to_target,
@@ -345,6 +422,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "store_overhead": store_overhead,
     "final_quality": final_quality,
     "svhn_budget": svhn_budget,
+    "scale": scale,
 }
 
 
