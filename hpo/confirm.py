@@ -156,6 +156,8 @@ def ranked(study, top: int | None = None) -> list[Candidate]:
     with re-runs, their re-runs, and the single runs scoring at least the ``top``-th
     best single run (ties included). A study of 10,000 trials is not loaded for its best.
     """
+    if top is not None and top < 1:
+        return []
     values = optuna_internals.complete_values(study)
     if top is None or values is None:
         return candidates(study.get_trials(deepcopy=False))[:top]

@@ -194,3 +194,30 @@ def trial_by_number(study, number: int):
 def _state(value: Any) -> str:
     """A state as the database returns it (its name; some drivers give the enum itself)."""
     return getattr(value, "name", str(value))
+
+
+def study_of_trials(study, trials: list):
+    """``study`` as Optuna's plots see it, holding only ``trials`` (numbers and states kept).
+
+    Optuna's plots read a study's trials again and again (the importance plot once per
+    parameter); on a sample of a long study this answers from memory.
+    """
+    import copy
+
+    import optuna
+
+    chosen = sorted(trials, key=lambda t: t.number)
+
+    class SampledStudy(optuna.Study):
+        def get_trials(self, deepcopy: bool = True, states=None) -> list:
+            found = [t for t in chosen if states is None or t.state in states]
+            return copy.deepcopy(found) if deepcopy else found
+
+        def _get_trials(self, deepcopy: bool = True, states=None, use_cache: bool = False):
+            return self.get_trials(deepcopy=deepcopy, states=states)
+
+        @property
+        def trials(self) -> list:
+            return self.get_trials()
+
+    return SampledStudy(study_name=study.study_name, storage=_storage(study))

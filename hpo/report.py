@@ -10,8 +10,6 @@ becomes a short note instead, so a report can be made at any point of a study.
 from __future__ import annotations
 
 import html
-import json
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,8 +17,10 @@ from typing import Any
 from hpo import confirm
 from hpo import storage as store
 from hpo.confirm import Candidate
-from hpo.errors import ConfigError
-from hpo.study import CONFIG_ATTR, WORKER_ATTR, counts, retrained
+from hpo.report_retrain import read_retrain, retrain_scores, retrain_sections
+from hpo.report_section import Section
+from hpo.report_view import history_figure, plotted
+from hpo.study import CONFIG_ATTR, CONFIRM_ATTR, WORKER_ATTR, counts, with_user_attr
 
 _SHOWN_ATTRS = (
     ("train_accuracy", "train accuracy"),
@@ -31,15 +31,6 @@ _SHOWN_ATTRS = (
     ("inference_ms", "inference ms / image"),
     ("worker", "worker"),
 )
-
-
-@dataclass
-class Section:
-    """One heading of the report: a plotly figure, or a note saying why there is none."""
-
-    title: str
-    figure: Any = None
-    note: str = ""
 
 
 def write_report(study, path: str | Path, retrain_results: str | Path | None = None) -> int:
@@ -53,61 +44,6 @@ def write_report(study, path: str | Path, retrain_results: str | Path | None = N
     return sum(s.figure is not None for s in sections)
 
 
-def read_retrain(study, results: str | Path | None = None) -> dict[int, dict[str, Any]]:
-    """What ``hpo retrain`` found for this study's trials, by trial number.
-
-    Each entry is the summary retrain records as the study attribute
-    ``retrain:<trial>`` (test_accuracy_mean, test_accuracy_std, f1_macro_mean,
-    ...). Given its results.json (or the folder holding it), the entry also gets
-    ``runs``: the per-seed records with test_accuracy, confusion_matrix and
-    per_class scores.
-    """
-    from hpo.schemas.base import read
-    from hpo.schemas.retrain_results import RetrainResults
-
-    found = retrained(study)
-    if results is not None:
-        path = Path(results) / "results.json" if Path(results).is_dir() else Path(results)
-        where = f"{path} is not a results.json of hpo retrain"
-        try:
-            document = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise ConfigError(f"{where}: {exc}") from None
-        read(RetrainResults, document, where)  # the shape hpo retrain writes, or one error line
-        summaries, runs = document["summary"], document["results"]
-        ours = [s for s in summaries if (s.get("source") or {}).get("study") == study.study_name]
-        if not ours:
-            raise ConfigError(f"{path} holds no retrained trial of study {study.study_name!r}")
-        for summary in ours:
-            trial = summary["source"]["trial"]
-            found[trial] = {
-                **found.get(trial, {}),
-                **summary,
-                "runs": [r for r in runs if r.get("config") == summary.get("config")],
-            }
-    return dict(sorted(found.items()))
-
-
-def _seed_runs(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """The per-seed records of a retrain result, whatever the list is called."""
-    for value in result.values():
-        if (
-            isinstance(value, list)
-            and value
-            and all(isinstance(e, dict) and "test_accuracy" in e for e in value)
-        ):
-            return value
-    return []
-
-
-def _per_class(run: dict[str, Any], score: str) -> dict[str, float]:
-    """One per-class score by class label, from ``{label: {score: v}}`` or ``{score: [v, ...]}``."""
-    per_class = run.get("per_class") or {}
-    if isinstance(per_class.get(score), list):
-        return {str(i): float(v) for i, v in enumerate(per_class[score])}
-    return {str(k): float(v[score]) for k, v in per_class.items() if isinstance(v, dict)}
-
-
 def _objective_names(study) -> list[str]:
     names = study.metric_names
     return list(names) if names else [f"objective {i}" for i in range(len(study.directions))]
@@ -119,8 +55,7 @@ def _best_trials(study) -> list[Candidate]:
         return [
             Candidate(t, [t.values[0]]) for t in sorted(study.best_trials, key=lambda t: t.number)
         ]
-    ranked = confirm.candidates(study.get_trials(deepcopy=False))
-    return ranked[:1]
+    return confirm.ranked(study, 1)
 
 
 def study_sections(study) -> list[Section]:
@@ -129,6 +64,8 @@ def study_sections(study) -> list[Section]:
     from optuna.trial import TrialState
 
     names = _objective_names(study)
+    view = plotted(study)
+    whole, study = study, view.study  # a long study's plots show a sample (the page says so)
     # With several objectives the one-objective plots show the first one.
     target: dict[str, Any] = {"target_name": names[0]}
     if len(names) > 1:
@@ -142,13 +79,17 @@ def study_sections(study) -> list[Section]:
 
     with store.warnings_silenced():
         sections = [
-            plot("Optimization history", vis.plot_optimization_history),
+            Section("Optimization history", history_figure(whole, names[0]))
+            if view.sampled
+            else plot("Optimization history", vis.plot_optimization_history),
             _learning_curves(study, names[0]),
             _importances(study, complete),
             plot("Parallel coordinates", vis.plot_parallel_coordinate),
             plot("Slice plots", vis.plot_slice),
             _timeline(study),
         ]
+        if view.sampled:
+            sections.insert(0, Section("Plotted trials", note=view.note()))
         if len(names) > 1:
             if len(names) > 3 or not complete:
                 sections.append(
@@ -246,93 +187,6 @@ def _value_text(trial) -> str:
     return "" if trial.values is None else ", ".join(f"{v:.4f}" for v in trial.values)
 
 
-def retrain_sections(results: dict[int, dict[str, Any]]) -> list[Section]:
-    """Per retrained trial: the confusion matrix over all seeds and per-class F1 (mean ± std)."""
-    import numpy as np
-    import plotly.graph_objects as go
-
-    sections = []
-    for number, result in results.items():
-        runs = _seed_runs(result)
-        if not runs:
-            sections.append(
-                Section(
-                    f"Retrained trial {number}",
-                    note=(
-                        "The study records the test scores only: pass --retrain OUTPUT_DIR (the "
-                        "folder of `hpo retrain`) for the confusion matrix and per-class F1."
-                    ),
-                )
-            )
-            continue
-        matrices = [np.asarray(r["confusion_matrix"]) for r in runs if r.get("confusion_matrix")]
-        if matrices:
-            total = np.sum(matrices, axis=0)
-            labels = [str(i) for i in range(total.shape[0])]
-            heat = go.Figure(
-                go.Heatmap(
-                    z=total,
-                    x=labels,
-                    y=labels,
-                    colorscale="Blues",
-                    text=total,
-                    texttemplate="%{text}",
-                    hovertemplate="true %{y}, predicted %{x}: %{z}<extra></extra>",
-                )
-            )
-            heat.update_layout(
-                title=f"Trial {number}: test-set confusion matrix, {len(matrices)} seed(s) summed",
-                xaxis_title="predicted",
-                yaxis_title="true",
-                yaxis_autorange="reversed",
-                xaxis_type="category",
-                yaxis_type="category",
-            )
-            sections.append(Section(f"Retrained trial {number}: confusion matrix", heat))
-        f1 = [_per_class(r, "f1") for r in runs]
-        labels = sorted({k for scores in f1 for k in scores}, key=lambda k: (len(k), k))
-        if labels:
-            table = np.array([[scores.get(k, np.nan) for k in labels] for scores in f1])
-            bars = go.Figure(
-                go.Bar(
-                    x=labels,
-                    y=np.nanmean(table, axis=0),
-                    error_y={"type": "data", "array": np.nanstd(table, axis=0)},
-                )
-            )
-            bars.update_layout(
-                title=f"Trial {number}: per-class F1 on the test set "
-                f"(mean ± std over {len(runs)} seed(s))",
-                xaxis_title="class",
-                yaxis_title="F1",
-                xaxis_type="category",
-                yaxis_range=[0, 1.05],
-            )
-            sections.append(Section(f"Retrained trial {number}: per-class F1", bars))
-    return sections
-
-
-def _retrain_scores(number: int, result: dict[str, Any]) -> str:
-    """``trial 4: test accuracy 0.9712 ± 0.0034 over 3 seeds (0.9700, ...), macro F1 ...``."""
-    accs = [float(r["test_accuracy"]) for r in _seed_runs(result)]
-    mean = result.get("test_accuracy_mean", sum(accs) / len(accs) if accs else None)
-    if mean is None:
-        return f"trial {number}: no test accuracy recorded"
-    text = f"trial {number}: test accuracy {float(mean):.4f}"
-    if result.get("test_accuracy_std") is not None:
-        text += f" ± {float(result['test_accuracy_std']):.4f}"
-    if accs:
-        text += f" over {len(accs)} seed(s) ({', '.join(f'{a:.4f}' for a in accs)})"
-    if result.get("f1_macro_mean") is not None:
-        text += f", macro F1 {float(result['f1_macro_mean']):.4f}"
-        if result.get("f1_macro_std") is not None:
-            text += f" ± {float(result['f1_macro_std']):.4f}"
-    ensemble = result.get("ensemble", {}).get("test_accuracy", result.get("ensemble_test_accuracy"))
-    if ensemble is not None:
-        text += f"; the seeds' models averaged (ensemble): {float(ensemble):.4f}"
-    return text
-
-
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -386,7 +240,8 @@ def summary_html(study, retrain: dict[int, dict[str, Any]]) -> str:
         parts.append(
             "<div class='tables'>" + _table(attrs) + _table(list(trial.params.items())) + "</div>"
         )
-    confirmed = [c for c in confirm.candidates(study.get_trials(deepcopy=False)) if c.confirmed]
+    reruns = {of for *_, of in with_user_attr(study, CONFIRM_ATTR)}
+    confirmed = [c for c in confirm.ranked(study, len(reruns)) if c.confirmed]
     if confirmed and len(study.directions) == 1:
         rows = "".join(
             f"<tr><td>{c.trial.number}</td><td>{c.mean:.4f}</td><td>{c.std:.4f}</td>"
@@ -398,7 +253,7 @@ def summary_html(study, retrain: dict[int, dict[str, Any]]) -> str:
             "other seeds, ranked by their mean.</p><table><tr><th>trial</th><th>mean</th>"
             f"<th>std</th><th>runs</th><th>each run</th></tr>{rows}</table>"
         )
-    scores = [_retrain_scores(n, r) for n, r in retrain.items()]
+    scores = [retrain_scores(n, r) for n, r in retrain.items()]
     if scores:
         parts.append(
             "<p class='retrain'>Retrained on the full training set, on the held-out "

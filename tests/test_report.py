@@ -271,3 +271,32 @@ def test_every_plot_renders_in_chromium_offline(tmp_path):
         page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
     assert not errors, errors
     assert not blocked, blocked
+
+
+def test_a_long_study_plots_its_best_trials_and_a_sample_and_says_so(tmp_path, monkeypatch):
+    from hpo import report_view
+
+    study = make_study(tmp_path, complete=30)
+    running = study.ask()
+    suggest(running, cfg.builtin("digits-cnn").validate())
+    view = report_view.plotted(study, limit=12)
+    assert view.sampled and view.shown == 12 and view.total == 33
+    plotted_numbers = {t.number for t in view.study.get_trials()}
+    complete = sorted(
+        (t for t in study.get_trials() if t.state == TrialState.COMPLETE),
+        key=lambda t: (-t.value, t.number),
+    )
+    monkeypatch.setattr(report_view, "BEST_KEPT", 5)
+    view = report_view.plotted(study, limit=12)
+    plotted_numbers = {t.number for t in view.study.get_trials()}
+    assert {t.number for t in complete[:5]} <= plotted_numbers  # the best are always plotted
+    assert running.number in plotted_numbers  # so are the running ones (on the timeline)
+    assert len(plotted_numbers) == 12
+    assert report_view.plotted(study, limit=100).study is study  # short studies: all of it
+
+    monkeypatch.setattr(report_view, "PLOTTED", 12)
+    out = tmp_path / "report.html"
+    assert write_report(study, out) == 6
+    html = out.read_text()
+    assert "Plots show 12 of the study&#x27;s 33 trials" in html
+    assert f"Best: trial {complete[0].number}" in html  # the tables read every trial

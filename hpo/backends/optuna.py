@@ -257,6 +257,10 @@ class Worker:
         """Take trials until the target is met, the worker must stop, or failures pile up."""
         lock = store.admission_lock(self.ctx.storage, self.study.study_name)
         while True:
+            # The sampler reads the study's history through Optuna's cache, under the lock; read
+            # it here first, outside the lock, so that under the lock only the newest trials are
+            # read (a new worker on a 10,000-trial study would hold every other one for seconds)
+            self.study.get_trials(deepcopy=False)
             lock.acquire()
             released = False
 

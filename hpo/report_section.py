@@ -1,0 +1,15 @@
+"""One heading of the report, the unit its parts are built in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Section:
+    """A heading with a plotly figure, or with a note saying why there is none."""
+
+    title: str
+    figure: Any = None
+    note: str = ""
