@@ -361,6 +361,7 @@ def scale(r: dict[str, Any]) -> str:
         "`export --top 3`",
         "`report` (HTML)",
         "dashboard: study page (JSON)",
+        "TPE per trial",
         *(
             f"per trial outside training, {plural(w, 'worker')} (store calls, lock wait)"
             for w in workers
@@ -386,6 +387,7 @@ def scale(r: dict[str, Any]) -> str:
             "failed"
             if "error" in board
             else f"{_took(board['first_load_s'])} ({board['first_load_mb']:,.1f} MB)",
+            f"{x['tpe']['ms_per_trial'] / 1000:.2f} s" if x.get("tpe") else "-",
         ]
         by_workers = {w["workers"]: w for w in x["workers"]}
         for w in workers:

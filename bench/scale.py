@@ -868,6 +868,9 @@ def measure_store(
                 f"{board['first_load_s']:.2f} s, {board['first_load_mb']} MB ({calls})",
                 flush=True,
             )
+    with stores.copy(kind, n) as url:
+        row["tpe"] = tpe_cost(url)
+    print(f"  TPE: {row['tpe']['ms_per_trial']:,.0f} ms per trial (ask + suggestions)", flush=True)
     row["workers"] = []
     for workers in args.workers:
         with stores.copy(kind, n) as url:
@@ -897,6 +900,32 @@ def measure_store(
             flush=True,
         )
     return row
+
+
+def tpe_cost(url: str, asks: int = 5) -> dict[str, Any]:
+    """What hpo's TPE sampler costs per trial on this study: ``ask`` + every suggestion, timed
+    after the history is read once (as a worker's sampler reads it through Optuna's cache)."""
+    import optuna
+
+    from hpo.backends.optuna import make_sampler, suggest
+    from hpo.storage import open_storage
+    from hpo.study import stored_config
+
+    storage = open_storage(url, heartbeat=False, write=True)
+    config = stored_config(optuna.load_study(study_name=STUDY, storage=storage))
+    space = config.validate()
+    study = optuna.load_study(
+        study_name=STUDY, storage=storage, sampler=make_sampler(config, space, 1)
+    )
+    study.get_trials(deepcopy=False)  # the history, read once
+    times = []
+    for _ in range(asks):
+        start = time.perf_counter()
+        trial = study.ask()
+        suggest(trial, space)
+        times.append(time.perf_counter() - start)
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    return {"ms_per_trial": round(1000 * statistics.median(times), 1), "asks": asks}
 
 
 def code_version() -> dict[str, Any]:

@@ -46,6 +46,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from hpo.choices import DATASETS
 from hpo.data_checks import RawSplit, check_split, shape_text
 from hpo.data_files import MISSING_HINTS, check_file, file_sha256, read_splits
 from hpo.errors import DataError
@@ -58,8 +59,6 @@ __all__ = [
     "load_dataset",
     "load_full_training",
 ]
-
-DATASETS = ("digits", "svhn", "mnist", "arrays")
 
 DIGITS_SOURCE = "scikit-learn digits (bundled)"
 

@@ -94,6 +94,8 @@ def configs_from_study(
     searched = searched_data(study)  # the data the study searched, if recorded
     sha = searched.get("sha256")
     shape = tuple(searched["input_shape"]) if searched.get("input_shape") else None
+    if path is None and sha is not None and shape is not None:
+        inspect_data = False  # a bundled dataset is the one the study recorded
     if inspect_data:
         from hpo.data import load_dataset
 

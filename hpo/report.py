@@ -19,7 +19,7 @@ from hpo import storage as store
 from hpo.confirm import Candidate
 from hpo.report_retrain import read_retrain, retrain_scores, retrain_sections
 from hpo.report_section import Section
-from hpo.report_view import history_figure, plotted
+from hpo.report_view import compact, history_figure, plotted
 from hpo.study import CONFIG_ATTR, CONFIRM_ATTR, WORKER_ATTR, counts, with_user_attr
 
 _SHOWN_ATTRS = (
@@ -79,7 +79,7 @@ def study_sections(study) -> list[Section]:
 
     with store.warnings_silenced():
         sections = [
-            Section("Optimization history", history_figure(whole, names[0]))
+            Section("Optimization history", history_figure(whole, view, names[0]))
             if view.sampled
             else plot("Optimization history", vis.plot_optimization_history),
             _learning_curves(study, names[0]),
@@ -280,7 +280,7 @@ def render(study, sections: list[Section], retrain: dict[int, dict[str, Any]]) -
     for i, section in enumerate(sections):
         body.append(f"<section><h2>{html.escape(section.title)}</h2>")
         if section.figure is not None:
-            section.figure.update_layout(template="plotly_white")
+            compact(section.figure).update_layout(template="plotly_white")
             body.append(
                 "<div class='plot'>"
                 + section.figure.to_html(

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from hpo import confirm
+from hpo import storage as store
 from hpo.progress import duration
 from hpo.study import (
     CONFIG_ATTR,
@@ -25,8 +26,8 @@ def study_rows(storage) -> list[dict[str, Any]]:
     import optuna
 
     rows = []
-    for summary in optuna.get_all_study_summaries(storage, include_best_trial=False):
-        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+    for name in store.study_names(storage):
+        study = optuna.load_study(study_name=name, storage=storage)
         by_state = counts(study)
         config = study.user_attrs.get(CONFIG_ATTR, {})
         if len(study.directions) == 1:
@@ -35,7 +36,7 @@ def study_rows(storage) -> list[dict[str, Any]]:
         else:
             best = best_trial(study)
             value = best.values[0] if best is not None else None
-        row = {"study": summary.study_name}
+        row = {"study": name}
         row.update({s.lower(): by_state.get(s, 0) for s in _STATES})
         row["best"] = f"{value:.4f}" if value is not None else "-"
         row["model"] = config.get("model", "?")

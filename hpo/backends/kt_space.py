@@ -11,12 +11,12 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from hpo.choices import TUNERS  # noqa: F401  (re-exported for the engine)
 from hpo.space import CategoricalParam, FloatParam, IntParam, Param, Scalar, SearchSpace
 
 if TYPE_CHECKING:  # KerasTuner imports TensorFlow: only the processes that search load it
     import keras_tuner as kt
 
-TUNERS = ("random", "bayesian", "hyperband", "grid")  # KerasTuner's oracles hpo runs
 BACKEND = "keras-tuner"  # the engine's name, recorded by each trial it stores
 OBJECTIVE = "val_accuracy"
 HYPERBAND_FACTOR = 3

@@ -7,10 +7,9 @@ import sys
 import click
 
 from hpo.backends import ENGINES
-from hpo.backends.kt_space import TUNERS
+from hpo.choices import OBJECTIVES, PRUNERS, SAMPLERS, TUNERS
 from hpo.cli.options import storage_option
 from hpo.cli.tables import fmt
-from hpo.config import OBJECTIVES, PRUNERS, SAMPLERS
 from hpo.errors import HpoError
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
+from hpo.choices import DATASETS
 from hpo.cli.options import storage_option
 from hpo.cli.tables import table
-from hpo.data import DATASETS
 from hpo.errors import HpoError
 
 

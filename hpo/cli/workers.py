@@ -6,9 +6,9 @@ import sys
 
 import click
 
+from hpo.choices import PRUNERS
 from hpo.cli.launch import resolve_config, show_result
 from hpo.cli.options import storage_option
-from hpo.config import PRUNERS
 from hpo.errors import HpoError
 
 

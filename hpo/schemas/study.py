@@ -11,14 +11,10 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
-from hpo.data import DATASETS
+from hpo.choices import DATASETS, OBJECTIVES, PRUNERS, SAMPLERS
 from hpo.schemas.architecture import FAMILIES
 from hpo.schemas.base import Checked, Flag, choice, number, problem, says, text, whole
 
-SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc", "grid")
-PRUNERS = ("successive-halving", "hyperband", "median", "none")
-#: Objectives: validation accuracy, alone or against model size or inference latency.
-OBJECTIVES = ("accuracy", "accuracy,params", "accuracy,latency")
 MAX_SEED = 2**31 - 1  # seed + trial number must stay below 2**32, numpy's limit
 MAX_TRIALS = 1_000_000
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")

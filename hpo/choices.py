@@ -1,0 +1,12 @@
+"""The choices hpo's settings take, listed once.
+
+The study schema, the dataset loaders, the engines and the command line's
+``--sampler``/``--pruner``/... lists all read them here. This module imports
+nothing, so ``hpo --help`` stays instant.
+"""
+
+SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc", "grid")
+PRUNERS = ("successive-halving", "hyperband", "median", "none")
+OBJECTIVES = ("accuracy", "accuracy,params", "accuracy,latency")
+DATASETS = ("digits", "svhn", "mnist", "arrays")
+TUNERS = ("random", "bayesian", "hyperband", "grid")  # KerasTuner's oracles hpo runs
