@@ -21,11 +21,13 @@ import math
 import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpo import optuna_internals
-from hpo.config import StudyConfig
 from hpo.study import ARCH_ATTR, CONFIRM_ATTR, CONFIRM_SETTINGS_ATTR, with_user_attr
+
+if TYPE_CHECKING:
+    from hpo.config import StudyConfig
 
 #: Copied from the original to each re-run, so it trains the same network.
 _COPIED_ATTRS = (ARCH_ATTR,)

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import logging
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpo import optuna_internals
 from hpo import storage as store
-from hpo.config import StudyConfig
 from hpo.errors import ConfigError, DataMismatchError
 from hpo.space import CategoricalParam, FloatParam, IntParam, Param
+
+if TYPE_CHECKING:
+    from hpo.config import StudyConfig
 
 _log = logging.getLogger(__name__)
 
@@ -77,6 +79,8 @@ def stored_config(study) -> StudyConfig:
         )
         raise ConfigError(f"study {name!r} holds no hpo search settings ({what}): {way_out}")
     try:
+        from hpo.config import StudyConfig  # pydantic: only the commands that need settings
+
         return StudyConfig.from_dict(data, where=f"study {name!r}")
     except ConfigError as exc:
         raise ConfigError(f"{exc}; {way_out}") from None
