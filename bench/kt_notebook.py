@@ -59,7 +59,7 @@ def run(
     import keras_tuner as kt
     from keras import layers
 
-    from hpo.data import load_dataset
+    from hpo.objective import search_dataset
 
     config = load_yaml(study) if study.endswith((".yaml", ".yml")) else builtin(study)
     config = config.with_options(data=data, seed=seed)
@@ -69,13 +69,7 @@ def run(
             f"study {study!r} does not search the CNN space this build(hp) is written "
             f"for ({', '.join(sorted(BUILD_PARAMS))}, one dense layer)"
         )
-    dataset = load_dataset(
-        config.dataset,
-        config.data,
-        include_test=False,
-        val_fraction=config.val_fraction,
-        seed=config.seed,
-    )
+    dataset = search_dataset(config)
     keras.utils.set_random_seed(seed)
 
     def activation(name: str, alpha: float | None):

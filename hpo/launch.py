@@ -29,9 +29,8 @@ from hpo.backends import engine_reference
 from hpo.backends.base import Engine
 from hpo.backends.optuna import OptunaEngine, create_study
 from hpo.config import StudyConfig
-from hpo.data import load_dataset
 from hpo.errors import ConfigError
-from hpo.objective import SearchData
+from hpo.objective import SearchData, search_dataset
 from hpo.processes import start_process, stop_processes
 from hpo.progress import Progress
 from hpo.supervise import supervise
@@ -130,13 +129,7 @@ def prepare_study(
     search data, the store's URL and its storage.
     """
     config.validate()
-    dataset = load_dataset(
-        config.dataset,
-        config.data,
-        include_test=False,
-        val_fraction=config.val_fraction,
-        seed=config.seed,
-    )
+    dataset = search_dataset(config)
     config.check_input(dataset.input_shape)
     SearchData.prepare(dataset, config)  # the training subset and the folds can be made
     labels = []

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from hpo.config import StudyConfig
-from hpo.data import Dataset
+from hpo.data import Dataset, load_dataset
 from hpo.errors import ArchitectureError, ConfigError
 from hpo.models import (
     TRAINING_DEFAULTS,
@@ -92,6 +92,18 @@ def settings_for(config: StudyConfig, params: Mapping[str, Any], seed: int) -> T
         weight_decay=float(merged["weight_decay"]),
         label_smoothing=float(merged["label_smoothing"]),
         cycles=config.cycles(epochs) if cosine else (),
+    )
+
+
+def search_dataset(config: StudyConfig, data: str | None = None) -> Dataset:
+    """The study's search data: training and validation only (a search never loads the test
+    set), split as the study splits it; ``data`` replaces the study's file path."""
+    return load_dataset(
+        config.dataset,
+        data or config.data,
+        include_test=False,
+        val_fraction=config.val_fraction,
+        seed=config.seed,
     )
 
 

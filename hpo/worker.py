@@ -16,9 +16,8 @@ from hpo import storage as store
 from hpo import study as studies
 from hpo.backends import load_engine
 from hpo.backends.base import Engine, SearchStopped, TooManyFailures, WorkerContext
-from hpo.data import load_dataset
 from hpo.errors import ConfigError
-from hpo.objective import SearchData
+from hpo.objective import SearchData, search_dataset
 from hpo.processes import FATAL_EXIT, RECYCLE_EXIT, WorkerSignals
 
 _log = logging.getLogger(__name__)
@@ -57,13 +56,7 @@ def run_worker(
     config.validate()
     search = None
     if role == "worker":
-        dataset = load_dataset(
-            config.dataset,
-            config.data,
-            include_test=False,
-            val_fraction=config.val_fraction,
-            seed=config.seed,
-        )
+        dataset = search_dataset(config)
         studies.check_data(study, dataset)
         search = SearchData.prepare(dataset, config)
     configure_tensorflow(threads if role == "worker" else 1)

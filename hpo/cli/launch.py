@@ -7,8 +7,14 @@ import sys
 import click
 
 from hpo.backends import ENGINES
-from hpo.choices import OBJECTIVES, PRUNERS, SAMPLERS, TUNERS
-from hpo.cli.options import storage_option
+from hpo.choices import OBJECTIVES, SAMPLERS, TUNERS
+from hpo.cli.options import (
+    data_option,
+    epochs_option,
+    pruner_option,
+    seed_option,
+    storage_option,
+)
 from hpo.cli.tables import fmt
 from hpo.errors import HpoError
 
@@ -84,22 +90,16 @@ def resolve_config(study: str | None, config_file: str | None, storage: str | No
     "--timeout", type=float, default=None, metavar="S", help="Start no new trial after S seconds."
 )
 @storage_option
-@click.option("--data", default=None, metavar="PATH", help="Dataset file (.h5, .mat, .npz).")
-@click.option("--epochs", type=int, default=None, help="Epochs per trial (before early stopping).")
-@click.option("--seed", type=int, default=None, help="Sampler and training seed.")
+@data_option
+@epochs_option
+@seed_option
 @click.option(
     "--sampler",
     type=click.Choice(SAMPLERS),
     default=None,
     help="Optuna sampler [default: tpe].",
 )
-@click.option(
-    "--pruner",
-    type=click.Choice(PRUNERS),
-    default=None,
-    help="Pruner on per-epoch validation accuracy [default: the study's, "
-    "successive-halving for the built-in ones].",
-)
+@pruner_option
 @click.option(
     "--objective",
     type=click.Choice(OBJECTIVES),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from hpo.choices import PRUNERS
+
 STORAGE_HELP = "Study store URL [env HPO_STORAGE; default sqlite:///studies.db in this directory]."
 
 
@@ -22,3 +24,40 @@ def study_option(required: bool = True, default: str | None = None):
         metavar="NAME",
         help="Study name.",
     )
+
+
+def data_option(func):
+    return click.option(
+        "--data", default=None, metavar="PATH", help="Dataset file (.h5, .mat, .npz)."
+    )(func)
+
+
+def seed_option(func):
+    return click.option("--seed", type=int, default=None, help="Sampler and training seed.")(func)
+
+
+def epochs_option(func):
+    return click.option(
+        "--epochs", type=int, default=None, help="Epochs per trial (before early stopping)."
+    )(func)
+
+
+def pruner_option(func):
+    return click.option(
+        "--pruner",
+        type=click.Choice(PRUNERS),
+        default=None,
+        help="Pruner on per-epoch validation accuracy [default: the study's, "
+        "successive-halving for the built-in ones].",
+    )(func)
+
+
+def top_option(func):
+    return click.option(
+        "--top",
+        type=click.IntRange(min=1),
+        default=3,
+        show_default=True,
+        metavar="K",
+        help="How many of the best complete trials.",
+    )(func)

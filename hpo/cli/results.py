@@ -6,7 +6,11 @@ import sys
 
 import click
 
-from hpo.cli.options import storage_option, study_option
+from hpo.cli.options import (
+    storage_option,
+    study_option,
+    top_option,
+)
 from hpo.cli.tables import table
 
 
@@ -69,14 +73,7 @@ def report(study, output, retrain_results, storage):
 
 @click.command()
 @study_option()
-@click.option(
-    "--top",
-    type=click.IntRange(min=1),
-    default=3,
-    show_default=True,
-    metavar="K",
-    help="How many of the best complete trials.",
-)
+@top_option
 @storage_option
 def best(study, top, storage):
     """The best complete trials: metrics, training settings, architecture, retrained test score."""
@@ -91,14 +88,7 @@ def best(study, top, storage):
 
 @click.command("export")
 @study_option()
-@click.option(
-    "--top",
-    type=click.IntRange(min=1),
-    default=3,
-    show_default=True,
-    metavar="K",
-    help="How many of the best complete trials.",
-)
+@top_option
 @click.option(
     "-o",
     "--output",

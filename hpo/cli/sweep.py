@@ -7,7 +7,10 @@ from pathlib import Path
 import click
 
 from hpo.choices import DATASETS
-from hpo.cli.options import storage_option
+from hpo.cli.options import (
+    data_option,
+    storage_option,
+)
 from hpo.cli.tables import table
 from hpo.errors import HpoError
 
@@ -41,7 +44,7 @@ from hpo.errors import HpoError
     default=None,
     help="Dataset [default: the baseline's].",
 )
-@click.option("--data", default=None, metavar="PATH", help="Dataset file (.h5, .mat, .npz).")
+@data_option
 @click.option(
     "--epochs",
     type=click.IntRange(min=1),

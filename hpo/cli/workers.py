@@ -6,9 +6,14 @@ import sys
 
 import click
 
-from hpo.choices import PRUNERS
 from hpo.cli.launch import resolve_config, show_result
-from hpo.cli.options import storage_option
+from hpo.cli.options import (
+    data_option,
+    epochs_option,
+    pruner_option,
+    seed_option,
+    storage_option,
+)
 from hpo.errors import HpoError
 
 
@@ -36,7 +41,7 @@ from hpo.errors import HpoError
     help="Worker processes [default: the number of CPU cores, at most 4].",
 )
 @storage_option
-@click.option("--data", default=None, metavar="PATH", help="Dataset file (.h5, .mat, .npz).")
+@data_option
 def confirm_study(study, top, seeds, workers, storage, data):
     """Train a study's best configurations again with other seeds and rank them by their mean.
 
@@ -102,15 +107,10 @@ def confirm_study(study, top, seeds, workers, storage, data):
     help="The trial total that `hpo worker` aims for [default: the study's].",
 )
 @storage_option
-@click.option("--data", default=None, metavar="PATH", help="Dataset file (.h5, .mat, .npz).")
-@click.option("--epochs", type=int, default=None, help="Epochs per trial.")
-@click.option("--seed", type=int, default=None, help="Sampler and training seed.")
-@click.option(
-    "--pruner",
-    type=click.Choice(PRUNERS),
-    default=None,
-    help="Pruner on per-epoch validation accuracy [default: the study's].",
-)
+@data_option
+@epochs_option
+@seed_option
+@pruner_option
 @click.option(
     "--confirm-top",
     type=click.IntRange(min=0),
