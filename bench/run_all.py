@@ -1,7 +1,8 @@
 """Run the benchmarks in turn, then rewrite docs/BENCHMARKS.md's tables from their results.
 
-Without ``--quick`` this takes about 95 minutes on a quiet 2-core machine
-(final_quality 56, time_to_target 25, scaling 6, store_overhead 4, svhn_budget 3); ``--with-memory``
+Without ``--quick`` this takes about 115 minutes on a quiet 2-core machine
+(final_quality 56, time_to_target 25, scale 20, scaling 6, store_overhead 4, svhn_budget 3);
+``--with-memory``
 adds bench/memory.py (4 more). With ``--quick`` every script does a smoke run into
 bench/results/quick/ (about 5 minutes) and the document is left alone. Ctrl-C
 stops the running benchmark and its processes.
@@ -23,11 +24,14 @@ from common import ROOT
 BENCHMARKS = {
     "store_overhead": 4,
     "svhn_budget": 3,
+    "scale": 20,
     "scaling": 6,
     "time_to_target": 25,
     "final_quality": 56,
 }
 MEMORY_MINUTES = 4
+#: Arguments beyond --quick: scale's 50,000-trial studies are run on their own (`--sizes 50000`).
+ARGS = {"scale": ["--sizes", "1000,10000"]}
 
 
 def main() -> None:
@@ -59,7 +63,7 @@ def main() -> None:
         cmd = [
             sys.executable,
             str(ROOT / "bench" / f"{name}.py"),
-            *(["--quick"] if args.quick else []),
+            *(["--quick"] if args.quick else ARGS.get(name, [])),
         ]
         print(f"\n=== {name}: {' '.join(cmd[1:])}", flush=True)
         began = time.monotonic()
