@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from hpo import optuna_internals
@@ -141,10 +142,7 @@ def check_data(study, dataset) -> None:
 
 def by_state(trials) -> dict[str, int]:
     """Trials by state name."""
-    out: dict[str, int] = {}
-    for trial in trials:
-        out[trial.state.name] = out.get(trial.state.name, 0) + 1
-    return out
+    return dict(Counter(trial.state.name for trial in trials))
 
 
 def counts(study) -> dict[str, int]:
@@ -167,17 +165,10 @@ def with_user_attr(study, key: str) -> list[tuple[int, int, str, Any]]:
 
 def search_counts(study) -> tuple[dict[str, int], dict[str, int]]:
     """(search trials by state, confirmation re-runs by state): what a launch's total counts."""
-    reruns = by_state_names(state for _, _, state, _ in with_user_attr(study, CONFIRM_ATTR))
+    reruns = Counter(state for _, _, state, _ in with_user_attr(study, CONFIRM_ATTR))
     total = counts(study)
     search = {s: n - reruns.get(s, 0) for s, n in total.items() if n - reruns.get(s, 0)}
-    return search, reruns
-
-
-def by_state_names(states) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for state in states:
-        out[state] = out.get(state, 0) + 1
-    return out
+    return search, dict(reruns)
 
 
 def trials_in(study, states: tuple[str, ...], after_number: int = -1) -> list:
