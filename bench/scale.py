@@ -907,7 +907,8 @@ def tpe_cost(url: str, asks: int = 5) -> dict[str, Any]:
     after the history is read once (as a worker's sampler reads it through Optuna's cache)."""
     import optuna
 
-    from hpo.backends.optuna import make_sampler, suggest
+    from hpo.backends.optuna import suggest
+    from hpo.backends.optuna_search import make_sampler
     from hpo.storage import open_storage
     from hpo.study import stored_config
 

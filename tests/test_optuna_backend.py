@@ -5,7 +5,8 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from hpo.backends.optuna import distribution, make_pruner, make_sampler, suggest
+from hpo.backends.optuna import distribution, suggest
+from hpo.backends.optuna_search import make_pruner, make_sampler
 from hpo.config import PRUNERS, SAMPLERS, StudyConfig
 from hpo.errors import ConfigError
 from hpo.space import CategoricalParam, Condition, FloatParam, IntParam, SearchSpace
