@@ -111,9 +111,10 @@ class StudyConfig(StudySettings):
         params = [
             override(p, self.overrides[p.name]) if p.name in self.overrides else p for p in params
         ]
-        space = SearchSpace(params)
+        space = SearchSpace(params, may_be_empty=self.own_model)
         for param in space:
-            models.check_param_name(self.model, param.name)
+            if not self.own_model:  # a function of the user's takes parameters of any name
+                models.check_param_name(self.model, param.name)
             _check_domain(param)
         return space
 
@@ -127,9 +128,15 @@ class StudyConfig(StudySettings):
             self._check_depth(space, side)
         return space
 
-    def check_input(self, input_shape: tuple[int, ...]) -> None:
-        """Check the space against the loaded data's image size (for datasets of any size)."""
-        self._check_depth(self.space(), min(input_shape[0], input_shape[1]))
+    def check_input(self, input_shape: tuple[int, ...], n_classes: int = 10) -> None:
+        """Check the space against the loaded data's image size (for datasets of any size);
+        a model function of the user's builds one model, which must take the data."""
+        space = self.space()
+        self._check_depth(space, min(input_shape[0], input_shape[1]))
+        if self.own_model:
+            from hpo import user_model
+
+            user_model.load_function(self.model).check(input_shape, n_classes, space)
 
     def _check_depth(self, space: SearchSpace, side: int) -> None:
         if self.model != "cnn" or "conv_blocks" not in space:

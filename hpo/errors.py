@@ -58,6 +58,14 @@ class ArchitectureError(HpoError):
     """A model architecture cannot be built (for example, pooling below 1x1)."""
 
 
+class ModelFunctionError(ArchitectureError):
+    """A user's model function (``model: file.py:build``) is missing, fails or returns no model.
+
+    Before a study exists it is a user error (one line, exit 2); in a trial it fails that trial
+    and the search goes on.
+    """
+
+
 class NotWritableError(HpoError):
     """A file or folder hpo has to write (the store, an output) is read-only, missing or full."""
 

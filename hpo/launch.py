@@ -130,7 +130,7 @@ def prepare_study(
     """
     config.validate()
     dataset = search_dataset(config)
-    config.check_input(dataset.input_shape)
+    config.check_input(dataset.input_shape, dataset.n_classes)
     SearchData.prepare(dataset, config)  # the training subset and the folds can be made
     labels = []
     for source in enqueue:  # a wrong name or file is an error before the store is touched

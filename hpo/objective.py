@@ -30,8 +30,9 @@ from hpo.models import (
 )
 from hpo.study import ARCH_ATTR
 from hpo.training import EpochCallback, TrainingDiverged, TrainResult, TrainSettings, train
+from hpo.user_model import TrialModel, load_function
 
-#: Errors that fail one trial and let the search go on.
+#: Errors that fail one trial and let the search go on (a user's function failing included).
 TRIAL_ERRORS = (TrainingDiverged, ArchitectureError)
 
 
@@ -45,6 +46,15 @@ def trial_architecture(
     """The architecture a trial trained: its fixed one (warm start), else built from its params."""
     if ARCH_ATTR in user_attrs:
         return Architecture.from_dict(user_attrs[ARCH_ATTR])
+    return architecture_from_params(config.model, params)
+
+
+def trial_model(
+    config: StudyConfig, params: Mapping[str, Any], n_classes: int = 10
+) -> Architecture | TrialModel:
+    """What a trial trains: hpo's network from its params, or the user's function's model."""
+    if config.own_model:
+        return TrialModel(load_function(config.model), dict(params), n_classes)
     return architecture_from_params(config.model, params)
 
 
@@ -150,7 +160,7 @@ def evaluate(
     params: Mapping[str, Any],
     seed: int,
     on_epoch: EpochCallback | None = None,
-    arch: Architecture | None = None,
+    arch: Architecture | TrialModel | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> tuple[TrainResult, dict[str, Any]]:
     """Train one configuration; return the result and its metrics record.
@@ -162,10 +172,13 @@ def evaluate(
     With ``config.cv`` the record holds the mean validation accuracy over k
     stratified folds of train + validation, and each fold's score.
     """
-    arch = arch or architecture_from_params(config.model, params)
+    arch = arch or trial_model(config, params, data.dataset.n_classes)
     input_shape = data.dataset.input_shape
-    check_fits(arch, input_shape)
-    n_params = count_params(arch, input_shape)
+    if isinstance(arch, Architecture):
+        check_fits(arch, input_shape)
+        n_params = count_params(arch, input_shape)
+    else:
+        n_params = arch.count_params(input_shape)
     if config.max_params is not None and n_params > config.max_params:
         raise Infeasible(f"{n_params:,} parameters is over --max-params {config.max_params:,}")
     settings = settings_for(config, params, seed)
@@ -210,7 +223,7 @@ def objective_values(config: StudyConfig, record: Mapping[str, Any]) -> list[flo
 def _cross_validate(
     config: StudyConfig,
     data: SearchData,
-    arch: Architecture,
+    arch: Architecture | TrialModel,
     settings: TrainSettings,
     should_stop: Callable[[], bool] | None,
 ) -> tuple[TrainResult, list[float]]:

@@ -266,7 +266,7 @@ class SearchSpace:
     sample in order and evaluate each condition on the values already chosen.
     """
 
-    def __init__(self, params: Iterable[Param]):
+    def __init__(self, params: Iterable[Param], *, may_be_empty: bool = False):
         kept: list[Param] = []
         self._by_name: dict[str, Param] = {}
         #: Conditional parameters that can never be active (their parent was narrowed).
@@ -280,7 +280,7 @@ class SearchSpace:
             self._by_name[param.name] = param
             kept.append(param)
         self.params: tuple[Param, ...] = tuple(kept)
-        if not self.params:
+        if not self.params and not may_be_empty:  # a user's build(hp) brings its own space
             raise SpaceError("the search space is empty: list at least one search-space module")
 
     def _reachable(self, param: Param) -> bool:
@@ -408,3 +408,23 @@ def override(param: Param, spec: Any) -> Param:
     if default is not None and fixed.contains(default):
         return replace(fixed, default=default)
     return replace(fixed, default=fixed.choices[0]) if len(fixed.choices) == 1 else fixed
+
+
+def suggest(trial, space: SearchSpace) -> dict[str, Any]:
+    """Sample every active parameter, in order, so conditions see their parents' values."""
+    params: dict[str, Any] = {}
+    for param in space:
+        if not param.active(params):
+            continue
+        if isinstance(param, IntParam):
+            value = trial.suggest_int(
+                param.name, param.low, param.high, step=param.step, log=param.log
+            )
+        elif isinstance(param, FloatParam):
+            value = trial.suggest_float(
+                param.name, param.low, param.high, step=param.step, log=param.log
+            )
+        else:
+            value = trial.suggest_categorical(param.name, param.choices)
+        params[param.name] = value
+    return params

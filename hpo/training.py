@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hpo.models import Architecture, build_model, count_params, make_optimizer
+from hpo.models import Architecture, build_model, make_optimizer
 
 EpochCallback = Callable[[int, float], None]
 
@@ -151,6 +151,39 @@ def _schedule_hook(settings: TrainSettings, steps_per_epoch: int):
     return Schedule()
 
 
+def sparse_labels(model) -> bool:
+    """Whether a compiled model's loss takes integer labels (a sparse loss) rather than one-hot."""
+    loss = getattr(model, "loss", None)
+    name = loss if isinstance(loss, str) else getattr(loss, "name", None)
+    name = name or getattr(loss, "__name__", None) or type(loss).__name__
+    return "sparse" in str(name).lower()
+
+
+def compiled_model(arch, settings: TrainSettings, input_shape: tuple[int, ...]):
+    """The network to train, compiled, and whether it takes integer labels.
+
+    ``arch`` is an :class:`Architecture` (hpo's networks, compiled here with the trial's
+    optimizer, rate, weight decay and label smoothing) or anything with ``build(input_shape)``
+    (a user's function, :class:`hpo.user_model.TrialModel`). A model the function compiled
+    keeps its optimizer and loss; the accuracy metric hpo scores by is added to them.
+    """
+    import keras
+
+    if isinstance(arch, Architecture):
+        model = build_model(arch, input_shape)
+    else:
+        model = arch.build(input_shape)
+    if getattr(model, "compiled", False):
+        model.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
+        return model, sparse_labels(model)
+    model.compile(
+        optimizer=make_optimizer(settings.optimizer, settings.learning_rate, settings.weight_decay),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=settings.label_smoothing),
+        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+    )
+    return model, False
+
+
 def one_hot(y: np.ndarray, n_classes: int = 10) -> np.ndarray:
     return np.eye(n_classes, dtype=np.float32)[np.asarray(y, dtype=np.int64)]
 
@@ -165,7 +198,7 @@ def measure_inference_ms(model, x: np.ndarray, batch_size: int = 256) -> float:
 
 
 def train(
-    arch: Architecture,
+    arch,
     settings: TrainSettings,
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -176,25 +209,23 @@ def train(
     extra_callbacks: list | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
-    """Train a fresh model; with validation data, evaluate it on that data each epoch."""
+    """Train a fresh model (see :func:`compiled_model` for ``arch``); with validation data,
+    evaluate it on that data each epoch."""
     import keras
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(settings.seed)
     input_shape = tuple(x_train.shape[1:])
-    model = build_model(arch, input_shape)
-    model.compile(
-        optimizer=make_optimizer(settings.optimizer, settings.learning_rate, settings.weight_decay),
-        loss=keras.losses.CategoricalCrossentropy(label_smoothing=settings.label_smoothing),
-        metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-    )
+    model, sparse = compiled_model(arch, settings, input_shape)
+    labels = (lambda y: np.asarray(y, dtype=np.int64)) if sparse else one_hot
     steps = math.ceil(len(x_train) / int(settings.batch_size))
     callbacks = [keras.callbacks.TerminateOnNaN(), *(extra_callbacks or [])]
-    if settings.lr_schedule != "constant" or settings.warmup_epochs:
+    scheduled = settings.lr_schedule != "constant" or settings.warmup_epochs
+    if scheduled and isinstance(arch, Architecture):  # a user's own compile keeps its rate
         callbacks.insert(0, _schedule_hook(settings, steps))
     if should_stop is not None:
         callbacks.append(_stop_hook(should_stop))
-    validation = (x_val, one_hot(y_val)) if x_val is not None else None
+    validation = (x_val, labels(y_val)) if x_val is not None else None
     if validation is not None and on_epoch is not None:
         callbacks.append(_epoch_hook(on_epoch))
     if validation is not None and settings.early_stopping:
@@ -208,7 +239,7 @@ def train(
     start = time.perf_counter()
     history = model.fit(
         x_train,
-        one_hot(y_train),
+        labels(y_train),
         validation_data=validation,
         epochs=settings.epochs,
         batch_size=int(settings.batch_size),
@@ -237,7 +268,7 @@ def train(
         epochs=len(losses),
         best_epoch=best + 1,
         train_seconds=seconds,
-        n_params=count_params(arch, input_shape),
+        n_params=int(model.count_params()),
         inference_ms=measure_inference_ms(model, x_val if x_val is not None else x_train),
         val_history=val_acc,
         model=model,

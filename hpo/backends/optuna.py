@@ -13,40 +13,21 @@ import logging
 import time
 from typing import Any
 
-from hpo import confirm
+from hpo import confirm, user_model
 from hpo import storage as store
 from hpo import study as studies
-from hpo.backends.base import Engine, WorkerContext
+from hpo.backends.base import Engine, Outcome, WorkerContext
 from hpo.backends.optuna_search import make_pruner, make_sampler
 from hpo.config import OBJECTIVE_METRICS, StudyConfig
+from hpo.errors import ModelFunctionError
 from hpo.objective import objective_values, trial_architecture
-from hpo.space import FloatParam, IntParam, SearchSpace
+from hpo.space import suggest
 from hpo.study import ARCH_ATTR, CONFIG_ATTR, distribution  # noqa: F401  (re-exported)
 
 _log = logging.getLogger(__name__)
 
 #: Parameters that set training rather than the architecture (a warm start still samples them).
 TRAINING_PARAMS = ("optimizer", "learning_rate", "batch_size", "epochs")
-
-
-def suggest(trial, space: SearchSpace) -> dict[str, Any]:
-    """Sample every active parameter, in order, so conditions see their parents' values."""
-    params: dict[str, Any] = {}
-    for param in space:
-        if not param.active(params):
-            continue
-        if isinstance(param, IntParam):
-            value = trial.suggest_int(
-                param.name, param.low, param.high, step=param.step, log=param.log
-            )
-        elif isinstance(param, FloatParam):
-            value = trial.suggest_float(
-                param.name, param.low, param.high, step=param.step, log=param.log
-            )
-        else:
-            value = trial.suggest_categorical(param.name, param.choices)
-        params[param.name] = value
-    return params
 
 
 def create_study(config: StudyConfig, storage, *, load_if_exists: bool = True):
@@ -135,6 +116,8 @@ class Worker:
         self.config = ctx.config
         self.space = ctx.config.validate()
         self.training_space = [p for p in self.space if p.name in TRAINING_PARAMS]
+        own = self.config.own_model
+        self.function = user_model.load_function(self.config.model) if own else None
         self.outcome = None
         self.number = -1
 
@@ -171,6 +154,8 @@ class Worker:
         self.number = trial.number
         fixed = trial.user_attrs.get(ARCH_ATTR)
         params = suggest(trial, self.training_space if fixed else self.space)
+        if self.function is not None and self.function.kind == "hp":
+            params.update(self.sample_function(trial, params))
         arch = trial_architecture(self.config, params, trial.user_attrs) if fixed else None
         # Optuna prunes single-objective studies only; a confirmation re-run always runs in full
         single = not self.config.multi_objective
@@ -198,6 +183,15 @@ class Worker:
             raise TrialFailed(outcome.error)
         values = objective_values(self.config, outcome.record)
         return values[0] if single else values
+
+    def sample_function(self, trial, params: dict[str, Any]) -> dict[str, Any]:
+        """The values of the user's ``build(hp)``, each ``hp`` call a suggestion of this trial."""
+        try:
+            return self.function.sample(trial)
+        except ModelFunctionError as exc:
+            self.outcome = Outcome(params=params, error=str(exc))
+            trial.set_user_attr(studies.ERROR_ATTR, str(exc))
+            raise TrialFailed(str(exc)) from None
 
     def run(self) -> None:
         """Take trials until the target is met, the worker must stop, or failures pile up."""

@@ -28,6 +28,11 @@ _Modules = Annotated[
     tuple[Annotated[str, Strict(), Field(min_length=1)], ...], says("a list of module names")
 ]
 _ParamName = Annotated[str, Strict(), says("a parameter name")]
+#: A model function of the user's: ``path/to/file.py:build`` or ``package.module:build``.
+ModelReference = text(
+    "path/to/file.py:function or package.module:function",
+    pattern=r"^(.+\.py|[A-Za-z_][\w.]*):[A-Za-z_]\w*$",
+)
 
 
 class StudySettings(Checked, BaseModel):
@@ -38,8 +43,14 @@ class StudySettings(Checked, BaseModel):
 
     name: StudyName
     dataset: choice(DATASETS)
-    model: choice(FAMILIES)
-    search_space: _Modules = Field(description="search-space modules: built-in names or paths")
+    model: choice(FAMILIES) | ModelReference = Field(
+        description="a model family (cnn, ann) or your function: path/to/file.py:build"
+    )
+    search_space: _Modules = Field(
+        default=(),
+        description="search-space modules: built-in names or paths (optional for a build(hp) "
+        "function, which defines its own)",
+    )
     overrides: dict[_ParamName, Any] = Field(
         default_factory=dict,
         description="a parameter's value, list of choices, or {low, high, step, log, choices, "
@@ -78,7 +89,17 @@ class StudySettings(Checked, BaseModel):
     def multi_objective(self) -> bool:
         return len(self.objectives) > 1
 
+    @property
+    def own_model(self) -> bool:
+        """Whether ``model`` names a function of the user's rather than a family."""
+        return ":" in self.model
+
     def check(self) -> None:
+        if not self.own_model and not self.search_space:
+            raise problem(
+                f"search_space is empty: the {self.model} family needs search-space modules "
+                "(`hpo spaces` lists them)"
+            )
         if self.min_epochs is not None and self.min_epochs > self.epochs:
             raise problem(f"min_epochs ({self.min_epochs}) must not exceed epochs ({self.epochs})")
         if self.dataset == "digits" and self.data:
