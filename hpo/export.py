@@ -24,7 +24,14 @@ from hpo.schemas.hpo_config import (
     Training,
     load_configs,
 )
-from hpo.study import counts, describe_counts, retrain_key, searched_data, stored_config
+from hpo.study import (
+    MODEL_FILE_ATTR,
+    counts,
+    describe_counts,
+    retrain_key,
+    searched_data,
+    stored_config,
+)
 
 __all__ = [
     "FORMAT",
@@ -36,6 +43,7 @@ __all__ = [
     "best_trials",
     "configs_from_study",
     "describe_architecture",
+    "describe_network",
     "dumps",
     "load_configs",
 ]
@@ -134,11 +142,14 @@ def configs_from_study(
             metrics.update(
                 val_accuracy=candidate.mean, val_accuracy_std=candidate.std, runs=candidate.runs
             )
+        own = config.own_model
         out.append(
             RetrainConfig(
                 name=f"{study.study_name}-trial-{trial.number}",
                 dataset=dataset,
-                architecture=trial_architecture(config, trial.params, attrs),
+                architecture=None if own else trial_architecture(config, trial.params, attrs),
+                model=config.model if own else None,
+                model_sha256=study.user_attrs.get(MODEL_FILE_ATTR) if own else None,
                 training=Training(
                     epochs=epochs,
                     optimizer=settings.optimizer,
@@ -185,6 +196,17 @@ def dumps(configs: list[RetrainConfig]) -> str:
         allow_unicode=True,
         width=100,
     )
+
+
+def describe_network(config: RetrainConfig) -> str:
+    """A config's network on one line: its architecture's summary, or the user's function and
+    the values it was called with."""
+    if config.architecture is not None:
+        return describe_architecture(config.architecture)
+    values = " ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in config.params.items()
+    )
+    return f"{config.model} {values}".strip()
 
 
 def describe_architecture(arch: Architecture) -> str:
@@ -245,7 +267,7 @@ def best_rows(study, configs: list[RetrainConfig]) -> list[dict[str, Any]]:
                 "optimizer": t.optimizer,
                 "lr": f"{t.learning_rate:.3g}",
                 "batch": t.batch_size,
-                "architecture": describe_architecture(c.architecture),
+                "architecture": describe_network(c),
             }
         )
     return rows

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpo import confirm, warm_starts
+from hpo import confirm, user_model, warm_starts
 from hpo import storage as store
 from hpo import study as studies
 from hpo.backends import engine_reference
@@ -165,6 +165,13 @@ def prepare_study(
             )
     study = create_study(config, storage)
     studies.record_data(study, dataset)
+    if config.own_model:
+        file = user_model.load_function(config.model)
+        if studies.record_model_file(study, file.sha256):
+            echo(
+                f"Note: {file.file} changed since the study's last launch: trials from now on "
+                "build the model as it is now."
+            )
     for source in enqueue:
         for label in warm_starts.enqueue_known(study, config, source, dataset.input_shape):
             echo(f"Queued {label} to run first.")

@@ -24,7 +24,7 @@ import numpy as np
 
 from hpo.data import Dataset, load_dataset, load_full_training
 from hpo.errors import ConfigError, NotWritableError
-from hpo.export import RetrainConfig, describe_architecture
+from hpo.export import RetrainConfig, describe_network
 from hpo.progress import Progress
 from hpo.schemas.retrain_results import FORMAT as RESULTS_FORMAT_NAME
 
@@ -78,6 +78,7 @@ def retrain(
     out = outputs.check_dir(output_dir, "output directory")
     datasets = _load_all(configs, data, echo)
     configure_tensorflow(None)
+    _check_functions(configs, datasets, echo)
     results, summaries = [], []
     path = out / RESULTS_FILE
     for config in configs:
@@ -144,6 +145,36 @@ def _load_all(
     return out
 
 
+def _check_functions(
+    configs: list[RetrainConfig], datasets: dict[str, Dataset], echo: Callable[[str], None]
+) -> None:
+    """A config of the user's function is rebuilt through that function: it must still be there,
+    build the config's model for this data, and (or a warning says so) be the file exported."""
+    from hpo.errors import ModelFunctionError
+    from hpo.user_model import check_fits_data
+
+    for config in configs:
+        if not config.function_reference:
+            continue
+        ds = datasets[config.name]
+        try:
+            network = config.network(ds.n_classes)
+            model = network.build(ds.input_shape)
+        except ModelFunctionError as exc:
+            raise ModelFunctionError(
+                f"{config.name}: {exc}; retrain rebuilds the model through the function the "
+                "study ran"
+            ) from None
+        check_fits_data(model, config.model, ds.input_shape, ds.n_classes)
+        now, then = network.function.sha256, config.model_sha256
+        if then and now and now != then:
+            echo(
+                f"Warning: {config.name}: {network.function.file} changed since the study ran "
+                f"(sha256 {now[:12]}..., was {then[:12]}...); retraining with the file as it "
+                "is now"
+            )
+
+
 def _check_shape(config: RetrainConfig, ds: Dataset) -> None:
     expected = config.dataset.input_shape
     if expected is None or tuple(expected) == ds.input_shape:
@@ -194,7 +225,7 @@ def _run_seed(
     )
     try:
         result = train(
-            config.architecture,
+            config.network(ds.n_classes),
             config.training.settings(seed),
             x,
             y,
@@ -261,14 +292,14 @@ def _ensemble(config: RetrainConfig, ds: Dataset, models: list, out: Path) -> di
     """Average the seeds' predicted probabilities in one saved model; score it once on test."""
     import keras
 
-    from hpo.models import build_model
     from hpo.training import measure_inference_ms
 
     inputs = keras.Input(shape=ds.input_shape)
     members = []
     for i, trained in enumerate(models):
-        # fresh copies with unique names (every seed's model is called hpo_cnn), same weights
-        member = build_model(config.architecture, ds.input_shape, name=f"member_{i + 1}")
+        # fresh copies with unique names (every seed's model has the same name), same weights
+        member = keras.models.clone_model(trained)
+        member.name = f"member_{i + 1}"
         member.set_weights(trained.get_weights())
         members.append(member(inputs))
     model = keras.Model(inputs, keras.layers.Average()(members), name="ensemble")
@@ -334,7 +365,7 @@ def _summarize(config: RetrainConfig, runs: list[dict[str, Any]]) -> dict[str, A
             if config.source
             else None
         ),
-        "architecture": describe_architecture(config.architecture),
+        "architecture": describe_network(config),
         "data_sha256": runs[0]["data_sha256"],
         "seeds": [r["seed"] for r in runs],
         "test_accuracy_mean": acc_mean,

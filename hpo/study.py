@@ -31,6 +31,7 @@ DATA_ATTR = "hpo_data"  # the search data's sha256, source and image shape, reco
 TARGET_ATTR = "hpo_target"  # the trial total of the latest launch; `hpo worker` defaults to it
 LAUNCHES_ATTR = "hpo_launches"  # how many launches have started workers on the study
 CONFIRM_SETTINGS_ATTR = "hpo_confirm"  # (top, seeds) asked for by `hpo confirm`
+MODEL_FILE_ATTR = "hpo_model_sha256"  # a model function's file, as the latest launch read it
 SWEEP_ATTR = "hpo_sweep"  # the settings of an `hpo sweep` (such a study is not a search)
 RETRAIN_PREFIX = "retrain:"  # + a trial number: what `hpo retrain` measured for that trial
 
@@ -115,6 +116,15 @@ def record_data(study, dataset) -> None:
                 "input_shape": list(dataset.input_shape),
             },
         )
+
+
+def record_model_file(study, sha256: str | None) -> bool:
+    """Record the sha256 of the study's model function file; whether it changed since the last
+    launch recorded it (trials before and after may then have built different models)."""
+    before = study.user_attrs.get(MODEL_FILE_ATTR)
+    if sha256 is not None and sha256 != before:
+        study.set_user_attr(MODEL_FILE_ATTR, sha256)
+    return before is not None and sha256 != before
 
 
 def searched_data(study) -> dict[str, Any]:

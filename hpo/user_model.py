@@ -31,11 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from hpo.errors import ModelFunctionError
+from hpo.schemas.base import text
 from hpo.space import SearchSpace, suggest
 from hpo.tuner_hp import hyperparameters
 
-_REFERENCE = re.compile(r"^(?P<where>.+\.py|[A-Za-z_][\w.]*):(?P<function>[A-Za-z_]\w*)$")
 _FORMS = "path/to/file.py:function or package.module:function"
+_REFERENCE = re.compile(r"^(.+\.py|[A-Za-z_][\w.]*):[A-Za-z_]\w*$")
+#: A study's or a config's ``model`` when it names a function of the user's.
+ModelReference = text(_FORMS, pattern=_REFERENCE.pattern)
 KINDS = ("hp", "params")  # build(hp), or build(params, input_shape, n_classes)
 
 

@@ -40,6 +40,7 @@ from hpo.named_models import NAMED_MODELS
 from hpo.schemas.architecture import Architecture
 from hpo.schemas.base import Checked, choice, invalid, number, problem, read, says, text, whole
 from hpo.training import TrainSettings
+from hpo.user_model import ModelReference, TrialModel, is_reference, load_function
 
 FORMAT = "hpo-config/1"
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
@@ -224,7 +225,9 @@ class ConfigEntry(Checked, BaseModel):
     name: _ConfigName | None = None
     source: Source | None = None
     dataset: DatasetRef
-    model: choice(tuple(NAMED_MODELS)) | None = None  # see `hpo models`
+    #: a name from `hpo models`, or your function (``path/to/file.py:build``)
+    model: choice(tuple(NAMED_MODELS)) | ModelReference | None = None
+    model_sha256: text("64 hex digits", pattern=r"^[0-9a-f]{64}$") | None = None
     architecture: Architecture | None = None
     params: (
         dict[
@@ -243,7 +246,8 @@ class ConfigEntry(Checked, BaseModel):
         model = data.get("model")
         if (model is None) == ("architecture" not in data):
             raise invalid(
-                "needs either model (a name from `hpo models`) or architecture, not both or neither"
+                "needs either model (a name from `hpo models` or a function, file.py:build) or "
+                "architecture, not both or neither"
             )
         named = NAMED_MODELS.get(model) if isinstance(model, str) else None
         if named is not None:
@@ -259,7 +263,8 @@ class ConfigEntry(Checked, BaseModel):
     @field_validator("params")
     @classmethod
     def _searched_only(cls, params: dict | None, info: ValidationInfo) -> dict | None:
-        if params is not None and info.data.get("model") is not None:
+        model = info.data.get("model")
+        if params is not None and model is not None and not is_reference(model):
             raise invalid("describes a searched network; a named model has none")
         return params
 
@@ -304,9 +309,10 @@ class RetrainConfig:
 
     name: str
     dataset: DatasetRef
-    architecture: Architecture
+    architecture: Architecture | None  # None for a function of the user's
     training: Training
-    model: str | None = None  # a name from `hpo models`, when the config is one of those
+    model: str | None = None  # a name from `hpo models`, or a function (file.py:build)
+    model_sha256: str | None = None  # the function's file when the config was exported
     params: dict[str, Any] = field(default_factory=dict)
     source: Source | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -315,7 +321,6 @@ class RetrainConfig:
     @classmethod
     def from_entry(cls, entry: ConfigEntry, index: int) -> "RetrainConfig":
         """The config a validated file entry describes, with its name and named model resolved."""
-        assert entry.architecture is not None  # ConfigEntry.prepare gives a named model's
         provenance = entry.provenance.model_dump() if entry.provenance else {}
         return cls(
             name=entry.resolved_name(index),
@@ -323,11 +328,24 @@ class RetrainConfig:
             architecture=entry.architecture,
             training=entry.training,
             model=entry.model,
+            model_sha256=entry.model_sha256,
             params=dict(entry.params or {}),
             source=entry.source,
             metrics=entry.metrics.model_dump(exclude_none=True) if entry.metrics else {},
             provenance={k: v for k, v in provenance.items() if v},
         )
+
+    @property
+    def function_reference(self) -> bool:
+        """Whether the model is a function of the user's (``file.py:build``)."""
+        return self.model is not None and is_reference(self.model)
+
+    def network(self, n_classes: int = 10) -> Architecture | TrialModel:
+        """What to train: the architecture, or the user's function with the trial's params."""
+        if self.function_reference:
+            return TrialModel(load_function(self.model), dict(self.params), n_classes)
+        assert self.architecture is not None  # ConfigEntry.prepare gives a named model's
+        return self.architecture
 
     def to_dict(self) -> dict[str, Any]:
         """The YAML mapping, in a stable, readable key order; empty sections left out."""
@@ -346,7 +364,11 @@ class RetrainConfig:
             "val_fraction": ds.val_fraction,
             "input_shape": list(ds.input_shape) if ds.input_shape else None,
         }
-        if self.model is not None:
+        if self.function_reference:
+            out["model"] = self.model
+            out["model_sha256"] = self.model_sha256
+            out["params"] = dict(self.params)
+        elif self.model is not None:
             out["model"] = self.model
         else:
             out["architecture"] = self.architecture.to_dict()

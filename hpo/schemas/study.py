@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict
 from hpo.choices import DATASETS, OBJECTIVES, PRUNERS, SAMPLERS
 from hpo.schemas.architecture import FAMILIES
 from hpo.schemas.base import Checked, Flag, choice, number, problem, says, text, whole
+from hpo.user_model import ModelReference
 
 MAX_SEED = 2**31 - 1  # seed + trial number must stay below 2**32, numpy's limit
 MAX_TRIALS = 1_000_000
@@ -28,11 +29,6 @@ _Modules = Annotated[
     tuple[Annotated[str, Strict(), Field(min_length=1)], ...], says("a list of module names")
 ]
 _ParamName = Annotated[str, Strict(), says("a parameter name")]
-#: A model function of the user's: ``path/to/file.py:build`` or ``package.module:build``.
-ModelReference = text(
-    "path/to/file.py:function or package.module:function",
-    pattern=r"^(.+\.py|[A-Za-z_][\w.]*):[A-Za-z_]\w*$",
-)
 
 
 class StudySettings(Checked, BaseModel):
