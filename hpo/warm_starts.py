@@ -53,6 +53,17 @@ def check_known(source: str, config: StudyConfig, input_shape: tuple[int, ...]) 
     from hpo.models import check_fits
 
     for label, arch, _ in _known(source):
+        if config.own_model:
+            raise ConfigError(
+                f"--enqueue {label}: study {config.name!r} builds its models with {config.model}, "
+                "and --enqueue queues hpo's cnn/ann networks; queue values for your function "
+                "from Python: hpo.load_study(...).enqueue_trial(params)"
+            )
+        if arch is None:
+            raise ConfigError(
+                f"--enqueue {label}: a configuration of a model function, but study "
+                f"{config.name!r} searches {config.model} models"
+            )
         if arch.family != config.model:
             raise ConfigError(
                 f"--enqueue {label}: a {arch.family} model, but study {config.name!r} "

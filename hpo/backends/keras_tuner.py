@@ -49,6 +49,11 @@ def check_tuner(config: StudyConfig, tuner: str) -> None:
     """Refuse, before anything starts, a search that KerasTuner cannot run."""
     if tuner not in TUNERS:
         raise ConfigError(f"unknown KerasTuner tuner {tuner!r}: use one of {', '.join(TUNERS)}")
+    if config.own_model:
+        raise ConfigError(
+            f"model {config.model} runs on the optuna backend (each hp call an Optuna "
+            "suggestion); KerasTuner itself runs a build(hp) function unchanged in your notebook"
+        )
     if config.multi_objective:
         raise ConfigError(
             f"KerasTuner searches one objective, validation accuracy, not {config.objective!r}: "

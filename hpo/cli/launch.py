@@ -16,45 +16,14 @@ from hpo.cli.options import (
     storage_option,
 )
 from hpo.cli.tables import fmt
-from hpo.errors import HpoError
 
 
 def resolve_config(study: str | None, config_file: str | None, storage: str | None):
-    """The study configuration: a YAML file, else the study's own in the store, else a built-in.
+    """The study configuration: a YAML file, else the study's own in the store, else a built-in
+    (see :func:`hpo.api.study_config`)."""
+    from hpo import api
 
-    A study already in the store resumes with the settings it was created with (those
-    of a built-in study included, whatever options created it or whatever hpo
-    version defines the built-in now); options given on top are checked against them.
-    """
-    from hpo import config as cfg
-
-    if config_file:
-        conf = cfg.load_yaml(config_file)
-        return conf.with_options(name=cfg.check_study_name(study)) if study else conf
-    name = study or "digits-cnn"
-    cfg.check_study_name(name)
-    from hpo import storage as store
-    from hpo.errors import ConfigError
-    from hpo.study import CONFIG_ATTR, stored_config
-
-    try:
-        st = store.open_storage(storage, create=False, heartbeat=False)
-    except HpoError:
-        st = None  # no store yet (or a broken one, which the launch itself reports)
-    if st is not None and name in set(store.study_names(st)):
-        # a study in the store resumes with its own settings: a built-in name included
-        found = store.load_study(name, st)
-        if CONFIG_ATTR in found.user_attrs or name not in cfg.BUILTIN:
-            conf = stored_config(found)
-            try:
-                conf.validate()
-            except HpoError as exc:
-                raise ConfigError(
-                    f"study {name!r} holds settings that cannot run ({exc}); use another study "
-                    f"name, or start it over with `hpo delete --study {name}`"
-                ) from None
-            return conf
-    return cfg.builtin(name)  # raises the "unknown study" error with the list of built-ins
+    return api.study_config(study, config=config_file, storage=storage)
 
 
 @click.command()

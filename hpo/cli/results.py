@@ -100,22 +100,17 @@ def best(study, top, storage):
 @storage_option
 def export_configs(study, top, output, storage):
     """The best trials as a self-contained YAML file (format hpo-config/1) for `hpo retrain`."""
-    from hpo import export, outputs
-    from hpo import storage as store
+    import yaml
 
-    if output is not None:
-        outputs.check_file(output, "export file")
-    found = store.load_study(study, store.open_storage(storage, create=False, heartbeat=False))
-    configs, warnings = export.configs_from_study(found, top, storage)
-    for warning in warnings:
-        click.echo(f"Warning: {warning}", err=True)
-    text = export.dumps(configs)
+    from hpo import api
+
+    text = api.export_study(study, output, top=top, storage=storage)
     if output is None:
         click.echo(text, nl=False)
         return
-    outputs.write_text(output, text, "export file")
+    written = len(yaml.safe_load(text)["configs"])
     click.echo(
-        f"Wrote {len(configs)} config(s) of study {study!r} to {output}; next: "
+        f"Wrote {written} config(s) of study {study!r} to {output}; next: "
         f"hpo retrain --config {output}",
         err=True,
     )
@@ -178,39 +173,25 @@ def retrain(study, config_file, top, seeds, ensemble, output_dir, storage, data)
     """
     from types import SimpleNamespace
 
-    from hpo import export
-    from hpo import storage as store
-    from hpo.errors import ConfigError
+    from hpo import api
     from hpo.processes import WorkerSignals
     from hpo.retrain import RetrainStopped
-    from hpo.retrain import retrain as run_retrain
-    from hpo.retrain_record import record_in_studies, summary_rows
-
-    if (study is None) == (config_file is None):
-        raise ConfigError("give either --study NAME or --config FILE")
+    from hpo.retrain_record import summary_rows
 
     def echo(message: str) -> None:
         click.echo(message, err=True)
 
-    if config_file is not None:
-        if top is not None:
-            raise ConfigError("--top selects trials of a --study; with --config, edit the file")
-        configs = export.load_configs(config_file)
-        record_url = storage
-    else:
-        found = store.load_study(study, store.open_storage(storage, create=False, heartbeat=False))
-        configs, warnings = export.configs_from_study(found, top or 1, storage, data=data)
-        for warning in warnings:
-            echo(f"Warning: {warning}")
-        record_url = store.resolve_url(storage)
     stop = SimpleNamespace(stop_requested=False)  # set by Ctrl-C or SIGTERM: training stops
     with WorkerSignals(stop) as signals:
         try:
-            report = run_retrain(
-                configs,
+            report, notes = api.run_retrain(
+                study,
+                config=config_file,
+                top=top,
                 seeds=seeds,
                 ensemble=ensemble,
                 output_dir=output_dir,
+                storage=storage,
                 data=data,
                 echo=echo,
                 should_stop=lambda: stop.stop_requested,
@@ -218,7 +199,6 @@ def retrain(study, config_file, top, seeds, ensemble, output_dir, storage, data)
         except RetrainStopped as exc:
             echo(f"Interrupted: {exc}.")
             sys.exit(signals.code or 130)
-    notes = record_in_studies(report.summaries, configs, record_url)
     rows = summary_rows(report.summaries)
     click.echo(table(list(rows[0]), ([row[h] for h in row] for row in rows)))
     click.echo(f"Results: {report.results_path}")

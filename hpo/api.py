@@ -1,0 +1,306 @@
+"""hpo from Python: what the command line does, for notebooks.
+
+    import hpo
+
+    study = hpo.launch_study("digits-mine", model="my_model.py:build", workers=2, trials=20)
+    study.best_trial                          # an optuna.Study: everything Optuna offers works
+    hpo.export_study(study, "best.yaml", top=3)
+    hpo.retrain_study(study, top=1, seeds=3)  # a table (pandas): validation and test accuracy
+    hpo.figures(study)                        # the report's plotly figures, shown inline
+
+The workers are the same processes, and the store the same SQL store, as ``hpo launch``
+(SQLite ``studies.db`` in the current folder unless ``storage`` says otherwise), so the
+dashboard, ``hpo status`` and the other commands see a study launched from here. The command
+line is a thin layer over these functions (named ``launch_study``, not ``launch``: ``hpo.launch``,
+``hpo.export`` and ``hpo.retrain`` are hpo's modules). A model function must live in a file or
+module the worker processes can import: in a notebook, write it to a file first (``%%writefile
+my_model.py``) and pass ``"my_model.py:build"`` or the imported function.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from hpo.errors import ConfigError, HpoError, ModelFunctionError
+
+__all__ = [
+    "export_study",
+    "figures",
+    "launch_study",
+    "load_study",
+    "retrain_study",
+    "study_config",
+]
+
+
+def study_config(
+    study: str | None = None,
+    *,
+    config: str | Path | Mapping[str, Any] | None = None,
+    model: str | Callable[..., Any] | None = None,
+    storage: str | None = None,
+    **settings: Any,
+):
+    """The study's settings, as ``hpo launch`` resolves them.
+
+    A YAML file or a mapping (``config``) describes a new study; a ``model`` function with
+    keyword settings (``dataset="digits"``, ``epochs=10``, ``search_space=[...]``, ...) makes
+    one too. Otherwise a study already in the store resumes with its own settings, and a
+    built-in name (``digits-cnn``, ...) gives that study. Settings given on top override.
+    """
+    from hpo import config as cfg
+
+    if model is not None:
+        settings["model"] = model_reference(model)
+    if isinstance(config, Mapping):
+        data = dict(config)
+        if study is not None:
+            data["name"] = study
+        return cfg.StudyConfig.from_dict({**data, **settings}, where="config")
+    if config is not None:
+        conf = cfg.load_yaml(config)
+        if study is not None:
+            conf = conf.with_options(name=cfg.check_study_name(study))
+        return conf.with_options(**settings)
+    name = study or "digits-cnn"
+    cfg.check_study_name(name)
+    stored = _stored_config(name, storage)
+    if stored is not None:
+        return stored.with_options(**settings)
+    if name in cfg.BUILTIN:
+        return cfg.builtin(name).with_options(**settings)
+    if "model" in settings:  # a new study of the user's own model
+        return cfg.StudyConfig.from_dict(
+            {"name": name, "dataset": "digits", **settings}, where="settings"
+        )
+    return cfg.builtin(name)  # raises the "unknown study" error with the list of built-ins
+
+
+def _stored_config(name: str, storage: str | None):
+    """The settings of the study ``name`` in the store, or None when it holds no such study."""
+    from hpo import config as cfg
+    from hpo import storage as store
+    from hpo.study import CONFIG_ATTR, stored_config
+
+    try:
+        st = store.open_storage(storage, create=False, heartbeat=False)
+    except HpoError:
+        return None  # no store yet (or a broken one, which the launch itself reports)
+    if name not in set(store.study_names(st)):
+        return None
+    found = store.load_study(name, st)
+    if CONFIG_ATTR not in found.user_attrs and name in cfg.BUILTIN:
+        return None
+    conf = stored_config(found)
+    try:
+        conf.validate()
+    except HpoError as exc:
+        raise ConfigError(
+            f"study {name!r} holds settings that cannot run ({exc}); use another study "
+            f"name, or start it over with `hpo delete --study {name}`"
+        ) from None
+    return conf
+
+
+def model_reference(model: str | Callable[..., Any]) -> str:
+    """``file.py:function`` or ``module:function`` for a function the workers can import."""
+    if isinstance(model, str):
+        return model
+    module = getattr(model, "__module__", None)
+    name = getattr(model, "__qualname__", "")
+    if not callable(model) or not module or "." in name or "<" in name:
+        raise ModelFunctionError(
+            f"model {model!r} is not a module-level function: pass 'file.py:function'"
+        )
+    if module == "__main__":
+        raise ModelFunctionError(
+            f"{name} is defined in this notebook or script, which hpo's worker processes cannot "
+            f"import: write it to a file (%%writefile my_model.py) and pass 'my_model.py:{name}'"
+        )
+    return f"{module}:{name}"
+
+
+def launch_study(
+    study: str | None = None,
+    *,
+    config: str | Path | Mapping[str, Any] | None = None,
+    model: str | Callable[..., Any] | None = None,
+    workers: int | None = None,
+    trials: int | None = None,
+    storage: str | None = None,
+    timeout: float | None = None,
+    backend: str = "optuna",
+    recycle_after: int | None = 20,
+    enqueue: tuple[str, ...] = (),
+    echo: Callable[[str], None] | None = None,
+    **settings: Any,
+):
+    """Create or resume a study and run ``workers`` processes until it holds ``trials``.
+
+    Returns the ``optuna.Study``. ``settings`` are study settings (``epochs``, ``sampler``,
+    ``pruner``, ``search_space``, ``confirm_top``, ...); see :func:`study_config`. Progress
+    lines go to ``echo`` (default: printed). A launch whose workers failed raises HpoError.
+    """
+    from hpo.backends import load_engine
+    from hpo.launch import default_workers
+    from hpo.launch import launch as run_launch
+
+    conf = study_config(study, config=config, model=model, storage=storage, **settings)
+    result = run_launch(
+        conf,
+        storage,
+        workers if workers is not None else default_workers(),
+        trials if trials is not None else conf.trials,
+        engine=load_engine(backend, {}),
+        timeout=timeout,
+        recycle_after=recycle_after or None,
+        enqueue=enqueue,
+        echo=echo or _print,
+    )
+    if result.exit_code:
+        raise HpoError(f"study {conf.name!r}: the launch ended with exit status {result.exit_code}")
+    return load_study(conf.name, storage)
+
+
+def load_study(name: str, storage: str | None = None):
+    """The ``optuna.Study`` of that name in the store (``studies.db`` by default)."""
+    from hpo import storage as store
+
+    return store.load_study(name, store.open_storage(storage, create=False, heartbeat=False))
+
+
+def _study_of(study, storage: str | None):
+    return load_study(study, storage) if isinstance(study, str) else study
+
+
+def export_study(
+    study, path: str | Path | None = None, *, top: int = 3, storage: str | None = None
+) -> str:
+    """The best ``top`` trials as ``hpo-config/1`` YAML text, also written to ``path`` if given."""
+    from hpo import export as exporting
+    from hpo import outputs
+
+    found = _study_of(study, storage)
+    if path is not None:
+        outputs.check_file(path, "export file")
+    configs, warnings = exporting.configs_from_study(found, top, storage)
+    for warning in warnings:
+        _print(f"Warning: {warning}")
+    text = exporting.dumps(configs)
+    if path is not None:
+        outputs.write_text(path, text, "export file")
+    return text
+
+
+def retrain_study(
+    study=None,
+    *,
+    config: str | Path | None = None,
+    top: int | None = None,
+    seeds: int = 1,
+    ensemble: bool = False,
+    output_dir: str | Path = "runs",
+    storage: str | None = None,
+    data: str | None = None,
+    echo: Callable[[str], None] | None = None,
+):
+    """Train the best configurations on train + validation, test each once; a pandas table.
+
+    Give a study (its best ``top`` trials, 1 by default) or ``config``, an ``hpo export``
+    file. Models and ``results.json`` go to ``output_dir``; the scores are also recorded in
+    the study. The table has one row per configuration: parameters, validation accuracy,
+    test accuracy (the mean over ``seeds`` and its spread), F1, epochs, seconds, ms per image.
+    """
+    import pandas as pd
+
+    report, _ = run_retrain(
+        study,
+        config=config,
+        top=top,
+        seeds=seeds,
+        ensemble=ensemble,
+        output_dir=output_dir,
+        storage=storage,
+        data=data,
+        echo=echo or _print,
+    )
+    return pd.DataFrame(
+        {
+            **{column: summary.get(key) for column, key in _TABLE.items()},
+            "seeds": len(summary["seeds"]),
+            "ensemble_accuracy": summary.get("ensemble", {}).get("test_accuracy"),
+        }
+        for summary in report.summaries
+    )
+
+
+#: The retrain table's columns, from each configuration's summary in results.json.
+_TABLE = {
+    "config": "config",
+    "params": "n_params",
+    "val_accuracy": "val_accuracy",
+    "test_accuracy": "test_accuracy_mean",
+    "test_accuracy_std": "test_accuracy_std",
+    "f1_macro": "f1_macro_mean",
+    "epochs": "epochs",
+    "train_seconds": "train_seconds_mean",
+    "inference_ms": "inference_ms_mean",
+}
+
+
+def run_retrain(
+    study=None,
+    *,
+    config: str | Path | None = None,
+    top: int | None = None,
+    seeds: int = 1,
+    ensemble: bool = False,
+    output_dir: str | Path = "runs",
+    storage: str | None = None,
+    data: str | None = None,
+    echo: Callable[[str], None],
+    should_stop: Callable[[], bool] | None = None,
+):
+    """:func:`retrain_study`'s work: the retrain report, and notes on where scores were recorded."""
+    from hpo import export as exporting
+    from hpo import storage as store
+    from hpo.retrain import retrain as train_configs
+    from hpo.retrain_record import record_in_studies
+
+    if (study is None) == (config is None):
+        raise ConfigError("give either a study or a config file")
+    if config is not None:
+        if top is not None:
+            raise ConfigError("--top selects trials of a --study; with --config, edit the file")
+        configs = exporting.load_configs(config)
+        record_url = storage
+    else:
+        found = _study_of(study, storage)
+        configs, warnings = exporting.configs_from_study(found, top or 1, storage, data=data)
+        for warning in warnings:
+            echo(f"Warning: {warning}")
+        record_url = store.resolve_url(storage)
+    report = train_configs(
+        configs,
+        seeds=seeds,
+        ensemble=ensemble,
+        output_dir=output_dir,
+        data=data,
+        echo=echo,
+        should_stop=should_stop,
+    )
+    return report, record_in_studies(report.summaries, configs, record_url)
+
+
+def figures(study, storage: str | None = None) -> list:
+    """The report's plotly figures (history, learning curves, importances, ...), to show inline."""
+    from hpo.report import study_sections
+
+    return [s.figure for s in study_sections(_study_of(study, storage)) if s.figure is not None]
+
+
+def _print(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
