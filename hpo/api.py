@@ -271,7 +271,7 @@ def run_retrain(
     from hpo.retrain_record import record_in_studies
 
     if (study is None) == (config is None):
-        raise ConfigError("give either a study or a config file")
+        raise ConfigError("give either --study NAME or --config FILE")
     if config is not None:
         if top is not None:
             raise ConfigError("--top selects trials of a --study; with --config, edit the file")

@@ -15,7 +15,8 @@ KerasTuner's) in which every hyperparameter a build function registers takes its
 ``sampling="log"`` multiplies (32, 64, 128, ...); Optuna has no such distribution, so those
 become a categorical choice of the same values. ``sampling="reverse_log"`` is sampled as
 ``log``. An impossible range (``min_value`` over ``max_value``, a step of zero, no choices)
-raises :class:`hpo.errors.ModelFunctionError` naming the call.
+raises :class:`hpo.errors.ModelFunctionError` naming the call (KerasTuner refuses some, such
+as an empty ``Choice``, itself).
 """
 
 from __future__ import annotations
@@ -83,11 +84,7 @@ def _value(source: Any, hp: Any) -> Any:
 def _check(hp: Any, kind: str) -> None:
     """Refuse a hyperparameter no trial can sample, naming the call as the user wrote it."""
     call = f"hp.{kind}({hp.name!r})"
-    if kind == "Choice":
-        if not list(hp.values):
-            raise ModelFunctionError(f"{call} has no values to choose from")
-        return
-    if kind not in ("Int", "Float"):
+    if kind not in ("Int", "Float"):  # KerasTuner refuses an empty Choice itself
         return
     low, high, step = hp.min_value, hp.max_value, hp.step
     if not (math.isfinite(low) and math.isfinite(high)):

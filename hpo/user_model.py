@@ -22,23 +22,44 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import os
 import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, Strict, WithJsonSchema
 
 from hpo.errors import ModelFunctionError
-from hpo.schemas.base import text
+from hpo.schemas.base import says
 from hpo.space import SearchSpace, suggest
 from hpo.tuner_hp import hyperparameters
 
 _FORMS = "path/to/file.py:function or package.module:function"
 _REFERENCE = re.compile(r"^(.+\.py|[A-Za-z_][\w.]*):[A-Za-z_]\w*$")
-#: A study's or a config's ``model`` when it names a function of the user's.
-ModelReference = text(_FORMS, pattern=_REFERENCE.pattern)
+
+
+def model_field(names: tuple[str, ...]) -> Any:
+    """A study's or a config's ``model``: one of hpo's ``names``, or a function of the user's."""
+    rule = f"one of {', '.join(names)}, or a function ({_FORMS})"
+
+    def check(value: str) -> str:
+        if value in names or _REFERENCE.match(value):
+            return value
+        raise ValueError(rule)
+
+    schema = {
+        "anyOf": [
+            {"type": "string", "enum": list(names)},
+            {"type": "string", "pattern": _REFERENCE.pattern},
+        ]
+    }
+    return Annotated[str, Strict(), AfterValidator(check), says(rule), WithJsonSchema(schema)]
+
+
 KINDS = ("hp", "params")  # build(hp), or build(params, input_shape, n_classes)
 
 
@@ -176,15 +197,25 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-@lru_cache(maxsize=8)
 def load_function(reference: str) -> ModelFunction:
-    """Import the function a reference names (once per process) and tell its kind.
+    """Import the function a reference names and tell its kind; once per process and file
+    content, so a file edited in a notebook's session is read again.
 
     Every way it can be wrong (no such file, a syntax error, no such function, a function
     that takes neither ``(hp)`` nor ``(params, input_shape, n_classes)``) is one
     ModelFunctionError that says how to fix it.
     """
-    where, name = check_reference(reference).rsplit(":", 1)
+    where = check_reference(reference).rsplit(":", 1)[0]
+    path = Path(where)
+    if where.endswith(".py") and path.is_file():
+        return _load(reference, str(path.resolve()), file_sha256(path))
+    return _load(reference, None, None)
+
+
+@lru_cache(maxsize=16)
+def _load(reference: str, resolved: str | None, sha256: str | None) -> ModelFunction:
+    # `resolved` and `sha256` key the cache: the same reference elsewhere, or edited, is new
+    where, name = reference.rsplit(":", 1)
     module, file = _import(where, reference)
     function = getattr(module, name, None)
     if function is None:
@@ -202,7 +233,7 @@ def load_function(reference: str) -> ModelFunction:
         function=function,
         kind=_kind(function, reference),
         file=file,
-        sha256=file_sha256(file) if file is not None else None,
+        sha256=sha256 or (file_sha256(file) if file is not None else None),
     )
 
 
@@ -231,6 +262,8 @@ def _import(where: str, reference: str):
                 f"{where} failed to import: {type(exc).__name__}: {exc}"
             ) from None
         return module, path
+    if os.getcwd() not in sys.path:  # as `python -m` would: the folder hpo runs in, last
+        sys.path.append(os.getcwd())
     try:
         module = importlib.import_module(where)
     except SyntaxError as exc:

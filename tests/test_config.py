@@ -49,7 +49,10 @@ def test_yaml_study_file(tmp_path):
     [
         ("name: [unclosed\n", "not valid YAML at line"),
         ("- just\n- a list\n", "the document must be a mapping, got a list"),
-        ("name: x\ndataset: digits\nmodel: cnn\n", r"search_space is missing \(required\)"),
+        (
+            "name: x\ndataset: digits\nmodel: cnn\n",
+            r"search_space is empty: the cnn family needs search-space modules",
+        ),
         (
             "name: x\ndataset: digits\nmodel: cnn\nsearch_space: [dropout]\ncolour: red\n",
             "the document has unknown key.s. colour; allowed: extends, name, dataset",

@@ -17,7 +17,7 @@ from hpo.config import OBJECTIVES, PRUNERS, SAMPLERS, builtin, load_yaml
 from hpo.data import DATASETS
 from hpo.errors import ArchitectureError, ConfigError
 from hpo.export import load_configs
-from hpo.models import ACTIVATIONS, NAMED_MODELS, OPTIMIZERS, DenseLayer
+from hpo.models import ACTIVATIONS, FAMILIES, NAMED_MODELS, OPTIMIZERS, DenseLayer
 from hpo.report import read_retrain
 from hpo.schemas import publish
 from hpo.schemas.base import read
@@ -63,11 +63,10 @@ def test_the_schemas_offer_the_choices_defined_once() -> None:
     assert study["properties"]["pruner"]["enum"] == list(PRUNERS)
     assert study["properties"]["objective"]["enum"] == list(OBJECTIVES)
     assert study["properties"]["dataset"]["enum"] == list(DATASETS)
-    # a study file is `extends` plus changes, or the four settings a study cannot do without
-    assert study["anyOf"] == [
-        {"required": ["extends"]},
-        {"required": ["name", "dataset", "model", "search_space"]},
-    ]
+    # a study file is `extends` plus changes, or the three settings a study cannot do without
+    # (search_space too for the cnn/ann families, which a model function does not need)
+    assert study["anyOf"] == [{"required": ["extends"]}, {"required": ["name", "dataset", "model"]}]
+    assert study["properties"]["model"]["anyOf"][0]["enum"] == list(FAMILIES)
     defs = schemas["hpo-config-1.schema.json"]["$defs"]
     assert defs["Training"]["properties"]["optimizer"]["enum"] == list(OPTIMIZERS)
     assert defs["Architecture"]["properties"]["activation"]["enum"] == list(ACTIVATIONS)

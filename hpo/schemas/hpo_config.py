@@ -40,7 +40,7 @@ from hpo.named_models import NAMED_MODELS
 from hpo.schemas.architecture import Architecture
 from hpo.schemas.base import Checked, choice, invalid, number, problem, read, says, text, whole
 from hpo.training import TrainSettings
-from hpo.user_model import ModelReference, TrialModel, is_reference, load_function
+from hpo.user_model import TrialModel, is_reference, load_function, model_field
 
 FORMAT = "hpo-config/1"
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
@@ -226,7 +226,7 @@ class ConfigEntry(Checked, BaseModel):
     source: Source | None = None
     dataset: DatasetRef
     #: a name from `hpo models`, or your function (``path/to/file.py:build``)
-    model: choice(tuple(NAMED_MODELS)) | ModelReference | None = None
+    model: model_field(tuple(NAMED_MODELS)) | None = None
     model_sha256: text("64 hex digits", pattern=r"^[0-9a-f]{64}$") | None = None
     architecture: Architecture | None = None
     params: (

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict
 from hpo.choices import DATASETS, OBJECTIVES, PRUNERS, SAMPLERS
 from hpo.schemas.architecture import FAMILIES
 from hpo.schemas.base import Checked, Flag, choice, number, problem, says, text, whole
-from hpo.user_model import ModelReference
+from hpo.user_model import model_field
 
 MAX_SEED = 2**31 - 1  # seed + trial number must stay below 2**32, numpy's limit
 MAX_TRIALS = 1_000_000
@@ -39,7 +39,7 @@ class StudySettings(Checked, BaseModel):
 
     name: StudyName
     dataset: choice(DATASETS)
-    model: choice(FAMILIES) | ModelReference = Field(
+    model: model_field(FAMILIES) = Field(
         description="a model family (cnn, ann) or your function: path/to/file.py:build"
     )
     search_space: _Modules = Field(

@@ -1,0 +1,225 @@
+"""A model of your own: KerasTuner's ``hp`` over Optuna trials, the function checks, the training.
+
+Real Optuna studies (in memory), real Keras models and real training on the bundled digits;
+the command-line errors run ``hpo.cli.main`` in this process on real files.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import optuna
+import pytest
+from runner import error_line, file_digest, run_main
+
+from hpo.data import load_dataset
+from hpo.errors import ModelFunctionError
+from hpo.space import SearchSpace
+from hpo.training import TrainSettings, train
+from hpo.tuner_hp import hyperparameters
+from hpo.user_model import TrialModel, load_function
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "digits_model.py"
+
+
+def notebook_style(hp) -> dict:
+    """The calls a KerasTuner build function makes (seeds/000's, and conditional scopes)."""
+    out = {"filters": hp.Int("filters_1", min_value=16, max_value=64, step=16)}
+    if hp.Boolean("use_leaky_relu"):
+        out["alpha"] = hp.Float("leaky_alpha", 0.01, 0.3, step=0.05)
+    out["lr"] = hp.Choice("learning_rate", [1e-4, 5e-4, 1e-3, 5e-3])
+    out["units"] = hp.Int("units", 32, 512, step=2, sampling="log")
+    out["decay"] = hp.Float("decay", 1e-5, 1e-2, sampling="log")
+    out["fixed"] = hp.Fixed("fixed", 3)
+    hp.Choice("head", ["flatten", "gap"])
+    with hp.conditional_scope("head", ["flatten"]):
+        out["only_flatten"] = hp.Int("flatten_units", 8, 10, step=3)  # 8 only: 11 is past 10
+    out["again"] = hp.Int("filters_1", min_value=16, max_value=64, step=16)
+    return out
+
+
+def test_each_hp_call_is_an_optuna_suggestion_of_the_trial() -> None:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    seen_heads = set()
+    for _ in range(12):
+        trial = study.ask()
+        out = notebook_style(hyperparameters(trial))
+        params = trial.params
+        # every active hp call is in the trial, with the value the function got
+        assert params["filters_1"] == out["filters"] == out["again"] in (16, 32, 48, 64)
+        assert params["learning_rate"] == out["lr"]
+        assert ("leaky_alpha" in params) == params["use_leaky_relu"]
+        if params["use_leaky_relu"]:
+            assert out["alpha"] == params["leaky_alpha"]
+            assert round((params["leaky_alpha"] - 0.01) / 0.05, 6).is_integer()
+        # KerasTuner's log step multiplies: 32, 64, ..., 512, as integers
+        assert out["units"] == params["units"] in (32, 64, 128, 256, 512)
+        assert isinstance(out["units"], int)
+        assert 1e-5 <= params["decay"] <= 1e-2
+        assert out["fixed"] == 3 and "fixed" not in params  # a fixed value is not searched
+        seen_heads.add(params["head"])
+        if params["head"] == "flatten":
+            assert out["only_flatten"] == params["flatten_units"] == 8
+        else:  # an inactive conditional returns None, as in KerasTuner, and is not suggested
+            assert out["only_flatten"] is None and "flatten_units" not in params
+        study.tell(trial, 0.5)
+    assert seen_heads == {"flatten", "gap"}
+    dists = study.trials[0].distributions
+    assert isinstance(dists["units"], optuna.distributions.CategoricalDistribution)
+    assert dists["decay"].log and dists["filters_1"].step == 16
+
+
+def test_stored_values_replay_the_same_model_choices() -> None:
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=5))
+    trial = study.ask()
+    first = notebook_style(hyperparameters(trial))
+    replay = hyperparameters(dict(trial.params))
+    assert notebook_style(replay) == first
+    assert {k: v for k, v in replay.values.items() if k != "fixed"} == trial.params
+
+
+def test_an_impossible_hp_range_is_refused_naming_the_call() -> None:
+    trial = optuna.create_study().ask()
+    with pytest.raises(ModelFunctionError, match=r"hp.Int\('x'\).*step must be positive"):
+        hyperparameters(trial).Int("x", 1, 5, step=0)
+    with pytest.raises(ModelFunctionError, match=r"hp.Float\('r'\).*finite"):
+        hyperparameters(trial).Float("r", 0.0, float("inf"))
+
+
+def _write(folder: Path, name: str, source: str) -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+PARAMS_MODEL = """
+    import keras
+
+    def build(params, input_shape, n_classes):
+        model = keras.Sequential([
+            keras.Input(input_shape),
+            keras.layers.Flatten(),
+            keras.layers.Dense(params["units"], activation="relu"),
+            keras.layers.Dense(n_classes, activation="softmax"),
+        ])
+        if params.get("sparse"):
+            model.compile(
+                optimizer=keras.optimizers.Adam(0.01),
+                loss="sparse_categorical_crossentropy",
+            )
+        return model
+"""
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["hpo-compiles", "sparse-loss"])
+def test_a_params_function_trains_compiled_by_hpo_or_by_itself(
+    tmp_path: Path, sparse: bool
+) -> None:
+    """Uncompiled: hpo compiles it with the trial's optimizer and one-hot labels. Compiled with a
+    sparse loss: its own optimizer, integer labels. Both learn the digits."""
+    _write(tmp_path, "mine.py", PARAMS_MODEL)
+    function = load_function(f"{tmp_path / 'mine.py'}:build")
+    assert function.kind == "params"
+    ds = load_dataset("digits")
+    network = TrialModel(function, {"units": 32, "sparse": sparse})
+    settings = TrainSettings(epochs=6, batch_size=32, learning_rate=0.01, early_stopping=0)
+    result = train(network, settings, ds.x_train, ds.y_train, ds.x_val, ds.y_val)
+    assert result.val_accuracy > 0.85
+    assert result.n_params == 64 * 32 + 32 + 32 * 10 + 10
+    assert ("sparse" in str(result.model.loss)) == sparse
+
+
+def test_the_notebook_build_function_trains_on_the_digits() -> None:
+    function = load_function(f"{EXAMPLE}:build_tunable_model")
+    assert function.kind == "hp" and function.sha256 is not None
+    ds = load_dataset("digits")
+    params = {"filters_1": 32, "use_leaky_relu": True, "leaky_alpha": 0.06, "learning_rate": 5e-3}
+    function.check(ds.input_shape, 10, SearchSpace([], may_be_empty=True))
+    network = TrialModel(function, params)
+    settings = TrainSettings(epochs=4, batch_size=64, early_stopping=0)
+    result = train(network, settings, ds.x_train, ds.y_train, ds.x_val, ds.y_val)
+    assert result.val_accuracy > 0.9
+    layers = [type(layer).__name__ for layer in result.model.layers]
+    assert "LeakyReLU" in layers and "BatchNormalization" not in layers  # the defaults filled in
+    assert np.isclose(float(result.model.optimizer.learning_rate), 5e-3)  # its own compile
+
+
+KERAS_MODEL = """import keras
+def build(hp):
+    layers = [keras.Input({shape}), keras.layers.Flatten(), keras.layers.Dense({classes})]
+    return keras.Sequential(layers)
+"""
+BAD_FUNCTIONS = {
+    "syntax error": ("model.py", "def build(hp)\n    return None\n", "build", "line 1"),
+    "missing function": (
+        "model.py",
+        "def make(hp):\n    pass\n",
+        "build",
+        "has no function 'build' (model: model.py:build); it defines: make",
+    ),
+    "missing file": (None, "", "build", "model file model.py does not exist"),
+    "not a model": (
+        "model.py",
+        "def build(hp):\n    return {'units': hp.Int('units', 8, 64)}\n",
+        "build",
+        "returned dict, not a Keras model",
+    ),
+    "wrong input": (
+        "model.py",
+        KERAS_MODEL.format(shape=(32, 32, 1), classes=10),
+        "build",
+        "builds a model for 32x32x1 inputs, but the data's images are 8x8x1",
+    ),
+    "wrong classes": (
+        "model.py",
+        KERAS_MODEL.format(shape=(8, 8, 1), classes=3),
+        "build",
+        "outputs shape (3,) per image, but the data has 10 classes",
+    ),
+    "impossible range": (
+        "model.py",
+        "def build(hp):\n    hp.Float('rate', 0.5, 0.1)\n",
+        "build",
+        "min_value",
+    ),
+    "wrong arguments": (
+        "model.py",
+        "def build(a, b):\n    pass\n",
+        "build",
+        "takes 2 argument(s): a model function takes (hp)",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FUNCTIONS))
+def test_a_bad_model_function_is_one_error_line_before_any_study_exists(
+    tmp_path: Path, case: str
+) -> None:
+    filename, source, function, expected = BAD_FUNCTIONS[case]
+    if filename:
+        (tmp_path / filename).write_text(source)
+    result = run_main(
+        "launch", "--study", "mine", "--config", str(_study_file(tmp_path, function)),
+        "--workers", "1", "--trials", "2", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert expected in error_line(result)
+    assert file_digest(tmp_path / "studies.db") is None  # nothing was created
+
+
+def _study_file(folder: Path, function: str) -> Path:
+    path = folder / "study.yaml"
+    path.write_text(f"name: mine\ndataset: digits\nmodel: model.py:{function}\nepochs: 2\n")
+    return path
+
+
+def test_a_study_file_names_a_function_in_one_of_two_forms(tmp_path: Path) -> None:
+    path = tmp_path / "study.yaml"
+    path.write_text("name: mine\ndataset: digits\nmodel: build_it\n")
+    result = run_main("launch", "--config", str(path), cwd=tmp_path)
+    assert result.returncode == 2
+    line = error_line(result)
+    assert "model" in line and "path/to/file.py:function or package.module:function" in line
