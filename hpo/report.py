@@ -1,7 +1,7 @@
 """A study as one self-contained HTML file: a summary, plotly figures and retrain results.
 
-plotly.js is inlined once, with the first figure, so the file opens without a
-network and can be mailed or attached as it is. Figures come from
+plotly.js is inlined once, compressed (:mod:`hpo.report_plotly`), so the file opens
+without a network and can be mailed or attached as it is. Figures come from
 ``optuna.visualization`` except the worker timeline and the retrain figures;
 a figure the study cannot support yet (too few trials, no per-epoch values)
 becomes a short note instead, so a report can be made at any point of a study.
@@ -17,6 +17,7 @@ from typing import Any
 from hpo import confirm
 from hpo import storage as store
 from hpo.confirm import Candidate
+from hpo.report_plotly import figure_html, plotly_script
 from hpo.report_retrain import read_retrain, retrain_scores, retrain_sections
 from hpo.report_section import Section
 from hpo.report_view import compact, history_figure, plotted
@@ -274,29 +275,20 @@ footer { margin-top: 3em; color: #888; font-size: small; }
 
 
 def render(study, sections: list[Section], retrain: dict[int, dict[str, Any]]) -> str:
-    """The whole HTML page; plotly.js goes inline with the first figure only."""
+    """The whole HTML page; plotly.js goes once, compressed, after the last figure."""
     body = [f"<header class='summary'>{summary_html(study, retrain)}</header>"]
-    first = True
     for i, section in enumerate(sections):
         body.append(f"<section><h2>{html.escape(section.title)}</h2>")
         if section.figure is not None:
             compact(section.figure).update_layout(template="plotly_white")
-            body.append(
-                "<div class='plot'>"
-                + section.figure.to_html(
-                    full_html=False,
-                    include_plotlyjs=first,
-                    div_id=f"plot-{i}",
-                    config={"displaylogo": False},
-                )
-                + "</div>"
-            )
-            first = False
+            body.append(f"<div class='plot'>{figure_html(section.figure, f'plot-{i}')}</div>")
         if section.note:
             body.append(f"<p class='note'>{html.escape(section.note)}</p>")
         body.append("</section>")
     stamp = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     body.append(f"<footer>Made by hpo report on {html.escape(stamp)}.</footer>")
+    if any(section.figure is not None for section in sections):
+        body.append(plotly_script({"displaylogo": False, "responsive": True}))
     return (
         f"<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         f"<title>hpo report: {html.escape(study.study_name)}</title>"
