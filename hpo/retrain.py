@@ -76,9 +76,10 @@ def retrain(
     if ensemble and seeds < 2:
         raise ConfigError("--ensemble averages the models of several seeds: use --seeds 2 or more")
     out = outputs.check_dir(output_dir, "output directory")
+    _load_functions(configs, echo)  # a missing or broken file fails before any data is read
     datasets = _load_all(configs, data, echo)
     configure_tensorflow(None)
-    _check_functions(configs, datasets, echo)
+    _check_functions(configs, datasets)
     results, summaries = [], []
     path = out / RESULTS_FILE
     for config in configs:
@@ -145,34 +146,40 @@ def _load_all(
     return out
 
 
-def _check_functions(
-    configs: list[RetrainConfig], datasets: dict[str, Dataset], echo: Callable[[str], None]
-) -> None:
-    """A config of the user's function is rebuilt through that function: it must still be there,
-    build the config's model for this data, and (or a warning says so) be the file exported."""
+def _load_functions(configs: list[RetrainConfig], echo: Callable[[str], None]) -> None:
+    """A config of the user's function is rebuilt through that function: it must still be
+    there, and (or a warning says so) be the file the study ran."""
     from hpo.errors import ModelFunctionError
-    from hpo.user_model import check_fits_data
+    from hpo.user_model import load_function
 
     for config in configs:
         if not config.function_reference:
             continue
-        ds = datasets[config.name]
         try:
-            network = config.network(ds.n_classes)
-            model = network.build(ds.input_shape)
+            function = load_function(config.model)
         except ModelFunctionError as exc:
             raise ModelFunctionError(
                 f"{config.name}: {exc}; retrain rebuilds the model through the function the "
                 "study ran"
             ) from None
-        check_fits_data(model, config.model, ds.input_shape, ds.n_classes)
-        now, then = network.function.sha256, config.model_sha256
+        now, then = function.sha256, config.model_sha256
         if then and now and now != then:
             echo(
-                f"Warning: {config.name}: {network.function.file} changed since the study ran "
+                f"Warning: {config.name}: {function.file} changed since the study ran "
                 f"(sha256 {now[:12]}..., was {then[:12]}...); retraining with the file as it "
                 "is now"
             )
+
+
+def _check_functions(configs: list[RetrainConfig], datasets: dict[str, Dataset]) -> None:
+    """Each function's model for its config must take that config's data (before any training)."""
+    from hpo.user_model import check_fits_data
+
+    for config in configs:
+        if config.function_reference:
+            ds = datasets[config.name]
+            model = config.network(ds.n_classes).build(ds.input_shape)
+            check_fits_data(model, config.model, ds.input_shape, ds.n_classes)
 
 
 def _check_shape(config: RetrainConfig, ds: Dataset) -> None:
