@@ -78,6 +78,12 @@ _VALUES = sa.table(
     sa.column("value"),
     sa.column("value_type"),
 )
+_SYSTEM_ATTRS = sa.table(
+    "trial_system_attributes",
+    sa.column("trial_id"),
+    sa.column("key"),
+    sa.column("value_json"),
+)
 _USER_ATTRS = sa.table(
     "trial_user_attributes",
     sa.column("trial_id"),
@@ -160,6 +166,38 @@ def trial_ids(study, states: tuple[str, ...], after_number: int = -1) -> list[in
     return None if rows is None else [int(i) for (i,) in rows]
 
 
+def latest_ids(study, states: tuple[str, ...], limit: int) -> list[int] | None:
+    """Ids of the ``limit`` highest-numbered trials in ``states``."""
+    query = (
+        sa.select(_TRIALS.c.trial_id)
+        .where(_in_study(study), _STATE.in_(states))
+        .order_by(_TRIALS.c.number.desc())
+        .limit(limit)
+    )
+    rows = _rows(study, query)
+    return None if rows is None else [int(i) for (i,) in rows]
+
+
+def best_complete_ids(study, limit: int, maximize: bool) -> list[int] | None:
+    """Ids of the ``limit`` best COMPLETE trials by the first objective, as Optuna ranks them.
+
+    TPE sorts its complete trials by value (stably, so equal values keep number order); infinite
+    values are stored as NULL with their sign in ``value_type``.
+    """
+    kind = sa.cast(_VALUES.c.value_type, sa.String(16))
+    rank = sa.case((kind == "INF_POS", 2), (kind == "FINITE", 1), else_=0)
+    order = [rank.desc(), _VALUES.c.value.desc()] if maximize else [rank, _VALUES.c.value]
+    query = (
+        sa.select(_TRIALS.c.trial_id)
+        .join(_VALUES, _VALUES.c.trial_id == _TRIALS.c.trial_id)
+        .where(_in_study(study), _STATE == "COMPLETE", _VALUES.c.objective == 0)
+        .order_by(*order, _TRIALS.c.number)
+        .limit(limit)
+    )
+    rows = _rows(study, query)
+    return None if rows is None else [int(i) for (i,) in rows]
+
+
 def max_number(study) -> int | None:
     """The highest trial number of the study (-1 when it has none)."""
     rows = _rows(study, sa.select(sa.func.max(_TRIALS.c.number)).where(_in_study(study)))
@@ -219,3 +257,95 @@ def study_of_trials(study, trials: list):
             return self.get_trials(deepcopy=False)
 
     return SampledStudy(study_name=study.study_name, storage=_storage(study))
+
+
+class StudyView:
+    """``study`` as a sampler or pruner reads it: its trials are ``trials()``, the rest its own.
+
+    Optuna's samplers and pruners read a study's history through ``get_trials`` and the private
+    ``_get_trials``; everything else (directions, the storage they write to) is the study's.
+    """
+
+    def __init__(self, study, trials):
+        self._study = study
+        self._trials = trials  # () -> list of FrozenTrial-like, in number order
+
+    def __getattr__(self, name: str):
+        return getattr(self._study, name)
+
+    def get_trials(self, deepcopy: bool = True, states=None) -> list:
+        import copy
+
+        chosen = [t for t in self._trials() if states is None or t.state in states]
+        return copy.deepcopy(chosen) if deepcopy else chosen
+
+    def _get_trials(self, deepcopy: bool = True, states=None, use_cache: bool = False) -> list:
+        return self.get_trials(deepcopy=deepcopy, states=states)
+
+    @property
+    def trials(self) -> list:
+        return self.get_trials(deepcopy=False)
+
+
+#: The system attributes Optuna's successive-halving pruner writes: a trial's value at a rung.
+RUNG_ATTR_PREFIX = "completed_rung_"
+
+
+class RungValues:
+    """The study's successive-halving rung values (``completed_rung_<i>`` system attributes) by
+    trial, read incrementally as Optuna's own trial cache reads trials: every trial once, then
+    only the trials above the highest finished id seen and those not finished when last read
+    (a finished trial's attributes cannot change).
+    """
+
+    def __init__(self):
+        self._attrs: dict[int, dict[str, Any]] = {}
+        self._unfinished: set[int] = set()
+        self._last_finished = -1
+
+    def read(self, study) -> dict[int, dict[str, Any]]:
+        """Trial id -> its rung attributes, for every trial of the study that has one."""
+        rdb = _rdb(study)
+        if rdb is None:
+            return {
+                trial_id(t): {k: v for k, v in t.system_attrs.items() if k.startswith(RUNG_ATTR_PREFIX)}
+                for t in study.get_trials(deepcopy=False)
+            }
+        trials = _TRIALS.alias("t")
+        attrs = _SYSTEM_ATTRS.alias("a")
+        new = trials.c.trial_id > self._last_finished
+        if self._unfinished:
+            new = sa.or_(new, trials.c.trial_id.in_(sorted(self._unfinished)))
+        query = (
+            sa.select(trials.c.trial_id, sa.cast(trials.c.state, sa.String(16)), attrs.c.key,
+                      attrs.c.value_json)
+            .select_from(trials)
+            .outerjoin(
+                attrs,
+                sa.and_(
+                    attrs.c.trial_id == trials.c.trial_id,
+                    attrs.c.key.startswith(RUNG_ATTR_PREFIX, autoescape=True),
+                ),
+            )
+            .where(trials.c.study_id == study._study_id, new)
+        )
+        with rdb.engine.connect() as connection:
+            rows = list(connection.execute(query))
+        seen: dict[int, dict[str, Any]] = {}
+        states: dict[int, str] = {}
+        for id_, state, key, value in rows:
+            found = seen.setdefault(int(id_), {})
+            states[int(id_)] = _state(state)
+            if key is not None:
+                found[key] = json.loads(value)
+        for id_, found in seen.items():
+            if found:
+                self._attrs[id_] = found
+            else:
+                self._attrs.pop(id_, None)
+            if states[id_] in FINISHED_STATES:
+                self._unfinished.discard(id_)
+                self._last_finished = max(self._last_finished, id_)
+            else:
+                self._unfinished.add(id_)
+        return self._attrs
