@@ -166,38 +166,6 @@ def trial_ids(study, states: tuple[str, ...], after_number: int = -1) -> list[in
     return None if rows is None else [int(i) for (i,) in rows]
 
 
-def latest_ids(study, states: tuple[str, ...], limit: int) -> list[int] | None:
-    """Ids of the ``limit`` highest-numbered trials in ``states``."""
-    query = (
-        sa.select(_TRIALS.c.trial_id)
-        .where(_in_study(study), _STATE.in_(states))
-        .order_by(_TRIALS.c.number.desc())
-        .limit(limit)
-    )
-    rows = _rows(study, query)
-    return None if rows is None else [int(i) for (i,) in rows]
-
-
-def best_complete_ids(study, limit: int, maximize: bool) -> list[int] | None:
-    """Ids of the ``limit`` best COMPLETE trials by the first objective, as Optuna ranks them.
-
-    TPE sorts its complete trials by value (stably, so equal values keep number order); infinite
-    values are stored as NULL with their sign in ``value_type``.
-    """
-    kind = sa.cast(_VALUES.c.value_type, sa.String(16))
-    rank = sa.case((kind == "INF_POS", 2), (kind == "FINITE", 1), else_=0)
-    order = [rank.desc(), _VALUES.c.value.desc()] if maximize else [rank, _VALUES.c.value]
-    query = (
-        sa.select(_TRIALS.c.trial_id)
-        .join(_VALUES, _VALUES.c.trial_id == _TRIALS.c.trial_id)
-        .where(_in_study(study), _STATE == "COMPLETE", _VALUES.c.objective == 0)
-        .order_by(*order, _TRIALS.c.number)
-        .limit(limit)
-    )
-    rows = _rows(study, query)
-    return None if rows is None else [int(i) for (i,) in rows]
-
-
 def max_number(study) -> int | None:
     """The highest trial number of the study (-1 when it has none)."""
     rows = _rows(study, sa.select(sa.func.max(_TRIALS.c.number)).where(_in_study(study)))
@@ -291,51 +259,78 @@ class StudyView:
 RUNG_ATTR_PREFIX = "completed_rung_"
 
 
-class RungValues:
-    """The study's successive-halving rung values (``completed_rung_<i>`` system attributes) by
-    trial, read incrementally as Optuna's own trial cache reads trials: every trial once, then
-    only the trials above the highest finished id seen and those not finished when last read
-    (a finished trial's attributes cannot change).
+class NewTrials:
+    """Reads a study's trials incrementally, as Optuna's own trial cache does: every trial once,
+    then only those above the highest finished trial id seen and those not finished when last
+    read (a finished trial cannot change). One query a read, whatever the study's size.
     """
 
     def __init__(self):
-        self._attrs: dict[int, dict[str, Any]] = {}
         self._unfinished: set[int] = set()
         self._last_finished = -1
 
+    def rows(self, study, columns, join=None, on=None) -> list | None:
+        """(trial id, number, state, *columns) of the trials to read again (``join`` outer-joined
+        ``on``), or None for a store that is not an RDBStorage."""
+        new = _TRIALS.c.trial_id > self._last_finished
+        if self._unfinished:
+            new = sa.or_(new, _TRIALS.c.trial_id.in_(sorted(self._unfinished)))
+        query = sa.select(_TRIALS.c.trial_id, _TRIALS.c.number, _STATE, *columns).where(
+            _in_study(study), new
+        )
+        if join is not None:
+            query = query.select_from(_TRIALS).outerjoin(join, on)
+        rows = _rows(study, query)
+        if rows is None:
+            return None
+        for id_, _, state, *_ in rows:
+            if _state(state) in FINISHED_STATES:
+                self._unfinished.discard(id_)
+                self._last_finished = max(self._last_finished, id_)
+            else:
+                self._unfinished.add(id_)
+        return [(int(i), int(n), _state(s), *rest) for i, n, s, *rest in rows]
+
+
+def first_values(study, reader: NewTrials) -> list | None:
+    """(trial id, number, state, first objective's value) of the trials ``reader`` reads again;
+    an infinite value as ``float("inf")`` or ``-inf`` (Optuna stores it as NULL and its sign)."""
+    kind = sa.cast(_VALUES.c.value_type, sa.String(16))
+    on = sa.and_(_VALUES.c.trial_id == _TRIALS.c.trial_id, _VALUES.c.objective == 0)
+    rows = reader.rows(study, [_VALUES.c.value, kind], _VALUES, on)
+    if rows is None:
+        return None
+    infinite = {"INF_POS": float("inf"), "INF_NEG": float("-inf")}
+    return [(i, n, s, None if k is None else infinite.get(_state(k), v)) for i, n, s, v, k in rows]
+
+
+class RungValues:
+    """The study's successive-halving rung values (``completed_rung_<i>`` system attributes) by
+    trial id, read incrementally (:class:`NewTrials`)."""
+
+    def __init__(self):
+        self._attrs: dict[int, dict[str, Any]] = {}
+        self._reader = NewTrials()
+
     def read(self, study) -> dict[int, dict[str, Any]]:
         """Trial id -> its rung attributes, for every trial of the study that has one."""
-        rdb = _rdb(study)
-        if rdb is None:
+        on = sa.and_(
+            _SYSTEM_ATTRS.c.trial_id == _TRIALS.c.trial_id,
+            _SYSTEM_ATTRS.c.key.startswith(RUNG_ATTR_PREFIX, autoescape=True),
+        )
+        rows = self._reader.rows(
+            study, [_SYSTEM_ATTRS.c.key, _SYSTEM_ATTRS.c.value_json], _SYSTEM_ATTRS, on
+        )
+        if rows is None:
             return {
-                trial_id(t): {k: v for k, v in t.system_attrs.items() if k.startswith(RUNG_ATTR_PREFIX)}
+                trial_id(t): {
+                    k: v for k, v in t.system_attrs.items() if k.startswith(RUNG_ATTR_PREFIX)
+                }
                 for t in study.get_trials(deepcopy=False)
             }
-        trials = _TRIALS.alias("t")
-        attrs = _SYSTEM_ATTRS.alias("a")
-        new = trials.c.trial_id > self._last_finished
-        if self._unfinished:
-            new = sa.or_(new, trials.c.trial_id.in_(sorted(self._unfinished)))
-        query = (
-            sa.select(trials.c.trial_id, sa.cast(trials.c.state, sa.String(16)), attrs.c.key,
-                      attrs.c.value_json)
-            .select_from(trials)
-            .outerjoin(
-                attrs,
-                sa.and_(
-                    attrs.c.trial_id == trials.c.trial_id,
-                    attrs.c.key.startswith(RUNG_ATTR_PREFIX, autoescape=True),
-                ),
-            )
-            .where(trials.c.study_id == study._study_id, new)
-        )
-        with rdb.engine.connect() as connection:
-            rows = list(connection.execute(query))
         seen: dict[int, dict[str, Any]] = {}
-        states: dict[int, str] = {}
-        for id_, state, key, value in rows:
-            found = seen.setdefault(int(id_), {})
-            states[int(id_)] = _state(state)
+        for id_, _, _, key, value in rows:
+            found = seen.setdefault(id_, {})
             if key is not None:
                 found[key] = json.loads(value)
         for id_, found in seen.items():
@@ -343,9 +338,4 @@ class RungValues:
                 self._attrs[id_] = found
             else:
                 self._attrs.pop(id_, None)
-            if states[id_] in FINISHED_STATES:
-                self._unfinished.discard(id_)
-                self._last_finished = max(self._last_finished, id_)
-            else:
-                self._unfinished.add(id_)
         return self._attrs

@@ -117,7 +117,10 @@ def _long_study(tmp_path, direction: str, trials: int = 400):
     )
     made = []
     for number in range(trials):
-        params = {"filters_1": rng.choice((16, 32, 48, 64)), "learning_rate": 10 ** rng.uniform(-4, -1)}
+        params = {
+            "filters_1": rng.choice((16, 32, 48, 64)),
+            "learning_rate": 10 ** rng.uniform(-4, -1),
+        }
         kind = rng.random()
         if number in (150, trials - 1):
             state, value, steps = TrialState.RUNNING, None, {}

@@ -29,6 +29,7 @@ instead of scanning every trial of the study at each rung.
 
 from __future__ import annotations
 
+import bisect
 from types import SimpleNamespace
 
 import optuna
@@ -42,33 +43,66 @@ BEST = 25
 
 
 class TrialHistory:
-    """The bounded view of one study's history, kept by one worker's sampler."""
+    """The bounded view of one study's history, kept by one worker's sampler.
+
+    One incremental query a trial (:class:`hpo.optuna_internals.NewTrials`) keeps the numbers
+    of the latest ``recent`` complete and pruned trials, the ``best`` best complete ones and
+    the running ones; the view's finished trials are read once and kept, running ones again
+    each time. What a trial costs does not grow with the study.
+    """
 
     def __init__(self, recent: int = RECENT, best: int = BEST):
         self.recent, self.best = recent, best
+        self._reader = internals.NewTrials()
+        self._used = 0  # complete and pruned trials in the study
+        self._latest: list[tuple[int, int]] = []  # (number, id): the latest ``recent``
+        self._best: list[tuple[float, int, int]] = []  # (sort key, number, id): the best
+        self._running: set[int] = set()
+        self._maximize: bool | None = None
         self._finished: dict[int, optuna.trial.FrozenTrial] = {}
+
+    def _add(self, rows) -> None:
+        for id_, number, state, value in rows:
+            if state == "RUNNING":
+                self._running.add(id_)
+                continue
+            self._running.discard(id_)
+            if state not in ("COMPLETE", "PRUNED"):
+                continue
+            self._used += 1
+            bisect.insort(self._latest, (number, id_))
+            if len(self._latest) > self.recent:
+                del self._latest[0]
+            if state == "COMPLETE" and value is not None:
+                # as TPE sorts: by value (best first), equal values in number order
+                bisect.insort(self._best, (-value if self._maximize else value, number, id_))
+                if len(self._best) > self.best:
+                    del self._best[-1]
 
     def view(self, study) -> list | None:
         """The trials TPE sees, in number order; None where it sees the whole study."""
         if len(study.directions) > 1:
             return None
-        counts = internals.state_counts(study)
-        if counts is None:  # not an SQL store
+        if self._maximize is None:
+            self._maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
+        rows = internals.first_values(study, self._reader)
+        if rows is None:  # not an SQL store
             return None
-        complete = counts.get("COMPLETE", 0)
-        if complete + counts.get("PRUNED", 0) <= self.recent or complete < self.best:
+        self._add(rows)
+        if self._used <= self.recent or len(self._best) < self.best:
             return None
-        maximize = study.direction == optuna.study.StudyDirection.MAXIMIZE
-        finished = set(internals.latest_ids(study, ("COMPLETE", "PRUNED"), self.recent))
-        finished |= set(internals.best_complete_ids(study, self.best, maximize))
-        running = set(internals.trial_ids(study, ("RUNNING",)))
-        # a finished trial cannot change: read once; the view's other trials are let go
+        finished = {i for _, i in self._latest} | {i for *_, i in self._best}
+        # a finished trial cannot change: read once; those out of the view are let go
         self._finished = {i: t for i, t in self._finished.items() if i in finished}
         trials = list(self._finished.values())
-        for trial in internals.load_trials(study, (finished | running) - self._finished.keys()):
+        wanted = (finished | self._running) - self._finished.keys()
+        for trial in internals.load_trials(study, wanted):
             if trial.state.is_finished():
-                self._finished[internals.trial_id(trial)] = trial
-            trials.append(trial)
+                if internals.trial_id(trial) in finished:
+                    self._finished[internals.trial_id(trial)] = trial
+                    trials.append(trial)
+            elif trial.state == optuna.trial.TrialState.RUNNING:
+                trials.append(trial)
         return sorted(trials, key=lambda t: t.number)
 
 
