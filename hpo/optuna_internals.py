@@ -78,6 +78,12 @@ _VALUES = sa.table(
     sa.column("value"),
     sa.column("value_type"),
 )
+_SYSTEM_ATTRS = sa.table(
+    "trial_system_attributes",
+    sa.column("trial_id"),
+    sa.column("key"),
+    sa.column("value_json"),
+)
 _USER_ATTRS = sa.table(
     "trial_user_attributes",
     sa.column("trial_id"),
@@ -219,3 +225,117 @@ def study_of_trials(study, trials: list):
             return self.get_trials(deepcopy=False)
 
     return SampledStudy(study_name=study.study_name, storage=_storage(study))
+
+
+class StudyView:
+    """``study`` as a sampler or pruner reads it: its trials are ``trials()``, the rest its own.
+
+    Optuna's samplers and pruners read a study's history through ``get_trials`` and the private
+    ``_get_trials``; everything else (directions, the storage they write to) is the study's.
+    """
+
+    def __init__(self, study, trials):
+        self._study = study
+        self._trials = trials  # () -> list of FrozenTrial-like, in number order
+
+    def __getattr__(self, name: str):
+        return getattr(self._study, name)
+
+    def get_trials(self, deepcopy: bool = True, states=None) -> list:
+        import copy
+
+        chosen = [t for t in self._trials() if states is None or t.state in states]
+        return copy.deepcopy(chosen) if deepcopy else chosen
+
+    def _get_trials(self, deepcopy: bool = True, states=None, use_cache: bool = False) -> list:
+        return self.get_trials(deepcopy=deepcopy, states=states)
+
+    @property
+    def trials(self) -> list:
+        return self.get_trials(deepcopy=False)
+
+
+#: The system attributes Optuna's successive-halving pruner writes: a trial's value at a rung.
+RUNG_ATTR_PREFIX = "completed_rung_"
+
+
+class NewTrials:
+    """Reads a study's trials incrementally, as Optuna's own trial cache does: every trial once,
+    then only those above the highest finished trial id seen and those not finished when last
+    read (a finished trial cannot change). One query a read, whatever the study's size.
+    """
+
+    def __init__(self):
+        self._unfinished: set[int] = set()
+        self._last_finished = -1
+
+    def rows(self, study, columns, join=None, on=None) -> list | None:
+        """(trial id, number, state, *columns) of the trials to read again (``join`` outer-joined
+        ``on``), or None for a store that is not an RDBStorage."""
+        new = _TRIALS.c.trial_id > self._last_finished
+        if self._unfinished:
+            new = sa.or_(new, _TRIALS.c.trial_id.in_(sorted(self._unfinished)))
+        query = sa.select(_TRIALS.c.trial_id, _TRIALS.c.number, _STATE, *columns).where(
+            _in_study(study), new
+        )
+        if join is not None:
+            query = query.select_from(_TRIALS).outerjoin(join, on)
+        rows = _rows(study, query)
+        if rows is None:
+            return None
+        for id_, _, state, *_ in rows:
+            if _state(state) in FINISHED_STATES:
+                self._unfinished.discard(id_)
+                self._last_finished = max(self._last_finished, id_)
+            else:
+                self._unfinished.add(id_)
+        return [(int(i), int(n), _state(s), *rest) for i, n, s, *rest in rows]
+
+
+def first_values(study, reader: NewTrials) -> list | None:
+    """(trial id, number, state, first objective's value) of the trials ``reader`` reads again;
+    an infinite value as ``float("inf")`` or ``-inf`` (Optuna stores it as NULL and its sign)."""
+    kind = sa.cast(_VALUES.c.value_type, sa.String(16))
+    on = sa.and_(_VALUES.c.trial_id == _TRIALS.c.trial_id, _VALUES.c.objective == 0)
+    rows = reader.rows(study, [_VALUES.c.value, kind], _VALUES, on)
+    if rows is None:
+        return None
+    infinite = {"INF_POS": float("inf"), "INF_NEG": float("-inf")}
+    return [(i, n, s, None if k is None else infinite.get(_state(k), v)) for i, n, s, v, k in rows]
+
+
+class RungValues:
+    """The study's successive-halving rung values (``completed_rung_<i>`` system attributes) by
+    trial id, read incrementally (:class:`NewTrials`)."""
+
+    def __init__(self):
+        self._attrs: dict[int, dict[str, Any]] = {}
+        self._reader = NewTrials()
+
+    def read(self, study) -> dict[int, dict[str, Any]]:
+        """Trial id -> its rung attributes, for every trial of the study that has one."""
+        on = sa.and_(
+            _SYSTEM_ATTRS.c.trial_id == _TRIALS.c.trial_id,
+            _SYSTEM_ATTRS.c.key.startswith(RUNG_ATTR_PREFIX, autoescape=True),
+        )
+        rows = self._reader.rows(
+            study, [_SYSTEM_ATTRS.c.key, _SYSTEM_ATTRS.c.value_json], _SYSTEM_ATTRS, on
+        )
+        if rows is None:
+            return {
+                trial_id(t): {
+                    k: v for k, v in t.system_attrs.items() if k.startswith(RUNG_ATTR_PREFIX)
+                }
+                for t in study.get_trials(deepcopy=False)
+            }
+        seen: dict[int, dict[str, Any]] = {}
+        for id_, _, _, key, value in rows:
+            found = seen.setdefault(id_, {})
+            if key is not None:
+                found[key] = json.loads(value)
+        for id_, found in seen.items():
+            if found:
+                self._attrs[id_] = found
+            else:
+                self._attrs.pop(id_, None)
+        return self._attrs

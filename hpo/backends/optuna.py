@@ -9,6 +9,7 @@ rather than overshooting it.
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from typing import Any
@@ -196,6 +197,11 @@ class Worker:
     def run(self) -> None:
         """Take trials until the target is met, the worker must stop, or failures pile up."""
         lock = store.admission_lock(self.ctx.storage, self.study.study_name)
+        self.study.get_trials(deepcopy=False)
+        # What the worker holds now (its imports, the study's history) lives as long as it does:
+        # the full collection after each trial (gc_after_trial) leaves it be. That collection
+        # walked every object: 0.1-0.2 s a trial, more as the history grows.
+        gc.freeze()
         while True:
             # The sampler reads the study's history through Optuna's cache, under the lock; read
             # it here first, outside the lock, so that under the lock only the newest trials are

@@ -20,7 +20,10 @@ def make_sampler(config: StudyConfig, space: SearchSpace, stream: int = 0):
     seed = (config.seed + 7919 * stream) % 2**32  # numpy's seeds stop at 2**32 - 1
     name = config.sampler
     if name == "tpe":
-        return optuna.samplers.TPESampler(
+        from hpo.backends.optuna_history import BoundedTPESampler
+
+        # Optuna's TPE; on a long study it sees the best and the latest trials (optuna_history)
+        return BoundedTPESampler(
             seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=5
         )
     if name == "random":
@@ -56,7 +59,10 @@ def make_pruner(config: StudyConfig):
             reduction_factor=config.reduction_factor,
         )
     if name == "successive-halving":
-        return optuna.pruners.SuccessiveHalvingPruner(
+        from hpo.backends.optuna_history import BoundedSuccessiveHalvingPruner
+
+        # Optuna's decisions; the rung values read incrementally, not every trial at each rung
+        return BoundedSuccessiveHalvingPruner(
             min_resource=config.first_rung, reduction_factor=config.reduction_factor
         )
     if name == "none":
