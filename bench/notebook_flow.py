@@ -21,7 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
+from pathlib import Path
 
 
 def main() -> None:
@@ -34,59 +36,16 @@ def main() -> None:
     import keras
     import keras_tuner as kt
     import numpy as np
-    from keras import backend
-    from keras.layers import (
-        Activation,
-        BatchNormalization,
-        Conv2D,
-        Dense,
-        Dropout,
-        Flatten,
-        LeakyReLU,
-        MaxPooling2D,
-    )
-    from keras.models import Sequential
-    from keras.optimizers import Adam
     from keras.utils import to_categorical
+
+    # the notebook's build function, for the digits' 8x8 images: the one hpo's example runs
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    from digits_model import build_tunable_model
 
     from hpo.data import load_dataset
 
     data = load_dataset("digits", None, include_test=True)
-    shape = data.input_shape
     keras.utils.set_random_seed(args.seed)
-
-    def build_tunable_model(hp):
-        """The notebook's model, with the input shape of the digits."""
-        backend.clear_session()
-        model = Sequential()
-        filters = hp.Int("filters_1", min_value=16, max_value=64, step=16)
-        model.add(keras.Input(shape=shape))
-        model.add(Conv2D(filters, (3, 3), padding="same"))
-        if hp.Boolean("use_leaky_relu"):
-            model.add(LeakyReLU(negative_slope=hp.Float("leaky_alpha", 0.01, 0.3, step=0.05)))
-        else:
-            model.add(Activation("relu"))
-        model.add(MaxPooling2D(pool_size=(2, 2)))
-        if hp.Boolean("use_batch_norm"):
-            model.add(BatchNormalization())
-        filters_2 = hp.Int("filters_2", min_value=32, max_value=128, step=32)
-        model.add(Conv2D(filters_2, (3, 3), padding="same"))
-        model.add(Activation("relu"))
-        model.add(MaxPooling2D(pool_size=(2, 2)))
-        model.add(Flatten())
-        model.add(Dense(hp.Int("dense_units", 32, 128, 32)))
-        model.add(Activation("relu"))
-        dropout_rate = hp.Float("dropout", 0, 0.5, step=0.1)
-        if dropout_rate > 0:
-            model.add(Dropout(dropout_rate))
-        model.add(Dense(10, activation="softmax"))
-        learning_rate = hp.Choice("learning_rate", [1e-4, 5e-4, 1e-3, 5e-3])
-        model.compile(
-            optimizer=Adam(learning_rate=learning_rate),
-            loss="categorical_crossentropy",
-            metrics=["accuracy"],
-        )
-        return model
 
     tuner = kt.RandomSearch(
         build_tunable_model,

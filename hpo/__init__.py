@@ -7,24 +7,8 @@ From Python (a notebook), see :mod:`hpo.api`::
     hpo.retrain_study(study, seeds=3)
 """
 
+from hpo import api as _api
+from hpo.api import *  # noqa: F403  (light: the API imports what it needs when called)
+
 __version__ = "0.1.0"
-
-__all__ = [
-    "__version__",
-    "export_study",
-    "figures",
-    "launch_study",
-    "load_study",
-    "retrain_study",
-    "study_config",
-]
-_API = frozenset(__all__) - {"__version__"}
-
-
-def __getattr__(name: str):
-    """The API's functions, imported on first use (``hpo --help`` stays instant)."""
-    if name in _API:
-        from hpo import api
-
-        return getattr(api, name)
-    raise AttributeError(f"module 'hpo' has no attribute {name!r}")
+__all__ = _api.__all__ + ["__version__"]  # noqa: RUF005  (a starred list reads as invalid)

@@ -21,6 +21,11 @@ import sqlalchemy as sa
 TESTED_OPTUNA = ">=4.2,<6"
 
 
+def study_id(study) -> int:
+    """The study's id in its storage (Optuna keeps it private)."""
+    return study._study_id
+
+
 def trial_id(trial) -> int:
     """The storage's id of a FrozenTrial (its number counts within the study only)."""
     return trial._trial_id

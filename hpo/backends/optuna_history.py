@@ -116,7 +116,7 @@ class BoundedTPESampler(optuna.samplers.TPESampler):
 
     def _study(self, study, trial):
         """The study as TPE sees it for ``trial`` (its view read once per trial)."""
-        key = (study._study_id, trial.number)
+        key = (internals.study_id(study), trial.number)
         if self._seen is None or self._seen[:2] != key:
             view = self.history.view(study)
             seen = study if view is None else internals.StudyView(study, lambda: view)
