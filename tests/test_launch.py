@@ -132,6 +132,26 @@ def test_two_workers_reach_the_trial_total_then_resume_adds_nothing(tmp_path):
 
 
 @pytest.mark.slow
+def test_successive_halving_judges_each_trial_at_its_rungs(tmp_path):
+    """The worker asks the pruner only at rung epochs (1 and 3 of 4 here): every trial that
+    reached a rung holds its value there, and a pruned trial stopped at a rung."""
+    result = run_hpo(
+        "launch", "--study", "digits-ann", "--workers", "1", "--trials", "6", "--epochs", "4",
+        "--pruner", "successive-halving", "--confirm-top", "0", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    trials = load(tmp_path, "digits-ann").get_trials(deepcopy=False)
+    assert len(trials) == 6
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert pruned, "six trials at rungs 1 and 3 with reduction factor 3: some are pruned"
+    for t in trials:
+        assert sorted(t.intermediate_values) == list(range(1, max(t.intermediate_values) + 1))
+        assert "completed_rung_0" in t.system_attrs  # judged at epoch 1
+        assert ("completed_rung_1" in t.system_attrs) == (max(t.intermediate_values) >= 3)
+    assert {t.user_attrs["pruned_at_epoch"] for t in pruned} <= {1, 3}
+
+
+@pytest.mark.slow
 def test_a_worker_joins_an_existing_study(tmp_path):
     assert (
         run_hpo(

@@ -162,11 +162,13 @@ class Worker:
         single = not self.config.multi_objective
         prune = single and not confirm.is_rerun(trial)
         last_epoch = int(params.get("epochs", self.config.epochs))
+        judged = self.judged_epochs(last_epoch)
 
         def report(epoch: int, val_accuracy: float) -> None:
             trial.report(val_accuracy, epoch)
             # a trial that trained its whole budget is complete, whatever a rung there would say
-            if prune and epoch < last_epoch and trial.should_prune():
+            due = judged is None or epoch in judged
+            if prune and due and epoch < last_epoch and trial.should_prune():
                 trial.set_user_attr(studies.PRUNED_AT_ATTR, epoch)
                 raise optuna.TrialPruned(f"pruned at epoch {epoch} ({val_accuracy:.4f})")
 
@@ -184,6 +186,16 @@ class Worker:
             raise TrialFailed(outcome.error)
         values = objective_values(self.config, outcome.record)
         return values[0] if single else values
+
+    def judged_epochs(self, epochs: int) -> set[int] | None:
+        """The epochs where the pruner can decide (None: any epoch, as the median pruner).
+
+        Successive halving and Hyperband decide only when a trial reaches a rung, so asking
+        them at other epochs changes nothing and costs a read of the trial from the store.
+        """
+        if self.config.pruner in ("successive-halving", "hyperband"):
+            return set(self.config.rungs(epochs))
+        return None
 
     def sample_function(self, trial, params: dict[str, Any]) -> dict[str, Any]:
         """The values of the user's ``build(hp)``, each ``hp`` call a suggestion of this trial."""
