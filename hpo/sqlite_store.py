@@ -105,16 +105,13 @@ def check_health(db: Path, immutable: bool) -> None:
     have passed (WAL comes later, from :func:`use_wal`), so a refused command
     leaves the file byte for byte as it was.
     """
-    with open(db, "rb") as handle:
-        header = handle.read(16)
-    if not header:
+    if db.stat().st_size == 0:
         return  # an empty file: SQLite makes it a new database
+    # Only SQLite opens the file: closing any other descriptor of it (Python's open()) would drop
+    # every POSIX lock this process's SQLite connections hold on it (the dashboard of
+    # `hpo launch --dashboard` opens the store beside the launcher's connections), and a worker
+    # could then delete the WAL file with trials in it.
     url = f"sqlite:///{db}"
-    if header != b"SQLite format 3\x00":
-        raise DamagedStoreError(
-            f"{db} is not a SQLite database (it does not start with the SQLite header): "
-            "pass the right --storage, or move the file away to start a new store"
-        )
     uri = f"file:{quote(str(db.resolve()))}{'?immutable=1' if immutable else ''}"
     try:
         with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=SQLITE_TIMEOUT)) as conn:
@@ -123,6 +120,13 @@ def check_health(db: Path, immutable: bool) -> None:
                 row[0]
                 for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             }
+    except sqlite3.DatabaseError as exc:
+        if "not a database" in str(exc):
+            raise DamagedStoreError(
+                f"{db} is not a SQLite database (it does not start with the SQLite header): "
+                "pass the right --storage, or move the file away to start a new store"
+            ) from None
+        raise failure(url, str(exc)) from None
     except sqlite3.Error as exc:
         raise failure(url, str(exc)) from None
     if problems != ["ok"]:
