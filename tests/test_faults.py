@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import time
@@ -211,11 +212,12 @@ def test_a_whole_process_group_killed_leaves_a_resumable_study_and_every_failure
     assert "RUNNING" not in states and states.get("COMPLETE", 0) + states.get("PRUNED", 0) == 3
     failed = [t for t in study.trials if t.state == TrialState.FAIL]
     assert len(failed) == 2
-    # reaped by this launch's start (it says so), or by Optuna inside a worker (each one shown)
+    # reaped by this launch's start (it says how many), or by Optuna inside a worker (each one
+    # shown): a trial whose last heartbeat is still within the grace period when the launch
+    # starts is reaped by a worker later, so the two ways can share the two trials
     shown = resumed.stderr.count(f"failed: {STALE_REASON}")
-    assert "Marked 2 trial(s) of stopped workers as FAIL" in resumed.stderr or shown == 2, (
-        resumed.stderr
-    )
+    marked = re.search(r"Marked (\d+) trial\(s\) of stopped workers as FAIL", resumed.stderr)
+    assert (int(marked.group(1)) if marked else 0) + shown == 2, resumed.stderr
     assert all(failure_reason(t) for t in failed)
     assert not [
         t for t in study.trials if t.state != TrialState.FAIL and "fail_reason" in t.system_attrs
