@@ -86,6 +86,20 @@ def use_wal(url: str | None) -> None:
         switch_to_wal(db)
 
 
+def _retry_class():
+    """Optuna's retry of a stale trial's parameters, made without the failed trial's
+    ``fail_reason`` (hpo gives the failed trial its reason before failing it; a retry that
+    inherited it would show a reason on a trial that did not fail)."""
+    import optuna
+
+    class Retry(optuna.storages.RetryHeartbeatStaleTrialCallback):
+        def __call__(self, study, trial) -> None:
+            trial.system_attrs.pop("fail_reason", None)  # a copy Optuna made for the callback
+            super().__call__(study, trial)
+
+    return Retry
+
+
 def open_storage(
     url: str | None = None,
     *,
@@ -109,7 +123,7 @@ def open_storage(
     engine_kwargs: dict = {}
     db = sqlite_path(url)
     with warnings_silenced():
-        retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+        retry = _retry_class()(max_retry=MAX_RETRY)
     interval, grace = heartbeat_settings()
     kwargs = (
         {

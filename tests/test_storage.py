@@ -324,3 +324,21 @@ def test_a_full_disk_is_one_error_line(tmp_path):
             assert "its disk is full or failing; free some space" in error_line(result)
     finally:
         subprocess.run(["umount", "-l", str(folder)], check=True)
+
+
+def test_a_stale_trial_s_retry_does_not_carry_its_failure_reason(tmp_path):
+    """hpo gives a stale trial its reason before failing it; the retry of its parameters is
+    queued by Optuna's callback from a copy of the failed trial, and must not show that reason."""
+    from optuna.trial import TrialState, create_trial
+
+    from hpo.storage import open_storage
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'studies.db'}", create=True)
+    study = optuna.create_study(study_name="s", storage=storage)
+    failed = create_trial(
+        state=TrialState.FAIL, params={}, distributions={}, system_attrs={"fail_reason": "stale"}
+    )
+    storage.get_heartbeat_stale_trial_callback()(study, failed)
+    (retry,) = study.get_trials(states=(TrialState.WAITING,))
+    assert "fail_reason" not in retry.system_attrs
+    assert retry.system_attrs["retry_history"] == [failed.number]
