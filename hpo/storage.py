@@ -24,6 +24,7 @@ from hpo.sqlite_store import (
     immutable_url,
     sqlite_lock,
     switch_to_wal,
+    sync_at_checkpoints,
     writable,
 )
 from hpo.store_errors import (
@@ -160,9 +161,12 @@ def open_storage(
                 if immutable:
                     opened = immutable_url(db)
             with warnings_silenced():
-                return optuna.storages.RDBStorage(
+                storage = optuna.storages.RDBStorage(
                     opened, engine_kwargs=engine_kwargs, skip_table_creation=not create, **kwargs
                 )
+            if db is not None and not immutable:
+                sync_at_checkpoints(storage.engine)
+            return storage
     except ImportError as exc:
         raise StorageError(f"no database driver for {mask(url)!r}: {exc}") from None
     except RuntimeError as exc:  # Optuna: the tables were made by an incompatible version
