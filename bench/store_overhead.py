@@ -101,6 +101,12 @@ class StoreTimer:
             if callable(method) and not isinstance(method, type):
                 setattr(storage, name, self._wrap(method))
 
+    def install_functions(self, owner, names) -> None:
+        """Wrap ``owner``'s functions or methods ``names`` that write to the store themselves."""
+        for name in names:
+            if hasattr(owner, name):
+                setattr(owner, name, self._wrap(getattr(owner, name)))
+
     def _wrap(self, method):
         def timed(*args, **kwargs):
             with self.timing():
@@ -173,6 +179,7 @@ def worker_process(kind: str, location: str, target: int, stream: int, go, resul
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the workers
     import hpo.backends.base as engine_base
     import hpo.backends.optuna as backend
+    from hpo import optuna_worker_store as worker_store
     from hpo import storage as store
     from hpo.study import stored_config
 
@@ -192,6 +199,9 @@ def worker_process(kind: str, location: str, target: int, stream: int, go, resul
     ctx = engine_base.WorkerContext(study, storage, config, None, target, stream=stream)
     worker = backend.Worker(ctx)
     timer.install(storage)
+    # hpo's own writes of several rows in one transaction (hpo.optuna_worker_store)
+    timer.install_functions(worker_store, ("write_reports", "set_user_attrs"))
+    timer.install_functions(study._storage, ("_write_params",))
     results.put("ready")
     go.wait()
     worker.run()

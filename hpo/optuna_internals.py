@@ -3,7 +3,8 @@
 Optuna has no public way to fail another process's RUNNING trial or to ask
 which running trials stopped sending heartbeats; hpo needs both (a launcher
 fails the trials of the workers it saw die, ``hpo delete`` and reaping ask for
-the stale ones). Everything private is reached through this module, and
+the stale ones). Everything private is reached through this module (and, for a
+worker's batched writes, :mod:`hpo.optuna_worker_store`), and
 ``tests/test_internals.py`` checks each of these on the installed Optuna, so
 an Optuna release that changes them fails one named test, not a launch.
 pyproject.toml bounds Optuna to the major versions tested here.
@@ -100,7 +101,7 @@ FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
 _STATE = sa.cast(_TRIALS.c.state, sa.String(16))
 
 
-def _rdb(study):
+def rdb_storage(study):
     """The study's RDBStorage (Optuna wraps it in a cache), or None for another kind of store."""
     storage = _storage(study)
     backend = getattr(storage, "_backend", storage)
@@ -108,7 +109,7 @@ def _rdb(study):
 
 
 def _rows(study, query) -> list | None:
-    rdb = _rdb(study)
+    rdb = rdb_storage(study)
     if rdb is None:
         return None
     with rdb.engine.connect() as connection:
@@ -182,7 +183,7 @@ def load_trials(study, ids) -> list:
     ids = set(ids)
     if not ids:
         return []
-    rdb = _rdb(study)
+    rdb = rdb_storage(study)
     if rdb is None:
         return [t for t in study.get_trials(deepcopy=False) if trial_id(t) in ids]
     highest = _rows(study, sa.select(sa.func.max(_TRIALS.c.trial_id)).where(_in_study(study)))

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from hpo import confirm, user_model
+from hpo import optuna_worker_store as worker_store
 from hpo import storage as store
 from hpo import study as studies
 from hpo.backends.base import Engine, Outcome, WorkerContext
@@ -29,6 +30,8 @@ _log = logging.getLogger(__name__)
 
 #: Parameters that set training rather than the architecture (a warm start still samples them).
 TRAINING_PARAMS = ("optimizer", "learning_rate", "batch_size", "epochs")
+#: Seconds a trial's newest per-epoch values may wait before they are written to the store.
+REPORT_EVERY = 1.0
 
 
 def create_study(config: StudyConfig, storage, *, load_if_exists: bool = True):
@@ -63,7 +66,7 @@ def load_for_worker(config: StudyConfig, storage, stream: int):
     with store.warnings_silenced():
         return optuna.load_study(
             study_name=config.name,
-            storage=storage,
+            storage=worker_store.worker_storage(storage),
             sampler=make_sampler(config, space, stream),
             pruner=make_pruner(config),
         )
@@ -154,9 +157,10 @@ class Worker:
         trial.set_user_attr(studies.WORKER_ATTR, self.ctx.worker)
         self.number = trial.number
         fixed = trial.user_attrs.get(ARCH_ATTR)
-        params = suggest(trial, self.training_space if fixed else self.space)
-        if self.function is not None and self.function.kind == "hp":
-            params.update(self.sample_function(trial, params))
+        with worker_store.params_together(trial):
+            params = suggest(trial, self.training_space if fixed else self.space)
+            if self.function is not None and self.function.kind == "hp":
+                params.update(self.sample_function(trial, params))
         arch = trial_architecture(self.config, params, trial.user_attrs) if fixed else None
         # Optuna prunes single-objective studies only; a confirmation re-run always runs in full
         single = not self.config.multi_objective
@@ -164,19 +168,26 @@ class Worker:
         last_epoch = int(params.get("epochs", self.config.epochs))
         judged = self.judged_epochs(last_epoch)
 
+        reports = EpochReports(trial)
+
         def report(epoch: int, val_accuracy: float) -> None:
-            trial.report(val_accuracy, epoch)
+            reports.add(epoch, val_accuracy)
             # a trial that trained its whole budget is complete, whatever a rung there would say
             due = judged is None or epoch in judged
             if prune and due and epoch < last_epoch and trial.should_prune():
                 trial.set_user_attr(studies.PRUNED_AT_ATTR, epoch)
                 raise optuna.TrialPruned(f"pruned at epoch {epoch} ({val_accuracy:.4f})")
 
-        self.outcome = outcome = self.ctx.train(
-            params, self.config.seed + trial.number, on_epoch=report if single else None, arch=arch
-        )
-        for key, value in outcome.user_attrs(self.config).items():
-            trial.set_user_attr(key, value)
+        try:
+            self.outcome = outcome = self.ctx.train(
+                params,
+                self.config.seed + trial.number,
+                on_epoch=report if single else None,
+                arch=arch,
+            )
+        finally:
+            reports.write()
+        worker_store.set_user_attrs(trial, outcome.user_attrs(self.config))
         if outcome.interrupted:
             studies.requeue(self.study, params, trial.number, trial.user_attrs)
             raise KeyboardInterrupt
@@ -206,19 +217,30 @@ class Worker:
             trial.set_user_attr(studies.ERROR_ATTR, str(exc))
             raise TrialFailed(str(exc)) from None
 
+    def read_history(self) -> None:
+        """Read now, outside the admission lock, what the sampler will read for the next trial.
+
+        The sampler reads the study's history through Optuna's cache; read first, only the
+        newest trials are left to read under the lock (a new worker reading a 10,000-trial
+        study there would hold every other worker for seconds). TPE reads a bounded view of
+        a long study (:mod:`hpo.backends.optuna_history`), not the whole of it.
+        """
+        read = getattr(self.study.sampler, "read_history", None)
+        if read is not None:
+            read(self.study)
+        else:
+            self.study.get_trials(deepcopy=False)
+
     def run(self) -> None:
         """Take trials until the target is met, the worker must stop, or failures pile up."""
         lock = store.admission_lock(self.ctx.storage, self.study.study_name)
-        self.study.get_trials(deepcopy=False)
+        self.read_history()
         # What the worker holds now (its imports, the study's history) lives as long as it does:
         # the full collection after each trial (gc_after_trial) leaves it be. That collection
         # walked every object: 0.1-0.2 s a trial, more as the history grows.
         gc.freeze()
         while True:
-            # The sampler reads the study's history through Optuna's cache, under the lock; read
-            # it here first, outside the lock, so that under the lock only the newest trials are
-            # read (a new worker on a 10,000-trial study would hold every other one for seconds)
-            self.study.get_trials(deepcopy=False)
+            self.read_history()
             lock.acquire()
             released = False
 
@@ -253,6 +275,37 @@ class Worker:
             if failed:
                 _log.warning("trial %d failed: %s", self.number, self.outcome.error)
             self.ctx.ended(failed, self.outcome.error if failed else "")
+
+
+class EpochReports:
+    """A trial's per-epoch values: the pruner sees each at once, the store gets them in batches.
+
+    One write per epoch was a third of a trial's store traffic. They are written together
+    every :data:`REPORT_EVERY` seconds and when the trial ends (before Optuna records a
+    pruned trial's last value), so the dashboard's curves lag by a second at most.
+    """
+
+    def __init__(self, trial, every: float = REPORT_EVERY):
+        self.trial = trial
+        self.every = every
+        self.pending: dict[int, float] = {}
+        self.seen: set[int] = set()
+        self.written = time.monotonic()
+
+    def add(self, epoch: int, value: float) -> None:
+        if epoch in self.seen:
+            return  # reported already: Trial.report ignores it too
+        self.seen.add(epoch)
+        worker_store.note_report(self.trial, epoch, float(value))
+        self.pending[epoch] = float(value)
+        if time.monotonic() - self.written >= self.every:
+            self.write()
+
+    def write(self) -> None:
+        if self.pending:
+            worker_store.write_reports(self.trial, self.pending)
+            self.pending = {}
+        self.written = time.monotonic()
 
 
 class TrialFailed(Exception):

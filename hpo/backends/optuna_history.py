@@ -30,9 +30,11 @@ instead of scanning every trial of the study at each rung.
 from __future__ import annotations
 
 import bisect
+import copy
 from types import SimpleNamespace
 
 import optuna
+from optuna.search_space.group_decomposed import _GroupDecomposedSearchSpace
 
 from hpo import optuna_internals as internals
 
@@ -106,22 +108,52 @@ class TrialHistory:
         return sorted(trials, key=lambda t: t.number)
 
 
+class NewTrialGroups(_GroupDecomposedSearchSpace):
+    """Optuna's grouping of the search space (``group=True``), each finished trial added once.
+
+    Optuna adds every trial's distributions again for each suggestion; adding one already
+    added changes nothing, so the groups are the same.
+    """
+
+    def __init__(self, include_pruned: bool = False):
+        super().__init__(include_pruned)
+        self._added: set[int] = set()
+
+    def calculate(self, study, use_cache: bool = False):
+        trials = study._get_trials(deepcopy=False, use_cache=use_cache)
+        new = [t for t in trials if t.state.is_finished() and t.number not in self._added]
+        self._added.update(t.number for t in new)
+        return super().calculate(internals.StudyView(study, lambda: new), use_cache)
+
+
 class BoundedTPESampler(optuna.samplers.TPESampler):
     """Optuna's TPE sampler on :class:`TrialHistory`'s view of a long study."""
 
     def __init__(self, *args, recent: int = RECENT, best: int = BEST, **kwargs):
         super().__init__(*args, **kwargs)
         self.history = TrialHistory(recent, best)
+        if self._group_decomposed_search_space is not None:
+            self._group_decomposed_search_space = NewTrialGroups(include_pruned=True)
         self._seen: tuple[int, int, object] | None = None  # (study id, trial number, study)
 
     def _study(self, study, trial):
-        """The study as TPE sees it for ``trial`` (its view read once per trial)."""
+        """The study as TPE sees it for ``trial``: its view, or the whole study, read once.
+
+        Optuna's TPE with ``constant_liar`` reads the study again for each group of
+        parameters (a query and the running trials each time); here it is read once a trial.
+        """
         key = (internals.study_id(study), trial.number)
         if self._seen is None or self._seen[:2] != key:
             view = self.history.view(study)
-            seen = study if view is None else internals.StudyView(study, lambda: view)
-            self._seen = (*key, seen)
+            if view is None:
+                view = study.get_trials(deepcopy=False)
+            self._seen = (*key, internals.StudyView(study, lambda: view))
         return self._seen[2]
+
+    def read_history(self, study) -> None:
+        """Read what the next trial's suggestions will: the bounded view, or the whole study."""
+        if self.history.view(study) is None:
+            study.get_trials(deepcopy=False)
 
     def infer_relative_search_space(self, study, trial):
         return super().infer_relative_search_space(self._study(study, trial), trial)
@@ -148,8 +180,10 @@ class BoundedSuccessiveHalvingPruner(optuna.pruners.SuccessiveHalvingPruner):
         super().__init__(min_resource=min_resource, reduction_factor=reduction_factor, **kwargs)
         self.rungs = internals.RungValues()
 
-    def _trials(self, study) -> list:
-        return [SimpleNamespace(system_attrs=a) for a in self.rungs.read(study).values()]
-
     def prune(self, study, trial) -> bool:
-        return super().prune(internals.StudyView(study, lambda: self._trials(study)), trial)
+        rungs = self.rungs.read(study)
+        # the trial's own rungs from the same read (its system attributes would be read whole)
+        current = copy.copy(trial)
+        current.system_attrs = dict(rungs.get(internals.trial_id(trial), {}))
+        others = [SimpleNamespace(system_attrs=a) for a in rungs.values()]
+        return super().prune(internals.StudyView(study, lambda: others), current)
