@@ -310,6 +310,16 @@ def first_values(study, reader: NewTrials) -> list | None:
     return [(i, n, s, None if k is None else infinite.get(_state(k), v)) for i, n, s, v, k in rows]
 
 
+def user_attr_rows(study, reader: NewTrials, key: str) -> list | None:
+    """(trial id, number, state, user attribute ``key`` or None) of the trials ``reader`` reads
+    again."""
+    on = sa.and_(_USER_ATTRS.c.trial_id == _TRIALS.c.trial_id, _USER_ATTRS.c.key == key)
+    rows = reader.rows(study, [_USER_ATTRS.c.value_json], _USER_ATTRS, on)
+    if rows is None:
+        return None
+    return [(i, n, s, None if v is None else json.loads(v)) for i, n, s, v in rows]
+
+
 class RungValues:
     """The study's successive-halving rung values (``completed_rung_<i>`` system attributes) by
     trial id, read incrementally (:class:`NewTrials`)."""

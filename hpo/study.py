@@ -181,6 +181,35 @@ def search_counts(study) -> tuple[dict[str, int], dict[str, int]]:
     return search, dict(reruns)
 
 
+class SearchCounter:
+    """:func:`search_counts` for a process that asks before each trial (a worker).
+
+    Each call reads only the trials that are new or were not finished when last read
+    (:class:`hpo.optuna_internals.NewTrials`); a finished trial keeps its state, so its count
+    is kept. One small query whatever the study's size, where counting in the database reads
+    every row of the study (under the admission lock, which every worker waits for).
+    """
+
+    def __init__(self):
+        self._reader = optuna_internals.NewTrials()
+        self._finished: Counter = Counter()  # (state, is a re-run) of finished trials
+        self._open: dict[int, tuple[str, bool]] = {}  # trial id -> the same, of the others
+
+    def __call__(self, study) -> tuple[dict[str, int], dict[str, int]]:
+        rows = optuna_internals.user_attr_rows(study, self._reader, CONFIRM_ATTR)
+        if rows is None:
+            return search_counts(study)
+        for id_, _, state, of in rows:
+            if state in optuna_internals.FINISHED_STATES:
+                self._open.pop(id_, None)
+                self._finished[state, of is not None] += 1
+            else:
+                self._open[id_] = (state, of is not None)
+        both = self._finished + Counter(self._open.values())
+        search = {state: n for (state, rerun), n in both.items() if not rerun}
+        return search, {state: n for (state, rerun), n in both.items() if rerun}
+
+
 def trials_in(study, states: tuple[str, ...], after_number: int = -1) -> list:
     """The trials in ``states`` numbered above ``after_number``, without reading the others."""
     ids = optuna_internals.trial_ids(study, states, after_number)

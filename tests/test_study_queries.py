@@ -8,6 +8,7 @@ study with ties, re-runs and every trial state, in SQLite, PostgreSQL and MariaD
 
 from __future__ import annotations
 
+import contextlib
 import random
 from pathlib import Path
 
@@ -70,6 +71,7 @@ def _check(study: optuna.Study) -> None:
     trials = study.get_trials(deepcopy=False)
     assert studies.counts(study) == studies.by_state(trials)
     search, reruns = studies.search_counts(study)
+    assert studies.SearchCounter()(study) == (search, reruns)
     assert search == studies.by_state(t for t in trials if not confirm.is_rerun(t))
     assert reruns == studies.by_state(t for t in trials if confirm.is_rerun(t))
     full = confirm.candidates(trials)
@@ -119,6 +121,31 @@ def test_postgresql_answers_match_reading_every_trial() -> None:
 def test_mariadb_answers_match_reading_every_trial() -> None:
     with mysql_database() as url:
         _check(_study(url))
+
+
+@pytest.mark.parametrize("store", ["sqlite", "postgresql"])
+def test_a_worker_s_incremental_counts_follow_the_study(tmp_path: Path, store: str) -> None:
+    with contextlib.ExitStack() as stack:
+        url = (
+            f"sqlite:///{tmp_path / 'studies.db'}"
+            if store == "sqlite"
+            else stack.enter_context(postgres_database())
+        )
+        study = _study(url)
+        counter = studies.SearchCounter()
+        assert counter(study) == studies.search_counts(study)
+        # what happens between two trials of a worker: trials start, end, are queued, fail
+        running = [t for t in study.get_trials() if t.state == TrialState.RUNNING]
+        study.tell(running[0].number, 0.5)
+        waiting = study.ask()  # takes the first queued trial (a re-run)
+        assert counter(study) == studies.search_counts(study)
+        study.tell(waiting, state=TrialState.FAIL)
+        study.enqueue_trial({"filters_1": 24}, user_attrs={studies.CONFIRM_ATTR: 1})
+        new = study.ask()
+        study.tell(new, 0.7)
+        study.ask()
+        assert counter(study) == studies.search_counts(study)
+        assert counter(study) == studies.search_counts(study)  # asked again: nothing changed
 
 
 def test_a_store_kept_in_memory_gives_the_same_answers() -> None:

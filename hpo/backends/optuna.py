@@ -124,13 +124,14 @@ class Worker:
         self.function = user_model.load_function(self.config.model) if own else None
         self.outcome = None
         self.number = -1
+        self.counts = studies.SearchCounter()
 
     def next_step(self) -> str:
         """``start`` a trial, ``wait`` for running ones, or ``stop``."""
         if self.ctx.should_stop():
             return "stop"
-        # counted by the database: deciding costs the same in a study of 10 or 10,000 trials
-        search, reruns = studies.search_counts(self.study)
+        # read incrementally: deciding costs the same in a study of 10 or 50,000 trials
+        search, reruns = self.counts(self.study)
         running = search.get("RUNNING", 0)
         if studies.finished(search) + running < self.ctx.target:  # queued search trials go first
             return "start"
