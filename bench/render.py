@@ -384,7 +384,9 @@ def scale(r: dict[str, Any]) -> str:
             *(_took(cmd[name]["seconds"]) for name in ("studies", "status", "best", "export")),
             _took(report["seconds"])
             + (f" ({report['output_mb']:,.1f} MB)" if report.get("output_mb") else ""),
-            "failed"
+            "not measured"
+            if "skipped" in board
+            else "failed"
             if "error" in board
             else f"{_took(board['first_load_s'])} ({board['first_load_mb']:,.1f} MB)",
             f"{x['tpe']['ms_per_trial'] / 1000:.2f} s" if x.get("tpe") else "-",

@@ -40,7 +40,7 @@ for what a normal study costs. The result file records the hpo commit measured,
 and whether hpo/ held uncommitted changes.
 
     .venv/bin/python bench/scale.py [--sizes 1000,10000,50000] [--stores sqlite,postgresql]
-        [--workers 1,4] [--trials 8] [--launch-workers 2] [--work-dir DIR]
+        [--workers 1,4] [--trials 8] [--launch-workers 2] [--dashboard-up-to N] [--work-dir DIR]
         [--postgres postgresql://postgres@127.0.0.1:5432] [--output bench/results/scale.json]
 """
 
@@ -855,8 +855,15 @@ def measure_store(
             print(
                 f"  hpo {command}: {shown}{runs if len(got['runs']) > 1 else ''}{size}", flush=True
             )
-        board = row["dashboard"] = dashboard_load(procs, url, tmp, args.timeout)
-        if "error" in board:
+        if args.dashboard_up_to is not None and n > args.dashboard_up_to:
+            row["dashboard"] = {"skipped": f"over --dashboard-up-to {args.dashboard_up_to:,}"}
+            print(f"  dashboard: not measured ({row['dashboard']['skipped']})", flush=True)
+        else:
+            row["dashboard"] = dashboard_load(procs, url, tmp, args.timeout)
+        board = row["dashboard"]
+        if "skipped" in board:
+            pass
+        elif "error" in board:
             print(f"  dashboard: FAILED: {board['error']}", flush=True)
         else:
             calls = ", ".join(
@@ -986,6 +993,13 @@ def main() -> None:
         default=2,
         help=f"workers of the measured `hpo launch` of {LAUNCH_TRIALS} more trials (0: none) [2]",
     )
+    parser.add_argument(
+        "--dashboard-up-to",
+        type=int,
+        default=None,
+        help="measure the dashboard's study page only on studies of at most this many trials "
+        "(it sends every trial: minutes at 50,000) [all]",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="runs per command, at most [3]")
     parser.add_argument(
         "--repeat-under",
@@ -1038,6 +1052,7 @@ def main() -> None:
         sizes=counts,
         baseline=args.baseline or None,
         stores=kinds,
+        dashboard_up_to=args.dashboard_up_to,
         workers=args.workers,
         trials_per_worker_run=args.trials,
         launch_workers=args.launch_workers,

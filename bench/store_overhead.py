@@ -8,7 +8,9 @@ reports 10 per-epoch validation accuracies (each followed by a pruning check;
 the values rise trial after trial so that none is pruned and every trial does
 all of that traffic) and returns the record whose 8 values hpo stores as user
 attributes beside ``worker`` and ``versions``. Every call into the storage object
-and every wait for the admission lock is timed in the worker's main thread
+(and into hpo's own writes of several rows in one transaction,
+``hpo.optuna_worker_store``) and every wait for the admission lock is timed in the
+worker's main thread
 (heartbeat threads run beside the trial and are not counted). Results per trial:
 the time in store calls and their number, the time waiting for the admission
 lock (held while a worker decides to start a trial, creates it and lets TPE
