@@ -4,8 +4,8 @@ Through Optuna's API each write of a trial is a transaction of its own: about 80
 (its per-epoch values, parameters and attributes), each with its queries and commit. These
 write several rows in one transaction, with Optuna's own models and checks, and keep the
 Trial object as ``Trial.report``/``set_user_attr`` would. Like :mod:`hpo.optuna_internals`
-(whose companion this is), each private interface used here is checked on the installed
-Optuna by a named test (``tests/test_worker_writes.py``).
+(whose companion this is), the private names used here are checked on the installed Optuna by
+a named test, and what they do by the others in ``tests/test_worker_writes.py``.
 """
 
 from __future__ import annotations
@@ -120,12 +120,19 @@ def worker_storage(storage):
       its sampler (:mod:`hpo.backends.optuna_history`) reads only a bounded view of them.
       Here that is one query for the queued trials.
     * Inside :func:`params_together`, a trial's parameters are written in one transaction
-      when the block ends instead of one each (about 20 a trial). The sampler never reads the
-      trial it samples for; other workers see its parameters when they are all chosen.
+      when the block ends instead of one each (about 20 a trial); each is checked against the
+      study's distribution of its name when it is chosen, as Optuna's write checks it. The
+      sampler never reads the trial it samples for; other workers see its parameters when
+      they are all chosen. A worker killed (SIGKILL) inside the block leaves the trial without
+      parameters: its retry samples a new configuration.
     """
     import copy
 
-    from optuna.distributions import check_distribution_compatibility, json_to_distribution
+    from optuna.distributions import (
+        check_distribution_compatibility,
+        distribution_to_json,
+        json_to_distribution,
+    )
     from optuna.storages import RDBStorage
     from optuna.storages._cached_storage import _CachedStorage, _StudyInfo
     from optuna.storages._rdb import models
@@ -154,12 +161,34 @@ def worker_storage(storage):
             if held is None:
                 super().set_trial_param(trial_id_, name, value, distribution)
                 return
+            # checked at once, where Optuna's write would refuse it (in the user's build(hp),
+            # a refusal fails the trial); the held write only inserts
+            check_distribution_compatibility(
+                self._known(trial_id_, name, distribution), distribution
+            )
+            held.append((name, value, distribution))
+
+        def _known(self, trial_id_: int, name: str, distribution):
+            """The study's distribution of ``name`` (``distribution`` if it has none yet): from
+            the cache, else one query of the store, as Optuna's write makes."""
             with self._lock:
                 study_id_, _ = self._trial_id_to_study_id_and_number[trial_id_]
-                known = self._studies[study_id_].param_distribution.get(name)
-            if known is not None:  # refused at once, as Optuna's write would be
-                check_distribution_compatibility(known, distribution)
-            held.append((name, value, distribution))
+                known = self._studies[study_id_].param_distribution
+                if name in known:
+                    return known[name]
+            param = models.TrialParamModel
+            query = (
+                sa.select(param.distribution_json)
+                .join(models.TrialModel)
+                .where(models.TrialModel.study_id == study_id_, param.param_name == name)
+                .limit(1)
+            )
+            with _create_session(self._backend) as session:
+                stored = session.execute(query).scalar()
+            if stored is None:
+                return distribution
+            with self._lock:
+                return known.setdefault(name, json_to_distribution(stored))
 
         @contextlib.contextmanager
         def params_together(self, trial_id_: int):
@@ -172,30 +201,11 @@ def worker_storage(storage):
         def _write_params(self, trial_id_: int, held: list) -> None:
             if not held:
                 return
-            rdb = self._backend
-            param = models.TrialParamModel
-            with self._lock:
-                study_id_, _ = self._trial_id_to_study_id_and_number[trial_id_]
-                known = self._studies[study_id_].param_distribution
-                unknown = [name for name, _, _ in held if name not in known]
-            with _create_session(rdb) as session:
+            with _create_session(self._backend) as session:
                 row = models.TrialModel.find_or_raise_by_id(trial_id_, session)
-                rdb.check_trial_is_updatable(trial_id_, row.state)
-                for name in unknown:  # a distribution of the name in the study, as Optuna checks
-                    query = (
-                        sa.select(param.distribution_json)
-                        .join(models.TrialModel)
-                        .where(models.TrialModel.study_id == study_id_, param.param_name == name)
-                        .limit(1)
-                    )
-                    earlier = session.execute(query).scalar()
-                    if earlier is not None:
-                        distribution = next(d for n, _, d in held if n == name)
-                        check_distribution_compatibility(
-                            json_to_distribution(earlier), distribution
-                        )
+                self._backend.check_trial_is_updatable(trial_id_, row.state)
                 session.execute(
-                    sa.insert(param),
+                    sa.insert(models.TrialParamModel),
                     [
                         {
                             "trial_id": trial_id_,
@@ -207,10 +217,10 @@ def worker_storage(storage):
                     ],
                 )
             with self._lock:
+                study_id_, _ = self._trial_id_to_study_id_and_number[trial_id_]
+                known = self._studies[study_id_].param_distribution
                 for name, _, distribution in held:
                     known.setdefault(name, distribution)
-
-    from optuna.distributions import distribution_to_json
 
     return WorkerCache(storage)
 

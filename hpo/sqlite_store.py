@@ -103,7 +103,7 @@ def sync_at_checkpoints(engine) -> None:
 
     ``PRAGMA synchronous=NORMAL``, SQLite's advice for WAL: the store stays consistent
     whatever happens, a killed process loses nothing, and a power cut can lose only the
-    last commits; the disk is synced at each checkpoint instead of each of the ~50 commits
+    last commits; the disk is synced at each checkpoint instead of at each of the commits
     a trial makes. A store in another journal mode keeps its full syncs.
     """
     from sqlalchemy import event

@@ -184,10 +184,10 @@ def search_counts(study) -> tuple[dict[str, int], dict[str, int]]:
 class SearchCounter:
     """:func:`search_counts` for a process that asks before each trial (a worker).
 
-    Each call reads only the trials that are new or were not finished when last read
-    (:class:`hpo.optuna_internals.NewTrials`); a finished trial keeps its state, so its count
-    is kept. One small query whatever the study's size, where counting in the database reads
-    every row of the study (under the admission lock, which every worker waits for).
+    The first call reads every trial's state; each later one reads only the trials that are
+    new or were not finished when last read (:class:`hpo.optuna_internals.NewTrials`): a
+    finished trial keeps its state, so its count is kept. Counting in the database reads
+    every row of the study each time, under the admission lock every worker waits for.
     """
 
     def __init__(self):

@@ -215,3 +215,20 @@ def test_the_pruner_decides_as_optunas_successive_halving_pruner(tmp_path):
     assert any(p for _, _, p in decisions["optuna"]) and not all(
         p for _, _, p in decisions["optuna"]
     )
+
+
+def test_under_hyperband_tpe_still_reads_every_trial(tmp_path):
+    """Optuna's Hyperband hands the sampler a study whose get_trials holds one bracket; TPE
+    reads _get_trials, every trial, and so does the sampler here."""
+    storage = f"sqlite:///{tmp_path / 'h.db'}"
+    pruner = optuna.pruners.HyperbandPruner(min_resource=1, max_resource=27, reduction_factor=3)
+    study = optuna.create_study(storage=storage, direction="maximize", pruner=pruner)
+    grow(study, 40, random.Random(0))
+    trial = study.ask()
+    trial.report(0.5, 1)
+    trial.should_prune()  # the pruner sets up its brackets
+    bracket = optuna.pruners._filter_study(study, trial._cached_frozen_trial)
+    assert len(bracket.get_trials(deepcopy=False)) < len(study.trials)
+    sampler = BoundedTPESampler(seed=1, **TPE)
+    seen = sampler._study(bracket, trial._cached_frozen_trial)._get_trials(deepcopy=False)
+    assert [t.number for t in seen] == [t.number for t in study.trials]

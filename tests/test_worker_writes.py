@@ -106,18 +106,16 @@ def test_a_finished_trial_or_a_changed_distribution_is_refused(url) -> None:
     with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
         worker_store.set_user_attrs(trial, {"late": 1})
     other = study.ask()
-    with (
-        pytest.raises(ValueError, match="dynamic value space"),
-        worker_store.params_together(other),
-    ):
-        other.suggest_categorical("activation", ("relu", "tanh"))
-    # another worker, whose cache has never seen the name, is refused when the block ends
+    # refused by the suggestion itself, inside the block (in a build(hp): a failed trial)
+    with worker_store.params_together(other):  # noqa: SIM117
+        with pytest.raises(ValueError, match="dynamic value space"):
+            other.suggest_categorical("activation", ("relu", "tanh"))
+    # another worker, whose cache has never seen the name, is refused too (the store is asked)
     third = _study(url, create=False).ask()
-    with (
-        pytest.raises(ValueError, match="dynamic value space"),
-        worker_store.params_together(third),
-    ):
-        third.suggest_categorical("activation", ("relu", "tanh"))
+    # refused by the suggestion itself, inside the block (in a build(hp): a failed trial)
+    with worker_store.params_together(third):  # noqa: SIM117
+        with pytest.raises(ValueError, match="dynamic value space"):
+            third.suggest_categorical("activation", ("relu", "tanh"))
 
 
 def test_queued_trials_are_found_without_reading_the_study(tmp_path) -> None:
@@ -205,3 +203,7 @@ def test_the_private_optuna_interfaces_of_the_batched_writes_are_there() -> None
         sampler = TPESampler(multivariate=True, group=True)
     assert hasattr(sampler, "_group_decomposed_search_space")
     assert hasattr(optuna.create_study().ask(), "_cached_frozen_trial")
+    assert callable(optuna.Study._pop_waiting_trial_id)
+    assert hasattr(models.TrialModel, "find_or_raise_by_id")
+    rdb = RDBStorage("sqlite://")
+    assert hasattr(rdb, "scoped_session") and _CachedStorage(rdb)._backend is rdb

@@ -30,7 +30,7 @@ _log = logging.getLogger(__name__)
 
 #: Parameters that set training rather than the architecture (a warm start still samples them).
 TRAINING_PARAMS = ("optimizer", "learning_rate", "batch_size", "epochs")
-#: Seconds a trial's newest per-epoch values may wait before they are written to the store.
+#: Seconds since the last write after which an epoch's value is written at once (with any held).
 REPORT_EVERY = 1.0
 
 
@@ -236,6 +236,7 @@ class Worker:
         """Take trials until the target is met, the worker must stop, or failures pile up."""
         lock = store.admission_lock(self.ctx.storage, self.study.study_name)
         self.read_history()
+        self.counts(self.study)  # its first read is of every trial: here, not under the lock
         # What the worker holds now (its imports, the study's history) lives as long as it does:
         # the full collection after each trial (gc_after_trial) leaves it be. That collection
         # walked every object: 0.1-0.2 s a trial, more as the history grows.
@@ -281,9 +282,10 @@ class Worker:
 class EpochReports:
     """A trial's per-epoch values: the pruner sees each at once, the store gets them in batches.
 
-    One write per epoch was a third of a trial's store traffic. They are written together
-    every :data:`REPORT_EVERY` seconds and when the trial ends (before Optuna records a
-    pruned trial's last value), so the dashboard's curves lag by a second at most.
+    One write per epoch was a third of a trial's store traffic. The values are written
+    together when an epoch ends at least :data:`REPORT_EVERY` seconds after the last write,
+    and when the trial ends (before Optuna records a pruned trial's last value): epochs of a
+    second or more are written as they end, shorter ones a few at a time.
     """
 
     def __init__(self, trial, every: float = REPORT_EVERY):

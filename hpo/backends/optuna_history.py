@@ -13,8 +13,10 @@ study once it holds more than ``recent`` complete and pruned trials:
 * the ``recent`` latest complete or pruned trials, by number;
 * every RUNNING trial (``constant_liar`` counts them as bad guesses, as it does today).
 
-At or under ``recent`` complete and pruned trials TPE reads the study itself, as Optuna's
-own sampler does: it suggests exactly what it suggests today. Only the "bad" group, which
+At or under ``recent`` complete and pruned trials TPE reads the whole study, as Optuna's own
+sampler does, once a trial instead of once per group of parameters (``constant_liar`` then sees
+the running trials as they were at the trial's first suggestion, milliseconds earlier): in one
+process it suggests exactly what Optuna's TPE suggests. Only the "bad" group, which
 sets where TPE looks less, is made of the latest trials instead of every one. Studies with
 several objectives (whose good group grows with the study) and studies with fewer than
 ``best`` complete trials keep the whole history.
@@ -145,8 +147,8 @@ class BoundedTPESampler(optuna.samplers.TPESampler):
         key = (internals.study_id(study), trial.number)
         if self._seen is None or self._seen[:2] != key:
             view = self.history.view(study)
-            if view is None:
-                view = study.get_trials(deepcopy=False)
+            if view is None:  # as TPE reads it: _get_trials (Hyperband's bracket view filters
+                view = study._get_trials(deepcopy=False)  # get_trials only)
             self._seen = (*key, internals.StudyView(study, lambda: view))
         return self._seen[2]
 
