@@ -26,18 +26,15 @@ def _create_session(rdb):
     return _create_scoped_session(rdb.scoped_session)
 
 
-def _transaction(rdb, trial):
-    """A transaction on ``trial``'s rows, refused (as Optuna's writes are) once it finished."""
+@contextlib.contextmanager
+def _transaction(rdb, trial_id_: int):
+    """A transaction on a trial's rows, refused (as Optuna's writes are) once it finished."""
     from optuna.storages._rdb import models
 
-    @contextlib.contextmanager
-    def transaction():
-        with _create_session(rdb) as session:
-            row = models.TrialModel.find_or_raise_by_id(trial._trial_id, session)
-            rdb.check_trial_is_updatable(trial._trial_id, row.state)
-            yield session
-
-    return transaction()
+    with _create_session(rdb) as session:
+        row = models.TrialModel.find_or_raise_by_id(trial_id_, session)
+        rdb.check_trial_is_updatable(trial_id_, row.state)
+        yield session
 
 
 def note_report(trial, step: int, value: float) -> None:
@@ -58,7 +55,7 @@ def write_reports(trial, values: dict[int, float]) -> None:
             trial.storage.set_trial_intermediate_value(trial._trial_id, step, value)
         return
     model = models.TrialIntermediateValueModel
-    with _transaction(rdb, trial) as session:
+    with _transaction(rdb, trial._trial_id) as session:
         stored = set(
             session.scalars(
                 sa.select(model.step).where(
@@ -92,7 +89,7 @@ def set_user_attrs(trial, attrs: dict[str, Any]) -> None:
             trial.set_user_attr(key, value)
         return
     model = models.TrialUserAttributeModel
-    with _transaction(rdb, trial) as session:
+    with _transaction(rdb, trial._trial_id) as session:
         stored = {
             row.key: row
             for row in session.scalars(
@@ -201,9 +198,7 @@ def worker_storage(storage):
         def _write_params(self, trial_id_: int, held: list) -> None:
             if not held:
                 return
-            with _create_session(self._backend) as session:
-                row = models.TrialModel.find_or_raise_by_id(trial_id_, session)
-                self._backend.check_trial_is_updatable(trial_id_, row.state)
+            with _transaction(self._backend, trial_id_) as session:
                 session.execute(
                     sa.insert(models.TrialParamModel),
                     [
