@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from hpo.data_checks import RawSplit
+from hpo.data.checks import RawSplit
 from hpo.errors import DataError
 
 GREY_WEIGHTS = (0.299, 0.587, 0.114)

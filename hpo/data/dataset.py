@@ -28,8 +28,8 @@ Files without validation arrays get a stratified validation split of
 per array: uint8 arrays are divided by 255; other arrays are kept when their
 maximum is at most 1, divided by 255 when it is at most 255, and refused above.
 
-Files are found and read by :mod:`hpo.data_files`, their arrays checked by
-:mod:`hpo.data_checks`.
+Files are found and read by :mod:`hpo.data.files`, their arrays checked by
+:mod:`hpo.data.checks`.
 
 The hyperparameter search never sees the test set: unless ``include_test=True``
 the test arrays are not even read from the file (nor the ``.mat`` test file opened).
@@ -47,8 +47,8 @@ from typing import ClassVar
 import numpy as np
 
 from hpo.choices import DATASETS
-from hpo.data_checks import RawSplit, check_split, shape_text
-from hpo.data_files import MISSING_HINTS, check_file, file_sha256, read_splits
+from hpo.data.checks import RawSplit, check_split, shape_text
+from hpo.data.files import MISSING_HINTS, check_file, file_sha256, read_splits
 from hpo.errors import DataError
 
 __all__ = [

@@ -1,0 +1,25 @@
+"""Data: every format users have, loaded, checked, audited and split once.
+
+The public face is :func:`load_dataset` and the :class:`Dataset` it returns; the
+modules behind it each do one job: :mod:`hpo.data.dataset` (splits and the
+Dataset), :mod:`hpo.data.files` (HDF5, NPZ and MAT files), :mod:`hpo.data.checks`
+(arrays made ready for Keras).
+"""
+
+from hpo.data.dataset import (
+    DATASETS,
+    DIGITS_SOURCE,
+    Dataset,
+    file_sha256,
+    load_dataset,
+    load_full_training,
+)
+
+__all__ = [
+    "DATASETS",
+    "DIGITS_SOURCE",
+    "Dataset",
+    "file_sha256",
+    "load_dataset",
+    "load_full_training",
+]
