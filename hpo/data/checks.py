@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -20,13 +21,31 @@ MIN_SIDE = 8
 
 @dataclass(frozen=True)
 class RawSplit:
-    """One split as read, before checking: the arrays and the names they came under."""
+    """One split as read, before checking: the arrays and the names they came under.
+
+    ``x`` holds images ``(N, H, W)``, ``(N, H, W, 1)`` or colour ``(N, H, W, 3)``; ``y`` holds
+    ``N`` labels, integers of any range or class names (strings).
+    """
 
     x_key: str
     x: np.ndarray
     y_key: str
     y: np.ndarray
     pixel_max: float | None = None  # the known full-scale value; None: infer from dtype and max
+
+
+class Source(Protocol):
+    """A dataset's files, found and checked: what every format's reader offers."""
+
+    @property
+    def where(self) -> str:
+        """The file or folder, as error messages and ``hpo status`` name it."""
+
+    def sha256(self) -> str:
+        """A hex SHA-256 of the data's content (every split), the same wherever it lies."""
+
+    def read(self) -> dict[str, RawSplit]:
+        """Every split the source holds: ``train``, and ``val`` and ``test`` when present."""
 
 
 def shape_text(shape: Sequence[int]) -> str:
