@@ -8,5 +8,6 @@ nothing, so ``hpo --help`` stays instant.
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc", "grid")
 PRUNERS = ("successive-halving", "hyperband", "median", "none")
 OBJECTIVES = ("accuracy", "accuracy,params", "accuracy,latency")
-DATASETS = ("digits", "svhn", "mnist", "arrays")
+DATASETS = ("digits", "svhn", "mnist", "fashion-mnist", "arrays", "folder")
 TUNERS = ("random", "bayesian", "hyperband", "grid")  # KerasTuner's oracles hpo runs
+COLOR_MODES = ("auto", "grayscale", "rgb")  # auto: colour data trains in colour

@@ -102,15 +102,14 @@ def configs_from_study(
     searched = searched_data(study)  # the data the study searched, if recorded
     sha = searched.get("sha256")
     shape = tuple(searched["input_shape"]) if searched.get("input_shape") else None
+    classes = searched.get("classes")
     if path is None and sha is not None and shape is not None:
         inspect_data = False  # a bundled dataset is the one the study recorded
     if inspect_data:
-        from hpo.data import load_dataset
+        from hpo.objective import search_dataset
 
         try:
-            ds = load_dataset(
-                config.dataset, path, val_fraction=config.val_fraction, seed=config.seed
-            )
+            ds = search_dataset(config, path)
             if sha is not None and ds.sha256 != sha:
                 warnings.append(
                     f"{ds.source} has sha256 {ds.sha256[:12]}..., not the "
@@ -118,7 +117,7 @@ def configs_from_study(
                     "the export records the study's"
                 )
             else:
-                sha, shape = ds.sha256, ds.input_shape
+                sha, shape, classes = ds.sha256, ds.input_shape, list(ds.classes)
         except DataError as exc:
             if sha is None:
                 warnings.append(f"{exc}; the export records no sha256 or input_shape for it")
@@ -128,6 +127,7 @@ def configs_from_study(
         sha256=sha,
         val_fraction=config.val_fraction,
         input_shape=shape,
+        classes=tuple(classes) if classes else None,
     )
     exported_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     masked = store.mask(store.resolve_url(storage_url))

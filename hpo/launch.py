@@ -130,6 +130,8 @@ def prepare_study(
     """
     config.validate()
     dataset = search_dataset(config)
+    for note in dataset.notes:  # what the split audit changed
+        echo(f"Warning: {note}")
     config.check_input(dataset.input_shape, dataset.n_classes)
     SearchData.prepare(dataset, config)  # the training subset and the folds can be made
     labels = []

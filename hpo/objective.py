@@ -114,6 +114,8 @@ def search_dataset(config: StudyConfig, data: str | None = None) -> Dataset:
         include_test=False,
         val_fraction=config.val_fraction,
         seed=config.seed,
+        color_mode=config.color_mode,
+        image_size=config.image_size,
     )
 
 
@@ -172,11 +174,12 @@ def evaluate(
     With ``config.cv`` the record holds the mean validation accuracy over k
     stratified folds of train + validation, and each fold's score.
     """
-    arch = arch or trial_model(config, params, data.dataset.n_classes)
+    n_classes = data.dataset.n_classes
+    arch = arch or trial_model(config, params, n_classes)
     input_shape = data.dataset.input_shape
     if isinstance(arch, Architecture):
         check_fits(arch, input_shape)
-        n_params = count_params(arch, input_shape)
+        n_params = count_params(arch, input_shape, n_classes)
     else:
         n_params = arch.count_params(input_shape)
     if config.max_params is not None and n_params > config.max_params:
@@ -195,6 +198,7 @@ def evaluate(
                 data.dataset.y_val,
                 on_epoch=on_epoch,
                 should_stop=should_stop,
+                n_classes=n_classes,
             ),
             None,
         )
@@ -244,6 +248,7 @@ def _cross_validate(
                 x[val_idx],
                 y[val_idx],
                 should_stop=should_stop,
+                n_classes=data.dataset.n_classes,
             )
         )
     scores = [r.val_accuracy for r in results]

@@ -21,7 +21,14 @@ from hpo.report_plotly import figure_html, plotly_script
 from hpo.report_retrain import read_retrain, retrain_scores, retrain_sections
 from hpo.report_section import Section
 from hpo.report_view import compact, history_figure, plotted
-from hpo.study import CONFIG_ATTR, CONFIRM_ATTR, WORKER_ATTR, counts, with_user_attr
+from hpo.study import (
+    CONFIG_ATTR,
+    CONFIRM_ATTR,
+    WORKER_ATTR,
+    counts,
+    data_summary,
+    with_user_attr,
+)
 
 _SHOWN_ATTRS = (
     ("train_accuracy", "train accuracy"),
@@ -216,6 +223,7 @@ def summary_html(study, retrain: dict[int, dict[str, Any]]) -> str:
             f"sampler, {e(str(config.get('pruner', '?')))} pruner, up to "
             f"{e(str(config.get('epochs', '?')))} epochs per trial.</p>"
         )
+    parts.extend(f"<p class='data'>{e(line)}</p>" for line in data_summary(study))
     by_state = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts(study).items()))
     parts.append(f"<p class='counts'>Trials: {e(by_state or 'none yet')}.</p>")
     best = _best_trials(study)

@@ -88,7 +88,8 @@ def retrain_sections(results: dict[int, dict[str, Any]]) -> list[Section]:
         matrices = [np.asarray(r["confusion_matrix"]) for r in runs if r.get("confusion_matrix")]
         if matrices:
             total = np.sum(matrices, axis=0)
-            labels = [str(i) for i in range(total.shape[0])]
+            named = runs[0].get("classes") or []
+            labels = named if len(named) == total.shape[0] else [str(i) for i in range(len(total))]
             heat = go.Figure(
                 go.Heatmap(
                     z=total,
@@ -110,7 +111,10 @@ def retrain_sections(results: dict[int, dict[str, Any]]) -> list[Section]:
             )
             sections.append(Section(f"Retrained trial {number}: confusion matrix", heat))
         f1 = [_per_class(r, "f1") for r in runs]
-        labels = sorted({k for scores in f1 for k in scores}, key=lambda k: (len(k), k))
+        order = runs[0].get("classes") or sorted(
+            {k for scores in f1 for k in scores}, key=lambda k: (len(k), k)
+        )
+        labels = [k for k in order if any(k in scores for scores in f1)]
         if labels:
             table = np.array([[scores.get(k, np.nan) for k in labels] for scores in f1])
             bars = go.Figure(

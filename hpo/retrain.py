@@ -27,9 +27,9 @@ from hpo.errors import ConfigError, NotWritableError
 from hpo.export import RetrainConfig, describe_network
 from hpo.progress import Progress
 from hpo.schemas.retrain_results import FORMAT as RESULTS_FORMAT_NAME
+from hpo.scores import test_metrics
 
 RESULTS_FILE = "results.json"
-_N_CLASSES = Dataset.n_classes
 
 
 class ReloadMismatch(RuntimeError):
@@ -123,7 +123,8 @@ def _load_all(
     for config in configs:
         ref = config.dataset
         path = data if data is not None else ref.path
-        key = (ref.name, path, ref.val_fraction)
+        shape = tuple(ref.input_shape) if ref.input_shape else None
+        key = (ref.name, path, ref.val_fraction, shape)
         if key not in loaded:
             loaded[key] = load_dataset(
                 ref.name,
@@ -131,6 +132,9 @@ def _load_all(
                 include_test=True,
                 val_fraction=ref.val_fraction,
                 seed=config.training.seed,
+                # the search's images: its channels, and a folder's size
+                color_mode={1: "grayscale", 3: "rgb"}.get(shape[2], "auto") if shape else "auto",
+                image_size=shape[:2] if shape and ref.name == "folder" else None,
             )
         ds = out[config.name] = loaded[key]
         _check_shape(config, ds)
@@ -143,6 +147,8 @@ def _load_all(
             )
     for ds in loaded.values():
         echo(f"Data {ds.describe()} from {ds.source}")
+        for note in ds.notes:
+            echo(f"Warning: {note}")
     return out
 
 
@@ -183,6 +189,13 @@ def _check_functions(configs: list[RetrainConfig], datasets: dict[str, Dataset])
 
 
 def _check_shape(config: RetrainConfig, ds: Dataset) -> None:
+    classes = config.dataset.classes
+    if classes is not None and tuple(classes) != ds.classes:
+        raise ConfigError(
+            f"config {config.name} was tuned on the classes {', '.join(classes)} but "
+            f"{ds.source} holds {', '.join(ds.classes)}; retrain it on the study's data (--data "
+            "PATH)"
+        )
     expected = config.dataset.input_shape
     if expected is None or tuple(expected) == ds.input_shape:
         return
@@ -240,6 +253,7 @@ def _run_seed(
             None,
             extra_callbacks=[_progress_callback(progress)],
             should_stop=should_stop,
+            n_classes=ds.n_classes,
         )
     except TrainingDiverged as exc:
         raise ConfigError(
@@ -250,16 +264,17 @@ def _run_seed(
     model = result.model
 
     path = out / config.name / f"seed-{seed}" / "model.keras"
-    predicted = _save_and_check(model, path, ds.x_test)  # the one test evaluation
+    predicted = _save_and_check(model, path, ds)  # the one test evaluation
     return {
         "config": config.name,
         "seed": seed,
-        **_test_metrics(ds.y_test, predicted),
+        **test_metrics(ds.y_test, predicted, ds.classes),
         "inference_ms": round(measure_inference_ms(model, ds.x_test), 5),
         "n_params": int(model.count_params()),
         "model_bytes": path.stat().st_size,
         "model_path": str(path.relative_to(out)),
         "train_samples": len(y),
+        "test_repeats_left_out": ds.audit.train_dropped if ds.audit else 0,
         "data_sha256": ds.sha256,
         "epochs": result.epochs,
         "train_seconds": round(result.train_seconds, 3),
@@ -267,18 +282,25 @@ def _run_seed(
     }, model
 
 
-def _save_and_check(model, path: Path, x_test: np.ndarray) -> np.ndarray:
-    """Predict the test set, save the model, reload it and check it predicts the same.
+#: Beside each saved model: its output classes, one name a line, in output order.
+CLASSES_FILE = "classes.txt"
+
+
+def _save_and_check(model, path: Path, ds: Dataset) -> np.ndarray:
+    """Predict the test set, save the model (and its classes beside it), reload it and check
+    it predicts the same.
 
     Returns the predicted classes. Augmentation layers are off when predicting,
     so the file's predictions must equal the trained model's exactly.
     """
     import keras
 
+    x_test = ds.x_test
     probabilities = model.predict(x_test, batch_size=256, verbose=0)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         model.save(path)
+        (path.parent / CLASSES_FILE).write_text("\n".join(ds.classes) + "\n", encoding="utf-8")
     except OSError as exc:
         raise NotWritableError(f"cannot save {path}: {exc.strerror or exc}") from None
     again = keras.saving.load_model(path).predict(x_test, batch_size=256, verbose=0)
@@ -311,46 +333,20 @@ def _ensemble(config: RetrainConfig, ds: Dataset, models: list, out: Path) -> di
         members.append(member(inputs))
     model = keras.Model(inputs, keras.layers.Average()(members), name="ensemble")
     path = out / config.name / "ensemble" / "model.keras"
-    predicted = _save_and_check(model, path, ds.x_test)
-    metrics = _test_metrics(ds.y_test, predicted)
+    predicted = _save_and_check(model, path, ds)
+    metrics = test_metrics(ds.y_test, predicted, ds.classes)
     return {
         "members": len(models),
         "test_accuracy": metrics["test_accuracy"],
         "f1_macro": metrics["f1_macro"],
         "per_class": metrics["per_class"],
         "confusion_matrix": metrics["confusion_matrix"],
+        "classes": metrics["classes"],
         "inference_ms": round(measure_inference_ms(model, ds.x_test), 5),
         "n_params": int(model.count_params()),
         "model_bytes": path.stat().st_size,
         "model_path": str(path.relative_to(out)),
         "reload_identical": True,
-    }
-
-
-def _test_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
-    """Accuracy, per-class precision/recall/F1 and the confusion matrix (rows: true digit)."""
-    from sklearn.metrics import accuracy_score, classification_report, confusion_matrix
-
-    labels = list(range(_N_CLASSES))
-    report = classification_report(y_true, y_pred, labels=labels, output_dict=True, zero_division=0)
-    per_class = {
-        str(c): {
-            "precision": report[str(c)]["precision"],
-            "recall": report[str(c)]["recall"],
-            "f1": report[str(c)]["f1-score"],
-            "support": int(report[str(c)]["support"]),
-        }
-        for c in labels
-    }
-    macro = report["macro avg"]
-    return {
-        "test_accuracy": float(accuracy_score(y_true, y_pred)),
-        "test_samples": len(y_true),
-        "precision_macro": macro["precision"],
-        "recall_macro": macro["recall"],
-        "f1_macro": macro["f1-score"],
-        "per_class": per_class,
-        "confusion_matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
     }
 
 

@@ -27,7 +27,7 @@ _log = logging.getLogger(__name__)
 
 # Study user attributes.
 CONFIG_ATTR = "hpo_config"  # the search settings (StudyConfig.to_dict), written at creation
-DATA_ATTR = "hpo_data"  # the search data's sha256, source and image shape, recorded at creation
+DATA_ATTR = "hpo_data"  # the search data: sha256, source, image shape, classes, split audit
 TARGET_ATTR = "hpo_target"  # the trial total of the latest launch; `hpo worker` defaults to it
 LAUNCHES_ATTR = "hpo_launches"  # how many launches have started workers on the study
 CONFIRM_SETTINGS_ATTR = "hpo_confirm"  # (top, seeds) asked for by `hpo confirm`
@@ -114,6 +114,8 @@ def record_data(study, dataset) -> None:
                 "sha256": dataset.sha256,
                 "source": dataset.source,
                 "input_shape": list(dataset.input_shape),
+                "classes": list(dataset.classes),
+                "audit": dataset.audit.to_dict() if dataset.audit else None,
             },
         )
 
@@ -130,6 +132,25 @@ def record_model_file(study, sha256: str | None) -> bool:
 def searched_data(study) -> dict[str, Any]:
     """What :func:`record_data` recorded (empty for a study created before it did)."""
     return dict(study.user_attrs.get(DATA_ATTR) or {})
+
+
+def data_summary(study) -> list[str]:
+    """What ``hpo status`` and the report say of the search data: its source, shape and
+    classes, and the split audit's figures (nothing for a study that recorded none)."""
+    from hpo.data.audit import SplitAudit
+
+    recorded = searched_data(study)
+    if not recorded:
+        return []
+    shape = "x".join(str(side) for side in recorded.get("input_shape") or ()) or "?"
+    classes = recorded.get("classes") or []
+    named = f"{len(classes)} classes" if classes else "classes not recorded"
+    if classes and len(", ".join(classes)) <= 80:
+        named += f" ({', '.join(classes)})"
+    lines = [f"Data: {recorded.get('source', '?')}, {shape} images, {named}"]
+    if recorded.get("audit"):
+        lines.append(f"Split audit: {SplitAudit.from_dict(recorded['audit']).describe()}")
+    return lines
 
 
 def check_data(study, dataset) -> None:

@@ -14,6 +14,7 @@ from hpo.study import (
     WORKER_ATTR,
     best_trial,
     counts,
+    data_summary,
     trials_in,
     with_user_attr,
 )
@@ -93,4 +94,5 @@ def study_status(study) -> dict[str, Any]:
         "running": running,
         "pareto": pareto,
         "reruns": reruns,
+        "data": data_summary(study),
     }

@@ -192,7 +192,15 @@ def _train_and_test(run: Run, data, seed: int) -> dict[str, Any]:
         early_stopping=0,
         seed=seed,
     )
-    result = train(run.architecture, settings, data.x_train, data.y_train, data.x_val, data.y_val)
+    result = train(
+        run.architecture,
+        settings,
+        data.x_train,
+        data.y_train,
+        data.x_val,
+        data.y_val,
+        n_classes=data.n_classes,
+    )
     start = time.perf_counter()
     predicted = result.model.predict(data.x_test, batch_size=256, verbose=0).argmax(axis=1)
     test_seconds = time.perf_counter() - start
@@ -203,7 +211,7 @@ def _train_and_test(run: Run, data, seed: int) -> dict[str, Any]:
     return {
         "train_seconds": round(result.train_seconds, 3),
         "train_accuracy": float(
-            result.model.evaluate(data.x_train, one_hot(data.y_train), verbose=0)[1]
+            result.model.evaluate(data.x_train, one_hot(data.y_train, data.n_classes), verbose=0)[1]
         ),
         "val_accuracy": float(result.val_history[-1]),
         "test_accuracy": float(np.mean(predicted == data.y_test)),

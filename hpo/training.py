@@ -159,7 +159,9 @@ def sparse_labels(model) -> bool:
     return "sparse" in str(name).lower()
 
 
-def compiled_model(arch, settings: TrainSettings, input_shape: tuple[int, ...]):
+def compiled_model(
+    arch, settings: TrainSettings, input_shape: tuple[int, ...], n_classes: int = 10
+):
     """The network to train, compiled, and whether it takes integer labels.
 
     ``arch`` is an :class:`Architecture` (hpo's networks, compiled here with the trial's
@@ -170,7 +172,7 @@ def compiled_model(arch, settings: TrainSettings, input_shape: tuple[int, ...]):
     import keras
 
     if isinstance(arch, Architecture):
-        model = build_model(arch, input_shape)
+        model = build_model(arch, input_shape, n_classes)
     else:
         model = arch.build(input_shape)
     if getattr(model, "compiled", False):
@@ -208,16 +210,20 @@ def train(
     on_epoch: EpochCallback | None = None,
     extra_callbacks: list | None = None,
     should_stop: Callable[[], bool] | None = None,
+    n_classes: int = 10,
 ) -> TrainResult:
-    """Train a fresh model (see :func:`compiled_model` for ``arch``); with validation data,
-    evaluate it on that data each epoch."""
+    """Train a fresh model of ``n_classes`` outputs (see :func:`compiled_model` for ``arch``);
+    with validation data, evaluate it on that data each epoch."""
     import keras
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(settings.seed)
     input_shape = tuple(x_train.shape[1:])
-    model, sparse = compiled_model(arch, settings, input_shape)
-    labels = (lambda y: np.asarray(y, dtype=np.int64)) if sparse else one_hot
+    model, sparse = compiled_model(arch, settings, input_shape, n_classes)
+    if sparse:
+        labels = lambda y: np.asarray(y, dtype=np.int64)  # noqa: E731
+    else:
+        labels = lambda y: one_hot(y, n_classes)  # noqa: E731
     steps = math.ceil(len(x_train) / int(settings.batch_size))
     callbacks = [keras.callbacks.TerminateOnNaN(), *(extra_callbacks or [])]
     scheduled = settings.lr_schedule != "constant" or settings.warmup_epochs

@@ -59,7 +59,10 @@ def test_yaml_study_file(tmp_path):
         ),
         (
             "name: x\ndataset: cifar\nmodel: cnn\nsearch_space: [dropout]\n",
-            "dataset must be one of digits, svhn, mnist, arrays, got 'cifar'",
+            (
+                "dataset must be one of digits, svhn, mnist, fashion-mnist, arrays, folder, "
+                "got 'cifar'"
+            ),
         ),
         (
             "name: x\ndataset: digits\nmodel: cnn\nsearch_space: [dropout]\nepochs: many\n",

@@ -97,13 +97,13 @@ def test_digits_split_sizes_shapes_and_range(digits: Dataset) -> None:
         assert set(np.unique(y)) == set(range(10))  # stratified: every class in every split
     assert digits.x_train.max() == 1.0  # 16 / 16
     assert digits.source == DIGITS_SOURCE
-    assert digits.describe() == "digits: 1,077 train / 360 val / 360 test (8x8x1)"
+    assert digits.describe() == "digits: 1,077 train / 360 val / 360 test (8x8x1, 10 classes)"
 
 
 def test_digits_split_is_fixed_and_test_is_held_back(digits: Dataset) -> None:
     other = load_dataset("digits", seed=7, val_fraction=0.5)
     assert other.x_test is None and other.y_test is None
-    assert other.describe() == "digits: 1,077 train / 360 val (8x8x1)"
+    assert other.describe() == "digits: 1,077 train / 360 val (8x8x1, 10 classes)"
     np.testing.assert_array_equal(other.x_train, digits.x_train)
     np.testing.assert_array_equal(other.y_val, digits.y_val)
     assert other.sha256 == digits.sha256 and len(digits.sha256) == 64
@@ -166,11 +166,14 @@ def test_svhn_labels_ten_column_labels_and_channel_images(tmp_path: Path) -> Non
     assert ds.x_train.shape == (50, 12, 12, 1) and ds.input_shape == (12, 12, 1)
 
 
-def test_svhn_mat_pair_is_converted_to_grey(tmp_path: Path) -> None:
+def test_svhn_mat_pair_stays_colour_or_becomes_grey_when_asked(tmp_path: Path) -> None:
     train = tmp_path / "train_32x32.mat"
     colour, _ = write_mat(train, 40, seed=0)
     test_colour, _ = write_mat(tmp_path / "test_32x32.mat", 20, seed=1)
-    ds = load_dataset("svhn", train, include_test=True, val_fraction=0.25)
+    kept = load_dataset("svhn", train, include_test=True, val_fraction=0.25)
+    assert kept.input_shape == (32, 32, 3) and kept.x_test.shape == (20, 32, 32, 3)
+    assert kept.x_test[3, 5, 7].tolist() == pytest.approx(test_colour[5, 7, :, 3] / 255)
+    ds = load_dataset("svhn", train, include_test=True, val_fraction=0.25, color_mode="grayscale")
     assert ds.x_train.shape == (30, 32, 32, 1) and ds.x_val.shape == (10, 32, 32, 1)
     assert ds.x_test.shape == (20, 32, 32, 1)
     assert set(ds.y_test.tolist()) == set(range(10))  # 10 became 0
@@ -183,16 +186,20 @@ def test_svhn_mat_pair_is_converted_to_grey(tmp_path: Path) -> None:
     assert all(any(np.allclose(img, e, atol=1e-5) for e in expected) for img in full[:3])
 
 
-def test_svhn_mat_test_file_only_opened_when_asked(tmp_path: Path) -> None:
+def test_svhn_mat_test_file_is_read_for_the_audit_and_kept_only_when_asked(
+    tmp_path: Path,
+) -> None:
     train = tmp_path / "train_32x32.mat"
     write_mat(train, 50, seed=0)
-    ds = load_dataset("svhn", train)  # no test_32x32.mat beside it: fine
-    assert ds.x_test is None
+    ds = load_dataset("svhn", train)  # no test_32x32.mat beside it: a search is fine
+    assert ds.x_test is None and ds.audit.test is None
     message = data_error("svhn", train, include_test=True)
-    assert "test_32x32.mat" in message and "no such file" in message
+    assert "no test split" in message and "keep test_32x32.mat beside" in message
+    write_mat(tmp_path / "test_32x32.mat", 20, seed=1)
+    ds = load_dataset("svhn", train)
+    assert ds.x_test is None and ds.audit.test == 20
     (tmp_path / "test_32x32.mat").write_bytes(b"not a mat file at all" * 10)
-    assert load_dataset("svhn", train).x_test is None
-    message = data_error("svhn", train, include_test=True)
+    message = data_error("svhn", train)
     assert "cannot read" in message and "test_32x32.mat" in message and "MAT" in message
 
 
@@ -210,7 +217,7 @@ def test_svhn_mat_errors(tmp_path: Path) -> None:
     assert "(32, 32, 5)" in data_error("svhn", grey)
     named = tmp_path / "digits.mat"
     write_mat(named, 20, seed=0)
-    assert "'train'" in data_error("svhn", named, include_test=True)
+    assert "no test split" in data_error("svhn", named, include_test=True)
 
 
 # --------------------------------------------------------------------------- mnist / arrays
@@ -243,17 +250,21 @@ def test_arrays_h5_lowercase_keys_and_float_scales(tmp_path: Path) -> None:
     ds = load_dataset("arrays", path, include_test=True)
     np.testing.assert_allclose(ds.x_train[..., 0], arrays["x_train"])
     np.testing.assert_allclose(ds.x_val[..., 0], arrays["x_val"] / 255, rtol=1e-6)
-    assert ds.describe() == "arrays: 50 train / 10 val / 20 test (12x12x1)"
+    assert ds.describe() == "arrays: 50 train / 10 val / 20 test (12x12x1, 10 classes)"
 
 
 @pytest.mark.parametrize("writer", [write_h5, write_npz], ids=["h5", "npz"])
-def test_test_arrays_are_never_read_without_include_test(tmp_path: Path, writer) -> None:
+def test_test_arrays_are_checked_for_the_audit_but_kept_only_when_asked(
+    tmp_path: Path, writer
+) -> None:
     arrays = _arrays()
-    arrays["X_test"][0, 0, :3] = np.nan
     path = writer(tmp_path / ("data.h5" if writer is write_h5 else "data.npz"), arrays)
     ds = load_dataset("arrays", path)
-    assert ds.x_test is None and len(ds.y_train) == 80
-    message = data_error("arrays", path, include_test=True)
+    assert ds.x_test is None and ds.y_test is None and len(ds.y_train) == 80
+    assert ds.audit.test == 20
+    arrays["X_test"][0, 0, :3] = np.nan
+    path = writer(tmp_path / ("bad.h5" if writer is write_h5 else "bad.npz"), arrays)
+    message = data_error("arrays", path)
     assert "X_test" in message and "3 NaN" in message and str(path) in message
 
 
@@ -335,16 +346,15 @@ def _broken(tmp_path: Path, **changes) -> Path:
     ("changes", "expected"),
     [
         ({"y_train": _labels(99)}, "X_train has 100 images but y_train has 99 labels"),
-        ({"y_train": np.full(100, 11, np.uint8)}, "y_train has labels outside 0-9 (11)"),
-        ({"y_train": np.full(100, -1, np.int64)}, "labels outside 0-9 (-1)"),
         ({"y_train": np.full(100, 2.5)}, "y_train has non-integer labels"),
         ({"y_train": np.full(100, np.nan)}, "y_train has non-integer labels"),
         ({"y_train": np.zeros((100, 2))}, "y_train has shape (100, 2)"),
-        ({"y_train": np.array([b"a"] * 100)}, "y_train has dtype"),
+        ({"y_train": np.array([b"a"] * 50 + [b""] * 50)}, "y_train has 50 empty label(s)"),
+        ({"y_test": np.full(20, 11, np.uint8)}, "y_test has class(es) '11' that the training"),
         ({"X_train": np.full((100, 12, 12), np.inf)}, "X_train has 0 NaN and 14,400 infinite"),
         ({"X_train": _images(100) - 10}, "negative pixel values"),
         ({"X_train": _images(100, high=1000.0)}, "pixel values up to"),
-        ({"X_train": np.zeros((100, 12, 12, 3))}, "X_train has shape (100, 12, 12, 3)"),
+        ({"X_train": np.zeros((100, 12, 12, 2))}, "X_train has shape (100, 12, 12, 2)"),
         ({"X_train": np.zeros((100, 144))}, "X_train has shape (100, 144)"),
         ({"X_train": np.zeros((100, 12, 12), bool)}, "X_train has dtype bool"),
         ({"X_train": np.zeros((100, 4, 4))}, "X_train images are 4x4"),
@@ -359,14 +369,19 @@ def test_malformed_arrays(tmp_path: Path, changes: dict, expected: str) -> None:
 
 
 def test_svhn_maps_ten_but_not_eleven(tmp_path: Path) -> None:
-    path = _broken(tmp_path, y_train=np.where(np.arange(100) % 2, 10, 3).astype(np.uint8))
+    path = _broken(
+        tmp_path,
+        y_train=np.where(np.arange(100) % 2, 10, 3).astype(np.uint8),
+        y_test=np.where(np.arange(20) % 2, 10, 3).astype(np.uint8),
+    )
     with pytest.raises(DataError, match="outside 0-9"):
-        load_dataset("arrays", path)
+        load_dataset("mnist", path)
+    assert load_dataset("arrays", path).classes == ("3", "10")  # any labels: classes sorted
     assert set(load_dataset("svhn", path).y_train.tolist()) == {0, 3}
     eleven = _broken(tmp_path, y_train=np.where(np.arange(100) % 2, 11, 3).astype(np.uint8))
     with pytest.raises(
         DataError,
-        match=r"outside 0-10 \(11\); labels must be the digits 0-9 "
+        match=r"outside 0-10 \(11\); labels must be the numbers 0-9 "
         r"\(or 10, read as 0, in an SVHN file\)",
     ):
         load_dataset("svhn", eleven)
@@ -391,7 +406,7 @@ def test_seed_must_be_a_non_negative_integer(tmp_path: Path, seed) -> None:
 
 
 def test_unknown_dataset_and_error_family() -> None:
-    assert DATASETS == ("digits", "svhn", "mnist", "arrays")
+    assert DATASETS == ("digits", "svhn", "mnist", "fashion-mnist", "arrays", "folder")
     message = data_error("cifar")
     assert "cifar" in message and "digits" in message
     assert issubclass(DataError, HpoError)
@@ -413,7 +428,8 @@ def test_a_file_that_is_not_the_format_its_name_says(tmp_path: Path) -> None:
 
 def test_a_training_set_of_one_class_is_refused(tmp_path: Path) -> None:
     path = _broken(tmp_path, y_train=np.full(100, 7, np.uint8))
-    assert "y_train holds only the digit 7" in data_error("arrays", path)
+    assert "y_train holds only the class 7" in data_error("arrays", path)
+    assert "y_train holds only the class 7" in data_error("mnist", path)
 
 
 def test_an_unreadable_data_file_says_permission_not_download(shared_tmp: Path) -> None:

@@ -365,7 +365,7 @@ PRE_CHECKS = {
     ),
     "a training set of one class": (
         ["launch", "--config", "one.yaml"],
-        "y_train holds only the digit 0",
+        "y_train holds only the class 0",
     ),
     "a subset too small to stratify": (
         ["launch", "--config", "subset.yaml"],

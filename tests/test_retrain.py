@@ -215,41 +215,18 @@ def test_retrain_errors_are_one_line_and_exit_2(tmp_path: Path, case: str) -> No
     assert not (tmp_path / "runs").exists()
 
 
-def test_the_search_never_reads_the_test_arrays_but_retrain_does(tmp_path: Path) -> None:
+def test_a_broken_test_split_is_refused_before_the_study_exists(tmp_path: Path) -> None:
+    """The split audit reads the test images (to hash them, never to train or score): a test
+    split that cannot be used is found before any study exists, not after the search."""
     digits_arrays(tmp_path / "nan.h5", nan_test=True)
     (tmp_path / "study.yaml").write_text(
         "name: nan-test\ndataset: arrays\ndata: nan.h5\nmodel: cnn\nsearch_space: [learning_rate]\n"
         "epochs: 1\nseed: 0\n"
     )
-    launch = run_hpo(
-        "launch",
-        "--config",
-        "study.yaml",
-        "--trials",
-        "1",
-        "--workers",
-        "1",
-        cwd=tmp_path,
-        timeout=300,
-    )
-    assert launch.returncode == 0, launch.stderr + launch.stdout
-    study = optuna.load_study(study_name="nan-test", storage=f"sqlite:///{tmp_path / 'studies.db'}")
-    assert [t.state for t in study.trials] == [TrialState.COMPLETE]
-
-    exported = run_hpo("export", "--study", "nan-test", "-o", "nan.yaml", cwd=tmp_path, timeout=120)
-    assert exported.returncode == 0, exported.stderr
-    (config,) = load_configs(tmp_path / "nan.yaml")
-    assert config.dataset.path == "nan.h5" and config.dataset.input_shape == (8, 8, 1)
-
-    run = run_hpo("retrain", "--study", "nan-test", cwd=tmp_path, timeout=120)
-    assert run.returncode == 2
-    assert "X_test has 25,408 NaN" in error_line(run)
-    assert (
-        "retrain:0"
-        not in optuna.load_study(
-            study_name="nan-test", storage=f"sqlite:///{tmp_path / 'studies.db'}"
-        ).user_attrs
-    )
+    launch = run_hpo("launch", "--config", "study.yaml", "--trials", "1", cwd=tmp_path, timeout=300)
+    assert launch.returncode == 2
+    assert "X_test has 25,408 NaN" in error_line(launch)
+    assert not (tmp_path / "studies.db").exists()
 
 
 @pytest.mark.slow

@@ -110,6 +110,8 @@ def status(study, storage):
     st = store.open_storage(storage, create=False, heartbeat=False)
     info = study_status(store.load_study(study, st))
     click.echo(f"Study {study!r} in {store.mask(store.resolve_url(storage))}")
+    for line in info["data"]:
+        click.echo(line)
     click.echo(
         "Trials: "
         + (", ".join(f"{n} {s.lower()}" for s, n in info["counts"].items()) or "none")

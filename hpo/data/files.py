@@ -1,10 +1,9 @@
-"""Data files: found, their format checked by their first bytes, and their arrays read.
+"""Array files: found, their format checked by their first bytes, and their arrays read.
 
 HDF5 (``.h5``, ``.hdf5``) and NPZ files hold named arrays (``X_train`` or
 ``x_train``, ``y_train``, ``X_test``, ``y_test``, optionally ``X_val``, ``y_val``);
-a Stanford cropped-digits ``train_32x32.mat`` holds colour images, which become
-grey with the luminance weights 0.299, 0.587, 0.114, and its test set is the
-``test_32x32.mat`` beside it. The test arrays are read only when asked for.
+a Stanford cropped-digits ``train_32x32.mat`` holds colour images, and its test set
+is the ``test_32x32.mat`` beside it (read when it is there).
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ import os
 import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +22,10 @@ import numpy as np
 from hpo.data.checks import RawSplit
 from hpo.errors import DataError
 
-GREY_WEIGHTS = (0.299, 0.587, 0.114)
 _EXTENSIONS: dict[str, tuple[str, ...]] = {
     "svhn": (".h5", ".hdf5", ".mat", ".npz"),
     "mnist": (".npz", ".h5", ".hdf5"),
+    "fashion-mnist": (".npz", ".h5", ".hdf5"),
     "arrays": (".h5", ".hdf5", ".npz"),
 }
 _FORMATS = {".h5": "HDF5", ".hdf5": "HDF5", ".npz": "NPZ", ".mat": "MAT"}
@@ -38,6 +38,16 @@ MISSING_HINTS = {
     "mnist": (
         "keras.datasets.mnist.load_data() saves it as ~/.keras/datasets/mnist.npz, or download "
         "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz; "
+        "the digits-cnn study runs without any download."
+    ),
+    "fashion-mnist": (
+        "apt-get install dataset-fashion-mnist puts the four IDX files in "
+        "/usr/share/datasets/fashion-mnist, or download them from "
+        "https://github.com/zalandoresearch/fashion-mnist (data/fashion); "
+        "the digits-cnn study runs without any download."
+    ),
+    "folder": (
+        "a folder study needs DIR/train/<class>/ image folders (and optionally DIR/test/<class>/); "
         "the digits-cnn study runs without any download."
     ),
     "arrays": (
@@ -94,11 +104,30 @@ def check_file(name: str, path: Path) -> Path:
     return path
 
 
-def read_splits(name: str, path: Path, include_test: bool) -> dict[str, RawSplit]:
-    """The train, val (when the file has it) and test (when asked for) splits of a checked file."""
-    if path.suffix.lower() == ".mat":
-        return _read_mat(path, include_test)
-    return _read_arrays(name, path, include_test)
+@dataclass(frozen=True)
+class ArrayFile:
+    """An HDF5, NPZ or MAT file of a dataset (a :class:`hpo.data.checks.Source`)."""
+
+    dataset: str
+    path: Path
+
+    @property
+    def where(self) -> str:
+        return str(self.path)
+
+    def sha256(self) -> str:
+        return file_sha256(self.path)
+
+    def read(self) -> dict[str, RawSplit]:
+        """The train, val (when the file has it) and test splits."""
+        if self.path.suffix.lower() == ".mat":
+            return _read_mat(self.path)
+        return _read_arrays(self.dataset, self.path)
+
+
+def open_file(dataset: str, path: Path) -> ArrayFile:
+    """The ``dataset`` file at ``path``, once known to be readable and of its format."""
+    return ArrayFile(dataset, check_file(dataset, path))
 
 
 #: How each format's files begin (HDF5 may follow a user block of 512, 1024, 2048 bytes).
@@ -166,9 +195,9 @@ def _array_file(path: Path) -> Iterator[tuple[list[str], Callable[[str], np.ndar
         yield keys, read
 
 
-def _read_arrays(name: str, path: Path, include_test: bool) -> dict[str, RawSplit]:
-    """The train, val (when present) and test (when asked for) arrays of an .h5/.npz file."""
-    x_prefix = "x" if name == "mnist" else "X"
+def _read_arrays(name: str, path: Path) -> dict[str, RawSplit]:
+    """The train, val (when present) and test arrays of an .h5/.npz file."""
+    x_prefix = "x" if "mnist" in name else "X"
     with _array_file(path) as (keys, read):
 
         def pick(split: str) -> tuple[str | None, str | None]:
@@ -195,7 +224,7 @@ def _read_arrays(name: str, path: Path, include_test: bool) -> dict[str, RawSpli
             have, lack = (x_val, "y_val") if y_val is None else (y_val, f"{x_prefix}_val")
             raise DataError(f"{path}: has {have} but no {lack}; store both or neither")
 
-        wanted = ["train"] + (["val"] if x_val else []) + (["test"] if include_test else [])
+        wanted = ["train", *(["val"] if x_val else []), "test"]
         splits: dict[str, RawSplit] = {}
         for split in wanted:
             x_key, y_key = found[split]
@@ -204,21 +233,11 @@ def _read_arrays(name: str, path: Path, include_test: bool) -> dict[str, RawSpli
         return splits
 
 
-def _read_mat(path: Path, include_test: bool) -> dict[str, RawSplit]:
-    """The Stanford cropped-digits pair: ``path`` and, when asked for, its test sibling."""
+def _read_mat(path: Path) -> dict[str, RawSplit]:
+    """The Stanford cropped-digits pair: ``path`` and its test sibling when it is there."""
     splits = {"train": _read_mat_file(path)}
-    if include_test:
-        if "train" not in path.name:
-            raise DataError(
-                f"{path}: cannot locate the test file, as the name has no 'train' to replace with "
-                "'test'; keep the Stanford names train_32x32.mat and test_32x32.mat"
-            )
-        test_path = path.with_name(path.name.replace("train", "test"))
-        if not test_path.is_file():
-            raise DataError(
-                f"{test_path}: no such file; it is the test set of {path} (test_32x32.mat from "
-                "http://ufldl.stanford.edu/housenumbers/) and must sit beside it"
-            )
+    test_path = path.with_name(path.name.replace("train", "test"))
+    if "train" in path.name and test_path.is_file():
         splits["test"] = _read_mat_file(test_path)
     return splits
 
@@ -244,6 +263,4 @@ def _read_mat_file(path: Path) -> RawSplit:
             "as (H, W, 3, N)"
         )
     pixel_max = 255.0 if colour.dtype == np.uint8 else None
-    rgb = np.moveaxis(colour, 3, 0).astype(np.float32)  # (N, H, W, 3)
-    grey = rgb @ np.asarray(GREY_WEIGHTS, dtype=np.float32)
-    return RawSplit("X", grey, "y", content["y"], pixel_max)
+    return RawSplit("X", np.moveaxis(colour, 3, 0), "y", content["y"], pixel_max)  # (N, H, W, 3)

@@ -75,6 +75,10 @@ class DatasetRef(Checked):
     input_shape: (
         Annotated[tuple[whole(1), whole(1), whole(1)], says("[height, width, channels]")] | None
     ) = None
+    #: The class names in the network's output order (index i is classes[i]).
+    classes: (
+        Annotated[tuple[text(), ...], Field(min_length=2), says("a list of class names")] | None
+    ) = None
 
     @field_validator("path")
     @classmethod
@@ -363,6 +367,7 @@ class RetrainConfig:
             "sha256": ds.sha256,
             "val_fraction": ds.val_fraction,
             "input_shape": list(ds.input_shape) if ds.input_shape else None,
+            "classes": list(ds.classes) if ds.classes else None,
         }
         if self.function_reference:
             out["model"] = self.model

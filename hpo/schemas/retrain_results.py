@@ -36,8 +36,10 @@ class ClassScores(Checked, BaseModel):
     support: Count | None = None
 
 
-#: Keyed by the class label ("0" to "9").
+#: Keyed by the class name ("0" to "9" for digits, "Trouser" or a folder's name).
 PerClass = dict[str, ClassScores]
+#: The class names in the network's output order (the confusion matrix's rows and columns).
+Classes = Annotated[list[text()], Field(min_length=2)]
 
 
 class SeedRun(Checked, BaseModel):
@@ -54,11 +56,14 @@ class SeedRun(Checked, BaseModel):
     f1_macro: Fraction | None = None
     per_class: PerClass | None = None
     confusion_matrix: ConfusionMatrix | None = None
+    classes: Classes | None = None
     inference_ms: Score | None = None
     n_params: Count | None = None
     model_bytes: Count | None = None
     model_path: text() | None = None  # relative to the output folder
     train_samples: Count | None = None
+    #: Training images left out for being equal to a test image (the split audit).
+    test_repeats_left_out: Count | None = None
     data_sha256: text() | None = None
     epochs: whole(1) | None = None
     train_seconds: Score | None = None
@@ -75,6 +80,7 @@ class Ensemble(Checked, BaseModel):
     f1_macro: Fraction | None = None
     per_class: PerClass | None = None
     confusion_matrix: ConfusionMatrix | None = None
+    classes: Classes | None = None
     inference_ms: Score | None = None
     n_params: Count | None = None
     model_bytes: Count | None = None

@@ -11,7 +11,7 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
-from hpo.choices import DATASETS, OBJECTIVES, PRUNERS, SAMPLERS
+from hpo.choices import COLOR_MODES, DATASETS, OBJECTIVES, PRUNERS, SAMPLERS
 from hpo.schemas.architecture import FAMILIES
 from hpo.schemas.base import Checked, Flag, choice, number, problem, says, text, whole
 from hpo.user_model import model_field
@@ -53,6 +53,12 @@ class StudySettings(Checked, BaseModel):
         "default}",
     )
     data: text("a file path") | None = None
+    #: auto: colour data trains in colour; grayscale or rgb convert every image.
+    color_mode: choice(COLOR_MODES) = "auto"
+    #: A folder's images resized to [height, width] (they must otherwise share one size).
+    image_size: (
+        Annotated[tuple[whole(8), whole(8)], says("[height, width], each 8 or more")] | None
+    ) = None
     objective: choice(OBJECTIVES) = "accuracy"
     epochs: whole(1) = 10
     early_stopping: whole(0) = 3
@@ -100,6 +106,10 @@ class StudySettings(Checked, BaseModel):
             raise problem(f"min_epochs ({self.min_epochs}) must not exceed epochs ({self.epochs})")
         if self.dataset == "digits" and self.data:
             raise problem("the digits dataset is bundled with scikit-learn and takes no data path")
+        if self.image_size is not None and self.dataset != "folder":
+            raise problem(
+                f"image_size resizes a folder of images; the {self.dataset} dataset takes none"
+            )
         if self.sampler == "cmaes" and self.multi_objective:
             raise problem(
                 f"the cmaes sampler optimizes one objective, not {self.objective!r}: "
