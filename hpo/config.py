@@ -91,6 +91,15 @@ class StudyConfig(StudySettings):
             return ()
         return self.rungs(epochs)
 
+    def validated_epochs(self, epochs: int | None = None) -> tuple[int, ...] | None:
+        """The epochs a trial is scored on validation data: where successive halving or
+        Hyperband decide and the last (None: every epoch, for early stopping or a pruner
+        that may decide at any epoch)."""
+        epochs = self.epochs if epochs is None else epochs
+        if self.early_stopping or self.pruner not in ("successive-halving", "hyperband", "none"):
+            return None
+        return (*self.rungs(epochs), epochs)
+
     @property
     def confirms(self) -> bool:
         """Whether the best configurations are re-run once the search is done."""
@@ -233,6 +242,14 @@ _SVHN_BUDGET = {
     "confirm_top": 0,
 }
 
+#: MNIST-sized data on 2 cores (60,000 28x28 images): the recipe's CNN trains about 1,400
+#: images a second on one core, so the search trains on a stratified 12,000-image subset for up
+#: to 27 epochs (rungs at 3 and 9), scored on the whole validation split (12,000 images, one
+#: image 0.008 points) at the rungs and the end only. The retrain trains the winner's 27 epochs
+#: on all 60,000 images. Rotation is off first: it scored lower on validation (0.851 against
+#: 0.859 after 6 epochs on the subset) and costs a fifth of an epoch's time.
+_LARGE_BUDGET = {**_SVHN_BUDGET, "epochs": 27, "train_subset": 12000}
+
 BUILTIN: dict[str, StudyConfig] = {
     c.name: c
     for c in (
@@ -281,21 +298,32 @@ BUILTIN: dict[str, StudyConfig] = {
             description="Dense network on SVHN street-view digits",
         ),
         StudyConfig(
+            name="fashion-cnn",
+            dataset="fashion-mnist",
+            model="cnn",
+            search_space=(*_CNN_SPACE, "flip"),
+            overrides={
+                "dense_layers": 1,
+                "rotate": {"low": 0, "high": 20, "step": 5, "default": 0},
+            },
+            **_LARGE_BUDGET,
+            description=(
+                "CNN on Fashion-MNIST, 60,000 28x28 clothing images (Debian's "
+                "dataset-fashion-mnist, or --data FOLDER of its four IDX files)"
+            ),
+        ),
+        StudyConfig(
             name="mnist-cnn",
             dataset="mnist",
             data="mnist.npz",
             model="cnn",
-            search_space=(
-                "filters",
-                "kernel_size",
-                "dropout",
-                "learning_rate",
-                "batch_size",
-                "optimizer",
+            search_space=_CNN_SPACE,
+            overrides={"dense_layers": 1},
+            **_LARGE_BUDGET,
+            description=(
+                "CNN on MNIST, 60,000 28x28 digits (mnist.npz, or --data FOLDER of the four "
+                "IDX files)"
             ),
-            epochs=5,
-            trials=30,
-            description="3-conv CNN on MNIST (the course report's one-at-a-time dimensions)",
         ),
     )
 }

@@ -218,7 +218,7 @@ def describe_architecture(arch: Architecture) -> str:
             f"{k[0]}{v:g}"
             for k, v in (("translate", aug.translate), ("rotate", aug.rotate), ("zoom", aug.zoom))
             if v
-        ]
+        ] + (["flip"] if aug.flip else [])
         parts.append("aug " + " ".join(shown))
     if arch.conv_blocks:
         filters = "/".join("-".join(str(f) for f in b.filters) for b in arch.conv_blocks)

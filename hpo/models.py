@@ -88,6 +88,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "translate": 0.0,
         "rotate": 0,
         "zoom": 0.0,
+        "flip": False,
     },
     "ann": {
         "dense_layers": 2,
@@ -98,6 +99,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "translate": 0.0,
         "rotate": 0,
         "zoom": 0.0,
+        "flip": False,
     },
 }
 #: Training settings every family understands (not part of the architecture).
@@ -215,7 +217,10 @@ def architecture_from_params(family: str, params: Mapping[str, Any]) -> Architec
         activation=str(p["activation"]),
         leaky_alpha=float(p["leaky_alpha"]),
         augmentation=Augmentation(
-            translate=float(p["translate"]), rotate=float(p["rotate"]), zoom=float(p["zoom"])
+            translate=float(p["translate"]),
+            rotate=float(p["rotate"]),
+            zoom=float(p["zoom"]),
+            flip=bool(p["flip"]),
         ),
         head=str(p.get("head", "flatten")),
     )
@@ -246,6 +251,8 @@ def _augmentation_layers(augment: Augmentation) -> list:
     from keras import layers
 
     out = []
+    if augment.flip:
+        out.append(layers.RandomFlip("horizontal"))
     if augment.translate:
         out.append(
             layers.RandomTranslation(augment.translate, augment.translate, fill_mode="constant")

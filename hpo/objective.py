@@ -199,6 +199,7 @@ def evaluate(
                 on_epoch=on_epoch,
                 should_stop=should_stop,
                 n_classes=n_classes,
+                validate_at=config.validated_epochs(settings.epochs),
             ),
             None,
         )
@@ -249,6 +250,7 @@ def _cross_validate(
                 y[val_idx],
                 should_stop=should_stop,
                 n_classes=data.dataset.n_classes,
+                validate_at=(settings.epochs,),  # a fold is scored once, at its end
             )
         )
     scores = [r.val_accuracy for r in results]

@@ -19,6 +19,7 @@ from hpo.space import Param
 #: The built-in modules, by name. Order here is the order `hpo spaces` lists them.
 BUILTIN = (
     "augmentation",
+    "flip",
     "filters",
     "convs_per_block",
     "kernel_size",

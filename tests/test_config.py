@@ -6,10 +6,19 @@ from hpo.config import BUILTIN, StudyConfig, builtin, load_yaml
 from hpo.errors import ConfigError, SpaceError
 
 
-@pytest.mark.parametrize("name", ["digits-cnn", "digits-ann", "svhn-cnn", "svhn-ann", "mnist-cnn"])
+@pytest.mark.parametrize("name", list(BUILTIN))
 def test_builtin_studies_validate(name):
     space = builtin(name).validate()
     assert "learning_rate" in space and space["learning_rate"].log
+
+
+def test_studies_of_60000_images_search_a_subset_and_validate_at_rungs_only():
+    fashion = BUILTIN["fashion-cnn"]
+    assert fashion.dataset == "fashion-mnist" and fashion.data is None  # Debian's folder
+    assert fashion.train_subset == 12000 and fashion.validated_epochs() == (3, 9, 27)
+    space = fashion.validate()
+    assert space["flip"].default is True and space["rotate"].default == 0
+    assert "flip" not in BUILTIN["mnist-cnn"].validate()  # digits are never mirrored
 
 
 def test_digits_cnn_space_fixes_a_one_layer_head():

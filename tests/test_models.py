@@ -174,7 +174,7 @@ def test_the_seeds_models_keep_keras_batch_norm_momentum():
             {"family": "cnn", "augmentation": {"rotate": 400}},
             "rotate must be a number from 0 to 180",
         ),
-        ({"family": "cnn", "augmentation": {"flip": True}}, "unknown key"),
+        ({"family": "cnn", "augmentation": {"shear": 0.1}}, "unknown key"),
         ({"family": "cnn", "batch_norm_momentum": 1.5}, "batch_norm_momentum"),
     ],
 )

@@ -133,3 +133,47 @@ def test_weight_decay_and_label_smoothing_change_training(digits):
     )
     norm = lambda m: sum(float(np.sum(np.square(w))) for w in m.get_weights())  # noqa: E731
     assert norm(decayed.model) < norm(plain.model)
+
+
+def test_validation_only_where_a_decision_needs_it(digits):
+    """validate_at scores the chosen epochs only, with the same accuracy Keras measures."""
+    arch = architecture_from_params("cnn", TINY)
+    settings = TrainSettings(epochs=4, learning_rate=0.003, early_stopping=0, seed=3)
+    seen: list[tuple[int, float]] = []
+    result = train(
+        arch,
+        settings,
+        digits.x_train,
+        digits.y_train,
+        digits.x_val,
+        digits.y_val,
+        on_epoch=lambda epoch, acc: seen.append((epoch, acc)),
+        validate_at=(1, 4),
+    )
+    assert result.val_epochs == [1, 4] and [e for e, _ in seen] == [1, 4]
+    assert result.val_history == [acc for _, acc in seen]
+    predicted = result.model.predict(digits.x_val, verbose=0).argmax(axis=1)
+    assert result.val_accuracy == pytest.approx(float(np.mean(predicted == digits.y_val)))
+    assert result.best_epoch in (1, 4)
+    # early stopping needs every epoch's score: validate_at gives way to it
+    stopping = TrainSettings(epochs=2, learning_rate=0.003, early_stopping=2, seed=3)
+    every = train(
+        arch, stopping, digits.x_train, digits.y_train, digits.x_val, digits.y_val, validate_at=(2,)
+    )
+    assert every.val_epochs == [1, 2]
+
+
+def test_a_study_validates_where_its_pruner_decides():
+    sha = builtin("digits-cnn")  # successive halving, no early stopping: rungs 4 and 12
+    assert sha.validated_epochs() == (4, 12, 36)
+    assert sha.with_options(pruner="median").validated_epochs() is None
+    assert sha.with_options(early_stopping=3).validated_epochs() is None
+    assert StudyConfig(
+        name="x",
+        dataset="digits",
+        model="cnn",
+        search_space=("dropout",),
+        pruner="none",
+        epochs=5,
+        early_stopping=0,
+    ).validated_epochs() == (1, 3, 5)  # fmt: skip  (a learning curve for the dashboard)

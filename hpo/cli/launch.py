@@ -31,7 +31,8 @@ def resolve_config(study: str | None, config_file: str | None, storage: str | No
     "--study",
     default=None,
     metavar="NAME",
-    help="Built-in study (digits-cnn, digits-ann, svhn-cnn, svhn-ann, mnist-cnn) or one "
+    help="Built-in study (digits-cnn, digits-ann, svhn-cnn, svhn-ann, fashion-cnn, mnist-cnn) "
+    "or one "
     "already in the store. Default: digits-cnn. With --config: the study's name.",
 )
 @click.option(

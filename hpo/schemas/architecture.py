@@ -52,10 +52,11 @@ class Augmentation(Checked):
     translate: number(ge=0, le=0.5) = 0.0  # up to this fraction of the height and width, each way
     rotate: number(ge=0, le=180) = 0.0  # up to this many degrees, each way
     zoom: number(ge=0, le=0.9) = 0.0  # in or out by up to this fraction
+    flip: Flag = False  # mirrored left to right half the time (clothing, objects; never digits)
 
     @property
     def active(self) -> bool:
-        return bool(self.translate or self.rotate or self.zoom)
+        return bool(self.translate or self.rotate or self.zoom or self.flip)
 
 
 @dataclass(frozen=True, config=_CONFIG)
