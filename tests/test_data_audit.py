@@ -169,6 +169,10 @@ def test_launch_warns_and_status_shows_the_audit(tmp_path: Path) -> None:
         "Split audit: 300 of 300 validation images repeat training or test ones (not used: "
         "validation carved from training); 0 of 100 test images repeat training ones"
     ) in status.stdout
+    report = run_hpo("report", "--study", "leak", "-o", "leak.html", cwd=tmp_path, timeout=120)
+    assert report.returncode == 0, report.stderr
+    page = (tmp_path / "leak.html").read_text()
+    assert "Split audit: 300 of 300 validation images repeat training or test ones" in page
     assert file_digest(tmp_path / "studies.db") == store
 
 

@@ -164,8 +164,9 @@ def test_validation_only_where_a_decision_needs_it(digits):
 
 
 def test_a_study_validates_where_its_pruner_decides():
-    sha = builtin("digits-cnn")  # successive halving, no early stopping: rungs 4 and 12
-    assert sha.validated_epochs() == (4, 12, 36)
+    assert builtin("digits-cnn").validated_epochs() is None  # 360 images: every epoch
+    sha = builtin("digits-cnn").with_options(validate_each_epoch=False)
+    assert sha.validated_epochs() == (4, 12, 36)  # successive halving's rungs, and the end
     assert sha.with_options(pruner="median").validated_epochs() is None
     assert sha.with_options(early_stopping=3).validated_epochs() is None
     assert StudyConfig(
@@ -176,4 +177,5 @@ def test_a_study_validates_where_its_pruner_decides():
         pruner="none",
         epochs=5,
         early_stopping=0,
+        validate_each_epoch=False,
     ).validated_epochs() == (1, 3, 5)  # fmt: skip  (a learning curve for the dashboard)

@@ -77,6 +77,9 @@ class StudySettings(Checked, BaseModel):
     #: all (other seeds) once the search is done, and ranked by their mean. 0 turns it off.
     confirm_top: whole(0) = 0
     confirm_seeds: whole(2) = 3
+    #: false: a trial is scored on validation data only where the pruner decides and at its end
+    #: (scoring a large validation split after every epoch costs a quarter of the epoch).
+    validate_each_epoch: Flag = True
     #: Try the search space's default configuration (its modules' recipe) as the first trial.
     try_defaults_first: Flag = True
     description: Annotated[
