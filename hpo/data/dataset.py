@@ -141,7 +141,7 @@ def load_dataset(
     if include_test and "test" not in splits:
         raise DataError(
             f"{source.where} has no test split, and a retrain is tested once on held-out "
-            f"images: {MISSING_TEST[name]}"
+            f"images: {MISSING_TEST.get(name, 'add the test images to the data')}"
         )
     if name == "digits":
         val_fraction, seed = 0.25, 0  # the bundled split is fixed
