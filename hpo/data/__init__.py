@@ -8,14 +8,9 @@ per class), :mod:`hpo.data.labels` (labels to named classes), :mod:`hpo.data.aud
 (the split audit) and :mod:`hpo.data.checks` (arrays made ready for Keras).
 """
 
-from hpo.data.dataset import (
-    DATASETS,
-    DIGITS_SOURCE,
-    Dataset,
-    file_sha256,
-    load_dataset,
-    load_full_training,
-)
+from hpo.choices import DATASETS
+from hpo.data.dataset import DIGITS_SOURCE, Dataset, load_dataset, load_full_training
+from hpo.data.files import file_sha256
 
 __all__ = [
     "DATASETS",

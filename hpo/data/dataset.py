@@ -57,18 +57,9 @@ from hpo.data.checks import (
     shape_text,
     to_channels,
 )
-from hpo.data.files import MISSING_HINTS, file_sha256, open_file
+from hpo.data.files import MISSING_HINTS, open_file
 from hpo.data.labels import DIGITS, FASHION, Labelling
 from hpo.errors import DataError
-
-__all__ = [
-    "DATASETS",
-    "DIGITS_SOURCE",
-    "Dataset",
-    "file_sha256",
-    "load_dataset",
-    "load_full_training",
-]
 
 DIGITS_SOURCE = "scikit-learn digits (bundled)"
 
