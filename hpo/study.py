@@ -154,21 +154,34 @@ def data_summary(study) -> list[str]:
 
 
 def check_data(study, dataset) -> None:
-    """A study searches one dataset: refuse data whose content is not what it was created on.
+    """A study searches one dataset: refuse data whose content is not what it was created on,
+    or that now loads as images of another shape (the same file in colour, or resized).
 
     The sha256 of the data is compared, not its path, so a moved or renamed copy
     is fine, and a changed file under the same name is not.
     """
     recorded = searched_data(study)
     sha = recorded.get("sha256")
-    if sha is None or sha == dataset.sha256:
-        return
-    raise DataMismatchError(
-        f"study {study.study_name!r} was created on {recorded.get('source')} "
-        f"(sha256 {sha[:12]}...), but {dataset.source} holds other data "
-        f"(sha256 {dataset.sha256[:12]}...): its trials would be mixed with trials on that data; "
-        "pass the study's data (a moved or renamed copy is fine), or use a new --study name"
-    )
+    if sha is not None and sha != dataset.sha256:
+        raise DataMismatchError(
+            f"study {study.study_name!r} was created on {recorded.get('source')} "
+            f"(sha256 {sha[:12]}...), but {dataset.source} holds other data "
+            f"(sha256 {dataset.sha256[:12]}...): its trials would be mixed with trials on that "
+            "data; pass the study's data (a moved or renamed copy is fine), or use a new --study "
+            "name"
+        )
+    shape = tuple(recorded.get("input_shape") or ())
+    if shape and shape != dataset.input_shape:
+        raise DataMismatchError(
+            f"study {study.study_name!r} was created on {_shape(shape)} images, but its data "
+            f"now loads as {_shape(dataset.input_shape)} images: set color_mode (grayscale "
+            "for 1 channel, rgb for 3) or image_size as the study had them, or use a new "
+            "--study name"
+        )
+
+
+def _shape(shape) -> str:
+    return "x".join(str(side) for side in shape)
 
 
 def by_state(trials) -> dict[str, int]:

@@ -169,3 +169,24 @@ def test_a_bad_folder_is_one_error_line_and_no_store(tmp_path: Path) -> None:
     result = run_hpo("launch", "--config", "size.yaml", cwd=tmp_path, timeout=120)
     assert result.returncode == 2 and "image_size resizes a folder" in error_line(result)
     assert not (tmp_path / "studies.db").exists()
+
+
+def test_a_study_resumed_on_its_data_loaded_in_another_shape_is_refused(tmp_path: Path) -> None:
+    from hpo.config import StudyConfig
+    from hpo.errors import DataMismatchError
+    from hpo.launch import prepare_study
+
+    x = np.random.default_rng(0).integers(0, 256, (60, 12, 12, 3), dtype=np.uint8)
+    path = tmp_path / "colour.npz"
+    np.savez(
+        path, X_train=x[:45], y_train=np.arange(45) % 3, X_test=x[45:], y_test=np.arange(15) % 3
+    )
+    store = f"sqlite:///{tmp_path / 'studies.db'}"
+    grey = StudyConfig(
+        name="c", dataset="arrays", data=str(path), model="cnn", search_space=("learning_rate",),
+        color_mode="grayscale",
+    )  # fmt: skip
+    prepare_study(grey, store, lambda line: None)
+    with pytest.raises(DataMismatchError, match="created on 12x12x1 images, but its data now "
+                       "loads as 12x12x3 images: set color_mode"):  # fmt: skip
+        prepare_study(grey.with_options(color_mode="auto"), store, lambda line: None)
