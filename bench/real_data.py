@@ -38,7 +38,7 @@ subset (500 validation, 2,000 test) written as an ``arrays`` file, 2-minute budg
 2 trials of 1-2 epochs; its file goes to bench/results/quick/.
 
     .venv/bin/python bench/real_data.py [--budget-min 60] [--only hpo-default,svm,...]
-        [--quick] [--out bench/results/real_data.json]
+        [--merge] [--quick] [--out bench/results/real_data.json]
 """
 
 from __future__ import annotations
@@ -304,6 +304,20 @@ FLOWS = {
 }
 
 
+def kept_approaches(path: Path, running: list[str]) -> dict[str, Any]:
+    """The approaches an earlier run of this file measured and this run does not, each with
+    the command and date that measured it."""
+    if not path.exists():
+        return {}
+    earlier = json.loads(path.read_text())
+    by = {"command": earlier["command"], "date": earlier["date"]}
+    return {
+        method: {"measured_by": by, **approach}
+        for method, approach in earlier.get("approaches", {}).items()
+        if method not in running
+    }
+
+
 def show(cell: float | None) -> str:
     return "never" if cell is None else f"{cell / 60:.1f} min"
 
@@ -322,6 +336,12 @@ def main() -> None:
         help="smoke run: 2,000 training images, 2-minute budgets, tiny searches (means nothing)",
     )
     parser.add_argument("--out", default=None, help="result file (default bench/results/...)")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="keep the result file's other approaches (each keeps the command and date that "
+        "measured it); the approaches run now replace theirs",
+    )
     args = parser.parse_args()
     if args.budget_min is None:
         args.budget_min = 2.0 if args.quick else 60.0
@@ -346,7 +366,7 @@ def main() -> None:
     )
     path = result_path(NAME, args.quick, args.out)
     start = time.time()
-    approaches: dict[str, Any] = {}
+    approaches = kept_approaches(path, methods) if args.merge else {}
     with tempfile.TemporaryDirectory(prefix="hpo-bench-real-data-") as scratch:
         data = Data(Path(scratch) / "fashion-quick.npz" if args.quick else None)
         if data.file:
@@ -358,6 +378,7 @@ def main() -> None:
                 approaches[method] = {
                     "label": METHODS[method],
                     "wall_s": round(time.time() - began, 1),
+                    "measured_by": {"command": result["command"], "date": result["date"]},
                     **outcome,
                 }
                 for r in outcome["rows"]:

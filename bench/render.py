@@ -450,6 +450,13 @@ def real_data(r: dict[str, Any]) -> str:
         f"{s['budget_s'] / 60:.0f} min per approach, one approach at a time; a time to a target "
         "is when a flow ended with a model at or above it)"
     )
+    earlier = [
+        f"`{name}` by `{a['measured_by']['command']}` ({a['measured_by']['date']})"
+        for name, a in r["approaches"].items()
+        if a.get("measured_by", {}).get("command", r["command"]) != r["command"]
+    ]
+    if earlier:
+        ours += "\nMeasured by earlier runs of the same file: " + "; ".join(earlier) + ".\n"
     return (
         f"{provenance(r, what)}\n\n{ours}\n\nZalando's published figures (the Fashion-MNIST "
         f"README's benchmark, not rerun here):\n\n{published}\n"

@@ -137,7 +137,11 @@ def configs_from_study(
         attrs = trial.user_attrs
         settings = settings_for(config, trial.params, attrs.get("seed", config.seed + trial.number))
         epochs = int(attrs.get("epochs", settings.epochs))  # as run, early stop included
+        cycles = tuple(c for c in settings.cycles if c < epochs)
         metrics = {k: attrs[k] for k in _METRICS if k in attrs}
+        if config.retrain_epochs:  # the study's retrain length, one cosine decay
+            metrics["search_epochs"] = epochs
+            epochs, cycles = config.retrain_epochs, ()
         if candidate.confirmed:  # the confirmed score: the mean over the configuration's runs
             metrics.update(
                 val_accuracy=candidate.mean, val_accuracy_std=candidate.std, runs=candidate.runs
@@ -159,7 +163,7 @@ def configs_from_study(
                     warmup_epochs=settings.warmup_epochs,
                     weight_decay=settings.weight_decay,
                     label_smoothing=settings.label_smoothing,
-                    cycles=tuple(c for c in settings.cycles if c < epochs),
+                    cycles=cycles,
                     best_epoch=attrs.get("best_epoch"),
                     seed=settings.seed,
                 ),

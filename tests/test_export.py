@@ -63,11 +63,13 @@ def trial(
     }
 
 
-def make_study(tmp_path: Path, trials: list[dict[str, Any]], name: str = "digits-cnn") -> str:
+def make_study(
+    tmp_path: Path, trials: list[dict[str, Any]], name: str = "digits-cnn", **options: Any
+) -> str:
     """A study as ``hpo launch`` creates it (config attribute and all) holding ``trials``."""
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     storage = store.open_storage(url, create=True, heartbeat=False)
-    config = builtin("digits-cnn").with_options(name=name)
+    config = builtin("digits-cnn").with_options(name=name, **options)
     study = create_study(config, storage)
     space = config.space()
     for t in trials:
@@ -194,6 +196,29 @@ def test_export_masks_the_store_password(tmp_path: Path, study_url: str) -> None
     text = dumps(configs)
     assert "hunter2" not in text and "hpo:***@db.example" in text
     assert warnings == []
+
+
+def test_a_study_retrain_length_replaces_the_trial_epochs_and_restarts(tmp_path: Path) -> None:
+    cosine = other_params(lr_schedule="cosine")
+    url = make_study(tmp_path, [trial(cosine, 0.975, epochs=36)], retrain_epochs=50)
+    study = store.load_study("digits-cnn", store.open_storage(url, heartbeat=False))
+    (config,), _ = configs_from_study(study, 1, url)
+    assert config.training.epochs == 50 and config.training.cycles == ()
+    assert config.metrics["search_epochs"] == 36
+    assert load_configs_text(tmp_path, dumps([config]))[0].training.epochs == 50
+
+    (tmp_path / "plain").mkdir()
+    plain = make_study(tmp_path / "plain", [trial(cosine, 0.975, epochs=36)])
+    study = store.load_study("digits-cnn", store.open_storage(plain, heartbeat=False))
+    (config,), _ = configs_from_study(study, 1, plain)
+    assert config.training.epochs == 36 and config.training.cycles == (4, 12)  # the rungs
+    assert "search_epochs" not in config.metrics
+
+
+def load_configs_text(tmp_path: Path, text: str) -> list:
+    path = tmp_path / "exported.yaml"
+    path.write_text(text)
+    return load_configs(path)
 
 
 def test_export_without_the_data_file_warns_and_leaves_hash_and_shape_empty(tmp_path: Path) -> None:

@@ -177,6 +177,8 @@ class Metrics(Checked, BaseModel):
     train_seconds: Score | None = None
     val_accuracy_std: Score | None = None
     runs: Count | None = None
+    #: The epochs the trial trained in the search, where the study retrains for other epochs.
+    search_epochs: Count | None = None
 
 
 def _iso(value: Any) -> Any:

@@ -80,6 +80,9 @@ class StudySettings(Checked, BaseModel):
     #: false: a trial is scored on validation data only where the pruner decides and at its end
     #: (scoring a large validation split after every epoch costs a quarter of the epoch).
     validate_each_epoch: Flag = True
+    #: The epochs `hpo retrain` trains the exported trials on all training images, with one
+    #: cosine decay (no restarts: the retrain has no rungs). None: each trial's own epochs.
+    retrain_epochs: whole(1) | None = None
     #: Try the search space's default configuration (its modules' recipe) as the first trial.
     try_defaults_first: Flag = True
     description: Annotated[
