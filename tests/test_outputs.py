@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import stat
+import subprocess
+import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from readonly import read_only
-from runner import error_line, run_hpo, run_main
+from runner import error_line, hpo_env, run_hpo, run_main
 from test_export import GOOD_PARAMS, make_study, trial
 
 from hpo.errors import NotWritableError
@@ -100,3 +105,140 @@ def test_check_dir_creates_nothing(tmp_path):
     assert not (tmp_path / "a").exists()
     assert check_file(tmp_path / "x.html", "report") == tmp_path / "x.html"
     assert not list(tmp_path.iterdir())
+
+
+# ----------------------------------------------------- outputs that are not plain files
+
+
+def _device(folder: Path, name: str, like: str) -> Path:
+    """A character device of this test's own with the numbers of /dev/null or /dev/full."""
+    numbers = {"null": (1, 3), "full": (1, 7)}[like]
+    path = folder / name
+    os.mknod(path, 0o666 | stat.S_IFCHR, os.makedev(*numbers))
+    return path
+
+
+def _is_device(path: Path, like: str) -> bool:
+    info = os.lstat(path)
+    numbers = {"null": (1, 3), "full": (1, 7)}[like]
+    return (
+        stat.S_ISCHR(info.st_mode) and (os.major(info.st_rdev), os.minor(info.st_rdev)) == numbers
+    )
+
+
+def test_export_and_report_to_a_device_write_to_it_and_keep_it(with_study):
+    """They used to rename a regular file over it (as root, over the machine's /dev/null)."""
+    null = _device(with_study, "null", "null")
+    export = run_main("export", "--study", "digits-cnn", "-o", "null", cwd=with_study)
+    assert export.returncode == 0, export.stderr
+    assert "Wrote 1 config(s) of study 'digits-cnn' to null" in export.stderr
+    report = run_main("report", "--study", "digits-cnn", "-o", "null", cwd=with_study)
+    assert report.returncode == 0, report.stderr
+    assert _is_device(null, "null")
+    assert sorted(p.name for p in with_study.iterdir() if not p.name.startswith("studies.db")) == [
+        "null"
+    ]
+
+
+def test_an_output_to_a_full_device_is_one_error_line_and_keeps_it(with_study):
+    full = _device(with_study, "full", "full")
+    for args, what in (
+        (["export", "--study", "digits-cnn", "-o", "full"], "export file"),
+        (["report", "--study", "digits-cnn", "-o", "full"], "report"),
+    ):
+        result = run_main(*args, cwd=with_study)
+        assert result.returncode == 2
+        assert error_line(result) == f"Error: cannot write the {what} full: No space left on device"
+        assert "Wrote" not in result.stdout + result.stderr
+    assert _is_device(full, "full")
+    assert not [p for p in with_study.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_an_output_through_a_symlink_writes_the_file_it_names(with_study):
+    """They used to replace the link with a file and leave the file it names as it was."""
+    (with_study / "kept").mkdir()
+    real = with_study / "kept" / "best.yaml"
+    real.write_text("old\n")
+    real.chmod(0o640)
+    (with_study / "best.yaml").symlink_to("kept/best.yaml")
+    (with_study / "new.yaml").symlink_to("kept/new.yaml")  # dangling: made, as `>` would
+    (with_study / "r.html").symlink_to("kept/r.html")
+    for args in (
+        ["export", "--study", "digits-cnn", "-o", "best.yaml"],
+        ["export", "--study", "digits-cnn", "-o", "new.yaml"],
+        ["report", "--study", "digits-cnn", "-o", "r.html"],
+    ):
+        result = run_main(*args, cwd=with_study)
+        assert result.returncode == 0, result.stderr
+    for link, target in (
+        ("best.yaml", "best.yaml"),
+        ("new.yaml", "new.yaml"),
+        ("r.html", "r.html"),
+    ):
+        assert os.readlink(with_study / link) == f"kept/{target}"
+    assert real.read_text().startswith("format: hpo-config/1")
+    assert stat.S_IMODE(real.stat().st_mode) == 0o640  # the file keeps its permissions
+    assert (with_study / "kept" / "new.yaml").read_text() == real.read_text()
+    assert "<html" in (with_study / "kept" / "r.html").read_text()[:200]
+    assert sorted(p.name for p in (with_study / "kept").iterdir()) == [
+        "best.yaml",
+        "new.yaml",
+        "r.html",
+    ]
+
+
+def test_links_that_lead_nowhere_and_special_files_are_refused(with_study):
+    (with_study / "lost.yaml").symlink_to("missing/best.yaml")
+    (with_study / "loop.yaml").symlink_to("loop.yaml")
+    os.mknod(with_study / "disk", 0o600 | stat.S_IFBLK, os.makedev(7, 0))
+    for output, message in (
+        (
+            "lost.yaml",
+            (
+                "cannot write the export file lost.yaml (a link to missing/best.yaml): "
+                "directory missing does not exist; create it first"
+            ),
+        ),
+        ("loop.yaml", "cannot write the export file loop.yaml: Too many levels of symbolic links"),
+        ("disk", "cannot write the export file disk: it is a block device, not a file"),
+    ):
+        result = run_main("export", "--study", "digits-cnn", "-o", output, cwd=with_study)
+        assert result.returncode == 2
+        assert message in error_line(result)
+    assert os.readlink(with_study / "lost.yaml") == "missing/best.yaml"
+    assert stat.S_ISBLK(os.lstat(with_study / "disk").st_mode)
+    assert not (with_study / "missing").exists()
+
+
+def test_an_output_to_a_fifo_is_streamed_to_its_reader(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    read: list[str] = []
+    reader = threading.Thread(target=lambda: read.append(fifo.read_text()))
+    reader.start()
+    write_text(fifo, "one\n", "export file")
+    reader.join(timeout=10)
+    assert read == ["one\n"] and stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+@pytest.mark.parametrize("command", ["export", "best"])
+def test_a_full_standard_output_is_one_error_line(with_study, command):
+    """Printing to `> /dev/full` used to end in a 24-line traceback (OSError: [Errno 28])."""
+    full = _device(with_study, "full", "full")
+    with open(full, "w") as stdout:
+        result = subprocess.run(
+            [sys.executable, "-m", "hpo", command, "--study", "digits-cnn"],
+            cwd=with_study,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=hpo_env(),
+            timeout=120,
+            check=False,
+        )
+    assert result.returncode == 2
+    assert error_line(result) == (
+        "Error: cannot write to standard output (No space left on device): free space where it "
+        "goes, or send it to another file"
+    )
+    assert _is_device(full, "full")

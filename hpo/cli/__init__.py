@@ -45,10 +45,13 @@ def main() -> None:
     """Console entry point: every user error ends as one ``Error:`` line and exit status 2.
 
     This is the one place that prints errors: hpo's own (:class:`HpoError`), click's
-    usage errors, and failures of the study store, whatever command met them.
+    usage errors, failures of the study store, whatever command met them, and a standard
+    output that cannot be written (:mod:`hpo.cli.stdout`).
     """
+    from hpo.cli.stdout import install
     from hpo.errors import UsageError, error_line
 
+    install()  # a full or closed standard output is one error line too
     try:
         try:
             cli.main(standalone_mode=False, prog_name="hpo")
