@@ -134,10 +134,9 @@ def prepare_study(
         echo(f"Warning: {note}")
     config.check_input(dataset.input_shape, dataset.n_classes)
     SearchData.prepare(dataset, config)  # the training subset and the folds can be made
-    labels = []
     for source in enqueue:  # a wrong name or file is an error before the store is touched
         warm_starts.check_known(source, config, dataset.input_shape)
-        labels += warm_starts.known_labels(source)
+    labels = warm_starts.known_labels(enqueue)  # each configuration once, however often given
     if target is not None:
         _check_room(config.name, labels, target, {})
     url = store.resolve_url(storage_url)

@@ -9,6 +9,8 @@ trials are plain Optuna WAITING trials; the engines that run queued trials
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from hpo.config import StudyConfig
 from hpo.errors import ConfigError
 from hpo.study import ARCH_ATTR, ENQUEUED_ATTR, enqueued_labels
@@ -43,9 +45,13 @@ def _known(source: str):
     ]
 
 
-def known_labels(source: str) -> list[str]:
-    """The labels of the configurations a name or YAML file gives (what --enqueue would add)."""
-    return [label for label, _, _ in _known(source)]
+def known_labels(sources: Sequence[str]) -> list[str]:
+    """The labels of the configurations names or YAML files give: what ``--enqueue`` would add.
+
+    Each label once, as :func:`enqueue_known` queues it once: the same file (or the same
+    configuration) given twice adds one trial, and is counted once.
+    """
+    return list(dict.fromkeys(label for source in sources for label, _, _ in _known(source)))
 
 
 def check_known(source: str, config: StudyConfig, input_shape: tuple[int, ...]) -> None:
@@ -91,6 +97,7 @@ def enqueue_known(
             continue
         params = {k: v for k, v in training.items() if k in space and space[k].contains(v)}
         study.enqueue_trial(params, user_attrs={ARCH_ATTR: arch.to_dict(), ENQUEUED_ATTR: label})
+        done.add(label)
         queued.append(label)
     return queued
 

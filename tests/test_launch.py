@@ -446,6 +446,36 @@ def test_a_warm_start_on_a_study_at_its_total_is_refused_and_changes_nothing(tmp
     assert file_digest(db) == before
 
 
+def test_the_same_warm_starts_given_twice_are_counted_and_queued_once(tmp_path, monkeypatch):
+    """Twice the same YAML counted 4 configurations (2 were queued): "pass --trials 6"."""
+    from hpo.config import builtin
+    from hpo.launch import prepare_study
+
+    db = _study_with_trials(tmp_path)
+    (tmp_path / "two.yaml").write_text(
+        "configs:\n"
+        + "".join(
+            f"- name: c{i}\n  model: digits-cnn-uci\n  dataset: {{name: digits}}\n"
+            for i in range(2)
+        )
+    )
+    before = file_digest(db)
+    twice = ["--enqueue", "two.yaml", "--enqueue", "two.yaml"]
+    result = run_main("launch", "--trials", "2", *twice, cwd=tmp_path)
+    assert result.returncode == 2
+    assert (
+        "--enqueue adds 2 configuration(s), but study 'digits-cnn' holds 2 finished trial(s) "
+        "of its total 2: pass --trials 4 or more"
+    ) in error_line(result)
+    assert file_digest(db) == before
+    monkeypatch.chdir(tmp_path)
+    study, *_ = prepare_study(
+        builtin("digits-cnn"), f"sqlite:///{db}", lambda _: None, ["two.yaml"] * 2, target=4
+    )
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    assert sorted(t.user_attrs["enqueued"] for t in waiting) == ["c0", "c1"]
+
+
 def test_queued_trials_beyond_the_total_wait_and_the_launch_says_so(tmp_path):
     _study_with_trials(tmp_path, waiting=1)
     result = run_main("launch", "--trials", "2", cwd=tmp_path)
