@@ -22,16 +22,20 @@ as an empty ``Choice``, itself).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from functools import lru_cache
 from typing import Any
 
 from hpo.errors import ModelFunctionError
 
 
-def hyperparameters(source: Any):
-    """A ``keras_tuner.HyperParameters`` whose values come from ``source`` (a trial or a dict)."""
-    return _hp_class()(source)
+def hyperparameters(source: Any, taken: Collection[str] = ()):
+    """A ``keras_tuner.HyperParameters`` whose values come from ``source`` (a trial or a dict).
+
+    ``taken``: names the trial samples otherwise (the study's search-space modules); an ``hp``
+    of such a name would be two parameters under one name, so it is refused, naming the clash.
+    """
+    return _hp_class()(source, frozenset(taken))
 
 
 @lru_cache(maxsize=1)
@@ -40,12 +44,15 @@ def _hp_class():
     from keras_tuner import HyperParameters
 
     class SourcedHyperParameters(HyperParameters):
-        def __init__(self, source: Any):
+        def __init__(self, source: Any, taken: frozenset[str]):
             super().__init__()
             self._source = source
+            self._taken = taken
 
         def _register(self, hyperparameter, overwrite=False):
             new = hyperparameter.name not in self.values
+            if new and hyperparameter.name in self._taken:
+                _clash(hyperparameter)
             value = super()._register(hyperparameter, overwrite)
             if new and self.is_active(hyperparameter):
                 value = self.values[hyperparameter.name] = _value(self._source, hyperparameter)
@@ -79,6 +86,15 @@ def _value(source: Any, hp: Any) -> Any:
         high = hp.min_value + count * hp.step
         return source.suggest_float(name, hp.min_value, high, step=hp.step)
     return source.suggest_float(name, hp.min_value, hp.max_value, log=log)
+
+
+def _clash(hp: Any) -> None:
+    name = hp.name
+    raise ModelFunctionError(
+        f"hp.{type(hp).__name__}({name!r}) has the name of a parameter the study's search_space "
+        f"samples too: rename the hp (e.g. 'my_{name}'), or drop the module that defines "
+        f"{name!r} from search_space (the hp then sets {name} itself)"
+    )
 
 
 def _check(hp: Any, kind: str) -> None:

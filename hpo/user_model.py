@@ -33,9 +33,10 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, Strict, WithJsonSchema
 
-from hpo.errors import ModelFunctionError
+from hpo.errors import ModelFunctionError, shown
 from hpo.schemas.base import says
 from hpo.space import SearchSpace, suggest
+from hpo.tf_quiet import import_tensorflow
 from hpo.tuner_hp import hyperparameters
 
 _FORMS = "path/to/file.py:function or package.module:function"
@@ -91,6 +92,10 @@ class ModelFunction:
             model = self.function(*args)
         except ModelFunctionError:
             raise
+        except SystemExit as exc:  # it would end hpo's process (a launch, a worker) unexplained
+            raise ModelFunctionError(
+                _exited(self.reference, exc, "while building a model")
+            ) from None
         except Exception as exc:  # noqa: BLE001  (the user's code may raise anything)
             raise ModelFunctionError(
                 f"{self.reference} raised {type(exc).__name__}: {exc}"
@@ -104,11 +109,13 @@ class ModelFunction:
             )
         return model
 
-    def sample(self, trial) -> dict[str, Any]:
-        """Run ``build(hp)``, each ``hp`` call suggested by the Optuna ``trial``; the values."""
+    def sample(self, trial, space: SearchSpace) -> dict[str, Any]:
+        """Run ``build(hp)``, each ``hp`` call suggested by the Optuna ``trial``; the values.
+
+        An ``hp`` may not take the name of a parameter the study's ``space`` samples too."""
         import keras
 
-        hp = hyperparameters(trial)
+        hp = hyperparameters(trial, taken=_names(space))
         self._call(hp)
         keras.backend.clear_session()  # the sampled model is not the one trained
         return dict(hp.values)
@@ -131,10 +138,23 @@ class ModelFunction:
         trial = study.ask()
         params = suggest(trial, space)
         if self.kind == "hp":
-            model = self._call(hyperparameters(trial))
+            model = self._call(hyperparameters(trial, taken=_names(space)))
         else:
             model = self.build(params, input_shape, n_classes)
         check_fits_data(model, self.reference, input_shape, n_classes)
+
+
+def _names(space: SearchSpace) -> frozenset[str]:
+    return frozenset(param.name for param in space)
+
+
+def _exited(who: str, exc: SystemExit, when: str) -> str:
+    """What a ModelFunctionError says of a user's code that called ``sys.exit``."""
+    code = "" if exc.code is None else shown(exc.code)
+    return (
+        f"{who} called sys.exit({code}) {when}: a model function must return a Keras model, "
+        "not end the process; remove the sys.exit call (raise an exception to fail a trial)"
+    )
 
 
 @dataclass(frozen=True)
@@ -146,7 +166,11 @@ class TrialModel:
     n_classes: int = 10
 
     def build(self, input_shape: tuple[int, ...]):
-        return self.function.build(self.params, input_shape, self.n_classes)
+        """The function's model for these parameters, checked to fit the data: a function may
+        build a model that fits for some values and not for others."""
+        model = self.function.build(self.params, input_shape, self.n_classes)
+        check_fits_data(model, self.function.reference, input_shape, self.n_classes)
+        return model
 
     def count_params(self, input_shape: tuple[int, ...]) -> int:
         """Its parameters (building it once), for ``--max-params`` before any training."""
@@ -249,12 +273,18 @@ def _import(where: str, reference: str):
         spec = importlib.util.spec_from_file_location(module_name, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module  # pickling and dataclasses in the file need it
+        import_tensorflow()  # the file's `import keras` would print TensorFlow's start-up lines
         try:
             spec.loader.exec_module(module)
         except SyntaxError as exc:
             sys.modules.pop(module_name, None)
             raise ModelFunctionError(
                 f"{where} line {exc.lineno}: {exc.msg} (model: {reference})"
+            ) from None
+        except SystemExit as exc:
+            sys.modules.pop(module_name, None)
+            raise ModelFunctionError(
+                _exited(where, exc, f"on import (model: {reference})")
             ) from None
         except Exception as exc:  # noqa: BLE001  (a user's module may raise anything on import)
             sys.modules.pop(module_name, None)
@@ -264,11 +294,16 @@ def _import(where: str, reference: str):
         return module, path
     if os.getcwd() not in sys.path:  # as `python -m` would: the folder hpo runs in, last
         sys.path.append(os.getcwd())
+    import_tensorflow()
     try:
         module = importlib.import_module(where)
     except SyntaxError as exc:
         raise ModelFunctionError(
             f"{exc.filename} line {exc.lineno}: {exc.msg} (model: {reference})"
+        ) from None
+    except SystemExit as exc:
+        raise ModelFunctionError(
+            _exited(f"module {where}", exc, f"on import (model: {reference})")
         ) from None
     except Exception as exc:  # noqa: BLE001
         raise ModelFunctionError(

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
-from runner import error_line, file_digest, run_main
+from runner import error_line, file_digest, hpo_env, run_hpo, run_main
 
 from hpo.data import load_dataset
 from hpo.errors import ModelFunctionError
@@ -191,6 +191,34 @@ BAD_FUNCTIONS = {
         "build",
         "takes 2 argument(s): a model function takes (hp)",
     ),
+    # a launch used to exit 0 with no study and no word (sys.exit(0)), or 1 with the user's text
+    "sys.exit(0)": (
+        "model.py",
+        "import sys\ndef build(hp):\n    sys.exit(0)\n",
+        "build",
+        (
+            "model.py:build called sys.exit(0) while building a model: a model function must "
+            "return a Keras model, not end the process; remove the sys.exit call"
+        ),
+    ),
+    "sys.exit(message)": (
+        "model.py",
+        "import sys\ndef build(hp):\n    sys.exit('no GPU here')\n",
+        "build",
+        "model.py:build called sys.exit('no GPU here') while building a model",
+    ),
+    "raise SystemExit": (
+        "model.py",
+        "def build(hp):\n    raise SystemExit\n",
+        "build",
+        "model.py:build called sys.exit() while building a model",
+    ),
+    "sys.exit on import": (
+        "model.py",
+        "import sys\nsys.exit(3)\ndef build(hp):\n    pass\n",
+        "build",
+        "model.py called sys.exit(3) on import (model: model.py:build)",
+    ),
 }
 
 
@@ -223,3 +251,94 @@ def test_a_study_file_names_a_function_in_one_of_two_forms(tmp_path: Path) -> No
     assert result.returncode == 2
     line = error_line(result)
     assert "model" in line and "path/to/file.py:function or package.module:function" in line
+
+
+def _study(folder: Path, model: str, extra: str = "") -> Path:
+    path = folder / "study.yaml"
+    path.write_text(f"name: mine\ndataset: digits\nmodel: {model}\nepochs: 1\n{extra}")
+    return path
+
+
+def test_an_hp_named_like_a_search_space_parameter_is_refused_naming_the_clash(
+    tmp_path: Path,
+) -> None:
+    """It used to fail with Optuna's "CategoricalDistribution does not support dynamic value
+    space", naming nothing the user wrote."""
+    _write(tmp_path, "model.py", CLASH_MODEL)
+    study = _study(tmp_path, "model.py:build", "search_space: [batch_size]\n")
+    result = run_main("launch", "--config", str(study), "--workers", "1", cwd=tmp_path)
+    assert result.returncode == 2
+    assert error_line(result) == (
+        "Error: hp.Choice('batch_size') has the name of a parameter the study's search_space "
+        "samples too: rename the hp (e.g. 'my_batch_size'), or drop the module that defines "
+        "'batch_size' from search_space (the hp then sets batch_size itself)"
+    )
+    assert file_digest(tmp_path / "studies.db") is None
+    # without the module, the hp of that name is the batch size: accepted
+    function = load_function(f"{tmp_path / 'model.py'}:build")
+    function.check((8, 8, 1), 10, SearchSpace([], may_be_empty=True))
+
+
+CLASH_MODEL = """
+    import keras
+
+    def build(hp):
+        hp.Choice("batch_size", [16, 48])
+        return keras.Sequential([
+            keras.Input((8, 8, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax"),
+        ])
+"""
+
+#: Its model has one output per class for one hp value, twelve outputs for the other (a sparse
+#: loss trains either without complaint).
+VARYING_OUTPUTS = """
+    import keras
+
+    def build(hp):
+        outputs = hp.Choice("outputs", [10, 12])
+        model = keras.Sequential([
+            keras.Input((8, 8, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(outputs, activation="softmax"),
+        ])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        return model
+"""
+
+
+def test_a_trial_whose_model_has_the_wrong_outputs_fails_saying_so(tmp_path: Path) -> None:
+    """The output count was checked on the pre-launch model only: a trial whose values gave twelve
+    outputs for ten classes trained, completed, and could be exported as the best."""
+    from hpo.backends.base import WorkerContext
+    from hpo.config import load_yaml
+    from hpo.objective import SearchData, search_dataset
+
+    _write(tmp_path, "model.py", VARYING_OUTPUTS)
+    config = load_yaml(_study(tmp_path, f"{tmp_path / 'model.py'}:build"))
+    data = SearchData.prepare(search_dataset(config), config)
+    ctx = WorkerContext(study=None, storage=None, config=config, data=data, target=2)
+    wrong = ctx.train({"outputs": 12, "batch_size": 64}, seed=0)
+    assert wrong.state == "FAIL" and wrong.record is None
+    assert wrong.error == (
+        f"{tmp_path / 'model.py'}:build's model outputs shape (12,) per image, but the data has "
+        "10 classes: end it with Dense(10, activation='softmax')"
+    )
+    right = ctx.train({"outputs": 10, "batch_size": 64}, seed=0)
+    assert right.state == "COMPLETE" and right.record["n_params"] == 64 * 10 + 10
+
+
+def test_a_model_function_s_error_is_the_only_line_tensorflow_says_nothing(
+    tmp_path: Path,
+) -> None:
+    """Six TensorFlow start-up lines used to come before the Error line (no TF_CPP_MIN_LOG_LEVEL
+    set, as on a user's machine)."""
+    (tmp_path / "model.py").write_text(KERAS_MODEL.format(shape=(8, 8, 1), classes=3))
+    env = {k: v for k, v in hpo_env().items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = run_hpo(
+        "launch", "--config", str(_study(tmp_path, "model.py:build")), cwd=tmp_path, env=env
+    )
+    assert result.returncode == 2
+    assert "outputs shape (3,) per image, but the data has 10 classes" in error_line(result)
+    assert file_digest(tmp_path / "studies.db") is None

@@ -212,7 +212,7 @@ class Worker:
     def sample_function(self, trial, params: dict[str, Any]) -> dict[str, Any]:
         """The values of the user's ``build(hp)``, each ``hp`` call a suggestion of this trial."""
         try:
-            return self.function.sample(trial)
+            return self.function.sample(trial, self.space)
         except ModelFunctionError as exc:
             self.outcome = Outcome(params=params, error=str(exc))
             trial.set_user_attr(studies.ERROR_ATTR, str(exc))
