@@ -25,7 +25,7 @@ from hpo.schemas.hpo_config import (
     load_configs,
 )
 from hpo.study import (
-    MODEL_FILE_ATTR,
+    TRIAL_MODEL_FILE_ATTR,
     counts,
     describe_counts,
     retrain_key,
@@ -153,7 +153,7 @@ def configs_from_study(
                 dataset=dataset,
                 architecture=None if own else trial_architecture(config, trial.params, attrs),
                 model=config.model if own else None,
-                model_sha256=study.user_attrs.get(MODEL_FILE_ATTR) if own else None,
+                model_sha256=attrs.get(TRIAL_MODEL_FILE_ATTR) if own else None,
                 training=Training(
                     epochs=epochs,
                     optimizer=settings.optimizer,

@@ -171,7 +171,8 @@ def prepare_study(
         if studies.record_model_file(study, file.sha256):
             echo(
                 f"Note: {file.file} changed since the study's last launch: trials from now on "
-                "build the model as it is now."
+                "build the model as it is now (each trial records the sha256 of the file it ran; "
+                "retraining an earlier trial warns, and does not record its scores in the study)."
             )
     for source in enqueue:
         for label in warm_starts.enqueue_known(study, config, source, dataset.input_shape):

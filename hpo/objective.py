@@ -28,7 +28,7 @@ from hpo.models import (
     check_fits,
     count_params,
 )
-from hpo.study import ARCH_ATTR
+from hpo.study import ARCH_ATTR, TRIAL_MODEL_FILE_ATTR
 from hpo.training import EpochCallback, TrainingDiverged, TrainResult, TrainSettings, train
 from hpo.user_model import TrialModel, load_function
 
@@ -216,6 +216,8 @@ def evaluate(
     if folds is not None:
         record["cv_scores"] = folds
         record["cv_std"] = float(np.std(folds))
+    if isinstance(arch, TrialModel) and arch.function.sha256:  # the file as it built this network
+        record[TRIAL_MODEL_FILE_ATTR] = arch.function.sha256
     return result, record
 
 

@@ -12,24 +12,20 @@ the model the report describes.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hpo import results_json
 from hpo.data import Dataset, load_dataset, load_full_training
 from hpo.errors import ConfigError, NotWritableError
 from hpo.export import RetrainConfig, describe_network
 from hpo.progress import Progress
-from hpo.schemas.retrain_results import FORMAT as RESULTS_FORMAT_NAME
 from hpo.scores import test_metrics
-
-RESULTS_FILE = "results.json"
 
 
 class ReloadMismatch(RuntimeError):
@@ -76,12 +72,13 @@ def retrain(
     if ensemble and seeds < 2:
         raise ConfigError("--ensemble averages the models of several seeds: use --seeds 2 or more")
     out = outputs.check_dir(output_dir, "output directory")
+    results_json.check_no_clash(out, [config.to_dict() for config in configs])
     _load_functions(configs, echo)  # a missing or broken file fails before any data is read
     datasets = _load_all(configs, data, echo)
     configure_tensorflow(None)
     _check_functions(configs, datasets)
     results, summaries = [], []
-    path = out / RESULTS_FILE
+    path = out / results_json.RESULTS_FILE
     for config in configs:
         ds = datasets[config.name]
         runs: list[dict[str, Any]] = []
@@ -102,10 +99,10 @@ def retrain(
             if ensemble:
                 models.append(model)
             summary = _summarize(config, runs)
-            path = _write_results(out, [*results, *runs], [*summaries, summary], echo)
+            path = results_json.write(out, [*results, *runs], [*summaries, summary], echo)
         if ensemble:
             summary["ensemble"] = _ensemble(config, ds, models, out)
-            path = _write_results(out, [*results, *runs], [*summaries, summary], echo)
+            path = results_json.write(out, [*results, *runs], [*summaries, summary], echo)
         results.extend(runs)
         summaries.append(summary)
     return RetrainReport(results, summaries, path)
@@ -168,24 +165,24 @@ def _load_functions(configs: list[RetrainConfig], echo: Callable[[str], None]) -
                 f"{config.name}: {exc}; retrain rebuilds the model through the function the "
                 "study ran"
             ) from None
-        now, then = function.sha256, config.model_sha256
-        if then and now and now != then:
+        now, then, src = function.sha256, config.model_sha256, config.source
+        if then and now and now != then:  # the trial's network may not be the one built now
+            ran = f"trial {src.trial} ran" if src else "the config was exported"
+            kept = f"; its scores go to {results_json.RESULTS_FILE} only, not to study"
+            kept = f"{kept} {src.study!r}" if src else ""
             echo(
-                f"Warning: {config.name}: {function.file} changed since the study ran "
-                f"(sha256 {now[:12]}..., was {then[:12]}...); retraining with the file as it "
-                "is now"
+                f"Warning: {config.name}: {function.file} changed since {ran} (sha256 "
+                f"{now[:12]}..., was {then[:12]}...), so it may build another network: "
+                f"retraining the file as it is now{kept}"
             )
 
 
 def _check_functions(configs: list[RetrainConfig], datasets: dict[str, Dataset]) -> None:
     """Each function's model for its config must take that config's data (before any training)."""
-    from hpo.user_model import check_fits_data
-
     for config in configs:
         if config.function_reference:
             ds = datasets[config.name]
-            model = config.network(ds.n_classes).build(ds.input_shape)
-            check_fits_data(model, config.model, ds.input_shape, ds.n_classes)
+            config.network(ds.n_classes).build(ds.input_shape)  # checked as it is built
 
 
 def _check_shape(config: RetrainConfig, ds: Dataset) -> None:
@@ -243,9 +240,10 @@ def _run_seed(
     progress = Progress(
         config.training.epochs, f"{config.name} seed {seed} epochs", stream=progress_stream
     )
+    network = config.network(ds.n_classes)
     try:
         result = train(
-            config.network(ds.n_classes),
+            network,
             config.training.settings(seed),
             x,
             y,
@@ -265,7 +263,7 @@ def _run_seed(
 
     path = out / config.name / f"seed-{seed}" / "model.keras"
     predicted = _save_and_check(model, path, ds)  # the one test evaluation
-    return {
+    record = {
         "config": config.name,
         "seed": seed,
         **test_metrics(ds.y_test, predicted, ds.classes),
@@ -279,7 +277,11 @@ def _run_seed(
         "epochs": result.epochs,
         "train_seconds": round(result.train_seconds, 3),
         "reload_identical": True,
-    }, model
+    }
+    function = getattr(network, "function", None)  # a user's function: the file that built it
+    if function is not None and function.sha256:
+        record["model_sha256"] = function.sha256
+    return record, model
 
 
 #: Beside each saved model: its output classes, one name a line, in output order.
@@ -357,7 +359,7 @@ def _summarize(config: RetrainConfig, runs: list[dict[str, Any]]) -> dict[str, A
 
     acc_mean, acc_std = stats("test_accuracy")
     f1_mean, f1_std = stats("f1_macro")
-    return {
+    summary = {
         "config": config.name,
         "source": (
             {
@@ -384,40 +386,6 @@ def _summarize(config: RetrainConfig, runs: list[dict[str, Any]]) -> dict[str, A
         "reload_identical": all(r["reload_identical"] for r in runs),
         "configuration": config.to_dict(),
     }
-
-
-# --------------------------------------------------------------------------- outputs
-
-
-def _write_results(
-    out: Path, results: list[dict], summaries: list[dict], echo: Callable[[str], None]
-) -> Path:
-    """results.json in ``out``: this run's configs replace earlier entries of the same name."""
-    from hpo.objective import versions
-    from hpo.schemas.base import read
-    from hpo.schemas.retrain_results import RetrainResults
-
-    path = out / RESULTS_FILE
-    names = {s["config"] for s in summaries}
-    kept_results: list[dict] = []
-    kept_summaries: list[dict] = []
-    if path.exists():
-        try:
-            old = json.loads(path.read_text())
-            read(RetrainResults, old, "")  # the shape documented in hpo.schemas.retrain_results
-            kept_results = [r for r in old["results"] if r["config"] not in names]
-            kept_summaries = [s for s in old["summary"] if s["config"] not in names]
-        except (ValueError, ConfigError) as exc:
-            echo(f"Warning: {path} is not an hpo results file ({exc}); replacing it")
-    document = {
-        "format": RESULTS_FORMAT_NAME,
-        "updated_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "versions": versions(),
-        "summary": kept_summaries + summaries,
-        "results": kept_results + results,
-    }
-    from hpo import outputs
-
-    return outputs.write_text(
-        path, json.dumps(document, indent=2, allow_nan=False) + "\n", "results file"
-    )
+    if "model_sha256" in runs[0]:  # the model function's file as this retrain read it
+        summary["model_sha256"] = runs[0]["model_sha256"]
+    return summary

@@ -12,8 +12,8 @@ from typing import Any
 
 from hpo.errors import HpoError
 from hpo.export import RetrainConfig
-from hpo.retrain import RESULTS_FILE
-from hpo.study import trial_by_number
+from hpo.results_json import RESULTS_FILE
+from hpo.study import TRIAL_MODEL_FILE_ATTR, trial_by_number
 
 
 def record_in_studies(
@@ -67,6 +67,16 @@ def record_in_studies(
                 f"{config.name}: not recorded in study {src.study!r}: it was retrained on "
                 f"other data (sha256 {used[:12]}...) than the study searched "
                 f"({searched[:12]}...); its scores are in {RESULTS_FILE} only"
+            )
+            continue
+        trained = summary.get("model_sha256")
+        ran = trial.user_attrs.get(TRIAL_MODEL_FILE_ATTR) or config.model_sha256
+        if trained and ran and trained != ran:  # another network's scores are not the trial's
+            notes.append(
+                f"{config.name}: not recorded in study {src.study!r}: "
+                f"{config.model.rsplit(':', 1)[0]} changed since trial {src.trial} ran "
+                f"(sha256 {trained[:12]}..., was {ran[:12]}...); its scores are in "
+                f"{RESULTS_FILE} only"
             )
             continue
         record = {

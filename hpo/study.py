@@ -44,6 +44,7 @@ INFEASIBLE_ATTR = "infeasible"  # why a configuration was rejected before traini
 ENQUEUED_ATTR = "enqueued"  # the label of a queued warm start ("defaults", a model name, ...)
 PRUNED_AT_ATTR = "pruned_at_epoch"  # the epoch at which the pruner stopped a trial
 REQUEUED_ATTR = "requeued_from"  # a stopped trial's configuration queued again: its number
+TRIAL_MODEL_FILE_ATTR = "model_sha256"  # the model function's file that built the trial's network
 #: Attributes a queued retry inherits, so it trains the same network and stays what it was.
 _INHERITED = (ARCH_ATTR, CONFIRM_ATTR)
 

@@ -422,3 +422,50 @@ def test_scores_on_other_data_are_not_recorded_as_the_study_s_own(tmp_path: Path
     assert "recorded in study 'arr'" in same.stdout
     recorded = optuna.load_study(study_name="arr", storage=url).user_attrs["retrain:0"]
     assert recorded["data_sha256"] == study.user_attrs["hpo_data"]["sha256"]
+
+
+#: A tiny CNN exported from trial 0 of a study named 's' in a store ``{store}``, ``{filters}`` wide.
+FROM_STORE = """\
+format: hpo-config/1
+configs:
+- name: s-trial-0
+  source: {{study: s, trial: 0, storage: "sqlite:///{store}/studies.db"}}
+  dataset: {{name: digits}}
+  architecture:
+    family: cnn
+    conv_blocks: [{{filters: [{filters}]}}]
+    dense_layers: [{{units: 16}}]
+  training: {{optimizer: adam, learning_rate: 0.002, batch_size: 64, epochs: 1, seed: 0}}
+"""
+
+
+def test_a_same_named_study_from_another_store_cannot_overwrite_a_retrain(tmp_path: Path) -> None:
+    """Two studies of one name in different stores export configs of the same names; retraining
+    the second into the same folder replaced the first's scores and models without a word."""
+    from runner import file_digest, run_main
+
+    (tmp_path / "a.yaml").write_text(FROM_STORE.format(store="a", filters=8))
+    (tmp_path / "b.yaml").write_text(FROM_STORE.format(store="b", filters=16))
+    args = ("--output-dir", "runs")
+    assert run_main("retrain", "--config", "a.yaml", *args, cwd=tmp_path).returncode == 0
+    held = file_digest(tmp_path / "runs" / "results.json")
+    model = tmp_path / "runs" / "s-trial-0" / "seed-0" / "model.keras"
+    saved = file_digest(model)
+
+    other = run_main("retrain", "--config", "b.yaml", *args, cwd=tmp_path)
+    assert other.returncode == 2
+    assert error_line(other) == (
+        "Error: runs/results.json holds s-trial-0 retrained from trial 0 of study 's' in "
+        "sqlite:///a/studies.db, another configuration than this one (from trial 0 of study 's' "
+        "in sqlite:///b/studies.db): retraining it here would overwrite its scores and models; "
+        "use another --output-dir"
+    )
+    assert file_digest(tmp_path / "runs" / "results.json") == held
+    assert file_digest(model) == saved
+
+    again = run_main("retrain", "--config", "a.yaml", *args, cwd=tmp_path)  # the same config
+    assert again.returncode == 0, again.stderr
+    (entry,) = results(tmp_path / "runs")["summary"]
+    assert entry["source"]["storage"] == "sqlite:///a/studies.db"
+    elsewhere = run_main("retrain", "--config", "b.yaml", "--output-dir", "b", cwd=tmp_path)
+    assert elsewhere.returncode == 0, elsewhere.stderr

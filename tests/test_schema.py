@@ -12,7 +12,7 @@ import optuna
 import pytest
 from pydantic import VERSION
 
-from hpo import retrain
+from hpo import results_json, retrain
 from hpo.config import OBJECTIVES, PRUNERS, SAMPLERS, builtin, load_yaml
 from hpo.data import DATASETS
 from hpo.errors import ArchitectureError, ConfigError
@@ -170,7 +170,7 @@ def test_retrain_writes_the_results_shape_that_report_reads_back(tmp_path: Path)
 def test_a_results_file_of_another_shape_is_replaced_with_a_warning(tmp_path: Path) -> None:
     (tmp_path / "results.json").write_text('{"format": "hpo-retrain/9", "summary": []}')
     said: list[str] = []
-    retrain._write_results(tmp_path, [], [], said.append)
+    results_json.write(tmp_path, [], [], said.append)
     assert "format must be 'hpo-retrain/1', got 'hpo-retrain/9'" in said[0]
     assert json.loads((tmp_path / "results.json").read_text())["format"] == FORMAT
 

@@ -6,6 +6,7 @@ the command-line errors run ``hpo.cli.main`` in this process on real files.
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -342,3 +343,88 @@ def test_a_model_function_s_error_is_the_only_line_tensorflow_says_nothing(
     assert result.returncode == 2
     assert "outputs shape (3,) per image, but the data has 10 classes" in error_line(result)
     assert file_digest(tmp_path / "studies.db") is None
+
+
+UNITS_MODEL = """
+    import keras
+
+    def build(hp):
+        units = hp.Choice("units", [8, 16])
+        return keras.Sequential([
+            keras.Input((8, 8, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(units * WIDTH, activation="relu"),
+            keras.layers.Dense(10, activation="softmax"),
+        ])
+"""
+
+
+def _trial_as_a_worker_runs_it(folder: Path) -> dict:
+    """One trial of study 'mine': its hp values sampled, trained, recorded (a worker's path)."""
+    from hpo import storage as store
+    from hpo.objective import SearchData, evaluate, search_dataset
+    from hpo.study import stored_config
+
+    url = f"sqlite:///{folder / 'studies.db'}"
+    study = store.load_study("mine", store.open_storage(url, heartbeat=False))
+    config = stored_config(study)
+    data = SearchData.prepare(search_dataset(config), config)
+    trial = study.ask()
+    hp = hyperparameters(trial)
+    load_function(config.model).function(hp)  # each hp call a suggestion of the trial
+    params = dict(hp.values)
+    _, record = evaluate(config, data, params, seed=trial.number)
+    for key, value in record.items():
+        trial.set_user_attr(key, value)
+    study.tell(trial, record["val_accuracy"])
+    return record
+
+
+def test_a_model_file_edited_between_runs_keeps_each_trial_s_network_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export stamped every trial with the latest file's sha256, and a retrain of a trial run
+    with the old file built another network and recorded its test score as the trial's."""
+    import hashlib
+
+    import yaml
+
+    monkeypatch.chdir(tmp_path)
+    model = _write(tmp_path, "model.py", "WIDTH = 1\n" + textwrap.dedent(UNITS_MODEL))
+    old = hashlib.sha256(model.read_bytes()).hexdigest()
+    study = _study(tmp_path, "model.py:build")
+    assert run_main("create", "--config", str(study), cwd=tmp_path).returncode == 0
+    assert _trial_as_a_worker_runs_it(tmp_path)["model_sha256"] == old
+
+    model.write_text(model.read_text().replace("WIDTH = 1", "WIDTH = 8"))  # a wider network
+    new = hashlib.sha256(model.read_bytes()).hexdigest()
+    resumed = run_main("create", "--config", str(study), cwd=tmp_path)
+    assert "model.py changed since the study's last launch" in resumed.stdout + resumed.stderr
+    assert _trial_as_a_worker_runs_it(tmp_path)["model_sha256"] == new
+
+    args = ("--study", "mine", "--top", "2")
+    assert run_main("export", *args, "-o", "best.yaml", cwd=tmp_path).returncode == 0
+    exported = yaml.safe_load((tmp_path / "best.yaml").read_text())["configs"]
+    assert {c["source"]["trial"]: c["model_sha256"] for c in exported} == {0: old, 1: new}
+
+    retrained = run_main("retrain", *args, "--output-dir", "runs", cwd=tmp_path)
+    assert retrained.returncode == 0, retrained.stderr
+    warnings = [line for line in retrained.stderr.splitlines() if line.startswith("Warning:")]
+    assert warnings == [
+        (
+            f"Warning: mine-trial-0: model.py changed since trial 0 ran (sha256 {new[:12]}..., "
+            f"was {old[:12]}...), so it may build another network: retraining the file as it is "
+            "now; its scores go to results.json only, not to study 'mine'"
+        )
+    ]
+    assert (
+        f"mine-trial-0: not recorded in study 'mine': model.py changed since trial 0 ran (sha256 "
+        f"{new[:12]}..., was {old[:12]}...); its scores are in results.json only"
+    ) in retrained.stdout
+    assert "mine-trial-1: recorded in study 'mine'" in retrained.stdout
+    attrs = optuna.load_study(study_name="mine", storage="sqlite:///studies.db").user_attrs
+    assert "retrain:1" in attrs and "retrain:0" not in attrs
+    summaries = json.loads((tmp_path / "runs" / "results.json").read_text())["summary"]
+    by_name = {s["config"]: s for s in summaries}
+    assert by_name["mine-trial-0"]["model_sha256"] == new  # what was trained, said
+    assert by_name["mine-trial-0"]["configuration"]["model_sha256"] == old  # what the trial ran

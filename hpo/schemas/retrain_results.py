@@ -65,6 +65,7 @@ class SeedRun(Checked, BaseModel):
     #: Training images left out for being equal to a test image (the split audit).
     test_repeats_left_out: Count | None = None
     data_sha256: text() | None = None
+    model_sha256: text() | None = None  # a model function's file, as the retrain read it
     epochs: whole(1) | None = None
     train_seconds: Score | None = None
     reload_identical: Flag | None = None  # the saved file predicts exactly as evaluated
@@ -97,6 +98,7 @@ class Summary(Checked, BaseModel):
     source: Source | None = None  # the study and trial it came from, if any
     architecture: text() | None = None  # a one-line description
     data_sha256: text() | None = None
+    model_sha256: text() | None = None  # a model function's file, as the retrain read it
     seeds: Annotated[list[whole(0)], Field(min_length=1)]
     test_accuracy_mean: Fraction
     test_accuracy_std: Score
