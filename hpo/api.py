@@ -19,12 +19,15 @@ my_model.py``) and pass ``"my_model.py:build"`` or the imported function.
 
 from __future__ import annotations
 
+import math
+import numbers
+import os
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from hpo.errors import ConfigError, HpoError, ModelFunctionError
+from hpo.errors import ConfigError, HpoError, ModelFunctionError, UsageError, shown
 
 __all__ = [
     "export_study",
@@ -148,6 +151,23 @@ def launch_study(
     from hpo.launch import default_workers
     from hpo.launch import launch as run_launch
 
+    call = "hpo.launch_study"
+    _text(call, "study", study, optional=True)
+    _whole(call, "workers", workers, optional=True)
+    _whole(call, "trials", trials, optional=True)
+    _whole(call, "recycle_after", recycle_after, least=0, optional=True)
+    _seconds(call, "timeout", timeout)
+    _text(call, "backend", backend)
+    _text(call, "storage", storage, optional=True)
+    if isinstance(enqueue, str | os.PathLike):
+        enqueue = (os.fspath(enqueue),)  # one name or file
+    elif not isinstance(enqueue, list | tuple) or not all(
+        isinstance(x, str | os.PathLike) for x in enqueue
+    ):
+        raise UsageError(
+            f"{call}: enqueue must be a list of model names or .yaml files, got {shown(enqueue)}"
+        )
+    enqueue = tuple(os.fspath(x) for x in enqueue)
     conf = study_config(study, config=config, model=model, storage=storage, **settings)
     result = run_launch(
         conf,
@@ -169,11 +189,23 @@ def load_study(name: str, storage: str | None = None):
     """The ``optuna.Study`` of that name in the store (``studies.db`` by default)."""
     from hpo import storage as store
 
+    _text("hpo.load_study", "name", name)
+    _text("hpo.load_study", "storage", storage, optional=True)
     return store.load_study(name, store.open_storage(storage, create=False, heartbeat=False))
 
 
-def _study_of(study, storage: str | None):
-    return load_study(study, storage) if isinstance(study, str) else study
+def _study_of(study, storage: str | None, call: str):
+    """The study a function of the API was given: a name, or an ``optuna.Study``."""
+    import optuna
+
+    _text(call, "storage", storage, optional=True)
+    if isinstance(study, str):
+        return load_study(study, storage)
+    if not isinstance(study, optuna.Study):
+        raise UsageError(
+            f"{call}: study must be a study's name or an optuna.Study, got {shown(study)}"
+        )
+    return study
 
 
 def export_study(
@@ -183,7 +215,11 @@ def export_study(
     from hpo import export as exporting
     from hpo import outputs
 
-    found = _study_of(study, storage)
+    call = "hpo.export_study"
+    _whole(call, "top", top)
+    if path is not None and not isinstance(path, str | os.PathLike):
+        raise UsageError(f"{call}: path must be a file name, got {shown(path)}")
+    found = _study_of(study, storage, call)
     if path is not None:
         outputs.check_file(path, "export file")
     configs, warnings = exporting.configs_from_study(found, top, storage)
@@ -270,6 +306,14 @@ def run_retrain(
     from hpo.retrain import retrain as train_configs
     from hpo.retrain_record import record_in_studies
 
+    call = "hpo.retrain_study"
+    _whole(call, "top", top, optional=True)
+    _whole(call, "seeds", seeds)
+    if not isinstance(ensemble, bool):
+        raise UsageError(f"{call}: ensemble must be True or False, got {shown(ensemble)}")
+    if not isinstance(output_dir, str | os.PathLike):
+        raise UsageError(f"{call}: output_dir must be a folder's name, got {shown(output_dir)}")
+    _text(call, "data", data, optional=True)
     if (study is None) == (config is None):
         raise ConfigError("give either --study NAME or --config FILE")
     if config is not None:
@@ -278,7 +322,7 @@ def run_retrain(
         configs = exporting.load_configs(config)
         record_url = storage
     else:
-        found = _study_of(study, storage)
+        found = _study_of(study, storage, call)
         configs, warnings = exporting.configs_from_study(found, top or 1, storage, data=data)
         for warning in warnings:
             echo(f"Warning: {warning}")
@@ -299,7 +343,33 @@ def figures(study, storage: str | None = None) -> list:
     """The report's plotly figures (history, learning curves, importances, ...), to show inline."""
     from hpo.report import study_sections
 
-    return [s.figure for s in study_sections(_study_of(study, storage)) if s.figure is not None]
+    sections = study_sections(_study_of(study, storage, "hpo.figures"))
+    return [s.figure for s in sections if s.figure is not None]
+
+
+def _whole(call: str, name: str, value: Any, *, least: int = 1, optional: bool = False) -> None:
+    """Refuse a count that is not a whole number of at least ``least``, naming the argument."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise UsageError(f"{call}: {name} must be a whole number, got {shown(value)}")
+    if value < least:
+        raise UsageError(f"{call}: {name} must be at least {least}, got {value}")
+
+
+def _seconds(call: str, name: str, value: Any) -> None:
+    """Refuse a time that is not a positive number of seconds (None: no limit)."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise UsageError(f"{call}: {name} must be a number of seconds, got {shown(value)}")
+    if not 0 < value < math.inf:
+        raise UsageError(f"{call}: {name} must be a positive number of seconds, got {value}")
+
+
+def _text(call: str, name: str, value: Any, *, optional: bool = False) -> None:
+    if not (isinstance(value, str) or (value is None and optional)):
+        raise UsageError(f"{call}: {name} must be text (a str), got {shown(value)}")
 
 
 def _print(message: str) -> None:

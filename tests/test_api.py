@@ -69,3 +69,59 @@ def test_loading_a_study_that_is_not_there_says_so(tmp_path: Path) -> None:
     hpo.study_config("digits-cnn", storage=storage)
     with pytest.raises((StudyNotFoundError, ConfigError, hpo.errors.StorageError)):
         hpo.load_study("missing", storage=storage)
+
+
+def _api_study(tmp_path: Path):
+    import optuna
+    from test_export import GOOD_PARAMS, make_study, trial
+
+    url = make_study(tmp_path, [trial(GOOD_PARAMS, 0.97, epochs=1)])
+    return optuna.load_study(study_name="digits-cnn", storage=url), url
+
+
+#: Arguments the command line's options would refuse, and what the API says of them.
+BAD_ARGUMENTS = {
+    "workers as text": (
+        "launch_study",
+        {"workers": "2"},
+        "hpo.launch_study: workers must be a whole number, got '2'",
+    ),
+    "no workers": ("launch_study", {"workers": 0}, "workers must be at least 1, got 0"),
+    "workers as a flag": ("launch_study", {"workers": True}, "workers must be a whole number"),
+    "negative trials": ("launch_study", {"trials": -3}, "trials must be at least 1, got -3"),
+    "fractional trials": ("launch_study", {"trials": 2.5}, "trials must be a whole number"),
+    "timeout as text": ("launch_study", {"timeout": "60"}, "timeout must be a number of seconds"),
+    "timeout nan": ("launch_study", {"timeout": float("nan")}, "a positive number of seconds"),
+    "enqueue a number": ("launch_study", {"enqueue": 5}, "enqueue must be a list of model names"),
+    "study a number": ("launch_study", {"study": 7}, "study must be text (a str), got 7"),
+    "top 0": ("export_study", {"top": 0}, "hpo.export_study: top must be at least 1, got 0"),
+    "top as text": ("export_study", {"top": "3"}, "top must be a whole number, got '3'"),
+    "export a number": ("export_study", {"study": 3}, "study must be a study's name or an optuna"),
+    "retrain top 0": ("retrain_study", {"top": 0}, "hpo.retrain_study: top must be at least 1"),
+    "seeds as text": ("retrain_study", {"seeds": "3"}, "seeds must be a whole number, got '3'"),
+    "ensemble as text": ("retrain_study", {"ensemble": "yes"}, "ensemble must be True or False"),
+    "figures of a number": ("figures", {"study": 1.5}, "hpo.figures: study must be a study's"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_ARGUMENTS)
+def test_the_api_checks_its_arguments_and_names_the_bad_one(
+    tmp_path: Path, monkeypatch, case
+) -> None:
+    """workers="2" was a bare TypeError; top=0 said "no complete trial yet (1 complete)"."""
+    from runner import file_digest
+
+    from hpo.errors import UsageError
+
+    monkeypatch.chdir(tmp_path)  # where a retrain would write runs/
+    function, arguments, message = BAD_ARGUMENTS[case]
+    study, url = _api_study(tmp_path)
+    before = file_digest(tmp_path / "studies.db")
+    given = {"storage": url, **arguments}
+    if function != "launch_study":
+        given.setdefault("study", study)
+    with pytest.raises(UsageError) as raised:
+        getattr(hpo, function)(**given)
+    assert message in str(raised.value)
+    assert file_digest(tmp_path / "studies.db") == before
+    assert not (tmp_path / "runs").exists()
