@@ -80,7 +80,7 @@ def check_access(db: Path, create: bool, write: bool) -> tuple[bool, bool]:
         raise NotWritableError(
             f"the study store {db} is read-only ({what} cannot be written), and this command "
             "writes to it: make it writable, or copy it somewhere writable and pass --storage; "
-            "hpo status, studies, best and export only read it"
+            "hpo status, studies, best, export and report only read it"
         )
     wal = Path(f"{db}-wal")
     immutable = not (folder_writable and file_writable) and not (

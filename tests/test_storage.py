@@ -193,9 +193,13 @@ def test_a_store_in_a_read_only_folder_is_still_read_and_refused_for_writes(tmp_
             assert "is read-only (its directory . cannot be written)" in error_line(result)
         worker = run_main("worker", "--study", "digits-cnn", cwd=folder)
         assert worker.returncode == 2 and "is read-only" in error_line(worker)
-        report = run_main(*COMMANDS["report"], cwd=folder)
+        report = run_main(*COMMANDS["report"], cwd=folder)  # its output is refused, not the store
         assert report.returncode == 2
         assert "cannot write the report r.html: directory . is not writable" in error_line(report)
+        elsewhere = run_main("report", "--study", "digits-cnn", "-o", "../r.html", cwd=folder)
+        assert elsewhere.returncode == 0, elsewhere.stderr
+        assert "Wrote ../r.html: study 'digits-cnn'" in elsewhere.stdout
+    assert "<html" in (tmp_path / "r.html").read_text()[:200]
     assert file_digest(folder / "studies.db") == before
     assert sorted(p.name for p in folder.iterdir()) == ["studies.db"]
 
