@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from hpo.backends.optuna import OptunaEngine, create_study
 from hpo.config import StudyConfig
 from hpo.errors import ConfigError
 from hpo.objective import SearchData, search_dataset
-from hpo.processes import start_process, stop_processes
+from hpo.processes import hpo_command, start_process, stop_processes
 from hpo.progress import Progress
 from hpo.supervise import supervise
 
@@ -306,11 +305,11 @@ def _run(
     first = studies.claim_launch(study, storage) * STREAMS_PER_LAUNCH
     streams = iter(range(first + 1, first + STREAMS_PER_LAUNCH))
     progress = Progress(done + remaining, config.name, stream=progress_stream, start_done=done)
-    common = [
-        sys.executable, "-m", "hpo", "worker", "--study", config.name, "--trials", str(target),
+    common = hpo_command(
+        "worker", "--study", config.name, "--trials", str(target),
         "--parent", str(os.getpid()), "--backend", engine_reference(engine),
         "--engine-options", json.dumps(engine.options()),
-    ]  # fmt: skip
+    )  # fmt: skip
     if config.data:
         common += ["--data", config.data]
 

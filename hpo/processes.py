@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -16,6 +17,33 @@ from hpo.tf_quiet import is_chatter
 
 FATAL_EXIT = 3  # a worker's status when its trials keep failing: replacing it would not help
 RECYCLE_EXIT = 4  # a worker ran its --max-trials and stopped to free its memory: start a fresh one
+#: A launched worker's status when its work is done. Not 0: a user's code that ends the process
+#: (sys.exit, os._exit) exits 0 too, and must not be taken for a worker that finished.
+DONE_EXIT = 5
+
+#: Python code that runs ``hpo`` as ``python -P -m hpo`` does, for Pythons without ``-P`` (3.10):
+#: the working folder ('') is taken off sys.path before anything is imported from it.
+_SAFE_START = (
+    "import sys; sys.path = [p for p in sys.path if p]; "
+    "import runpy; runpy.run_module('hpo', run_name='__main__')"
+)
+
+
+def hpo_command(*args: str, safe_flag: bool | None = None) -> list[str]:
+    """The command that runs ``hpo ARGS`` in a new Python process (a launch's workers).
+
+    ``python -m hpo`` would put the working folder first on sys.path, where a user's file named
+    ``hpo.py`` (a model function's file, say) would be run instead of hpo. Python's ``-P``
+    (3.11+, or ``safe_flag``) leaves it off; ``hpo/__main__.py`` then searches it last, so
+    the user's own modules named by dotted path still import.
+    """
+    if safe_flag is None:
+        safe_flag = sys.version_info >= (3, 11)
+    if safe_flag:
+        return [sys.executable, "-P", "-m", "hpo", *args]
+    return [sys.executable, "-c", _SAFE_START, *args]
+
+
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 STOP_GRACE = 15  # seconds workers get to fail their trial and exit after a stop signal
 

@@ -13,7 +13,14 @@ import time
 from collections.abc import Callable
 
 from hpo import study as studies
-from hpo.processes import FATAL_EXIT, RECYCLE_EXIT, STOP_SIGNALS, StopSignals, stop_processes
+from hpo.processes import (
+    DONE_EXIT,
+    FATAL_EXIT,
+    RECYCLE_EXIT,
+    STOP_SIGNALS,
+    StopSignals,
+    stop_processes,
+)
 from hpo.progress import Progress
 
 _log = logging.getLogger(__name__)
@@ -37,6 +44,8 @@ def supervise(
     workers in their slot (at most ``restarts_allowed`` crashes), and stops every
     worker on SIGINT/SIGTERM (130/143), when ``check`` reports an error (1), or
     when workers keep failing (1). ``slots`` is filled here, so callers can look at it.
+    A worker is done only when it exits with DONE_EXIT: one that exits 0 was ended by
+    something else (a user's ``sys.exit`` or ``os._exit``) and counts as a crash.
     """
     seen: set[int] = set()
     watermark = studies.unfinished_before(study)  # trials up to it finished before this launch
@@ -66,7 +75,7 @@ def supervise(
                 if failed is None:
                     break
                 restarts += failed
-                if all(p.poll() == 0 for p in slots):
+                if all(p.poll() == DONE_EXIT for p in slots):
                     break
                 time.sleep(0.5)
             else:
@@ -75,7 +84,7 @@ def supervise(
             progress.close()
             if code in (130, 143) or any(p.poll() is None for p in slots):
                 echo("Stopping workers...")
-            if any(p.returncode not in (0, None) for p in slots) and code == 0:
+            if any(p.returncode not in (DONE_EXIT, None) for p in slots) and code == 0:
                 code = 1
                 echo(
                     "Error: worker processes keep failing (see their messages above); "
@@ -120,7 +129,7 @@ def _replace_exited(
     """
     crashes = 0
     for slot, p in enumerate(slots):
-        if p.poll() in (None, 0):
+        if p.poll() in (None, DONE_EXIT):
             continue
         if p.returncode == RECYCLE_EXIT:
             slots[slot] = start(slot)
@@ -133,9 +142,14 @@ def _replace_exited(
         _log.warning(
             "worker pid %d exited with status %d; starting a replacement", p.pid, p.returncode
         )
+        why = (
+            "ended with status 0 before its work was done (did code it ran, such as the model "
+            "function, call sys.exit or os._exit?)"
+            if p.returncode == 0
+            else f"stopped with status {p.returncode}"
+        )
         print(
-            f"A worker (pid {p.pid}) stopped with status {p.returncode}; its trial is queued again "
-            "and a replacement started.",
+            f"A worker (pid {p.pid}) {why}; its trial is queued again and a replacement started.",
             file=sys.stderr,
             flush=True,
         )

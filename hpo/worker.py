@@ -18,7 +18,7 @@ from hpo.backends import load_engine
 from hpo.backends.base import Engine, SearchStopped, TooManyFailures, WorkerContext
 from hpo.errors import ConfigError
 from hpo.objective import SearchData, search_dataset
-from hpo.processes import FATAL_EXIT, RECYCLE_EXIT, WorkerSignals
+from hpo.processes import DONE_EXIT, FATAL_EXIT, RECYCLE_EXIT, WorkerSignals
 
 _log = logging.getLogger(__name__)
 
@@ -86,4 +86,6 @@ def run_worker(
             return FATAL_EXIT
     if signals.code:
         return signals.code
-    return RECYCLE_EXIT if ctx.recycled else 0
+    if ctx.recycled:
+        return RECYCLE_EXIT
+    return DONE_EXIT if parent is not None and role == "worker" else 0  # a launch's worker: done

@@ -7,6 +7,7 @@ the command-line errors run ``hpo.cli.main`` in this process on real files.
 from __future__ import annotations
 
 import json
+import subprocess
 import textwrap
 from pathlib import Path
 
@@ -428,3 +429,65 @@ def test_a_model_file_edited_between_runs_keeps_each_trial_s_network_apart(
     by_name = {s["config"]: s for s in summaries}
     assert by_name["mine-trial-0"]["model_sha256"] == new  # what was trained, said
     assert by_name["mine-trial-0"]["configuration"]["model_sha256"] == old  # what the trial ran
+
+
+#: Builds its model in the launch's check, and calls sys.exit(0) in every worker.
+EXITS_IN_WORKERS = """
+    import sys
+
+    import keras
+
+    def build(hp):
+        if "worker" in sys.argv:
+            sys.exit(0)
+        return keras.Sequential([
+            keras.Input((8, 8, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10, activation="softmax"),
+        ])
+"""
+
+
+def test_sys_exit_in_the_workers_fails_their_trials_saying_so(tmp_path: Path) -> None:
+    """The launch used to end with exit 0 after 0 of 3 trials: its worker exited 0."""
+    import sqlite3
+
+    from runner import PLAIN
+
+    _write(tmp_path, "model.py", EXITS_IN_WORKERS)
+    study = _study(tmp_path, "model.py:build")
+    args = ("--workers", "1", "--trials", "3", *PLAIN)
+    result = run_hpo("launch", "--config", str(study), *args, cwd=tmp_path, timeout=300)
+    said = result.stdout + result.stderr
+    assert result.returncode == 1, said
+    assert "trial 0 failed: model.py:build called sys.exit(0) while building a model" in said
+    errors = [line for line in said.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "worker processes keep failing" in errors[0]
+    with sqlite3.connect(tmp_path / "studies.db") as db:
+        states = {state for (state,) in db.execute("SELECT state FROM trials")}
+        query = "SELECT value_json FROM trial_user_attributes WHERE key='error'"
+        reasons = {value for (value,) in db.execute(query)}
+    assert states == {"FAIL"}
+    assert all("called sys.exit(0)" in reason for reason in reasons) and reasons
+
+
+def test_a_model_file_named_hpo_py_does_not_stand_in_for_the_workers(tmp_path: Path) -> None:
+    """Workers started as `python -m hpo` with the folder first on sys.path ran the user's hpo.py
+    instead: the launch said "no trials" and exited 0."""
+    import sqlite3
+    import sys
+
+    from runner import PLAIN
+
+    _write(tmp_path, "hpo.py", UNITS_MODEL.replace("WIDTH", "1"))
+    study = _study(tmp_path, "hpo.py:build")
+    console_script = Path(sys.executable).parent / "hpo"  # `python -m hpo` here would run hpo.py
+    result = subprocess.run(
+        [str(console_script), "launch", "--config", str(study), "--workers", "1", "--trials", "1",
+         *PLAIN],
+        cwd=tmp_path, capture_output=True, text=True, env=hpo_env(), timeout=300, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with sqlite3.connect(tmp_path / "studies.db") as db:
+        states = [state for (state,) in db.execute("SELECT state FROM trials")]
+    assert states == ["COMPLETE"]
