@@ -13,13 +13,18 @@ import contextlib
 import fcntl
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote, unquote
 
 from hpo.errors import DamagedStoreError, NotWritableError, StorageError
-from hpo.store_errors import SQLITE_TIMEOUT, check_tables, failure
+from hpo.store_errors import OPTUNA_TABLES, SQLITE_TIMEOUT, check_tables, failure
 
+#: A store whose schema is unfinished is being created by another program (a plain Optuna
+#: client takes no hpo lock) while it keeps changing; unchanged for this long, it is damaged.
+CREATION_QUIET = 1.5  # seconds
+CREATION_LIMIT = 60  # seconds at most waited for another program to finish creating a store
 _FILE_URL = "sqlite:///file:"
 _IMMUTABLE = "?immutable=1&uri=true"  # how a read-only SQLite store is opened
 
@@ -90,12 +95,25 @@ def check_access(db: Path, create: bool, write: bool) -> tuple[bool, bool]:
 
 
 def switch_to_wal(db: Path) -> None:
-    try:
-        with contextlib.closing(sqlite3.connect(db, timeout=SQLITE_TIMEOUT)) as conn:
-            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-                conn.execute("PRAGMA journal_mode=WAL")
-    except sqlite3.Error as exc:
-        raise failure(f"sqlite:///{db}", str(exc)) from None
+    """Put the store in WAL mode (it stays in the file).
+
+    The switch needs the file to itself, and SQLite does not wait for that: while
+    another program reads or writes it (a plain Optuna client, a dashboard), the
+    switch is tried again for up to :data:`SQLITE_TIMEOUT` seconds.
+    """
+    deadline = time.monotonic() + SQLITE_TIMEOUT
+    while True:
+        try:
+            with contextlib.closing(sqlite3.connect(db, timeout=SQLITE_TIMEOUT)) as conn:
+                if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise failure(f"sqlite:///{db}", str(exc)) from None
+            time.sleep(0.05)
+        except sqlite3.Error as exc:
+            raise failure(f"sqlite:///{db}", str(exc)) from None
 
 
 def sync_at_checkpoints(engine) -> None:
@@ -121,23 +139,83 @@ def check_health(db: Path, immutable: bool) -> None:
 
     Nothing writes to an existing store before this and the command's own checks
     have passed (WAL comes later, from :func:`use_wal`), so a refused command
-    leaves the file byte for byte as it was.
+    leaves the file byte for byte as it was. A store another program is creating
+    (Optuna's tables and version rows come one after another) is waited for, not
+    taken for a damaged one.
     """
     if db.stat().st_size == 0:
         return  # an empty file: SQLite makes it a new database
+    url = f"sqlite:///{db}"
+    problems, tables = _read_health(db, immutable)
+    if problems != ["ok"]:
+        raise failure(url, "; ".join(problems))
+    if not immutable and _unfinished(tables):
+        wait_while_created(db)
+        problems, tables = _read_health(db, immutable)
+        if problems != ["ok"]:
+            raise failure(url, "; ".join(problems))
+    check_tables(url, tables)
+
+
+def wait_while_created(db: Path) -> None:
+    """Wait while another program creates the store's schema (until it is whole, or stays as it is).
+
+    Returns at once for a finished store; a store whose unfinished schema stops
+    changing for :data:`CREATION_QUIET` seconds is left to the caller's checks.
+    """
+    state = _creation_state(db)
+    quiet_since = started = time.monotonic()
+    while _unfinished(state[0], stamped=state[1]):
+        now = time.monotonic()
+        if now - quiet_since > CREATION_QUIET or now - started > CREATION_LIMIT:
+            return
+        time.sleep(0.05)
+        now_state = _creation_state(db)
+        if now_state != state:
+            state, quiet_since = now_state, time.monotonic()
+
+
+def _unfinished(tables: set[str] | frozenset[str], stamped: bool = True) -> bool:
+    """Whether Optuna's schema is begun but not finished: some of its tables, and no other."""
+    return bool(tables) and tables <= OPTUNA_TABLES and not (tables >= OPTUNA_TABLES and stamped)
+
+
+def _creation_state(db: Path) -> tuple[frozenset[str], bool, tuple]:
+    """(the tables, whether the version rows are written, the files' sizes and times)."""
+    files = tuple(
+        (info.st_size, info.st_mtime_ns)
+        for suffix in ("", "-journal", "-wal")
+        if (info := _stat(Path(f"{db}{suffix}"))) is not None
+    )
+    try:
+        with contextlib.closing(_connect(db, immutable=False)) as conn:
+            tables = frozenset(_tables(conn))
+            stamped = tables >= {"version_info", "alembic_version"} and all(
+                conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone()
+                for table in ("version_info", "alembic_version")
+            )
+    except sqlite3.Error:
+        return frozenset(), False, files  # being written: look again
+    return tables, stamped, files
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except OSError:
+        return None
+
+
+def _read_health(db: Path, immutable: bool) -> tuple[list[str], set[str]]:
+    """``PRAGMA quick_check``'s first problems (["ok"] when none) and the store's tables."""
     # Only SQLite opens the file: closing any other descriptor of it (Python's open()) would drop
     # every POSIX lock this process's SQLite connections hold on it (the dashboard of
     # `hpo launch --dashboard` opens the store beside the launcher's connections), and a worker
     # could then delete the WAL file with trials in it.
     url = f"sqlite:///{db}"
-    uri = f"file:{quote(str(db.resolve()))}{'?immutable=1' if immutable else ''}"
     try:
-        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=SQLITE_TIMEOUT)) as conn:
-            problems = [row[0] for row in conn.execute("PRAGMA quick_check(3)")]
-            tables = {
-                row[0]
-                for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
-            }
+        with contextlib.closing(_connect(db, immutable)) as conn:
+            return [row[0] for row in conn.execute("PRAGMA quick_check(3)")], _tables(conn)
     except sqlite3.DatabaseError as exc:
         if "not a database" in str(exc):
             raise DamagedStoreError(
@@ -147,9 +225,15 @@ def check_health(db: Path, immutable: bool) -> None:
         raise failure(url, str(exc)) from None
     except sqlite3.Error as exc:
         raise failure(url, str(exc)) from None
-    if problems != ["ok"]:
-        raise failure(url, "; ".join(problems))
-    check_tables(url, tables)
+
+
+def _connect(db: Path, immutable: bool) -> sqlite3.Connection:
+    uri = f"file:{quote(str(db.resolve()))}{'?immutable=1' if immutable else ''}"
+    return sqlite3.connect(uri, uri=True, timeout=SQLITE_TIMEOUT)
+
+
+def _tables(conn: sqlite3.Connection) -> set[str]:
+    return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
 def immutable_url(db: Path) -> str:

@@ -25,6 +25,7 @@ from hpo.sqlite_store import (
     sqlite_lock,
     switch_to_wal,
     sync_at_checkpoints,
+    wait_while_created,
     writable,
 )
 from hpo.store_errors import (
@@ -160,10 +161,7 @@ def open_storage(
                 check_health(db, immutable)
                 if immutable:
                     opened = immutable_url(db)
-            with warnings_silenced():
-                storage = optuna.storages.RDBStorage(
-                    opened, engine_kwargs=engine_kwargs, skip_table_creation=not create, **kwargs
-                )
+            storage = _rdb_storage(opened, db, engine_kwargs, create, kwargs)
             if db is not None and not immutable:
                 sync_at_checkpoints(storage.engine)
             return storage
@@ -186,6 +184,32 @@ def open_storage(
                 f"{mask(url)} holds no study store yet: run `hpo launch` with this --storage first"
             ) from None
         raise failure(url, reason) from None
+
+
+def _rdb_storage(url: str, db: Path | None, engine_kwargs: dict, create: bool, kwargs: dict):
+    """Optuna's storage on ``url``, which creates its tables and version rows when missing.
+
+    A plain Optuna client creating the same SQLite store at the same moment (it takes
+    no hpo lock) can make that creation fail on a table or row the other one just
+    wrote; the store is then waited for and opened again, not reported as failed.
+    """
+    import optuna
+    from sqlalchemy.exc import SQLAlchemyError
+
+    tries = 3
+    while True:
+        try:
+            with warnings_silenced():
+                return optuna.storages.RDBStorage(
+                    url, engine_kwargs=engine_kwargs, skip_table_creation=not create, **kwargs
+                )
+        except (SQLAlchemyError, optuna.exceptions.StorageInternalError) as exc:
+            reason = str(getattr(exc, "orig", None) or exc.__cause__ or exc)
+            raced = "already exists" in reason or "UNIQUE constraint failed" in reason
+            tries -= 1
+            if db is None or not raced or not tries:
+                raise
+            wait_while_created(db)
 
 
 def _check_server_tables(url: str, engine_kwargs: dict) -> None:

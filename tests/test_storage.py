@@ -4,10 +4,14 @@ exit 2, and leaves the store file byte for byte as it was."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
 import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import optuna
@@ -172,6 +176,97 @@ def test_a_damaged_store_in_a_real_process(tmp_path, healthy):
         result = run_hpo(*args, cwd=tmp_path, timeout=120)
         assert result.returncode == 2 and "is damaged" in error_line(result)
     assert file_digest(db) == before
+
+
+# ------------------------------------------------- a store another program is creating
+
+#: A plain Optuna client creating a store (no hpo lock), slowed by ``argv[1]`` seconds after
+#: each statement that writes the schema; it starts when the store holds ``argv[2]`` tables.
+PLAIN_CREATOR = """
+import sqlite3, sys, time
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+import optuna
+
+@event.listens_for(Engine, "after_cursor_execute")
+def _slowly(conn, cursor, statement, parameters, context, executemany):
+    if statement.lstrip().upper().startswith(("CREATE", "INSERT")):
+        time.sleep(float(sys.argv[1]))
+
+def tables():
+    try:
+        with sqlite3.connect("file:studies.db?mode=ro", uri=True) as conn:
+            return len(conn.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall())
+    except sqlite3.Error:
+        return 0
+
+while tables() < int(sys.argv[2]):
+    time.sleep(0.005)
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+optuna.create_study(study_name="plain", storage="sqlite:///studies.db")
+"""
+
+
+def _tables(db: Path) -> set[str]:
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.Error:
+        return set()
+
+
+def _plain_creator(folder: Path, pause: float, start_at: int) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-c", PLAIN_CREATOR, str(pause), str(start_at)],
+        cwd=folder,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_a_store_a_plain_optuna_client_is_creating_is_waited_for(tmp_path):
+    """Seen under load: hpo called such a store damaged (table alembic_version missing)."""
+    db = tmp_path / "studies.db"
+    creator = _plain_creator(tmp_path, 0.15, 0)
+    deadline = time.monotonic() + 60
+    while not _tables(db) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    caught = _tables(db)
+    result = run_main("create", "--study", "digits-cnn", cwd=tmp_path)
+    assert creator.wait(timeout=120) == 0, creator.stderr.read()
+    assert caught and "alembic_version" not in caught  # hpo came in the middle of it
+    assert result.returncode == 0, result.stderr
+    names = optuna.get_all_study_names(f"sqlite:///{db}")
+    assert sorted(names) == ["digits-cnn", "plain"]
+
+
+def test_a_store_hpo_creates_while_a_plain_optuna_client_creates_it_too(tmp_path):
+    """The client writes the tables hpo was about to write: hpo waits and opens it again."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from hpo.storage import open_storage
+
+    def slowly(conn, cursor, statement, *_):
+        if threading.current_thread().name == "hpo" and statement.lstrip().startswith("CREATE"):
+            time.sleep(0.3)  # hpo's own schema, one statement at a time
+
+    db = tmp_path / "studies.db"
+    creator = _plain_creator(tmp_path, 0, 2)  # all at once, when hpo has made two tables
+    opened: list = []
+    hpo = threading.Thread(
+        target=lambda: opened.append(open_storage(f"sqlite:///{db}", create=True)), name="hpo"
+    )
+    event.listen(Engine, "after_cursor_execute", slowly)
+    try:
+        hpo.start()
+        hpo.join(timeout=120)
+    finally:
+        event.remove(Engine, "after_cursor_execute", slowly)
+    assert creator.wait(timeout=120) == 0, creator.stderr.read()
+    assert len(opened) == 1  # no error in the thread
+    assert [s.study_name for s in opened[0].get_all_studies()] == ["plain"]
+    opened[0].engine.dispose()
 
 
 # --------------------------------------------------------------------------- read-only stores
