@@ -31,9 +31,12 @@ def is_chatter(line: str) -> bool:
 
 
 def import_tensorflow() -> ModuleType:
-    """``import tensorflow``, with what it prints while starting up filtered out of stderr."""
+    """``import tensorflow``, with what it prints while starting up filtered out of stderr, and
+    its C++ log quiet from then on (errors only, unless ``TF_CPP_MIN_LOG_LEVEL``
+    says otherwise)."""
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as caught:

@@ -89,7 +89,6 @@ def configure_tensorflow(threads: int | None) -> None:
     Workers sharing a machine each get a slice of the cores; without this every
     process sizes its thread pools to the whole machine and they fight.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     if threads:
         os.environ["OMP_NUM_THREADS"] = str(threads)
