@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -303,6 +304,9 @@ def _run(
         **engine.environment(),
     }
     first = studies.claim_launch(study, storage) * STREAMS_PER_LAUNCH
+    launcher = f"{socket.gethostname()}:{os.getpid()}"
+    studies.mark_live_launch(study, launcher)  # from now on `hpo delete` refuses the study
+    marked = [time.monotonic()]
     streams = iter(range(first + 1, first + STREAMS_PER_LAUNCH))
     progress = Progress(done + remaining, config.name, stream=progress_stream, start_done=done)
     common = hpo_command(
@@ -327,7 +331,17 @@ def _run(
                 command += ["--deadline", f"{deadline:.3f}"]
         return start_process(command, env, progress, stdout=subprocess.DEVNULL)
 
-    def helper_failed() -> str | None:
+    def check() -> str | None:
+        """Why the launch must stop now, if it must; and the study marked as run by it."""
+        if not studies.still_stored(study, storage):
+            return (
+                f"study {config.name!r} was deleted from {store.mask(url)} while this launch ran "
+                "(by another program: hpo delete refuses a study a launch runs); its workers are "
+                "stopped, and running the same command starts the study anew."
+            )
+        if time.monotonic() - marked[0] >= studies.LAUNCH_BEAT:
+            studies.mark_live_launch(study, launcher)
+            marked[0] = time.monotonic()
         if any(p.poll() not in (None, 0) for p in helpers_procs):
             return (
                 f"the {engine.helper_name} process stopped (see its messages above); run the "
@@ -336,6 +350,7 @@ def _run(
         return None
 
     def after_stop(procs: list[subprocess.Popen]) -> None:
+        studies.mark_live_launch(study, None)
         stop_processes(helpers_procs)
         studies.fail_orphans(study, {p.pid for p in procs if p.poll() is not None})
         studies.reap_stale_trials(study)
@@ -348,7 +363,7 @@ def _run(
         echo,
         workers=n,
         restarts_allowed=2 * n,
-        check=helper_failed,
+        check=check,
         after_stop=after_stop,
     )
     counts = studies.counts(study)

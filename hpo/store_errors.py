@@ -11,7 +11,13 @@ from __future__ import annotations
 import os
 import sqlite3
 
-from hpo.errors import DamagedStoreError, HpoError, NotWritableError, StorageError
+from hpo.errors import (
+    DamagedStoreError,
+    HpoError,
+    NotWritableError,
+    StorageError,
+    StudyNotFoundError,
+)
 from hpo.store_url import mask, resolve_url, sqlite_path
 
 SQLITE_TIMEOUT = 120  # seconds a SQLite writer waits for the lock
@@ -143,6 +149,12 @@ def store_failure(exc: BaseException) -> HpoError | None:
         return failure(url, str(getattr(cause, "orig", None) or cause).splitlines()[0])
     if isinstance(cause, (sqlite3.Error, optuna.exceptions.StorageInternalError)):
         return failure(url, str(cause).splitlines()[0] if str(cause) else type(cause).__name__)
+    if isinstance(exc, KeyError) and "Record does not exist" in str(exc) and _raised_in_store(exc):
+        return StudyNotFoundError(  # Optuna's word for a study or trial id no longer stored
+            f"the study store {mask(url)} no longer holds the study (or trial) this command was "
+            "using: another process deleted it while the command ran; `hpo studies` lists what "
+            "the store holds"
+        )
     if isinstance(
         exc, (ValueError, UnicodeDecodeError, RuntimeError, KeyError, TypeError)
     ) and _raised_in_store(exc):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,7 @@ CONFIG_ATTR = "hpo_config"  # the search settings (StudyConfig.to_dict), written
 DATA_ATTR = "hpo_data"  # the search data: sha256, source, image shape, classes, split audit
 TARGET_ATTR = "hpo_target"  # the trial total of the latest launch; `hpo worker` defaults to it
 LAUNCHES_ATTR = "hpo_launches"  # how many launches have started workers on the study
+LIVE_LAUNCH_ATTR = "hpo_live_launch"  # the launch running workers now: {"by": host:pid, "at": s}
 CONFIRM_SETTINGS_ATTR = "hpo_confirm"  # (top, seeds) asked for by `hpo confirm`
 MODEL_FILE_ATTR = "hpo_model_sha256"  # a model function's file, as the latest launch read it
 SWEEP_ATTR = "hpo_sweep"  # the settings of an `hpo sweep` (such a study is not a search)
@@ -49,6 +51,8 @@ TRIAL_MODEL_FILE_ATTR = "model_sha256"  # the model function's file that built t
 _INHERITED = (ARCH_ATTR, CONFIRM_ATTR)
 
 FINISHED = ("COMPLETE", "PRUNED")
+LAUNCH_BEAT = 10  # seconds between a live launch's marks (LIVE_LAUNCH_ATTR)
+LAUNCH_GRACE = 3 * LAUNCH_BEAT  # a mark older than this is a launch that was killed
 #: Why a trial failed when its worker vanished (SIGKILL, a lost machine) without saying so.
 STALE_REASON = "its worker stopped sending heartbeats (killed, or its machine was lost)"
 INTERRUPTED = "interrupted: the worker was stopped"
@@ -359,6 +363,37 @@ def claim_launch(study, storage) -> int:
     finally:
         lock.release()
     return number
+
+
+def mark_live_launch(study, by: str | None) -> bool:
+    """Mark the study as run by the launch ``by`` (host:pid) now; None: its launch has ended.
+
+    A launch marks it while its workers start and every :data:`LAUNCH_BEAT` seconds,
+    so ``hpo delete`` sees it before any trial runs. False when the study is no
+    longer in the store.
+    """
+    try:
+        study.set_user_attr(LIVE_LAUNCH_ATTR, {"by": by, "at": time.time()} if by else None)
+    except KeyError:  # deleted meanwhile
+        return False
+    return True
+
+
+def live_launch(study) -> tuple[str, float] | None:
+    """(host:pid, seconds since its last mark) of the launch running the study now, if any."""
+    mark = study.user_attrs.get(LIVE_LAUNCH_ATTR)
+    if not isinstance(mark, dict) or not mark.get("by"):
+        return None
+    age = time.time() - float(mark.get("at", 0))
+    return (str(mark["by"]), max(age, 0.0)) if age < LAUNCH_GRACE else None
+
+
+def still_stored(study, storage) -> bool:
+    """Whether the study is still in the store (another process may have deleted it)."""
+    try:
+        return storage.get_study_id_from_name(study.study_name) == optuna_internals.study_id(study)
+    except KeyError:
+        return False
 
 
 def reap_stale_trials(study) -> int:

@@ -11,7 +11,8 @@ import warnings
 from pathlib import Path
 
 import optuna
-from runner import error_line, file_digest, hpo_env, run_main
+import pytest
+from runner import PLAIN, error_line, file_digest, hpo_env, run_main, start_hpo
 from test_export import GOOD_PARAMS, make_study, trial
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -112,3 +113,67 @@ def test_delete_of_an_unknown_study(tmp_path):
     make_study(tmp_path, [])
     result = run_main("delete", "--study", "nope", "--yes", cwd=tmp_path)
     assert result.returncode == 2 and "no study named 'nope'" in error_line(result)
+
+
+def test_delete_refuses_a_study_a_live_launch_runs_before_any_trial(tmp_path):
+    """It was accepted while the launch's workers started: the launch then said "damaged"."""
+    from hpo.study import LAUNCH_GRACE, LIVE_LAUNCH_ATTR, mark_live_launch
+
+    url = make_study(tmp_path, [])
+    study = optuna.load_study(study_name="digits-cnn", storage=url)
+    assert mark_live_launch(study, "host:4242")  # what a launch does as its workers start
+    study._storage._backend.engine.dispose()  # as a launch's own process would hold it
+    before = file_digest(tmp_path / "studies.db")
+    result = run_main("delete", "--study", "digits-cnn", "--yes", cwd=tmp_path)
+    assert result.returncode == 2
+    assert error_line(result).startswith(
+        "Error: study 'digits-cnn' is being run by a launch (host:4242, seen 0 s ago): stop it "
+        "first (Ctrl-C the launch), then delete it"
+    )
+    assert file_digest(tmp_path / "studies.db") == before
+    killed = {"by": "host:4242", "at": time.time() - LAUNCH_GRACE - 1}  # its marks stopped
+    study.set_user_attr(LIVE_LAUNCH_ATTR, killed)
+    result = run_main("delete", "--study", "digits-cnn", "--yes", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert _names(tmp_path) == []
+    assert not mark_live_launch(study, "host:4242")  # a deleted study cannot be marked
+
+
+def test_a_study_deleted_under_a_command_is_not_called_damaged(tmp_path):
+    """Optuna's "Record does not exist" for a study deleted meanwhile said "restore a backup"."""
+    from hpo.storage import store_failure
+
+    url = make_study(tmp_path, [])
+    study = optuna.load_study(study_name="digits-cnn", storage=url)
+    optuna.delete_study(study_name="digits-cnn", storage=url)
+    try:
+        study.set_user_attr("x", 1)
+    except KeyError as exc:
+        failure = store_failure(exc)
+    assert failure is not None and "damaged" not in str(failure)
+    assert "no longer holds the study (or trial) this command was using: another process " in str(
+        failure
+    )
+
+
+@pytest.mark.slow
+def test_a_launch_refuses_delete_and_says_when_its_study_was_deleted(tmp_path):
+    """Before any trial: `hpo delete` is refused; a study deleted by another program is named."""
+    proc = start_hpo(
+        "launch", "--trials", "2", "--workers", "1", "--epochs", "1", *PLAIN, cwd=tmp_path
+    )
+    seen = ""
+    deadline = time.monotonic() + 120
+    while "Starting" not in seen and time.monotonic() < deadline:
+        seen += proc.stderr.readline()
+    assert "Starting 1 worker(s)" in seen, seen
+    refused = run_main("delete", "--study", "digits-cnn", "--yes", cwd=tmp_path)
+    assert refused.returncode == 2
+    assert "is being run by a launch" in error_line(refused)
+    optuna.delete_study(study_name="digits-cnn", storage=f"sqlite:///{tmp_path / 'studies.db'}")
+    _, rest = proc.communicate(timeout=120)
+    assert proc.returncode == 1, seen + rest
+    assert (
+        "Error: study 'digits-cnn' was deleted from sqlite:///studies.db while this launch ran"
+    ) in rest
+    assert "damaged" not in rest and "Traceback" not in rest

@@ -57,11 +57,26 @@ def delete(study, storage, kt_dir, yes):
     from hpo import storage as store
     from hpo.backends.keras_tuner import DEFAULT_DIR
     from hpo.errors import ConfigError, NotWritableError
-    from hpo.study import WORKER_ATTR, counts, describe_counts, live_running_trials
+    from hpo.study import (
+        LAUNCH_GRACE,
+        WORKER_ATTR,
+        counts,
+        describe_counts,
+        live_launch,
+        live_running_trials,
+    )
 
     url = store.resolve_url(storage)
     st = store.open_storage(url, create=False, write=True)
     found = store.load_study(study, st)
+    launch = live_launch(found)  # its workers may be starting, with no trial running yet
+    if launch is not None:
+        by, age = launch
+        raise ConfigError(
+            f"study {study!r} is being run by a launch ({by}, seen {age:.0f} s ago): stop it "
+            f"first (Ctrl-C the launch), then delete it; a launch that was killed counts as "
+            f"stopped {LAUNCH_GRACE} s after it was last seen"
+        )
     live = live_running_trials(found)
     if live:
         workers = ", ".join(sorted({str(t.user_attrs.get(WORKER_ATTR, "?")) for t in live}))
