@@ -242,3 +242,27 @@ def test_a_full_standard_output_is_one_error_line(with_study, command):
         "goes, or send it to another file"
     )
     assert _is_device(full, "full")
+
+
+def test_a_standard_output_whose_reader_stopped_is_one_error_line(with_study):
+    """`hpo best | head -0`: the pipe's reader is gone before hpo writes (EPIPE)."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "hpo", "best", "--study", "digits-cnn"],
+            cwd=with_study,
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=hpo_env(),
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert result.returncode == 2
+    assert error_line(result) == (
+        "Error: cannot write to standard output (Broken pipe): the program reading it stopped "
+        "before the end"
+    )
