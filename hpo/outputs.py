@@ -120,13 +120,9 @@ def _streamed(mode: int) -> bool:
 
 
 def _kind(mode: int) -> str:
-    return (
-        "block device"
-        if stat.S_ISBLK(mode)
-        else "socket"
-        if stat.S_ISSOCK(mode)
-        else "special file"
-    )
+    if stat.S_ISBLK(mode):
+        return "block device"  # a disk: never written over by an export
+    return "socket" if stat.S_ISSOCK(mode) else "special file"
 
 
 def _target(path: Path) -> Path:
