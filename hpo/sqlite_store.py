@@ -147,13 +147,11 @@ def check_health(db: Path, immutable: bool) -> None:
         return  # an empty file: SQLite makes it a new database
     url = f"sqlite:///{db}"
     problems, tables = _read_health(db, immutable)
-    if problems != ["ok"]:
-        raise failure(url, "; ".join(problems))
-    if not immutable and _unfinished(tables):
+    if problems == ["ok"] and not immutable and _unfinished(tables):
         wait_while_created(db)
         problems, tables = _read_health(db, immutable)
-        if problems != ["ok"]:
-            raise failure(url, "; ".join(problems))
+    if problems != ["ok"]:
+        raise failure(url, "; ".join(problems))
     check_tables(url, tables)
 
 
@@ -165,7 +163,7 @@ def wait_while_created(db: Path) -> None:
     """
     state = _creation_state(db)
     quiet_since = started = time.monotonic()
-    while _unfinished(state[0], stamped=state[1]):
+    while state[0] is None or _unfinished(state[0], stamped=state[1]):
         now = time.monotonic()
         if now - quiet_since > CREATION_QUIET or now - started > CREATION_LIMIT:
             return
@@ -180,8 +178,11 @@ def _unfinished(tables: set[str] | frozenset[str], stamped: bool = True) -> bool
     return bool(tables) and tables <= OPTUNA_TABLES and not (tables >= OPTUNA_TABLES and stamped)
 
 
-def _creation_state(db: Path) -> tuple[frozenset[str], bool, tuple]:
-    """(the tables, whether the version rows are written, the files' sizes and times)."""
+def _creation_state(db: Path) -> tuple[frozenset[str] | None, bool, tuple]:
+    """(the tables, whether the version rows are written, the files' sizes and times).
+
+    The tables are None while the file cannot be read (it is being written).
+    """
     files = tuple(
         (info.st_size, info.st_mtime_ns)
         for suffix in ("", "-journal", "-wal")
@@ -195,7 +196,7 @@ def _creation_state(db: Path) -> tuple[frozenset[str], bool, tuple]:
                 for table in ("version_info", "alembic_version")
             )
     except sqlite3.Error:
-        return frozenset(), False, files  # being written: look again
+        return None, False, files
     return tables, stamped, files
 
 
