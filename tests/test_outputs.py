@@ -178,6 +178,7 @@ def test_an_output_through_a_symlink_writes_the_file_it_names(with_study):
         assert os.readlink(with_study / link) == f"kept/{target}"
     assert real.read_text().startswith("format: hpo-config/1")
     assert stat.S_IMODE(real.stat().st_mode) == 0o640  # the file keeps its permissions
+
     def exported(path: Path) -> list[str]:  # the two exports may be a second apart
         return [line for line in path.read_text().splitlines() if "exported_at" not in line]
 
