@@ -24,13 +24,19 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hpo import optuna_internals
-from hpo.study import ARCH_ATTR, CONFIRM_ATTR, CONFIRM_SETTINGS_ATTR, with_user_attr
+from hpo.study import (
+    ARCH_ATTR,
+    CONFIRM_ATTR,
+    CONFIRM_SETTINGS_ATTR,
+    TRAINING_ATTR,
+    with_user_attr,
+)
 
 if TYPE_CHECKING:
     from hpo.config import StudyConfig
 
 #: Copied from the original to each re-run, so it trains the same network.
-_COPIED_ATTRS = (ARCH_ATTR,)
+_COPIED_ATTRS = (ARCH_ATTR, TRAINING_ATTR)
 _MAX_ATTEMPTS = 2  # re-runs tried per missing run before giving up on a configuration
 
 

@@ -25,6 +25,7 @@ from hpo.schemas.hpo_config import (
     load_configs,
 )
 from hpo.study import (
+    TRAINING_ATTR,
     TRIAL_MODEL_FILE_ATTR,
     counts,
     describe_counts,
@@ -135,7 +136,8 @@ def configs_from_study(
     for candidate in trials:
         trial = candidate.trial
         attrs = trial.user_attrs
-        settings = settings_for(config, trial.params, attrs.get("seed", config.seed + trial.number))
+        seed = attrs.get("seed", config.seed + trial.number)
+        settings = settings_for(config, trial.params, seed, attrs.get(TRAINING_ATTR))
         epochs = int(attrs.get("epochs", settings.epochs))  # as run, early stop included
         cycles = tuple(c for c in settings.cycles if c < epochs)
         metrics = {k: attrs[k] for k in _METRICS if k in attrs}

@@ -85,9 +85,14 @@ def versions() -> dict[str, str]:
     return out
 
 
-def settings_for(config: StudyConfig, params: Mapping[str, Any], seed: int) -> TrainSettings:
+def settings_for(
+    config: StudyConfig,
+    params: Mapping[str, Any],
+    seed: int,
+    training: Mapping[str, Any] | None = None,
+) -> TrainSettings:
     """Training settings: the trial's parameters, else the study's, else the defaults."""
-    merged = {**TRAINING_DEFAULTS, **params}
+    merged = {**TRAINING_DEFAULTS, **(training or {}), **params}
     epochs = int(params.get("epochs", config.epochs))
     cosine = merged["lr_schedule"] == "cosine"
     return TrainSettings(
@@ -164,6 +169,7 @@ def evaluate(
     on_epoch: EpochCallback | None = None,
     arch: Architecture | TrialModel | None = None,
     should_stop: Callable[[], bool] | None = None,
+    training: Mapping[str, Any] | None = None,
 ) -> tuple[TrainResult, dict[str, Any]]:
     """Train one configuration; return the result and its metrics record.
 
@@ -184,7 +190,7 @@ def evaluate(
         n_params = arch.count_params(input_shape)
     if config.max_params is not None and n_params > config.max_params:
         raise Infeasible(f"{n_params:,} parameters is over --max-params {config.max_params:,}")
-    settings = settings_for(config, params, seed)
+    settings = settings_for(config, params, seed, training)
     if config.cv:
         result, folds = _cross_validate(config, data, arch, settings, should_stop)
     else:

@@ -47,8 +47,11 @@ ENQUEUED_ATTR = "enqueued"  # the label of a queued warm start ("defaults", a mo
 PRUNED_AT_ATTR = "pruned_at_epoch"  # the epoch at which the pruner stopped a trial
 REQUEUED_ATTR = "requeued_from"  # a stopped trial's configuration queued again: its number
 TRIAL_MODEL_FILE_ATTR = "model_sha256"  # the model function's file that built the trial's network
+#: A warm start's training settings that its trial's parameters do not carry (the space does not
+#: search them): a cosine schedule, weight decay, ... as the exported configuration trained.
+TRAINING_ATTR = "hpo_training"
 #: Attributes a queued retry inherits, so it trains the same network and stays what it was.
-_INHERITED = (ARCH_ATTR, CONFIRM_ATTR)
+_INHERITED = (ARCH_ATTR, TRAINING_ATTR, CONFIRM_ATTR)
 
 FINISHED = ("COMPLETE", "PRUNED")
 LAUNCH_BEAT = 10  # seconds between a live launch's marks (LIVE_LAUNCH_ATTR)

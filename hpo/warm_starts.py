@@ -13,11 +13,16 @@ from collections.abc import Sequence
 
 from hpo.config import StudyConfig
 from hpo.errors import ConfigError
-from hpo.study import ARCH_ATTR, ENQUEUED_ATTR, enqueued_labels
+from hpo.study import ARCH_ATTR, ENQUEUED_ATTR, TRAINING_ATTR, enqueued_labels
 
 
 def _known(source: str):
-    """(label, architecture, training settings) for each configuration a name or YAML file gives."""
+    """(label, architecture, training settings) for each configuration a name or YAML file gives.
+
+    The settings are every one a configuration trains with (:data:`hpo.models.TRAINING_DEFAULTS`'
+    keys: optimizer, rate, batch size, schedule, warm-up, weight decay, label smoothing), and
+    its epochs.
+    """
     from hpo.models import NAMED_MODELS
 
     if source in NAMED_MODELS:
@@ -29,17 +34,13 @@ def _known(source: str):
             f"({', '.join(NAMED_MODELS)}) nor a .yaml file from `hpo export`"
         )
     from hpo.export import load_configs
+    from hpo.models import TRAINING_DEFAULTS
 
     return [
         (
             c.name,
             c.architecture,
-            {
-                "optimizer": c.training.optimizer,
-                "epochs": c.training.epochs,
-                "learning_rate": c.training.learning_rate,
-                "batch_size": c.training.batch_size,
-            },
+            {key: getattr(c.training, key) for key in (*TRAINING_DEFAULTS, "epochs")},
         )
         for c in load_configs(source)
     ]
@@ -85,9 +86,13 @@ def enqueue_known(
 
     The trial trains that exact architecture; training parameters the study
     searches (learning rate, batch size, ...) take the model's values when they
-    are in range. A configuration already queued or run under the same label is
-    not queued twice, so re-running a launch does not repeat it.
+    are in range, and the settings it does not search (a cosine schedule, weight
+    decay, ... when the space lacks them) travel with the trial (``TRAINING_ATTR``).
+    Its epochs stay the study's budget. A configuration already queued or run under
+    the same label is not queued twice, so re-running a launch does not repeat it.
     """
+    from hpo.models import TRAINING_DEFAULTS
+
     check_known(source, config, input_shape)
     space = config.validate()
     done = enqueued_labels(study)
@@ -96,7 +101,11 @@ def enqueue_known(
         if label in done:
             continue
         params = {k: v for k, v in training.items() if k in space and space[k].contains(v)}
-        study.enqueue_trial(params, user_attrs={ARCH_ATTR: arch.to_dict(), ENQUEUED_ATTR: label})
+        attrs = {ARCH_ATTR: arch.to_dict(), ENQUEUED_ATTR: label}
+        fixed = {k: v for k, v in training.items() if k in TRAINING_DEFAULTS and k not in space}
+        if fixed:
+            attrs[TRAINING_ATTR] = fixed
+        study.enqueue_trial(params, user_attrs=attrs)
         done.add(label)
         queued.append(label)
     return queued

@@ -562,3 +562,79 @@ def test_a_study_whose_stored_settings_cannot_run_points_to_delete(tmp_path):
     assert file_digest(tmp_path / "studies.db") == before
     assert run_main("delete", "--study", "digits-cnn", "--yes", cwd=tmp_path).returncode == 0
     assert run_main("create", cwd=tmp_path).returncode == 0
+
+
+#: An exported configuration trained with a cosine schedule, warm-up, weight decay and label
+#: smoothing: a warm start from it used to keep only optimizer, rate, batch size and epochs.
+_RECIPE = {
+    "optimizer": "adam",
+    "learning_rate": 0.002,
+    "batch_size": 32,
+    "lr_schedule": "cosine",
+    "warmup_epochs": 1,
+    "weight_decay": 0.0001,
+    "label_smoothing": 0.1,
+}
+
+
+def _recipe_yaml(folder: Path) -> str:
+    training = ", ".join(f"{k}: {v}" for k, v in _RECIPE.items())
+    (folder / "best.yaml").write_text(
+        "configs:\n- name: recipe\n  model: digits-cnn-uci\n  dataset: {name: digits}\n"
+        f"  training: {{epochs: 30, {training}}}\n"
+    )
+    return "best.yaml"
+
+
+def _narrow_study(folder: Path) -> str:
+    """A study whose space searches the rate and batch size only, not the schedule and the rest."""
+    (folder / "narrow.yaml").write_text(
+        "name: narrow\ndataset: digits\nmodel: cnn\n"
+        "search_space: [filters, learning_rate, batch_size]\n"
+    )
+    return "narrow.yaml"
+
+
+def test_a_warm_start_keeps_every_training_setting_of_its_configuration(tmp_path, monkeypatch):
+    """Searched settings are its trial's parameters; the others travel with the trial."""
+    from hpo.config import builtin, load_yaml
+    from hpo.launch import prepare_study
+    from hpo.study import TRAINING_ATTR
+
+    monkeypatch.chdir(tmp_path)
+    source = _recipe_yaml(tmp_path)
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    for config in (builtin("digits-cnn"), load_yaml(_narrow_study(tmp_path))):
+        study, *_ = prepare_study(config, url, lambda _: None, [source], target=3)
+        (queued,) = [
+            t
+            for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+            if t.user_attrs.get("enqueued") == "recipe"
+        ]
+        space = config.validate()
+        carried = queued.user_attrs.get(TRAINING_ATTR, {})
+        params = queued.system_attrs[
+            "fixed_params"
+        ]  # a queued trial's parameters, as Optuna keeps them
+        assert {**carried, **params}.items() >= _RECIPE.items(), config.name
+        assert set(carried).isdisjoint(space), config.name  # searched ones are parameters
+        if config.name == "narrow":
+            assert carried["lr_schedule"] == "cosine" and carried["label_smoothing"] == 0.1
+        assert "epochs" not in carried  # the study's budget decides a trial's epochs
+
+
+@pytest.mark.slow
+def test_a_warm_started_trial_trains_and_exports_with_its_configuration_settings(tmp_path):
+    source, study_file = _recipe_yaml(tmp_path), _narrow_study(tmp_path)
+    launch = ["launch", "--config", study_file, "--trials", "1", "--epochs", "2"]
+    result = run_hpo(*launch, "--enqueue", source, *PLAIN, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (trial,) = load(tmp_path, "narrow").get_trials()
+    assert trial.state == TrialState.COMPLETE and trial.user_attrs["enqueued"] == "recipe"
+    exported = run_hpo("export", "--study", "narrow", cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    import yaml
+
+    (config,) = yaml.safe_load(exported.stdout)["configs"]
+    assert {k: config["training"][k] for k in _RECIPE} == _RECIPE
+    assert config["training"]["epochs"] == 2

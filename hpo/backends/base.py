@@ -119,10 +119,13 @@ class WorkerContext:
         config: StudyConfig | None = None,
         on_epoch: EpochCallback | None = None,
         arch=None,
+        training: Mapping[str, Any] | None = None,
     ) -> Outcome:
         """Train one trial's configuration; every way a trial can end becomes an Outcome.
 
-        An engine's pruning signal raised from ``on_epoch`` passes through.
+        ``arch`` and ``training`` are a warm start's fixed network and the training settings
+        its parameters do not carry. An engine's pruning signal raised from ``on_epoch``
+        passes through.
         """
         outcome = Outcome(params=dict(params))
 
@@ -142,6 +145,7 @@ class WorkerContext:
                 on_epoch=report,
                 arch=arch,
                 should_stop=lambda: self.stop_requested,
+                training=training,
             )
             outcome.history = result.val_history
         except Infeasible as exc:

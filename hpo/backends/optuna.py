@@ -185,6 +185,7 @@ class Worker:
                 self.config.seed + trial.number,
                 on_epoch=report if single else None,
                 arch=arch,
+                training=trial.user_attrs.get(studies.TRAINING_ATTR),
             )
         finally:
             reports.write()
