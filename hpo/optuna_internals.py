@@ -96,7 +96,10 @@ _USER_ATTRS = sa.table(
     sa.column("key"),
     sa.column("value_json"),
 )
-FINISHED_STATES = ("COMPLETE", "PRUNED", "FAIL")
+#: The trials a study's trial total counts: a failed trial is retried, so it does not count.
+COUNTED_STATES = ("COMPLETE", "PRUNED")
+#: The trials that ended, counted or not: no longer running or waiting.
+ENDED_STATES = (*COUNTED_STATES, "FAIL")
 #: The state as text: PostgreSQL keeps it as an enum type of its own, the others as strings.
 _STATE = sa.cast(_TRIALS.c.state, sa.String(16))
 
@@ -296,7 +299,7 @@ class NewTrials:
         if again:
             rows += read(_TRIALS.c.trial_id.in_(again))
         for id_, _, state, *_ in rows:
-            if _state(state) in FINISHED_STATES:
+            if _state(state) in ENDED_STATES:
                 self._unfinished.discard(id_)
                 self._last_finished = max(self._last_finished, id_)
             else:

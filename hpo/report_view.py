@@ -53,7 +53,7 @@ def plotted(study, limit: int | None = None) -> View:
     best = sorted(values, key=lambda row: (-row[2], row[1]))[: min(BEST_KEPT, limit // 2)]
     keep = {trial_id for trial_id, _, _ in best}
     keep |= set(optuna_internals.trial_ids(study, ("RUNNING",)) or ())
-    rest = sorted(set(optuna_internals.trial_ids(study, optuna_internals.FINISHED_STATES)) - keep)
+    rest = sorted(set(optuna_internals.trial_ids(study, optuna_internals.ENDED_STATES)) - keep)
     keep |= set(random.Random(0).sample(rest, max(0, min(len(rest), limit - len(keep)))))
     trials = optuna_internals.load_trials(study, keep)
     view = optuna_internals.study_of_trials(study, trials)

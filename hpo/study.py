@@ -53,7 +53,6 @@ TRAINING_ATTR = "hpo_training"
 #: Attributes a queued retry inherits, so it trains the same network and stays what it was.
 _INHERITED = (ARCH_ATTR, TRAINING_ATTR, CONFIRM_ATTR)
 
-FINISHED = ("COMPLETE", "PRUNED")
 LAUNCH_BEAT = 10  # seconds between a live launch's marks (LIVE_LAUNCH_ATTR)
 LAUNCH_GRACE = 3 * LAUNCH_BEAT  # a mark older than this is a launch that was killed
 #: Why a trial failed when its worker vanished (SIGKILL, a lost machine) without saying so.
@@ -242,7 +241,7 @@ class SearchCounter:
         if rows is None:
             return search_counts(study)
         for id_, _, state, of in rows:
-            if state in optuna_internals.FINISHED_STATES:
+            if state in optuna_internals.ENDED_STATES:
                 self._open.pop(id_, None)
                 self._finished[state, of is not None] += 1
             else:
@@ -281,7 +280,7 @@ def unfinished_before(study) -> int:
 def finished_news(study, after_number: int, seen: set[int]) -> list:
     """Trials numbered above ``after_number`` that finished and are not in ``seen`` (trial ids,
     updated here); only those are read."""
-    states = ("COMPLETE", "PRUNED", "FAIL")
+    states = optuna_internals.ENDED_STATES
     ids = optuna_internals.trial_ids(study, states, after_number)
     if ids is None:
         found = trials_in(study, states, after_number)
@@ -303,7 +302,7 @@ def enqueued_labels(study) -> set[str]:
 
 def finished(counts_by_state: dict[str, int]) -> int:
     """Finished trials (complete or pruned): what a study's trial total counts."""
-    return sum(counts_by_state.get(s, 0) for s in FINISHED)
+    return sum(counts_by_state.get(s, 0) for s in optuna_internals.COUNTED_STATES)
 
 
 def describe_counts(counts_by_state: dict[str, int]) -> str:

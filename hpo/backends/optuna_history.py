@@ -71,7 +71,7 @@ class TrialHistory:
                 self._running.add(id_)
                 continue
             self._running.discard(id_)
-            if state not in ("COMPLETE", "PRUNED"):
+            if state not in internals.COUNTED_STATES:
                 continue
             self._used += 1
             bisect.insort(self._latest, (number, id_))
