@@ -7,7 +7,6 @@ and reading it back (:func:`load_configs`), is :mod:`hpo.schemas.hpo_config`.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
@@ -29,6 +28,7 @@ from hpo.study import (
     TRIAL_MODEL_FILE_ATTR,
     counts,
     describe_counts,
+    pareto_front,
     retrain_key,
     searched_data,
     stored_config,
@@ -71,11 +71,7 @@ def best_trials(study, top: int) -> list[Candidate]:
             f"run `hpo launch --study {study.study_name}` until one completes"
         )
     if len(study.directions) > 1:
-        front = sorted(
-            study.best_trials,
-            key=lambda t: (-t.values[0], t.user_attrs.get("n_params", math.inf), t.number),
-        )
-        ranked = [Candidate(t, [t.values[0]]) for t in front]
+        ranked = [Candidate(t, [t.values[0]]) for t in pareto_front(study)]
     return ranked[:top]
 
 

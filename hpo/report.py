@@ -27,6 +27,7 @@ from hpo.study import (
     WORKER_ATTR,
     counts,
     data_summary,
+    pareto_front,
     with_user_attr,
 )
 
@@ -60,9 +61,7 @@ def _objective_names(study) -> list[str]:
 def _best_trials(study) -> list[Candidate]:
     """The best configuration by confirmed score, or for several objectives the Pareto front."""
     if len(study.directions) > 1:
-        return [
-            Candidate(t, [t.values[0]]) for t in sorted(study.best_trials, key=lambda t: t.number)
-        ]
+        return [Candidate(t, [t.values[0]]) for t in pareto_front(study)]
     return confirm.ranked(study, 1)
 
 

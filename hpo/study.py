@@ -11,6 +11,7 @@ this module; it imports nothing above the configuration.
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import time
 from collections import Counter
@@ -311,15 +312,29 @@ def describe_counts(counts_by_state: dict[str, int]) -> str:
     return held or "no trials"
 
 
-def best_trial(study):
-    """The most accurate complete trial (on the Pareto front when there are several objectives)."""
+def pareto_front(study) -> list:
+    """A study's Pareto-optimal complete trials, most accurate first; ties go to fewer
+    parameters, then the earlier trial. The one order of a multi-objective study's best
+    trials: the launch's "Best:", status, progress, export and the report all take it."""
     try:
-        if len(study.directions) == 1:
-            return study.best_trial
         front = study.best_trials
     except ValueError:
+        return []
+    return sorted(
+        front, key=lambda t: (-t.values[0], t.user_attrs.get("n_params", math.inf), t.number)
+    )
+
+
+def best_trial(study):
+    """The most accurate complete trial (the first of :func:`pareto_front` when there are
+    several objectives)."""
+    if len(study.directions) > 1:
+        front = pareto_front(study)
+        return front[0] if front else None
+    try:
+        return study.best_trial
+    except ValueError:
         return None
-    return max(front, key=lambda t: (t.values[0], -t.number)) if front else None
 
 
 def failure_reason(trial) -> str:

@@ -433,3 +433,33 @@ def test_invalid_configs_name_the_file_and_the_key_path(tmp_path: Path, case: st
 def test_a_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such config file"):
         load_configs(tmp_path / "nope.yaml")
+
+
+def test_every_view_of_a_multi_objective_study_names_the_same_best_trial(tmp_path: Path) -> None:
+    """The launch's "Best:" took the earlier of two equally accurate Pareto trials, export the
+    smaller, the report the lowest number: one order now (accuracy, parameters, number)."""
+    from hpo.launch import best_of
+    from hpo.report import _best_trials
+    from hpo.study import best_trial, pareto_front
+
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    storage = store.open_storage(url, create=True, heartbeat=False)
+    config = builtin("digits-cnn").with_options(objective="accuracy,latency")
+    study = create_study(config, storage)
+    space = config.space()
+    # (accuracy, latency, parameters): 0 and 1 tie on both objectives, 1 is smaller
+    for accuracy, latency, n_params in ((0.95, 0.1, 50_000), (0.95, 0.1, 20_000), (0.9, 0.05, 9)):
+        study.add_trial(
+            optuna.trial.create_trial(
+                params=GOOD_PARAMS,
+                distributions={k: distribution(space[k]) for k in GOOD_PARAMS},
+                values=[accuracy, latency],
+                user_attrs={**trial(GOOD_PARAMS, accuracy)["attrs"], "n_params": n_params},
+            )
+        )
+    assert [t.number for t in pareto_front(study)] == [1, 0, 2]
+    assert best_trial(study).number == 1
+    assert best_of(study, config).trial.number == 1
+    assert _best_trials(study)[0].trial.number == 1
+    (exported,), _ = configs_from_study(study, 1, url)
+    assert exported.source.trial == 1
