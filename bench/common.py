@@ -308,7 +308,7 @@ OLD_DIGITS = ROOT / "bench" / "studies" / "digits-cnn-2019.yaml"
 def study_options(study: str) -> tuple[list[str], str]:
     """``hpo launch`` options naming a study (a built-in name or a YAML file), and its name."""
     if study.endswith((".yaml", ".yml")):
-        from hpo.config import load_yaml
+        from hpo.config.studies import load_yaml
 
         return ["--config", str(Path(study).resolve())], load_yaml(study).name
     return ["--study", study], study

@@ -24,7 +24,7 @@ import json
 import os
 import time
 
-from hpo.config import builtin, load_yaml
+from hpo.config.studies import builtin, load_yaml
 from hpo.space import CategoricalParam, FloatParam, IntParam, SearchSpace
 
 #: The parameters the hand-written model below reads; a study searching others is refused.
@@ -59,7 +59,7 @@ def run(
     import keras_tuner as kt
     from keras import layers
 
-    from hpo.objective import search_dataset
+    from hpo.training.evaluation import search_dataset
 
     config = load_yaml(study) if study.endswith((".yaml", ".yml")) else builtin(study)
     config = config.with_options(data=data, seed=seed)

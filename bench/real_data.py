@@ -192,7 +192,7 @@ def hpo_flow(procs: Processes, data: Data, budget: float, quick: bool) -> dict[s
 
 def seed_config(model: str, data: Data, quick: bool) -> dict[str, Any]:
     """An hpo-config entry for a named model, rebuilt for 28x28x1 when it was made for another."""
-    from hpo.named_models import named_model
+    from hpo.models.named import named_model
 
     named = named_model(model)
     training = {"epochs": 1} if quick else {}

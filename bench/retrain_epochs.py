@@ -30,11 +30,11 @@ VARIANT = r"""
 import json, sys, time
 study, schedule = sys.argv[1], sys.argv[3]
 epochs, params, subset = int(sys.argv[2]), json.loads(sys.argv[4]), int(sys.argv[5])
-from hpo.training import configure_tensorflow, train
+from hpo.training.fit import configure_tensorflow, train
 configure_tensorflow(1)
 from dataclasses import replace
-from hpo.config import builtin
-from hpo.objective import search_dataset, settings_for, trial_architecture
+from hpo.config.studies import builtin
+from hpo.training.evaluation import search_dataset, settings_for, trial_architecture
 config = builtin(study)
 ds = search_dataset(config)
 x, y = ds.x_train, ds.y_train

@@ -2,7 +2,7 @@
 
 A study of N finished (complete or pruned, as hpo counts them) digits-cnn trials
 is generated as hpo records them: the study made by
-``hpo.backends.optuna.create_study`` with its ``hpo_config``, ``hpo_data`` and
+``hpo.backends.optuna.backend.create_study`` with its ``hpo_config``, ``hpo_data`` and
 ``hpo_target`` attributes; trial 0 the queued default configuration; then trials
 sampled from the digits-cnn search space with its Optuna distributions (see
 ``MIX``): COMPLETE (36 per-epoch values, the 8 metrics of a training record,
@@ -135,10 +135,10 @@ class Synthesizer:
     """Trials as hpo's Optuna worker records them for the digits-cnn study."""
 
     def __init__(self, seed: int = 0):
-        from hpo.config import builtin
-        from hpo.models import architecture_from_params, count_params
-        from hpo.objective import versions
-        from hpo.study import distribution
+        from hpo.config.studies import builtin
+        from hpo.models.families import architecture_from_params, count_params
+        from hpo.study.records import distribution
+        from hpo.training.evaluation import versions
 
         self.config = builtin(STUDY)
         self.space = self.config.validate()
@@ -182,7 +182,7 @@ class Synthesizer:
         import optuna
         from optuna.trial import TrialState
 
-        from hpo import study as studies
+        from hpo.study import records as studies
 
         epochs = self.config.epochs
         final = _on_grid(1 - min(0.5, math.exp(self.rng.gauss(math.log(0.02), 0.55))))
@@ -228,7 +228,7 @@ class Synthesizer:
 
         Finished as hpo counts them (complete or pruned): the failed ones come on top.
         """
-        from hpo.study import ENQUEUED_ATTR
+        from hpo.study.records import ENQUEUED_ATTR
 
         defaults = self.space.defaults()
         yield self.trial(
@@ -252,7 +252,7 @@ class Synthesizer:
 
     def reruns(self, best: list[Any], first: int) -> Iterator[Any]:
         """The confirmation re-runs of the best trials (``SEEDS - 1`` each), after the search."""
-        from hpo.study import CONFIRM_ATTR
+        from hpo.study.records import CONFIRM_ATTR
 
         number = first
         for original in best:
@@ -375,10 +375,10 @@ def generate(url: str, n: int, echo, writer: str = "bulk") -> dict[str, Any]:
     """Write a digits-cnn study of ``n`` finished search trials (+ re-runs) into a new store."""
     import optuna
 
-    from hpo import storage as store
-    from hpo import study as studies
-    from hpo.backends.optuna import create_study
+    from hpo.backends.optuna.backend import create_study
     from hpo.data import load_dataset
+    from hpo.storage import store
+    from hpo.study import records as studies
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     started = time.perf_counter()
@@ -817,7 +817,7 @@ def launch_run(
 
 def quick_check_seconds(url: str) -> float:
     """What every hpo command that opens a SQLite store spends on ``PRAGMA quick_check``."""
-    from hpo.store_url import sqlite_path
+    from hpo.storage.url import sqlite_path
 
     start = time.perf_counter()
     with contextlib.closing(sqlite3.connect(sqlite_path(url))) as conn:
@@ -914,10 +914,10 @@ def tpe_cost(url: str, asks: int = 5) -> dict[str, Any]:
     after the history is read once (as a worker's sampler reads it through Optuna's cache)."""
     import optuna
 
-    from hpo.backends.optuna import suggest
-    from hpo.backends.optuna_search import make_sampler
-    from hpo.storage import open_storage
-    from hpo.study import stored_config
+    from hpo.backends.optuna.backend import suggest
+    from hpo.backends.optuna.search import make_sampler
+    from hpo.storage.store import open_storage
+    from hpo.study.records import stored_config
 
     storage = open_storage(url, heartbeat=False, write=True)
     config = stored_config(optuna.load_study(study_name=STUDY, storage=storage))

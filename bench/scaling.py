@@ -44,8 +44,8 @@ def configurations(trials: int, seed: int) -> list[dict[str, Any]]:
     """T configurations of digits-cnn's space, drawn at random (the same for every worker count)."""
     import optuna
 
-    from hpo.backends.optuna import suggest
-    from hpo.config import builtin
+    from hpo.backends.optuna.backend import suggest
+    from hpo.config.studies import builtin
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = builtin("digits-cnn").space()
@@ -99,7 +99,7 @@ def one_run(
     span = max(t["complete"] for t in trials) - min(t["start"] for t in trials)
     return {
         "workers": workers,
-        "threads_per_worker": max(1, cores() // workers),  # as hpo.launch.threads_per_worker
+        "threads_per_worker": max(1, cores() // workers),  # as hpo.runner.launch.threads_per_worker
         "seed": seed,
         "trials": len(trials),
         "wall_s": round(wall, 1),

@@ -1,6 +1,6 @@
 """Store overhead: an hpo trial's time in its study store, SQLite vs PostgreSQL vs a journal file.
 
-Each worker process runs hpo's own worker loop (``hpo.backends.optuna.Worker``:
+Each worker process runs hpo's own worker loop (``hpo.backends.optuna.backend.Worker``:
 admission lock, trial counts, TPE, median pruning, heartbeats on SQL stores) on
 the digits-cnn study, with training replaced by a stand-in that does a real
 trial's store traffic and nothing else: it gets its ~11 parameters suggested,
@@ -9,7 +9,7 @@ the values rise trial after trial so that none is pruned and every trial does
 all of that traffic) and returns the record whose 8 values hpo stores as user
 attributes beside ``worker`` and ``versions``. Every call into the storage object
 (and into hpo's own writes of several rows in one transaction,
-``hpo.optuna_worker_store``) and every wait for the admission lock is timed in the
+``hpo.storage.worker_writes``) and every wait for the admission lock is timed in the
 worker's main thread
 (heartbeat threads run beside the trial and are not counted). Results per trial:
 the time in store calls and their number, the time waiting for the admission
@@ -143,7 +143,7 @@ def stand_in_evaluate(config, data, params, seed, on_epoch=None, **_):
 
 
 def open_store(kind: str, location: str, create: bool = False):
-    from hpo import storage as store
+    from hpo.storage import store
 
     if kind == "journal":
         from optuna.storages import JournalStorage
@@ -158,7 +158,7 @@ def journal_lock(path: str):
 
     Not ``<journal>.lock``: that name is the journal backend's own lock.
     """
-    from hpo import storage as store
+    from hpo.storage import store
 
     class JournalLock:
         def __init__(self, storage, study_name: str):
@@ -180,10 +180,10 @@ def worker_process(kind: str, location: str, target: int, stream: int, go, resul
     """One worker: hpo's loop with the stand-in trial; reports its store time once done."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the workers
     import hpo.backends.base as engine_base
-    import hpo.backends.optuna as backend
-    from hpo import optuna_worker_store as worker_store
-    from hpo import storage as store
-    from hpo.study import stored_config
+    import hpo.backends.optuna.backend as backend
+    from hpo.storage import store
+    from hpo.storage import worker_writes as worker_store
+    from hpo.study.records import stored_config
 
     engine_base.evaluate = stand_in_evaluate
     timer, lock_timer = StoreTimer(), StoreTimer()
@@ -201,7 +201,7 @@ def worker_process(kind: str, location: str, target: int, stream: int, go, resul
     ctx = engine_base.WorkerContext(study, storage, config, None, target, stream=stream)
     worker = backend.Worker(ctx)
     timer.install(storage)
-    # hpo's own writes of several rows in one transaction (hpo.optuna_worker_store)
+    # hpo's own writes of several rows in one transaction (hpo.storage.worker_writes)
     timer.install_functions(worker_store, ("write_reports", "set_user_attrs"))
     timer.install_functions(study._storage, ("_write_params",))
     results.put("ready")
@@ -272,8 +272,8 @@ def collect(results, procs: list, count: int) -> list:
 def one_run(kind: str, workers: int, trials: int, seed: int, postgres: str) -> dict[str, Any]:
     import optuna
 
-    from hpo.backends import optuna as backend
-    from hpo.config import builtin
+    from hpo.backends.optuna import backend
+    from hpo.config.studies import builtin
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with (

@@ -101,7 +101,7 @@ def main() -> None:
     args = parser.parse_args()
     sizes(args, {"sample": 4}, {"sample": 2})
 
-    from hpo.config import builtin
+    from hpo.config.studies import builtin
 
     config = builtin(STUDY)
     warn_if_busy()

@@ -28,11 +28,11 @@ SHAPES = ((28, 28, 1), (32, 32, 1), (32, 32, 3))
 MEASURE = r"""
 import json, sys, time
 threads, batch, side, channels, images, val = map(int, sys.argv[1:7])
-from hpo.training import configure_tensorflow, compiled_model, TrainSettings, one_hot
+from hpo.training.fit import configure_tensorflow, compiled_model, TrainSettings, one_hot
 configure_tensorflow(threads)
 import numpy as np
-from hpo.config import builtin
-from hpo.models import architecture_from_params
+from hpo.config.studies import builtin
+from hpo.models.families import architecture_from_params
 params = builtin("fashion-cnn").space().defaults()
 arch = architecture_from_params("cnn", params)
 rng = np.random.default_rng(0)

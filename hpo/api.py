@@ -8,13 +8,13 @@
     hpo.retrain_study(study, top=1, seeds=3)  # a table (pandas): validation and test accuracy
     hpo.figures(study)                        # the report's plotly figures, shown inline
 
-The workers are the same processes, and the store the same SQL store, as ``hpo launch``
-(SQLite ``studies.db`` in the current folder unless ``storage`` says otherwise), so the
-dashboard, ``hpo status`` and the other commands see a study launched from here. The command
-line is a thin layer over these functions (named ``launch_study``, not ``launch``: ``hpo.launch``,
-``hpo.export`` and ``hpo.retrain`` are hpo's modules). A model function must live in a file or
-module the worker processes can import: in a notebook, write it to a file first (``%%writefile
-my_model.py``) and pass ``"my_model.py:build"`` or the imported function.
+The workers are the same processes, and the store the same SQL store, as ``hpo launch`` (SQLite
+``studies.db`` in the current folder unless ``storage`` says otherwise), so the dashboard, ``hpo
+status`` and the other commands see a study launched from here. The command line is a thin layer
+over these functions (named ``launch_study``, not ``launch``: ``hpo.runner.launch``,
+``hpo.study.export`` and ``hpo.retrain.run`` are hpo's modules). A model function must live in a
+file or module the worker processes can import: in a notebook, write it to a file first
+(``%%writefile my_model.py``) and pass ``"my_model.py:build"`` or the imported function.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def study_config(
     one too. Otherwise a study already in the store resumes with its own settings, and a
     built-in name (``digits-cnn``, ...) gives that study. Settings given on top override.
     """
-    from hpo import config as cfg
+    from hpo.config import studies as cfg
 
     if model is not None:
         settings["model"] = model_reference(model)
@@ -84,9 +84,9 @@ def study_config(
 
 def _stored_config(name: str, storage: str | None):
     """The settings of the study ``name`` in the store, or None when it holds no such study."""
-    from hpo import config as cfg
-    from hpo import storage as store
-    from hpo.study import CONFIG_ATTR, stored_config
+    from hpo.config import studies as cfg
+    from hpo.storage import store
+    from hpo.study.records import CONFIG_ATTR, stored_config
 
     try:
         st = store.open_storage(storage, create=False, heartbeat=False)
@@ -148,8 +148,8 @@ def launch_study(
     lines go to ``echo`` (default: printed). A launch whose workers failed raises HpoError.
     """
     from hpo.backends import load_engine
-    from hpo.launch import default_workers
-    from hpo.launch import launch as run_launch
+    from hpo.runner.launch import default_workers
+    from hpo.runner.launch import launch as run_launch
 
     call = "hpo.launch_study"
     _text(call, "study", study, optional=True)
@@ -187,7 +187,7 @@ def launch_study(
 
 def load_study(name: str, storage: str | None = None):
     """The ``optuna.Study`` of that name in the store (``studies.db`` by default)."""
-    from hpo import storage as store
+    from hpo.storage import store
 
     _text("hpo.load_study", "name", name)
     _text("hpo.load_study", "storage", storage, optional=True)
@@ -212,8 +212,8 @@ def export_study(
     study, path: str | Path | None = None, *, top: int = 3, storage: str | None = None
 ) -> str:
     """The best ``top`` trials as ``hpo-config/1`` YAML text, also written to ``path`` if given."""
-    from hpo import export as exporting
-    from hpo import outputs
+    from hpo.io import outputs
+    from hpo.study import export as exporting
 
     call = "hpo.export_study"
     _whole(call, "top", top)
@@ -301,10 +301,10 @@ def run_retrain(
     should_stop: Callable[[], bool] | None = None,
 ):
     """:func:`retrain_study`'s work: the retrain report, and notes on where scores were recorded."""
-    from hpo import export as exporting
-    from hpo import storage as store
-    from hpo.retrain import retrain as train_configs
-    from hpo.retrain_record import record_in_studies
+    from hpo.retrain.record import record_in_studies
+    from hpo.retrain.run import retrain as train_configs
+    from hpo.storage import store
+    from hpo.study import export as exporting
 
     call = "hpo.retrain_study"
     _whole(call, "top", top, optional=True)
@@ -341,7 +341,7 @@ def run_retrain(
 
 def figures(study, storage: str | None = None) -> list:
     """The report's plotly figures (history, learning curves, importances, ...), to show inline."""
-    from hpo.report import study_sections
+    from hpo.report.html import study_sections
 
     sections = study_sections(_study_of(study, storage, "hpo.figures"))
     return [s.figure for s in sections if s.figure is not None]

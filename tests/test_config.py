@@ -2,7 +2,7 @@
 
 import pytest
 
-from hpo.config import BUILTIN, StudyConfig, builtin, load_yaml
+from hpo.config.studies import BUILTIN, StudyConfig, builtin, load_yaml
 from hpo.errors import ConfigError, SpaceError
 
 

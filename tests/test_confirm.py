@@ -16,14 +16,14 @@ from runner import children, run_hpo, start_hpo
 from test_export import GOOD_PARAMS, make_study, other_params, trial
 from test_launch import by_state, load
 
-from hpo import confirm
-from hpo import storage as store
 from hpo.backends.base import WorkerContext
-from hpo.backends.optuna import Worker, load_for_worker
-from hpo.config import builtin
+from hpo.backends.optuna.backend import Worker, load_for_worker
+from hpo.config.studies import builtin
 from hpo.data import load_dataset
-from hpo.objective import SearchData
-from hpo.study import CONFIRM_ATTR, CONFIRM_SETTINGS_ATTR
+from hpo.storage import store
+from hpo.study import confirm
+from hpo.study.records import CONFIRM_ATTR, CONFIRM_SETTINGS_ATTR
+from hpo.training.evaluation import SearchData
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

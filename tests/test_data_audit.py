@@ -180,9 +180,9 @@ def test_launch_warns_and_status_shows_the_audit(tmp_path: Path) -> None:
 def test_an_audit_is_recorded_with_the_study(tmp_path: Path, dataset: str) -> None:
     import optuna
 
-    from hpo.config import StudyConfig
-    from hpo.launch import prepare_study
-    from hpo.study import data_summary, searched_data
+    from hpo.config.studies import StudyConfig
+    from hpo.runner.launch import prepare_study
+    from hpo.study.records import data_summary, searched_data
 
     path = _svhn_notebook_file(tmp_path / "f.h5")
     config = StudyConfig(

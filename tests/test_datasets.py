@@ -172,9 +172,9 @@ def test_a_bad_folder_is_one_error_line_and_no_store(tmp_path: Path) -> None:
 
 
 def test_a_study_resumed_on_its_data_loaded_in_another_shape_is_refused(tmp_path: Path) -> None:
-    from hpo.config import StudyConfig
+    from hpo.config.studies import StudyConfig
     from hpo.errors import DataMismatchError
-    from hpo.launch import prepare_study
+    from hpo.runner.launch import prepare_study
 
     x = np.random.default_rng(0).integers(0, 256, (60, 12, 12, 3), dtype=np.uint8)
     path = tmp_path / "colour.npz"

@@ -117,7 +117,7 @@ def test_delete_of_an_unknown_study(tmp_path):
 
 def test_delete_refuses_a_study_a_live_launch_runs_before_any_trial(tmp_path):
     """It was accepted while the launch's workers started: the launch then said "damaged"."""
-    from hpo.study import LAUNCH_GRACE, LIVE_LAUNCH_ATTR, mark_live_launch
+    from hpo.study.records import LAUNCH_GRACE, LIVE_LAUNCH_ATTR, mark_live_launch
 
     url = make_study(tmp_path, [])
     study = optuna.load_study(study_name="digits-cnn", storage=url)
@@ -141,7 +141,7 @@ def test_delete_refuses_a_study_a_live_launch_runs_before_any_trial(tmp_path):
 
 def test_a_study_deleted_under_a_command_is_not_called_damaged(tmp_path):
     """Optuna's "Record does not exist" for a study deleted meanwhile said "restore a backup"."""
-    from hpo.storage import store_failure
+    from hpo.storage.store import store_failure
 
     url = make_study(tmp_path, [])
     study = optuna.load_study(study_name="digits-cnn", storage=url)

@@ -11,11 +11,11 @@ import pytest
 from toy_engine import ToyEngine
 
 from hpo.backends import engine_reference, load_engine
-from hpo.backends.keras_tuner import KerasTunerEngine
-from hpo.backends.optuna import OptunaEngine
-from hpo.config import load_yaml
+from hpo.backends.keras_tuner.backend import KerasTunerEngine
+from hpo.backends.optuna.backend import OptunaEngine
+from hpo.config.studies import load_yaml
 from hpo.errors import ConfigError
-from hpo.launch import launch
+from hpo.runner.launch import launch
 
 TESTS = Path(__file__).parent
 
@@ -55,7 +55,7 @@ def test_an_engine_of_ones_own_is_found_by_module_and_class() -> None:
     [
         ("sklearn", "no search engine 'sklearn'"),
         ("toy_engine:Missing", "no search engine 'toy_engine:Missing'"),
-        ("hpo.config:StudyConfig", "is not a search engine"),
+        ("hpo.config.studies:StudyConfig", "is not a search engine"),
     ],
 )
 def test_an_unknown_engine_is_one_clear_error(reference: str, message: str) -> None:

@@ -11,12 +11,13 @@ import yaml
 from optuna.trial import TrialState
 from runner import error_line, run_hpo
 
-from hpo import storage as store
-from hpo.backends.optuna import create_study, distribution
-from hpo.config import builtin
+from hpo.backends.optuna.backend import create_study
+from hpo.config.studies import builtin
 from hpo.errors import ConfigError
-from hpo.export import FORMAT, configs_from_study, dumps, load_configs
-from hpo.models import NAMED_MODELS, architecture_from_params
+from hpo.models.families import NAMED_MODELS, architecture_from_params
+from hpo.storage import store
+from hpo.study.export import FORMAT, configs_from_study, dumps, load_configs
+from hpo.study.records import distribution
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -438,9 +439,9 @@ def test_a_missing_config_file(tmp_path: Path) -> None:
 def test_every_view_of_a_multi_objective_study_names_the_same_best_trial(tmp_path: Path) -> None:
     """The launch's "Best:" took the earlier of two equally accurate Pareto trials, export the
     smaller, the report the lowest number: one order now (accuracy, parameters, number)."""
-    from hpo.launch import best_of
-    from hpo.report import _best_trials
-    from hpo.study import best_trial, pareto_front
+    from hpo.report.html import _best_trials
+    from hpo.runner.launch import best_of
+    from hpo.study.records import best_trial, pareto_front
 
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     storage = store.open_storage(url, create=True, heartbeat=False)

@@ -16,7 +16,7 @@ from optuna.trial import TrialState
 from runner import PLAIN, children, hpo_env, run_hpo, start_hpo, stop_and_wait
 from test_launch import _wait_for_running, by_state, load
 
-from hpo.study import STALE_REASON, failure_reason
+from hpo.study.records import STALE_REASON, failure_reason
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

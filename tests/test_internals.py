@@ -1,7 +1,8 @@
 """The private Optuna and KerasTuner interfaces hpo relies on, checked on the installed versions.
 
-Each is reached through one place (``hpo.optuna_internals``, ``hpo.backends.kt_search``);
-when a release changes one, the test named for it fails here, not a launch.
+Each is reached through one place (``hpo.storage.optuna_internals``,
+``hpo.backends.keras_tuner.search``); when a release changes one, the test named for it fails here,
+not a launch.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import pytest
 from optuna.trial import TrialState
 from packaging.specifiers import SpecifierSet
 
-from hpo import optuna_internals
-from hpo.storage import open_storage, warnings_silenced
+from hpo.storage import optuna_internals
+from hpo.storage.store import open_storage, warnings_silenced
 
 
 def _requirement(package: str) -> SpecifierSet:
@@ -34,7 +35,7 @@ def test_installed_optuna_is_within_the_tested_bounds() -> None:
 
 
 def test_installed_keras_tuner_is_within_the_tested_bounds() -> None:
-    from hpo.backends.kt_search import TESTED_KERAS_TUNER
+    from hpo.backends.keras_tuner.search import TESTED_KERAS_TUNER
 
     assert _requirement("keras-tuner") == SpecifierSet(TESTED_KERAS_TUNER)
     assert version("keras-tuner") in SpecifierSet(TESTED_KERAS_TUNER)
@@ -76,7 +77,7 @@ def test_a_store_without_heartbeats_has_no_stale_trials(tmp_path: Path) -> None:
 
 
 def test_keras_tuner_private_interfaces_hpo_uses_are_there() -> None:
-    from hpo.backends import kt_search
+    from hpo.backends.keras_tuner import search as kt_search
 
     assert isinstance(kt_search.kt_config.DEBUG, bool)
     oracle = kt_search.ORACLES["random"](

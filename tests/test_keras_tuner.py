@@ -22,10 +22,9 @@ from runner import (
 )
 from test_launch import by_state, load
 
-from hpo.backends import kt_space as backend
-from hpo.backends.optuna import distribution
+from hpo.backends.keras_tuner import space as backend
 from hpo.space import CategoricalParam, Condition, FloatParam, IntParam, SearchSpace
-from hpo.study import stored_config
+from hpo.study.records import distribution, stored_config
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -23,7 +23,7 @@ from runner import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
-from hpo.storage import sqlite_lock
+from hpo.storage.store import sqlite_lock
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -448,8 +448,8 @@ def test_a_warm_start_on_a_study_at_its_total_is_refused_and_changes_nothing(tmp
 
 def test_the_same_warm_starts_given_twice_are_counted_and_queued_once(tmp_path, monkeypatch):
     """Twice the same YAML counted 4 configurations (2 were queued): "pass --trials 6"."""
-    from hpo.config import builtin
-    from hpo.launch import prepare_study
+    from hpo.config.studies import builtin
+    from hpo.runner.launch import prepare_study
 
     db = _study_with_trials(tmp_path)
     (tmp_path / "two.yaml").write_text(
@@ -597,9 +597,9 @@ def _narrow_study(folder: Path) -> str:
 
 def test_a_warm_start_keeps_every_training_setting_of_its_configuration(tmp_path, monkeypatch):
     """Searched settings are its trial's parameters; the others travel with the trial."""
-    from hpo.config import builtin, load_yaml
-    from hpo.launch import prepare_study
-    from hpo.study import TRAINING_ATTR
+    from hpo.config.studies import builtin, load_yaml
+    from hpo.runner.launch import prepare_study
+    from hpo.study.records import TRAINING_ATTR
 
     monkeypatch.chdir(tmp_path)
     source = _recipe_yaml(tmp_path)

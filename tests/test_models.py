@@ -3,7 +3,7 @@
 import pytest
 
 from hpo.errors import ArchitectureError, ConfigError
-from hpo.models import (
+from hpo.models.families import (
     NAMED_MODELS,
     Architecture,
     architecture_from_params,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import optuna
 import pytest
 
-from hpo.backends.optuna import distribution
-from hpo.backends.optuna_search import make_pruner, make_sampler
-from hpo.config import PRUNERS, SAMPLERS, StudyConfig
+from hpo.backends.optuna.search import make_pruner, make_sampler
+from hpo.config.studies import PRUNERS, SAMPLERS, StudyConfig
 from hpo.errors import ConfigError
 from hpo.space import CategoricalParam, Condition, FloatParam, IntParam, SearchSpace, suggest
+from hpo.study.records import distribution
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

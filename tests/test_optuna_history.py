@@ -16,8 +16,8 @@ from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.samplers._tpe.sampler import _split_trials
 from optuna.trial import TrialState, create_trial
 
-from hpo.backends.optuna import suggest
-from hpo.backends.optuna_history import (
+from hpo.backends.optuna.backend import suggest
+from hpo.backends.optuna.history import (
     BEST,
     RECENT,
     BoundedSuccessiveHalvingPruner,

@@ -16,7 +16,7 @@ from runner import error_line, hpo_env, run_hpo, run_main
 from test_export import GOOD_PARAMS, make_study, trial
 
 from hpo.errors import NotWritableError
-from hpo.outputs import check_dir, check_file, write_text
+from hpo.io.outputs import check_dir, check_file, write_text
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from runner import hpo_env
 
-from hpo.processes import hpo_command
+from hpo.runner.processes import hpo_command
 
 #: A user's file named hpo.py in the folder hpo runs in: `python -m hpo` would run it.
 USERS_HPO_PY = "import sys\nprint('the user hpo.py ran')\nsys.exit(7)\n"

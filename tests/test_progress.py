@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from hpo.progress import Progress, duration
+from hpo.io.progress import Progress, duration
 
 
 class FakeTerminal(io.StringIO):

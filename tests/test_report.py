@@ -15,10 +15,10 @@ from optuna.trial import TrialState
 from plotly.offline import get_plotlyjs
 from runner import error_line, run_hpo
 
-from hpo import config as cfg
-from hpo.backends.optuna import create_study, suggest
+from hpo.backends.optuna.backend import create_study, suggest
+from hpo.config import studies as cfg
 from hpo.errors import ConfigError
-from hpo.report import read_retrain, write_report
+from hpo.report.html import read_retrain, write_report
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -290,7 +290,7 @@ def test_every_plot_renders_in_chromium_offline(tmp_path):
 
 
 def test_a_long_study_plots_its_best_trials_and_a_sample_and_says_so(tmp_path, monkeypatch):
-    from hpo import report_view
+    from hpo.report import view as report_view
 
     study = make_study(tmp_path, complete=30)
     running = study.ask()

@@ -15,7 +15,7 @@ from runner import error_line, run_hpo
 from test_export import GOOD_PARAMS, make_study, trial
 
 from hpo.data import load_dataset
-from hpo.export import load_configs
+from hpo.study.export import load_configs
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -354,9 +354,9 @@ def test_an_ensemble_needs_several_seeds(tmp_path: Path) -> None:
 
 
 def test_only_scores_on_the_searched_data_are_recorded_in_the_study(tmp_path: Path) -> None:
-    from hpo import storage as store
-    from hpo.export import configs_from_study
-    from hpo.retrain_record import record_in_studies
+    from hpo.retrain.record import record_in_studies
+    from hpo.storage import store
+    from hpo.study.export import configs_from_study
 
     url = make_study(tmp_path, [trial(GOOD_PARAMS, 0.97)])
     study = store.load_study("digits-cnn", store.open_storage(url, heartbeat=False))
@@ -381,8 +381,8 @@ def test_scores_on_other_data_are_not_recorded_as_the_study_s_own(tmp_path: Path
     """`retrain --data OTHER` used to overwrite the study's retrain:<trial>, shown by `hpo best`."""
     from runner import run_main
 
-    from hpo.backends.optuna import distribution
-    from hpo.config import load_yaml
+    from hpo.config.studies import load_yaml
+    from hpo.study.records import distribution
 
     digits_arrays(tmp_path / "a.h5")
     with h5py.File(digits_arrays(tmp_path / "b.h5"), "a") as f:

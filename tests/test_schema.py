@@ -12,16 +12,17 @@ import optuna
 import pytest
 from pydantic import VERSION
 
-from hpo import results_json, retrain
-from hpo.config import OBJECTIVES, PRUNERS, SAMPLERS, builtin, load_yaml
+from hpo.config.studies import OBJECTIVES, PRUNERS, SAMPLERS, builtin, load_yaml
 from hpo.data import DATASETS
 from hpo.errors import ArchitectureError, ConfigError
-from hpo.export import load_configs
-from hpo.models import ACTIVATIONS, FAMILIES, NAMED_MODELS, OPTIMIZERS, DenseLayer
-from hpo.report import read_retrain
+from hpo.models.families import ACTIVATIONS, FAMILIES, NAMED_MODELS, OPTIMIZERS, DenseLayer
+from hpo.report.html import read_retrain
+from hpo.retrain import results_json
+from hpo.retrain import run as retrain
 from hpo.schemas import publish
 from hpo.schemas.base import read
 from hpo.schemas.retrain_results import FORMAT, RetrainResults
+from hpo.study.export import load_configs
 
 ROOT = Path(__file__).parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -21,7 +21,7 @@ from runner import error_line, file_digest, run_hpo, run_main
 from sqlalchemy.engine import make_url
 from test_export import GOOD_PARAMS, make_study, other_params, trial
 
-from hpo.store_url import mask, normalize_url
+from hpo.storage.url import mask, normalize_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -245,7 +245,7 @@ def test_a_store_hpo_creates_while_a_plain_optuna_client_creates_it_too(tmp_path
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
-    from hpo.storage import open_storage
+    from hpo.storage.store import open_storage
 
     def slowly(conn, cursor, statement, *_):
         if threading.current_thread().name == "hpo" and statement.lstrip().startswith("CREATE"):
@@ -430,7 +430,7 @@ def test_a_stale_trial_s_retry_does_not_carry_its_failure_reason(tmp_path):
     queued by Optuna's callback from a copy of the failed trial, and must not show that reason."""
     from optuna.trial import TrialState, create_trial
 
-    from hpo.storage import open_storage
+    from hpo.storage.store import open_storage
 
     storage = open_storage(f"sqlite:///{tmp_path / 'studies.db'}", create=True)
     study = optuna.create_study(study_name="s", storage=storage)

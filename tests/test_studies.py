@@ -9,8 +9,8 @@ from runner import PLAIN, error_line, run_hpo
 from test_launch import load
 
 from hpo.errors import ConfigError
-from hpo.models import NAMED_MODELS
-from hpo.sweep import apply_change, baseline_run, plan
+from hpo.models.families import NAMED_MODELS
+from hpo.study.sweep import apply_change, baseline_run, plan
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

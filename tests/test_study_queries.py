@@ -18,9 +18,9 @@ from databases import mysql_database, postgres_database
 from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from hpo import confirm
-from hpo import study as studies
-from hpo.storage import open_storage
+from hpo.storage.store import open_storage
+from hpo.study import confirm
+from hpo.study import records as studies
 
 DISTRIBUTIONS = {"filters_1": IntDistribution(8, 64, step=8), "dropout": FloatDistribution(0, 0.5)}
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import optuna
 import pytest
 
-from hpo.processes import DONE_EXIT
-from hpo.progress import Progress
-from hpo.supervise import supervise
+from hpo.io.progress import Progress
+from hpo.runner.processes import DONE_EXIT
+from hpo.runner.supervise import supervise
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from hpo.config import StudyConfig, builtin
+from hpo.config.studies import StudyConfig, builtin
 from hpo.data import load_dataset
-from hpo.models import architecture_from_params, make_optimizer
-from hpo.training import TrainSettings, train
+from hpo.models.families import architecture_from_params, make_optimizer
+from hpo.training.fit import TrainSettings, train
 
 TINY = {"conv_blocks": 1, "filters_1": 8, "dense_units_1": 16}
 

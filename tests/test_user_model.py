@@ -18,10 +18,10 @@ from runner import error_line, file_digest, hpo_env, run_hpo, run_main
 
 from hpo.data import load_dataset
 from hpo.errors import ModelFunctionError
+from hpo.models.tuner_hp import hyperparameters
+from hpo.models.user import TrialModel, load_function
 from hpo.space import SearchSpace
-from hpo.training import TrainSettings, train
-from hpo.tuner_hp import hyperparameters
-from hpo.user_model import TrialModel, load_function
+from hpo.training.fit import TrainSettings, train
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "digits_model.py"
@@ -314,8 +314,8 @@ def test_a_trial_whose_model_has_the_wrong_outputs_fails_saying_so(tmp_path: Pat
     """The output count was checked on the pre-launch model only: a trial whose values gave twelve
     outputs for ten classes trained, completed, and could be exported as the best."""
     from hpo.backends.base import WorkerContext
-    from hpo.config import load_yaml
-    from hpo.objective import SearchData, search_dataset
+    from hpo.config.studies import load_yaml
+    from hpo.training.evaluation import SearchData, search_dataset
 
     _write(tmp_path, "model.py", VARYING_OUTPUTS)
     config = load_yaml(_study(tmp_path, f"{tmp_path / 'model.py'}:build"))
@@ -362,9 +362,9 @@ UNITS_MODEL = """
 
 def _trial_as_a_worker_runs_it(folder: Path) -> dict:
     """One trial of study 'mine': its hp values sampled, trained, recorded (a worker's path)."""
-    from hpo import storage as store
-    from hpo.objective import SearchData, evaluate, search_dataset
-    from hpo.study import stored_config
+    from hpo.storage import store
+    from hpo.study.records import stored_config
+    from hpo.training.evaluation import SearchData, evaluate, search_dataset
 
     url = f"sqlite:///{folder / 'studies.db'}"
     study = store.load_study("mine", store.open_storage(url, heartbeat=False))

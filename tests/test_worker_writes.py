@@ -1,4 +1,4 @@
-"""A worker's trial in fewer round trips to the store (hpo.optuna_worker_store, EpochReports).
+"""A worker's trial in fewer round trips to the store (hpo.storage.worker_writes, EpochReports).
 
 Real Optuna on real SQLite files (and PostgreSQL where it runs): a trial written by hpo's
 batched paths is stored exactly as Optuna's one-call-per-value API stores it; queued trials
@@ -17,10 +17,10 @@ from databases import mysql_database, postgres_database
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
-from hpo import optuna_internals as internals
-from hpo import optuna_worker_store as worker_store
-from hpo.backends.optuna import EpochReports
-from hpo.storage import open_storage, warnings_silenced
+from hpo.backends.optuna.backend import EpochReports
+from hpo.storage import optuna_internals as internals
+from hpo.storage import worker_writes as worker_store
+from hpo.storage.store import open_storage, warnings_silenced
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -11,7 +11,7 @@ from readonly import NOBODY, nobody_can_run
 from runner import error_line, file_digest, run_hpo, run_main
 
 from hpo.errors import ConfigError, LimitError
-from hpo.yaml_file import MAX_BYTES, MAX_DEPTH, MAX_NODES, load
+from hpo.io.yaml_file import MAX_BYTES, MAX_DEPTH, MAX_NODES, load
 
 
 def bomb(levels: int = 9, width: int = 9) -> str:

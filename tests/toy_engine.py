@@ -14,7 +14,7 @@ from typing import Any
 
 from hpo.backends.base import Engine, WorkerContext, record_trial
 from hpo.space import FloatParam
-from hpo.study import counts, distribution, finished
+from hpo.study.records import counts, distribution, finished
 
 
 class ToyEngine(Engine):

@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
 #: The built-in engines, by the name ``--backend`` takes.
 ENGINES = {
-    "optuna": "hpo.backends.optuna:OptunaEngine",
-    "keras-tuner": "hpo.backends.keras_tuner:KerasTunerEngine",
+    "optuna": "hpo.backends.optuna.backend:OptunaEngine",
+    "keras-tuner": "hpo.backends.keras_tuner.backend:KerasTunerEngine",
 }
 
 

@@ -3,9 +3,9 @@
 An engine decides what each trial tries (Optuna's samplers, KerasTuner's
 oracles); hpo runs it. The launch flow (validate, create or resume the study,
 start and watch N worker processes, fail the trials of workers that died, stop
-everything on Ctrl-C) is written once, in :mod:`hpo.launch`; the worker flow
+everything on Ctrl-C) is written once, in :mod:`hpo.runner.launch`; the worker flow
 (load the study and its data, signals, exit statuses) once, in
-:mod:`hpo.worker`; how a trial ends (training, what it stores, failures in a
+:mod:`hpo.runner.worker`; how a trial ends (training, what it stores, failures in a
 row) once, here. An engine implements :meth:`Engine.run_worker` (its trial
 loop) and overrides the few launcher-side steps where it differs, as Syne
 Tune's ``TrialBackend`` and KerasTuner's Oracle/Tuner split do.
@@ -25,10 +25,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar
 
-from hpo import study as studies
-from hpo.config import StudyConfig
-from hpo.objective import TRIAL_ERRORS, Infeasible, SearchData, evaluate, versions, worker_id
-from hpo.training import EpochCallback
+from hpo.config.studies import StudyConfig
+from hpo.study import records as studies
+from hpo.training.evaluation import (
+    TRIAL_ERRORS,
+    Infeasible,
+    SearchData,
+    evaluate,
+    versions,
+    worker_id,
+)
+from hpo.training.fit import EpochCallback
 
 MAX_CONSECUTIVE_FAILURES = 5  # trials failing in a row in one worker: something systematic
 
@@ -75,7 +82,7 @@ class Outcome:
 
 @dataclass
 class WorkerContext:
-    """One worker process's study, data and limits, as :mod:`hpo.worker` prepared them.
+    """One worker process's study, data and limits, as :mod:`hpo.runner.worker` prepared them.
 
     ``stop_requested`` is set by a stop signal; training stops at the next batch.
     """

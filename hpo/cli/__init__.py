@@ -64,7 +64,7 @@ def main() -> None:
         except click.ClickException as exc:
             raise UsageError(exc.format_message()) from None
         except Exception as exc:
-            from hpo.storage import store_failure
+            from hpo.storage.store import store_failure
 
             failure = store_failure(exc)
             if failure is None:

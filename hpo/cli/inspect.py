@@ -15,8 +15,8 @@ from hpo.cli.tables import fmt, table
 @storage_option
 def studies(storage):
     """Every study in the store: trials by state and best value."""
-    from hpo import storage as store
-    from hpo.summary import study_rows
+    from hpo.storage import store
+    from hpo.study.summary import study_rows
 
     st = store.open_storage(storage, create=False, heartbeat=False)
     rows = study_rows(st)
@@ -54,10 +54,10 @@ def delete(study, storage, kt_dir, yes):
     wrong, or cut short before its settings were stored): its name is free again.
     Retrain outputs (runs/) and exported files are not touched.
     """
-    from hpo import storage as store
-    from hpo.backends.keras_tuner import DEFAULT_DIR
+    from hpo.backends.keras_tuner.backend import DEFAULT_DIR
     from hpo.errors import ConfigError, NotWritableError
-    from hpo.study import (
+    from hpo.storage import store
+    from hpo.study.records import (
         LAUNCH_GRACE,
         WORKER_ATTR,
         counts,
@@ -119,8 +119,8 @@ def delete(study, storage, kt_dir, yes):
 @storage_option
 def status(study, storage):
     """A study's trials by state, its best trial, and the running trials with their workers."""
-    from hpo import storage as store
-    from hpo.summary import study_status
+    from hpo.storage import store
+    from hpo.study.summary import study_status
 
     st = store.open_storage(storage, create=False, heartbeat=False)
     info = study_status(store.load_study(study, st))
@@ -162,7 +162,7 @@ def status(study, storage):
 @click.command()
 def models():
     """The named fixed architectures from the source notebooks and their parameter counts."""
-    from hpo.models import NAMED_MODELS, count_params
+    from hpo.models.families import NAMED_MODELS, count_params
 
     rows = []
     for m in NAMED_MODELS.values():

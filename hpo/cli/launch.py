@@ -7,7 +7,6 @@ import sys
 import click
 
 from hpo.backends import ENGINES
-from hpo.choices import OBJECTIVES, SAMPLERS, TUNERS
 from hpo.cli.options import (
     data_option,
     epochs_option,
@@ -16,6 +15,7 @@ from hpo.cli.options import (
     storage_option,
 )
 from hpo.cli.tables import fmt
+from hpo.config.choices import OBJECTIVES, SAMPLERS, TUNERS
 
 
 def resolve_config(study: str | None, config_file: str | None, storage: str | None):
@@ -186,10 +186,10 @@ def launch(
     from contextlib import nullcontext
 
     from hpo.backends import load_engine
-    from hpo.dashboard import alongside
     from hpo.errors import ConfigError
-    from hpo.launch import default_workers
-    from hpo.launch import launch as run_launch
+    from hpo.report.dashboard import alongside
+    from hpo.runner.launch import default_workers
+    from hpo.runner.launch import launch as run_launch
 
     if backend == "keras-tuner" and (sampler or pruner or enqueue):
         raise ConfigError(
@@ -233,7 +233,7 @@ def launch(
 
 def show_result(name: str, result, storage: str | None) -> None:
     """The end of a launch: trials by state, the best configuration, the store, what next."""
-    from hpo import storage as store
+    from hpo.storage import store
 
     counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(result.counts.items()))
     click.echo(f"\nStudy {name!r}: {counts or 'no trials'}.")

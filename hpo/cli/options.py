@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from hpo.choices import PRUNERS
+from hpo.config.choices import PRUNERS
 
 STORAGE_HELP = "Study store URL [env HPO_STORAGE; default sqlite:///studies.db in this directory]."
 

@@ -31,8 +31,8 @@ from hpo.cli.tables import table
 )
 def dashboard(storage, host, port):
     """Serve optuna-dashboard on the study store, until Ctrl-C."""
-    from hpo import storage as store
-    from hpo.dashboard import Dashboard
+    from hpo.report.dashboard import Dashboard
+    from hpo.storage import store
 
     server = Dashboard(storage, host, port)
     click.echo(f"Dashboard for {store.mask(server.storage_url)}: open {server.url}")
@@ -63,8 +63,8 @@ def dashboard(storage, host, port):
 @storage_option
 def report(study, output, retrain_results, storage):
     """Write one self-contained HTML report of a study (opens offline; plots inlined)."""
-    from hpo import storage as store
-    from hpo.report import write_report
+    from hpo.report.html import write_report
+    from hpo.storage import store
 
     st = store.open_storage(storage, create=False, heartbeat=False)
     figures = write_report(store.load_study(study, st), output, retrain_results)
@@ -77,8 +77,8 @@ def report(study, output, retrain_results, storage):
 @storage_option
 def best(study, top, storage):
     """The best complete trials: metrics, training settings, architecture, retrained test score."""
-    from hpo import export
-    from hpo import storage as store
+    from hpo.storage import store
+    from hpo.study import export
 
     found = store.load_study(study, store.open_storage(storage, create=False, heartbeat=False))
     configs, _ = export.configs_from_study(found, top, storage, inspect_data=False)
@@ -174,9 +174,9 @@ def retrain(study, config_file, top, seeds, ensemble, output_dir, storage, data)
     from types import SimpleNamespace
 
     from hpo import api
-    from hpo.processes import WorkerSignals
-    from hpo.retrain import RetrainStopped
-    from hpo.retrain_record import summary_rows
+    from hpo.retrain.record import summary_rows
+    from hpo.retrain.run import RetrainStopped
+    from hpo.runner.processes import WorkerSignals
 
     def echo(message: str) -> None:
         click.echo(message, err=True)

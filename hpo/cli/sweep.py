@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from hpo.choices import DATASETS
 from hpo.cli.options import (
     data_option,
     storage_option,
 )
 from hpo.cli.tables import table
+from hpo.config.choices import DATASETS
 from hpo.errors import HpoError
 
 
@@ -68,10 +68,10 @@ def sweep(baseline, changes, repeats, dataset, data, epochs, seed, study, storag
     """
     import optuna
 
-    from hpo import storage as store
-    from hpo.config import check_study_name
+    from hpo.config.studies import check_study_name
     from hpo.data import load_dataset
-    from hpo.sweep import SWEEP_ATTR, TABLE_HEADERS, plan, run_sweep, table_rows
+    from hpo.storage import store
+    from hpo.study.sweep import SWEEP_ATTR, TABLE_HEADERS, plan, run_sweep, table_rows
 
     runs, known_dataset = plan(baseline, changes, epochs)
     dataset = dataset or known_dataset
@@ -122,7 +122,7 @@ def sweep(baseline, changes, repeats, dataset, data, epochs, seed, study, storag
         f"Sweep {name!r}: {len(runs)} configurations x {repeats} seed(s) on {ds.describe()}",
         err=True,
     )
-    from hpo.training import configure_tensorflow
+    from hpo.training.fit import configure_tensorflow
 
     configure_tensorflow(None)  # after every check: a mistake above is one line, no TF chatter
     run_sweep(created, runs, ds, repeats, seed, on_run=lambda m: click.echo(m, err=True))

@@ -48,12 +48,12 @@ def confirm_study(study, top, seeds, workers, storage, data):
     Works on any finished single-objective study (whichever engine ran it); the re-runs are
     trials of the study marked `confirm_of`. Re-running the command adds nothing more.
     """
-    from hpo import confirm
-    from hpo import storage as store
     from hpo.errors import ConfigError
-    from hpo.launch import default_workers
-    from hpo.launch import launch as run_launch
-    from hpo.study import finished, search_counts, stored_config
+    from hpo.runner.launch import default_workers
+    from hpo.runner.launch import launch as run_launch
+    from hpo.storage import store
+    from hpo.study import confirm
+    from hpo.study.records import finished, search_counts, stored_config
 
     st = store.open_storage(storage, create=False, heartbeat=False)
     found = store.load_study(study, st)
@@ -120,9 +120,9 @@ def confirm_study(study, top, seeds, workers, storage, data):
 )
 def create(study, config_file, trials, storage, data, epochs, seed, pruner, confirm_top):
     """Create a study (or check an existing one) without running trials; workers join it later."""
-    from hpo import storage as store
-    from hpo.launch import prepare_study
-    from hpo.study import TARGET_ATTR
+    from hpo.runner.launch import prepare_study
+    from hpo.storage import store
+    from hpo.study.records import TARGET_ATTR
 
     conf = resolve_config(study, config_file, storage)
     conf = conf.with_options(
@@ -181,7 +181,7 @@ def worker(
     max_trials,
 ):
     """Join an existing study from this terminal or machine and run its trials."""
-    from hpo.worker import run_worker
+    from hpo.runner.worker import run_worker
 
     code = run_worker(
         study,

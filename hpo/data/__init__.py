@@ -8,7 +8,7 @@ per class), :mod:`hpo.data.labels` (labels to named classes), :mod:`hpo.data.aud
 (the split audit) and :mod:`hpo.data.checks` (arrays made ready for Keras).
 """
 
-from hpo.choices import DATASETS
+from hpo.config.choices import DATASETS
 from hpo.data.dataset import DIGITS_SOURCE, Dataset, load_dataset, load_full_training
 from hpo.data.files import file_sha256
 

@@ -14,7 +14,7 @@ from typing import Protocol
 
 import numpy as np
 
-from hpo.choices import COLOR_MODES
+from hpo.config.choices import COLOR_MODES
 from hpo.errors import DataError
 
 MIN_SIDE = 8

@@ -46,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hpo.choices import DATASETS
+from hpo.config.choices import DATASETS
 from hpo.data.audit import SplitAudit, audit_splits
 from hpo.data.checks import (
     COLOR_MODES,

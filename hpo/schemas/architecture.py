@@ -3,7 +3,7 @@
 These are pydantic dataclasses: frozen, compared and copied (``dataclasses.replace``) like any
 dataclass, and validated whenever one is made, so a bad value is an
 :class:`~hpo.errors.ArchitectureError` in code and a key path in a file. How a network is
-built from one is :mod:`hpo.models`; the choices are defined here, once.
+built from one is :mod:`hpo.models.families`; the choices are defined here, once.
 """
 
 from collections.abc import Mapping

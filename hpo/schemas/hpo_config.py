@@ -32,15 +32,15 @@ from pydantic import (
 )
 from pydantic.dataclasses import dataclass
 
-from hpo import yaml_file
 from hpo.data import DATASETS
 from hpo.errors import ConfigError
-from hpo.models import LR_SCHEDULES, OPTIMIZERS, TRAINING_DEFAULTS, check_param_name
-from hpo.named_models import NAMED_MODELS
+from hpo.io import yaml_file
+from hpo.models.families import LR_SCHEDULES, OPTIMIZERS, TRAINING_DEFAULTS, check_param_name
+from hpo.models.named import NAMED_MODELS
+from hpo.models.user import TrialModel, is_reference, load_function, model_field
 from hpo.schemas.architecture import Architecture
 from hpo.schemas.base import Checked, choice, invalid, number, problem, read, says, text, whole
-from hpo.training import TrainSettings
-from hpo.user_model import TrialModel, is_reference, load_function, model_field
+from hpo.training.fit import TrainSettings
 
 FORMAT = "hpo-config/1"
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"

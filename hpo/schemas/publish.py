@@ -16,10 +16,10 @@ from pydantic import VERSION as PYDANTIC_VERSION
 from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema
 
-from hpo.config import BUILTIN
+from hpo.config.studies import BUILTIN
 from hpo.schemas.hpo_config import HpoConfigFile
 from hpo.schemas.retrain_results import RetrainResults
-from hpo.schemas.study import StudySettings
+from hpo.schemas.study_file import StudySettings
 
 #: Where the schemas are published in a checkout of the repository.
 FOLDER = Path(__file__).resolve().parents[2] / "docs" / "schemas"

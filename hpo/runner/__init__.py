@@ -1,0 +1,11 @@
+"""Running a search: the launch, its worker processes and their supervision.
+
+Modules (imported by path; this package imports nothing itself):
+
+- ``launch``: validate, create or resume the study, run N workers, stop
+- ``supervise``: watch the workers until done: progress, replacements, stopping
+- ``worker``: the body of `hpo worker`
+- ``processes``: worker processes as the launcher sees them
+"""
+
+__all__ = ["launch", "processes", "supervise", "worker"]

@@ -1,0 +1,14 @@
+"""A study: what hpo keeps in an Optuna study, and what people ask of it.
+
+Modules (imported by path; this package imports nothing itself):
+
+- ``records``: hpo's attribute names on studies and trials, and the questions
+  every command asks (best, counts, data)
+- ``confirm``: the best configurations trained again with other seeds
+- ``warm_starts``: known configurations queued as a study's first trials
+- ``export``: best trials as hpo-config/1 YAML and back
+- ``summary``: what a store holds, as plain data for the CLI
+- ``sweep``: one-at-a-time sensitivity studies
+"""
+
+__all__ = ["confirm", "export", "records", "summary", "sweep", "warm_starts"]
