@@ -179,13 +179,13 @@ def journal_lock(path: str):
 def worker_process(kind: str, location: str, target: int, stream: int, go, results) -> None:
     """One worker: hpo's loop with the stand-in trial; reports its store time once done."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the workers
-    import hpo.backends.base as engine_base
+    import hpo.backends.base as backend_base
     import hpo.backends.optuna.backend as backend
     from hpo.storage import store
     from hpo.storage import worker_writes as worker_store
     from hpo.study.records import stored_config
 
-    engine_base.evaluate = stand_in_evaluate
+    backend_base.evaluate = stand_in_evaluate
     timer, lock_timer = StoreTimer(), StoreTimer()
     lock = journal_lock(location) if kind == "journal" else store.admission_lock
 
@@ -198,7 +198,7 @@ def worker_process(kind: str, location: str, target: int, stream: int, go, resul
     storage = open_store(kind, location)
     config = stored_config(store.load_study(STUDY, storage))
     study = backend.load_for_worker(config, storage, stream)
-    ctx = engine_base.WorkerContext(study, storage, config, None, target, stream=stream)
+    ctx = backend_base.WorkerContext(study, storage, config, None, target, stream=stream)
     worker = backend.Worker(ctx)
     timer.install(storage)
     # hpo's own writes of several rows in one transaction (hpo.storage.worker_writes)

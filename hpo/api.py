@@ -147,7 +147,7 @@ def launch_study(
     ``pruner``, ``search_space``, ``confirm_top``, ...); see :func:`study_config`. Progress
     lines go to ``echo`` (default: printed). A launch whose workers failed raises HpoError.
     """
-    from hpo.backends import load_engine
+    from hpo.backends import load_backend
     from hpo.runner.launch import default_workers
     from hpo.runner.launch import launch as run_launch
 
@@ -174,7 +174,7 @@ def launch_study(
         storage,
         workers if workers is not None else default_workers(),
         trials if trials is not None else conf.trials,
-        engine=load_engine(backend, {}),
+        backend=load_backend(backend, {}),
         timeout=timeout,
         recycle_after=recycle_after or None,
         enqueue=enqueue,

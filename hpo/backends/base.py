@@ -1,16 +1,16 @@
-"""The engine contract: what a search engine supplies, and what every engine shares.
+"""The backend contract: what a search backend supplies, and what every backend shares.
 
-An engine decides what each trial tries (Optuna's samplers, KerasTuner's
+A backend decides what each trial tries (Optuna's samplers, KerasTuner's
 oracles); hpo runs it. The launch flow (validate, create or resume the study,
 start and watch N worker processes, fail the trials of workers that died, stop
 everything on Ctrl-C) is written once, in :mod:`hpo.runner.launch`; the worker flow
 (load the study and its data, signals, exit statuses) once, in
 :mod:`hpo.runner.worker`; how a trial ends (training, what it stores, failures in a
-row) once, here. An engine implements :meth:`Engine.run_worker` (its trial
+row) once, here. A backend implements :meth:`Backend.run_worker` (its trial
 loop) and overrides the few launcher-side steps where it differs, as Syne
 Tune's ``TrialBackend`` and KerasTuner's Oracle/Tuner split do.
 
-A new engine is a subclass registered by name in :data:`hpo.backends.ENGINES`,
+A new backend is a subclass registered by name in :data:`hpo.backends.ENGINES`,
 or given to ``--backend`` as ``package.module:Class``.
 """
 
@@ -50,7 +50,7 @@ class SearchStopped(Exception):
 
 @dataclass
 class Outcome:
-    """How one trial ended, whichever engine ran it: complete, infeasible (pruned) or failed."""
+    """How one trial ended, whichever backend ran it: complete, infeasible (pruned) or failed."""
 
     params: dict[str, Any]
     record: dict[str, Any] | None = None  # the metrics of a complete training
@@ -131,7 +131,7 @@ class WorkerContext:
         """Train one trial's configuration; every way a trial can end becomes an Outcome.
 
         ``arch`` and ``training`` are a warm start's fixed network and the training settings
-        its parameters do not carry. An engine's pruning signal raised from ``on_epoch``
+        its parameters do not carry. A backend's pruning signal raised from ``on_epoch``
         passes through.
         """
         outcome = Outcome(params=dict(params))
@@ -174,22 +174,22 @@ class WorkerContext:
             )
 
 
-class Engine(ABC):
-    """A search engine, as the launch and the workers drive it.
+class Backend(ABC):
+    """A search backend, as the launch and the workers drive it.
 
     Launcher side (one process): :meth:`check` and :meth:`session` before the
     study is touched, :meth:`work_left` to size the launch, :meth:`environment`
     and :meth:`helpers` for the processes it starts. Worker side (each worker
     process): :meth:`run_worker`, and :meth:`run_helper` for helper processes.
-    An engine's settings travel to its processes as :meth:`options` (JSON).
+    A backend's settings travel to its processes as :meth:`options` (JSON).
     """
 
     #: The name ``--backend`` takes and trials record.
     name: ClassVar[str]
-    #: The engine's workers run the study's queued (WAITING) trials first: warm starts, the
-    #: space's defaults and confirmation re-runs are queued only for such an engine.
+    #: The backend's workers run the study's queued (WAITING) trials first: warm starts, the
+    #: space's defaults and confirmation re-runs are queued only for such a backend.
     runs_queued_trials: ClassVar[bool] = False
-    #: Its workers' RUNNING trials send heartbeats (an engine that stores trials only once they
+    #: Its workers' RUNNING trials send heartbeats (a backend that stores trials only once they
     #: end has none to send).
     heartbeats: ClassVar[bool] = True
     #: What the launch calls its helper processes (see :meth:`helpers`).
@@ -198,21 +198,21 @@ class Engine(ABC):
     recycles: ClassVar[bool] = True
 
     def options(self) -> dict[str, Any]:
-        """Settings the engine's worker processes need (JSON), given back to ``__init__``."""
+        """Settings the backend's worker processes need (JSON), given back to ``__init__``."""
         return {}
 
     # --- launcher side ------------------------------------------------------------------------
 
     def check(self, config: StudyConfig) -> None:  # noqa: B027  (optional step)
-        """Refuse, before anything is written, a search this engine cannot run."""
+        """Refuse, before anything is written, a search this backend cannot run."""
 
     @contextlib.contextmanager
     def session(self, config: StudyConfig) -> Iterator[None]:
-        """Held while a launch runs (a lock on the engine's own state, for example)."""
+        """Held while a launch runs (a lock on the backend's own state, for example)."""
         yield
 
     def prepare(self, study, config: StudyConfig) -> None:  # noqa: B027  (optional step)
-        """The study is created or resumed and checked: make the engine's own state ready."""
+        """The study is created or resumed and checked: make the backend's own state ready."""
 
     def describe(self, config: StudyConfig) -> str:
         """What the launch line says about the search: ``tpe sampler, median pruner``."""
@@ -243,7 +243,7 @@ class Engine(ABC):
 
     def run_helper(self, ctx: WorkerContext) -> None:
         """Serve what the workers need (KerasTuner's oracle) until the launcher stops it."""
-        raise NotImplementedError(f"the {self.name} engine starts no helper process")
+        raise NotImplementedError(f"the {self.name} backend starts no helper process")
 
 
 def record_trial(
@@ -252,7 +252,7 @@ def record_trial(
     distributions: Callable[[str], Any],
     extra: Mapping[str, Any] = (),
 ) -> None:
-    """Write a trial an engine ran outside Optuna into the study, as an Optuna trial."""
+    """Write a trial a backend ran outside Optuna into the study, as an Optuna trial."""
     import optuna
     from optuna.trial import TrialState
 

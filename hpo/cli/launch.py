@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from hpo.backends import ENGINES
+from hpo.backends import BACKENDS
 from hpo.cli.options import (
     data_option,
     epochs_option,
@@ -124,10 +124,10 @@ def resolve_config(study: str | None, config_file: str | None, storage: str | No
 )
 @click.option(
     "--backend",
-    type=click.Choice(list(ENGINES)),
+    type=click.Choice(list(BACKENDS)),
     default="optuna",
     show_default=True,
-    help="Search engine; both use the same search spaces and store.",
+    help="Search backend; both use the same search spaces and store.",
 )
 @click.option(
     "--tuner",
@@ -185,7 +185,7 @@ def launch(
     """
     from contextlib import nullcontext
 
-    from hpo.backends import load_engine
+    from hpo.backends import load_backend
     from hpo.errors import ConfigError
     from hpo.report.dashboard import alongside
     from hpo.runner.launch import default_workers
@@ -222,7 +222,7 @@ def launch(
             storage,
             n,
             target,
-            engine=load_engine(backend, options),
+            backend=load_backend(backend, options),
             timeout=timeout,
             recycle_after=recycle_after or None,
             enqueue=enqueue,

@@ -45,7 +45,7 @@ from hpo.errors import HpoError
 def confirm_study(study, top, seeds, workers, storage, data):
     """Train a study's best configurations again with other seeds and rank them by their mean.
 
-    Works on any finished single-objective study (whichever engine ran it); the re-runs are
+    Works on any finished single-objective study (whichever backend ran it); the re-runs are
     trials of the study marked `confirm_of`. Re-running the command adds nothing more.
     """
     from hpo.errors import ConfigError
@@ -156,7 +156,7 @@ def create(study, config_file, trials, storage, data, epochs, seed, pruner, conf
 @click.option("--stream", type=int, default=None, hidden=True)
 @click.option("--slot", type=int, default=0, hidden=True)
 @click.option("--backend", default="optuna", hidden=True)
-@click.option("--engine-options", default=None, hidden=True)
+@click.option("--backend-options", default=None, hidden=True)
 @click.option("--role", type=click.Choice(["worker", "helper"]), default="worker", hidden=True)
 @click.option(
     "--max-trials",
@@ -176,7 +176,7 @@ def worker(
     stream,
     slot,
     backend,
-    engine_options,
+    backend_options,
     role,
     max_trials,
 ):
@@ -186,8 +186,8 @@ def worker(
     code = run_worker(
         study,
         storage,
-        engine=backend,
-        engine_options=engine_options,
+        backend=backend,
+        backend_options=backend_options,
         role=role,
         target=trials,
         threads=threads,

@@ -1,6 +1,6 @@
 """The choices hpo's settings take, listed once.
 
-The study schema, the dataset loaders, the engines and the command line's
+The study schema, the dataset loaders, the backends and the command line's
 ``--sampler``/``--pruner``/... lists all read them here. This module imports
 nothing, so ``hpo --help`` stays instant.
 """

@@ -1,13 +1,13 @@
-"""Launch a search: validate, create or resume the study, run N workers of one engine, stop.
+"""Launch a search: validate, create or resume the study, run N workers of one backend, stop.
 
 ``launch`` validates everything first (config, search space, data, storage,
-the engine's own checks), so bad input exits with one line before the store is
+the backend's own checks), so bad input exits with one line before the store is
 touched. It then creates or resumes the study and starts N ``hpo worker``
-processes of the chosen engine (and the helper processes the engine asks
+processes of the chosen backend (and the helper processes the backend asks
 for), each with a slice of the CPU threads, and shows progress until the study
 holds its target number of finished trials. Ctrl-C or SIGTERM stops every
 process; trials they were running are marked FAIL, never left RUNNING, and the
-next launch resumes. This flow is the same for every engine
+next launch resumes. This flow is the same for every backend
 (:class:`hpo.backends.base.Engine`).
 """
 
@@ -22,9 +22,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpo.backends import engine_reference
-from hpo.backends.base import Engine
-from hpo.backends.optuna.backend import OptunaEngine, create_study
+from hpo.backends import backend_reference
+from hpo.backends.base import Backend
+from hpo.backends.optuna.backend import OptunaBackend, create_study
 from hpo.config.studies import StudyConfig
 from hpo.errors import ConfigError
 from hpo.io.progress import Progress
@@ -204,7 +204,7 @@ def launch(
     workers: int,
     target: int,
     *,
-    engine: Engine | None = None,
+    backend: Backend | None = None,
     timeout: float | None = None,
     recycle_after: int | None = DEFAULT_RECYCLE,
     enqueue: Sequence[str] = (),
@@ -214,22 +214,22 @@ def launch(
 ) -> LaunchResult:
     """Create or resume the study and run ``workers`` processes until ``target`` trials finish.
 
-    Then, for an engine that runs queued trials and unless ``confirm_settings``
+    Then, for a backend that runs queued trials and unless ``confirm_settings``
     (top, seeds) or the study turn it off, the best configurations are re-run
     (see :mod:`hpo.study.confirm`).
     """
-    engine = engine or OptunaEngine()
+    backend = backend or OptunaBackend()
     check_launch_args(workers, target, timeout)
     if recycle_after is not None and recycle_after < 1:
         raise ConfigError(f"--recycle-after must be at least 1, got {recycle_after}")
-    if (enqueue or confirm_settings) and not engine.runs_queued_trials:
+    if (enqueue or confirm_settings) and not backend.runs_queued_trials:
         raise ConfigError(
-            f"the {engine.name} engine does not run queued trials: --enqueue and confirmation "
+            f"the {backend.name} backend does not run queued trials: --enqueue and confirmation "
             "need --backend optuna"
         )
-    engine.check(config)
-    with engine.session(config):
-        queued = engine.runs_queued_trials
+    backend.check(config)
+    with backend.session(config):
+        queued = backend.runs_queued_trials
         study, dataset, url, storage = prepare_study(
             config, storage_url, echo, enqueue, target if queued else None, defaults_first=queued
         )
@@ -244,13 +244,13 @@ def launch(
                 studies.CONFIRM_SETTINGS_ATTR,
                 dict(zip(("top", "seeds"), confirm_settings, strict=True)),
             )
-        engine.prepare(study, config)
+        backend.prepare(study, config)
         echo(
             f"Study {config.name!r} in {store.mask(url)}: {dataset.describe()}, "
-            f"{config.model} model, {engine.describe(config)}."
+            f"{config.model} model, {backend.describe(config)}."
         )
         return _run(
-            engine,
+            backend,
             config,
             study,
             storage,
@@ -258,14 +258,14 @@ def launch(
             workers,
             target,
             timeout,
-            recycle_after if engine.recycles else None,
+            recycle_after if backend.recycles else None,
             echo,
             progress_stream,
         )
 
 
 def _run(
-    engine: Engine,
+    backend: Backend,
     config: StudyConfig,
     study,
     storage,
@@ -277,10 +277,10 @@ def _run(
     echo: Callable[[str], None],
     progress_stream,
 ) -> LaunchResult:
-    """Start the engine's helpers and workers, watch them until ``target``, and stop them."""
+    """Start the backend's helpers and workers, watch them until ``target``, and stop them."""
     counts = studies.counts(study)
     done = studies.finished(counts)
-    remaining = engine.work_left(study, config, target)
+    remaining = backend.work_left(study, config, target)
     if not remaining:
         waiting = counts.get("WAITING", 0)
         echo(
@@ -291,8 +291,8 @@ def _run(
     n = min(workers, remaining)
     threads = threads_per_worker(n)
     deadline = time.time() + timeout if timeout else None
-    top = confirm.settings(study, config)[0] if engine.runs_queued_trials else 0
-    helpers = f"{engine.helper_name} and " if engine.helpers() else ""
+    top = confirm.settings(study, config)[0] if backend.runs_queued_trials else 0
+    helpers = f"{backend.helper_name} and " if backend.helpers() else ""
     echo(
         f"Starting {helpers}{n} worker(s) with {threads} thread(s) each for {remaining} more "
         f"trial(s)" + (f", confirmation re-runs of the best {top} included." if top else ".")
@@ -302,7 +302,7 @@ def _run(
         store.ENV_VAR: url,
         "PYTHONUNBUFFERED": "1",
         "TF_CPP_MIN_LOG_LEVEL": "3",
-        **engine.environment(),
+        **backend.environment(),
     }
     first = studies.claim_launch(study, storage) * STREAMS_PER_LAUNCH
     launcher = f"{socket.gethostname()}:{os.getpid()}"
@@ -312,8 +312,8 @@ def _run(
     progress = Progress(done + remaining, config.name, stream=progress_stream, start_done=done)
     common = hpo_command(
         "worker", "--study", config.name, "--trials", str(target),
-        "--parent", str(os.getpid()), "--backend", engine_reference(engine),
-        "--engine-options", json.dumps(engine.options()),
+        "--parent", str(os.getpid()), "--backend", backend_reference(backend),
+        "--backend-options", json.dumps(backend.options()),
     )  # fmt: skip
     if config.data:
         common += ["--data", config.data]
@@ -321,8 +321,8 @@ def _run(
     helpers_procs: list[subprocess.Popen] = []
 
     def start(slot: int, role: str = "worker") -> subprocess.Popen:
-        if role == "worker" and len(helpers_procs) < engine.helpers():  # helpers come first
-            helpers_procs.extend(start(i, "helper") for i in range(engine.helpers()))
+        if role == "worker" and len(helpers_procs) < backend.helpers():  # helpers come first
+            helpers_procs.extend(start(i, "helper") for i in range(backend.helpers()))
         command = [*common, "--slot", str(slot), "--role", role]
         if role == "worker":
             command += ["--threads", str(threads), "--stream", str(next(streams))]
@@ -345,7 +345,7 @@ def _run(
             marked[0] = time.monotonic()
         if any(p.poll() not in (None, 0) for p in helpers_procs):
             return (
-                f"the {engine.helper_name} process stopped (see its messages above); run the "
+                f"the {backend.helper_name} process stopped (see its messages above); run the "
                 "same command to resume."
             )
         return None
@@ -370,7 +370,7 @@ def _run(
     counts = studies.counts(study)
     if code == 0 and studies.finished(counts) < target:
         timed_out = deadline is not None and time.time() >= deadline
-        note = engine.end_note(study, config, target, timed_out)
+        note = backend.end_note(study, config, target, timed_out)
         if note:
             echo(note)
     return LaunchResult(code, counts, best_of(study, config))

@@ -1,7 +1,7 @@
 """Watch a launch's worker processes until they are done: progress, replacements, stopping.
 
-Engine-neutral: the processes run ``hpo worker`` for whichever engine, and
-every engine's trials land in the same study, where this loop reads them.
+Backend-neutral: the processes run ``hpo worker`` for whichever backend, and
+every backend's trials land in the same study, where this loop reads them.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
-"""The body of ``hpo worker``: one process of a search, for whichever engine.
+"""The body of ``hpo worker``: one process of a search, for whichever backend.
 
 A launch starts these (and a user may start more on other machines). Everything
 is checked before TensorFlow starts, so a mistake is one line; then the
-engine's trial loop runs until the study holds its target. The exit status
+backend's trial loop runs until the study holds its target. The exit status
 tells the launcher what happened (:mod:`hpo.runner.processes`).
 """
 
@@ -12,8 +12,8 @@ import logging
 import os
 from typing import Any
 
-from hpo.backends import load_engine
-from hpo.backends.base import Engine, SearchStopped, TooManyFailures, WorkerContext
+from hpo.backends import load_backend
+from hpo.backends.base import Backend, SearchStopped, TooManyFailures, WorkerContext
 from hpo.errors import ConfigError
 from hpo.runner.processes import DONE_EXIT, FATAL_EXIT, RECYCLE_EXIT, WorkerSignals
 from hpo.storage import store
@@ -27,8 +27,8 @@ def run_worker(
     name: str,
     storage_url: str | None,
     *,
-    engine: Engine | str = "optuna",
-    engine_options: str | dict[str, Any] | None = None,
+    backend: Backend | str = "optuna",
+    backend_options: str | dict[str, Any] | None = None,
     role: str = "worker",
     target: int | None = None,
     threads: int | None = None,
@@ -39,16 +39,18 @@ def run_worker(
     slot: int = 0,
     max_trials: int | None = None,
 ) -> int:
-    """Join a study and run its trials (or, as a ``helper``, serve its engine) until it is done."""
+    """Join a study and run its trials (or, as a ``helper``, serve its backend) until it is done."""
     from hpo.training.fit import configure_tensorflow
 
     if threads is not None and threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {threads}")
     if target is not None and target < 1:
         raise ConfigError(f"--trials must be at least 1, got {target}")
-    if isinstance(engine, str):
-        engine = load_engine(engine, engine_options)
-    storage = store.open_storage(storage_url, create=False, write=True, heartbeat=engine.heartbeats)
+    if isinstance(backend, str):
+        backend = load_backend(backend, backend_options)
+    storage = store.open_storage(
+        storage_url, create=False, write=True, heartbeat=backend.heartbeats
+    )
     study = store.load_study(name, storage)
     config = studies.stored_config(study)
     if data:
@@ -72,13 +74,13 @@ def run_worker(
         stream=stream if stream is not None else os.getpid(),
         slot=slot,
     )
-    _log.info("%s %s (%s engine) joined study %r", role, ctx.worker, engine.name, name)
+    _log.info("%s %s (%s backend) joined study %r", role, ctx.worker, backend.name, name)
     with WorkerSignals(ctx) as signals:
         try:
             if role == "worker":
-                engine.run_worker(ctx)
+                backend.run_worker(ctx)
             else:
-                engine.run_helper(ctx)
+                backend.run_helper(ctx)
         except (KeyboardInterrupt, SearchStopped):
             pass
         except TooManyFailures as exc:

@@ -4,7 +4,7 @@ The store stays an Optuna store that every Optuna tool reads (the dashboard,
 ``optuna.load_study``); what hpo adds lives in study and trial user attributes.
 Their names are defined here, once, and so are the questions every command asks
 of a study: its settings, its trials by state, its best trial, the data it
-searched. Engines, reports, export and retrain read and write a study through
+searched. Backends, reports, export and retrain read and write a study through
 this module; it imports nothing above the configuration.
 """
 

@@ -3,8 +3,8 @@
 ``--enqueue`` queues a named model from ``hpo models`` or the configurations of
 an exported YAML; a new study also queues its search space's defaults (the
 recipe its modules encode), so the search has to beat that recipe. Queued
-trials are plain Optuna WAITING trials; the engines that run queued trials
-(``Engine.runs_queued_trials``) take them first.
+trials are plain Optuna WAITING trials; the backends that run queued trials
+(``Backend.runs_queued_trials``) take them first.
 """
 
 from __future__ import annotations

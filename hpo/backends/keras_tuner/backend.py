@@ -1,10 +1,10 @@
-"""The KerasTuner engine: KerasTuner's oracles choose, hpo trains, the study store records.
+"""The KerasTuner backend: KerasTuner's oracles choose, hpo trains, the study store records.
 
 KerasTuner (random, Bayesian, Hyperband or grid search) decides what to try in
-the same backend-neutral search space the Optuna engine uses. Each trial is
+the same backend-neutral search space the Optuna backend uses. Each trial is
 trained by the shared trainer, exactly as an Optuna trial is, and the process
 that ran it writes it into the study store as an Optuna trial (``backend`` =
-``keras-tuner``), so every command that reads a study works whichever engine
+``keras-tuner``), so every command that reads a study works whichever backend
 filled it. A trial that fails is stored as FAIL, does not count toward the
 total, and five in a row stop the worker, as with Optuna (both in
 :mod:`hpo.backends.base`).
@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from hpo.backends.base import Engine, WorkerContext
+from hpo.backends.base import Backend, WorkerContext
 from hpo.backends.keras_tuner.space import BACKEND, TUNERS
 from hpo.config.studies import StudyConfig
 from hpo.errors import ConfigError, NotWritableError
@@ -141,10 +141,10 @@ def _exit_with(parent: int) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-# --- the engine --------------------------------------------------------------------------------
+# --- the backend --------------------------------------------------------------------------------
 
 
-class KerasTunerEngine(Engine):
+class KerasTunerBackend(Backend):
     """KerasTuner's oracle in a helper process decides; hpo's workers train and record."""
 
     name = BACKEND

@@ -1,4 +1,4 @@
-"""KerasTuner's side of the KerasTuner engine: its oracle in the helper, its tuner in workers.
+"""KerasTuner's side of the KerasTuner backend: its oracle in the helper, its tuner in workers.
 
 Imported only by the processes of a KerasTuner search (it imports KerasTuner,
 hence TensorFlow). The private KerasTuner interfaces it needs (the oracle's

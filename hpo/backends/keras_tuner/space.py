@@ -1,6 +1,6 @@
-"""One search space, two engines: hpo's parameters as KerasTuner hyperparameters and back.
+"""One search space, two backends: hpo's parameters as KerasTuner hyperparameters and back.
 
-KerasTuner is imported only inside :func:`hyperparameters`, so the engine's
+KerasTuner is imported only inside :func:`hyperparameters`, so the backend's
 launcher side never loads TensorFlow.
 """
 
@@ -11,13 +11,13 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from hpo.config.choices import TUNERS  # noqa: F401  (re-exported for the engine)
+from hpo.config.choices import TUNERS  # noqa: F401  (re-exported for the backend)
 from hpo.space import CategoricalParam, FloatParam, IntParam, Param, Scalar, SearchSpace
 
 if TYPE_CHECKING:  # KerasTuner imports TensorFlow: only the processes that search load it
     import keras_tuner as kt
 
-BACKEND = "keras-tuner"  # the engine's name, recorded by each trial it stores
+BACKEND = "keras-tuner"  # the backend's name, recorded by each trial it stores
 OBJECTIVE = "val_accuracy"
 HYPERBAND_FACTOR = 3
 

@@ -14,7 +14,7 @@ import logging
 import time
 from typing import Any
 
-from hpo.backends.base import Engine, Outcome, WorkerContext
+from hpo.backends.base import Backend, Outcome, WorkerContext
 from hpo.backends.optuna.search import make_pruner, make_sampler
 from hpo.config.studies import OBJECTIVE_METRICS, StudyConfig
 from hpo.errors import ModelFunctionError
@@ -73,8 +73,8 @@ def load_for_worker(config: StudyConfig, storage, stream: int):
         )
 
 
-class OptunaEngine(Engine):
-    """Optuna's samplers and pruners over the study itself: the default engine."""
+class OptunaBackend(Backend):
+    """Optuna's samplers and pruners over the study itself: the default backend."""
 
     name = "optuna"
     runs_queued_trials = True

@@ -1,4 +1,4 @@
-"""The engine contract: engines are found by name or reference, and a new one plugs in alone."""
+"""The backend contract: backends are found by name or reference, and a new one plugs in alone."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 
 import optuna
 import pytest
-from toy_engine import ToyEngine
+from toy_backend import ToyBackend
 
-from hpo.backends import engine_reference, load_engine
-from hpo.backends.keras_tuner.backend import KerasTunerEngine
-from hpo.backends.optuna.backend import OptunaEngine
+from hpo.backends import backend_reference, load_backend
+from hpo.backends.keras_tuner.backend import KerasTunerBackend
+from hpo.backends.optuna.backend import OptunaBackend
 from hpo.config.studies import load_yaml
 from hpo.errors import ConfigError
 from hpo.runner.launch import launch
@@ -36,38 +36,38 @@ confirm_top: 0
 
 
 def test_built_in_engines_are_found_by_name_and_keep_their_settings() -> None:
-    assert isinstance(load_engine("optuna"), OptunaEngine)
-    engine = load_engine("keras-tuner", '{"tuner": "grid", "kt_dir": "/tmp/kt"}')
-    assert isinstance(engine, KerasTunerEngine) and engine.tuner == "grid"
-    assert engine_reference(engine) == "keras-tuner"
-    again = load_engine(engine_reference(engine), engine.options())
-    assert again.options() == engine.options()
+    assert isinstance(load_backend("optuna"), OptunaBackend)
+    backend = load_backend("keras-tuner", '{"tuner": "grid", "kt_dir": "/tmp/kt"}')
+    assert isinstance(backend, KerasTunerBackend) and backend.tuner == "grid"
+    assert backend_reference(backend) == "keras-tuner"
+    again = load_backend(backend_reference(backend), backend.options())
+    assert again.options() == backend.options()
 
 
 def test_an_engine_of_ones_own_is_found_by_module_and_class() -> None:
-    engine = load_engine("toy_engine:ToyEngine", {"seed": 3})
-    assert isinstance(engine, ToyEngine) and engine.seed == 3
-    assert engine_reference(engine) == "toy_engine:ToyEngine"
+    backend = load_backend("toy_backend:ToyBackend", {"seed": 3})
+    assert isinstance(backend, ToyBackend) and backend.seed == 3
+    assert backend_reference(backend) == "toy_backend:ToyBackend"
 
 
 @pytest.mark.parametrize(
     "reference, message",
     [
-        ("sklearn", "no search engine 'sklearn'"),
-        ("toy_engine:Missing", "no search engine 'toy_engine:Missing'"),
-        ("hpo.config.studies:StudyConfig", "is not a search engine"),
+        ("sklearn", "no search backend 'sklearn'"),
+        ("toy_backend:Missing", "no search backend 'toy_backend:Missing'"),
+        ("hpo.config.studies:StudyConfig", "is not a search backend"),
     ],
 )
 def test_an_unknown_engine_is_one_clear_error(reference: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        load_engine(reference)
+        load_backend(reference)
 
 
 @pytest.mark.slow
 def test_a_third_engine_runs_a_study_by_implementing_the_contract_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # the worker processes import the toy engine as the launcher does
+    # the worker processes import the toy backend as the launcher does
     monkeypatch.setenv("PYTHONPATH", f"{TESTS}:{':'.join(sys.path)}")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "toy.yaml").write_text(TINY)
@@ -75,7 +75,7 @@ def test_a_third_engine_runs_a_study_by_implementing_the_contract_alone(
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     lines: list[str] = []
     result = launch(
-        config, url, 2, 3, engine=ToyEngine(seed=1), echo=lines.append,
+        config, url, 2, 3, backend=ToyBackend(seed=1), echo=lines.append,
         progress_stream=io.StringIO(),
     )  # fmt: skip
     assert result.exit_code == 0, lines

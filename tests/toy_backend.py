@@ -1,4 +1,4 @@
-"""A third search engine, written against the engine contract alone (``tests/test_engines.py``).
+"""A third search backend, written against the backend contract alone (``tests/test_backends.py``).
 
 It samples every active parameter uniformly at random, trains through the shared
 trainer and records each trial itself: no Optuna sampler, no KerasTuner. The
@@ -12,12 +12,12 @@ import math
 import random
 from typing import Any
 
-from hpo.backends.base import Engine, WorkerContext, record_trial
+from hpo.backends.base import Backend, WorkerContext, record_trial
 from hpo.space import FloatParam
 from hpo.study.records import counts, distribution, finished
 
 
-class ToyEngine(Engine):
+class ToyBackend(Backend):
     name = "toy"
     heartbeats = False  # trials are stored when they end
 
