@@ -73,7 +73,7 @@ def test_loading_a_study_that_is_not_there_says_so(tmp_path: Path) -> None:
 
 def _api_study(tmp_path: Path):
     import optuna
-    from test_export import GOOD_PARAMS, make_study, trial
+    from made_studies import GOOD_PARAMS, make_study, trial
 
     url = make_study(tmp_path, [trial(GOOD_PARAMS, 0.97, epochs=1)])
     return optuna.load_study(study_name="digits-cnn", storage=url), url
@@ -109,7 +109,7 @@ def test_the_api_checks_its_arguments_and_names_the_bad_one(
     tmp_path: Path, monkeypatch, case
 ) -> None:
     """workers="2" was a bare TypeError; top=0 said "no complete trial yet (1 complete)"."""
-    from runner import file_digest
+    from hpo_command import file_digest
 
     from hpo.errors import UsageError
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from runner import hpo_env
+from hpo_command import hpo_env
 from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]

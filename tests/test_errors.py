@@ -4,7 +4,7 @@ for click's usage errors alike."""
 from __future__ import annotations
 
 import pytest
-from runner import error_line, run_hpo, run_main
+from hpo_command import error_line, run_hpo, run_main
 
 from hpo.errors import MAX_LINE, one_line, shown
 from hpo.errors import error_line as format_line
@@ -73,7 +73,7 @@ def test_a_huge_value_is_not_echoed_whole(tmp_path):
 
 def test_commands_that_start_tensorflow_check_first_and_print_one_line(tmp_path):
     """`hpo worker` and `hpo retrain` used to print TensorFlow's start-up lines before an error."""
-    from test_export import make_study
+    from made_studies import make_study
 
     make_study(tmp_path, [])
     for args, message in (
@@ -90,7 +90,7 @@ def test_tensorflow_starts_without_its_chatter(tmp_path):
     import subprocess
     import sys
 
-    from runner import hpo_env
+    from hpo_command import hpo_env
 
     env = {k: v for k, v in hpo_env().items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     code = (

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from runner import error_line, hpo_env, run_hpo
+from hpo_command import error_line, hpo_env, run_hpo
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 pytestmark = pytest.mark.slow

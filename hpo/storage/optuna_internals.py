@@ -5,7 +5,7 @@ which running trials stopped sending heartbeats; hpo needs both (a launcher
 fails the trials of the workers it saw die, ``hpo delete`` and reaping ask for
 the stale ones). Everything private is reached through this module (and, for a
 worker's batched writes, :mod:`hpo.storage.worker_writes`), and
-``tests/test_internals.py`` checks each of these on the installed Optuna, so
+``tests/storage/test_internals.py`` checks each of these on the installed Optuna, so
 an Optuna release that changes them fails one named test, not a launch.
 pyproject.toml bounds Optuna to the major versions tested here.
 """

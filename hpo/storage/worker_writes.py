@@ -5,7 +5,7 @@ Through Optuna's API each write of a trial is a transaction of its own: about 80
 write several rows in one transaction, with Optuna's own models and checks, and keep the
 Trial object as ``Trial.report``/``set_user_attr`` would. Like :mod:`hpo.storage.optuna_internals`
 (whose companion this is), the private names used here are checked on the installed Optuna by
-a named test, and what they do by the others in ``tests/test_worker_writes.py``.
+a named test, and what they do by the others in ``tests/storage/test_worker_writes.py``.
 """
 
 from __future__ import annotations

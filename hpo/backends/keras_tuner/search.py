@@ -2,7 +2,7 @@
 
 Imported only by the processes of a KerasTuner search (it imports KerasTuner,
 hence TensorFlow). The private KerasTuner interfaces it needs (the oracle's
-retry queue, the debug switch) are checked by ``tests/test_internals.py`` on
+retry queue, the debug switch) are checked by ``tests/storage/test_internals.py`` on
 the installed version; pyproject.toml bounds keras-tuner to the versions tested.
 """
 

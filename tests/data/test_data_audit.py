@@ -150,7 +150,7 @@ def test_the_audit_hashes_100000_images_in_seconds() -> None:
 
 
 def test_launch_warns_and_status_shows_the_audit(tmp_path: Path) -> None:
-    from runner import file_digest, run_hpo
+    from hpo_command import file_digest, run_hpo
 
     _svhn_notebook_file(tmp_path / "SVHN_single_grey1.h5")
     (tmp_path / "study.yaml").write_text(

@@ -11,10 +11,9 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
+from hpo_command import children, run_hpo, start_hpo
+from made_studies import GOOD_PARAMS, by_state, load, make_study, other_params, trial
 from optuna.trial import TrialState
-from runner import children, run_hpo, start_hpo
-from test_export import GOOD_PARAMS, make_study, other_params, trial
-from test_launch import by_state, load
 
 from hpo.backends.base import WorkerContext
 from hpo.backends.optuna.backend import Worker, load_for_worker

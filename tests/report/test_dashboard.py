@@ -19,7 +19,7 @@ import optuna
 import pytest
 from browser import chromium_page, needs_chromium
 from databases import postgres_database
-from runner import PLAIN, error_line, file_digest, hpo_env, run_hpo
+from hpo_command import PLAIN, error_line, file_digest, hpo_env, run_hpo
 
 TRIALS = 3
 

@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from runner import hpo_env
+from hpo_command import hpo_env
 
 from hpo.runner.processes import hpo_command
 

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import optuna
 import pytest
-from optuna.trial import TrialState
-from runner import (
+from hpo_command import (
     alive,
     assert_stopped_cleanly,
     children,
@@ -20,7 +19,8 @@ from runner import (
     start_hpo,
     stop_and_wait,
 )
-from test_launch import by_state, load
+from made_studies import by_state, load
+from optuna.trial import TrialState
 
 from hpo.backends.keras_tuner import space as backend
 from hpo.space import CategoricalParam, Condition, FloatParam, IntParam, SearchSpace

@@ -24,7 +24,7 @@ def _requirement(package: str) -> SpecifierSet:
     """The version bounds pyproject.toml declares for ``package``."""
     import tomllib
 
-    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
     spec = next(d for d in project["project"]["dependencies"] if d.startswith(package + ">"))
     return SpecifierSet(spec[len(package) :].split(";")[0])
 

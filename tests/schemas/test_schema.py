@@ -24,7 +24,7 @@ from hpo.schemas.base import read
 from hpo.schemas.retrain_results import FORMAT, RetrainResults
 from hpo.study.export import load_configs
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from runner import run_hpo
+from hpo_command import run_hpo
 
 FOLDER = Path("/usr/share/datasets/fashion-mnist")
 

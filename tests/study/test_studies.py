@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import optuna
 import pytest
+from hpo_command import PLAIN, error_line, run_hpo
+from made_studies import load
 from optuna.trial import TrialState
-from runner import PLAIN, error_line, run_hpo
-from test_launch import load
 
 from hpo.errors import ConfigError
 from hpo.models.families import NAMED_MODELS

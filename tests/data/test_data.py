@@ -433,8 +433,8 @@ def test_a_training_set_of_one_class_is_refused(tmp_path: Path) -> None:
 
 
 def test_an_unreadable_data_file_says_permission_not_download(shared_tmp: Path) -> None:
+    from hpo_command import error_line, run_hpo
     from readonly import NOBODY, nobody_can_run
-    from runner import error_line, run_hpo
 
     if nobody_can_run():
         pytest.skip(nobody_can_run())

@@ -10,9 +10,9 @@ import numpy as np
 import optuna
 import pytest
 import yaml
+from hpo_command import error_line, run_hpo
+from made_studies import GOOD_PARAMS, SMALL_CNN, make_study, trial
 from optuna.trial import TrialState
-from runner import error_line, run_hpo
-from test_export import GOOD_PARAMS, make_study, trial
 
 from hpo.data import load_dataset
 from hpo.study.export import load_configs
@@ -20,17 +20,6 @@ from hpo.study.export import load_configs
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 #: The small CNN of GOOD_PARAMS written by hand: about 0.97 on the digits test set.
-SMALL_CNN = """\
-format: hpo-config/1
-configs:
-- name: small-cnn
-  dataset: {name: digits}
-  architecture:
-    family: cnn
-    conv_blocks: [{filters: [32]}, {filters: [64]}]
-    dense_layers: [{units: 64}]
-  training: {optimizer: adam, learning_rate: 0.002, batch_size: 32, epochs: 15, seed: 3}
-"""
 
 
 def digits_arrays(path: Path, side: int = 8, nan_test: bool = False) -> Path:
@@ -379,7 +368,7 @@ def test_only_scores_on_the_searched_data_are_recorded_in_the_study(tmp_path: Pa
 @pytest.mark.slow
 def test_scores_on_other_data_are_not_recorded_as_the_study_s_own(tmp_path: Path) -> None:
     """`retrain --data OTHER` used to overwrite the study's retrain:<trial>, shown by `hpo best`."""
-    from runner import run_main
+    from hpo_command import run_main
 
     from hpo.config.studies import load_yaml
     from hpo.study.records import distribution
@@ -442,7 +431,7 @@ configs:
 def test_a_same_named_study_from_another_store_cannot_overwrite_a_retrain(tmp_path: Path) -> None:
     """Two studies of one name in different stores export configs of the same names; retraining
     the second into the same folder replaced the first's scores and models without a word."""
-    from runner import file_digest, run_main
+    from hpo_command import file_digest, run_main
 
     (tmp_path / "a.yaml").write_text(FROM_STORE.format(store="a", filters=8))
     (tmp_path / "b.yaml").write_text(FROM_STORE.format(store="b", filters=16))

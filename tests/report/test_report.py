@@ -11,9 +11,9 @@ from pathlib import Path
 import optuna
 import pytest
 from browser import chromium_page, needs_chromium
+from hpo_command import error_line, run_hpo
 from optuna.trial import TrialState
 from plotly.offline import get_plotlyjs
-from runner import error_line, run_hpo
 
 from hpo.backends.optuna.backend import create_study, suggest
 from hpo.config import studies as cfg

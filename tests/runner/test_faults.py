@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
+from hpo_command import PLAIN, children, hpo_env, run_hpo, start_hpo, stop_and_wait
+from made_studies import by_state, load, wait_for_running
 from optuna.trial import TrialState
-from runner import PLAIN, children, hpo_env, run_hpo, start_hpo, stop_and_wait
-from test_launch import _wait_for_running, by_state, load
 
 from hpo.study.records import STALE_REASON, failure_reason
 
@@ -35,7 +35,7 @@ def test_a_killed_worker_is_replaced_and_its_trial_retried(tmp_path):
         "launch", "--workers", "2", "--trials", "4", "--epochs", "25", *PLAIN, cwd=tmp_path
     )
     try:
-        _wait_for_running(tmp_path, 2)
+        wait_for_running(tmp_path, 2)
         victim, killed = None, None
         deadline = time.monotonic() + 60
         while killed is None and time.monotonic() < deadline:
@@ -74,7 +74,7 @@ def test_a_killed_standalone_worker_is_reaped_by_heartbeat_and_retried(tmp_path)
     )
     lone = start_hpo("worker", "--study", "digits-cnn", cwd=tmp_path, env=env)
     try:
-        _wait_for_running(tmp_path, 1)
+        wait_for_running(tmp_path, 1)
         deadline = time.monotonic() + 60
         killed = None
         while killed is None and time.monotonic() < deadline:
@@ -197,7 +197,7 @@ def test_a_whole_process_group_killed_leaves_a_resumable_study_and_every_failure
     args = ["launch", "--workers", "2", "--trials", "3", "--epochs", "8", *PLAIN]
     proc = start_hpo(*args, cwd=tmp_path, env=env, new_session=True)
     try:
-        _wait_for_running(tmp_path, 2)
+        wait_for_running(tmp_path, 2)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate(timeout=60)
     finally:
@@ -267,7 +267,7 @@ def test_the_first_launch_of_a_study_is_reproducible(tmp_path):
 
 @pytest.mark.slow
 def test_a_stopped_retrain_keeps_its_finished_seeds_and_says_what_was_lost(tmp_path):
-    from test_retrain import SMALL_CNN
+    from made_studies import SMALL_CNN
 
     (tmp_path / "small.yaml").write_text(SMALL_CNN.replace("epochs: 15", "epochs: 40"))
     proc = start_hpo("retrain", "--config", "small.yaml", "--seeds", "3", cwd=tmp_path)

@@ -119,7 +119,7 @@ def test_a_folder_study_runs_end_to_end_with_its_class_names(tmp_path: Path) -> 
     import json
 
     import yaml
-    from runner import PLAIN, run_hpo
+    from hpo_command import PLAIN, run_hpo
 
     root = _folder(tmp_path / "shapes", dict.fromkeys("vwxyz", 10), colour=True)
     _folder(root, dict.fromkeys("vwxyz", 2), split="test", colour=True)
@@ -151,7 +151,7 @@ def test_a_folder_study_runs_end_to_end_with_its_class_names(tmp_path: Path) -> 
 
 
 def test_a_bad_folder_is_one_error_line_and_no_store(tmp_path: Path) -> None:
-    from runner import error_line, run_hpo
+    from hpo_command import error_line, run_hpo
 
     _folder(tmp_path / "one", {"cat": 4})
     (tmp_path / "study.yaml").write_text(

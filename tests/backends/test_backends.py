@@ -17,7 +17,7 @@ from hpo.config.studies import load_yaml
 from hpo.errors import ConfigError
 from hpo.runner.launch import launch
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).parents[1]
 
 TINY = """\
 name: toy-study

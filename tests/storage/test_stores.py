@@ -7,7 +7,7 @@ from urllib.parse import quote
 import optuna
 import pytest
 from databases import postgres_database
-from runner import PLAIN, error_line, hpo_env, run_hpo, start_hpo
+from hpo_command import PLAIN, error_line, hpo_env, run_hpo, start_hpo
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -161,7 +161,7 @@ def _assert_hidden(password: str, *texts: str) -> None:
 @pytest.mark.parametrize("password", SPECIAL_PASSWORDS)
 def test_a_password_with_url_special_characters_works_and_is_never_shown(tmp_path, password):
     """Such a password used to be read partly as the host, and partly printed (`***@cret9@...`)."""
-    from runner import run_main
+    from hpo_command import run_main
 
     with postgres_database(password=password) as url:
         created = run_main("create", "--study", "digits-cnn", "--storage", url, cwd=tmp_path)

@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hpo_command import error_line, file_digest, run_hpo, run_main
 from readonly import NOBODY, nobody_can_run
-from runner import error_line, file_digest, run_hpo, run_main
 
 from hpo.errors import ConfigError, LimitError
 from hpo.io.yaml_file import MAX_BYTES, MAX_DEPTH, MAX_NODES, load

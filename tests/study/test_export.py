@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import optuna
 import pytest
 import yaml
+from hpo_command import error_line, run_hpo
+from made_studies import GOOD_PARAMS, VERSIONS, make_study, other_params, trial
 from optuna.trial import TrialState
-from runner import error_line, run_hpo
 
 from hpo.backends.optuna.backend import create_study
 from hpo.config.studies import builtin
@@ -20,75 +20,6 @@ from hpo.study.export import FORMAT, configs_from_study, dumps, load_configs
 from hpo.study.records import distribution
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-#: A small CNN that reaches about 0.97 test accuracy on digits in 15 epochs (about 3 s).
-GOOD_PARAMS = {
-    "conv_blocks": 2,
-    "filters_1": 32,
-    "filters_2": 64,
-    "kernel_size": 3,
-    "activation": "relu",
-    "batch_norm": False,
-    "dropout": 0.0,
-    "dense_layers": 1,
-    "dense_units_1": 64,
-    "learning_rate": 0.002,
-    "batch_size": 32,
-}
-VERSIONS = {"python": "3.11.7", "keras": "3.0.0"}
-
-
-def trial(
-    params: dict[str, Any],
-    value: float | None,
-    state: TrialState = TrialState.COMPLETE,
-    **attrs: Any,
-) -> dict[str, Any]:
-    base = {
-        "val_accuracy": value,
-        "train_accuracy": 0.99,
-        "epochs": 10,
-        "best_epoch": 8,
-        "train_seconds": 2.5,
-        "n_params": 35_914,
-        "inference_ms": 0.1,
-        "seed": 0,
-        "worker": "test:1",
-        "versions": VERSIONS,
-    }
-    return {
-        "params": params,
-        "value": value,
-        "state": state,
-        "attrs": {**base, **attrs} if value is not None else {},
-    }
-
-
-def make_study(
-    tmp_path: Path, trials: list[dict[str, Any]], name: str = "digits-cnn", **options: Any
-) -> str:
-    """A study as ``hpo launch`` creates it (config attribute and all) holding ``trials``."""
-    url = f"sqlite:///{tmp_path / 'studies.db'}"
-    storage = store.open_storage(url, create=True, heartbeat=False)
-    config = builtin("digits-cnn").with_options(name=name, **options)
-    study = create_study(config, storage)
-    space = config.space()
-    for t in trials:
-        study.add_trial(
-            optuna.trial.create_trial(
-                params=t["params"],
-                distributions={k: distribution(space[k]) for k in t["params"]},
-                value=t["value"],
-                state=t["state"],
-                user_attrs=t["attrs"],
-            )
-        )
-    storage.engine.dispose()
-    return url
-
-
-def other_params(**changes: Any) -> dict[str, Any]:
-    return {**GOOD_PARAMS, **changes}
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from hpo_command import error_line, hpo_env, run_hpo, run_main
+from made_studies import GOOD_PARAMS, make_study, trial
 from readonly import read_only
-from runner import error_line, hpo_env, run_hpo, run_main
-from test_export import GOOD_PARAMS, make_study, trial
 
 from hpo.errors import NotWritableError
 from hpo.io.outputs import check_dir, check_file, write_text

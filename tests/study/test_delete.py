@@ -12,8 +12,8 @@ from pathlib import Path
 
 import optuna
 import pytest
-from runner import PLAIN, error_line, file_digest, hpo_env, run_main, start_hpo
-from test_export import GOOD_PARAMS, make_study, trial
+from hpo_command import PLAIN, error_line, file_digest, hpo_env, run_main, start_hpo
+from made_studies import GOOD_PARAMS, make_study, trial
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import signal
-import time
 from pathlib import Path
 
 import optuna
 import pytest
-from optuna.trial import TrialState
-from runner import (
+from hpo_command import (
     PLAIN,
     assert_stopped_cleanly,
     children,
@@ -21,25 +18,10 @@ from runner import (
     start_hpo,
     stop_and_wait,
 )
-from sqlalchemy.exc import SQLAlchemyError
-
-from hpo.storage.store import sqlite_lock
+from made_studies import by_state, load, wait_for_running
+from optuna.trial import TrialState
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-
-def load(tmp_path: Path, name: str = "digits-cnn") -> optuna.Study:
-    """The study as `hpo status` reads it: under the store's lock while a launch creates it."""
-    db = tmp_path / "studies.db"
-    with sqlite_lock(db) if Path(f"{db}.lock").exists() else contextlib.nullcontext():
-        return optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
-
-
-def by_state(study: optuna.Study) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for t in study.get_trials(deepcopy=False):
-        out[t.state.name] = out.get(t.state.name, 0) + 1
-    return out
 
 
 @pytest.mark.slow
@@ -175,19 +157,6 @@ def test_a_worker_joins_an_existing_study(tmp_path):
     assert len({t.user_attrs["worker"] for t in study.trials}) == 2
 
 
-def _wait_for_running(tmp_path: Path, count: int, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (tmp_path / "studies.db").exists():
-            try:
-                if by_state(load(tmp_path)).get("RUNNING", 0) >= count:
-                    return
-            except (KeyError, SQLAlchemyError, optuna.exceptions.StorageInternalError):
-                pass  # the launch is still creating the store
-        time.sleep(0.3)
-    raise AssertionError("no trial started running in time")
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "sig, code, group",
@@ -221,7 +190,7 @@ def test_a_stop_signal_leaves_no_running_trial_and_no_orphan_then_resumes(
         new_session=group,
     )
     try:
-        _wait_for_running(tmp_path, 2)
+        wait_for_running(tmp_path, 2)
         workers = children(proc.pid)
         assert len(workers) == 2
         stderr = stop_and_wait(proc, sig, group)
@@ -422,7 +391,7 @@ def test_what_would_fail_in_every_worker_is_refused_before_the_study_exists(tmp_
 
 
 def _study_with_trials(tmp_path: Path, waiting: int = 0) -> Path:
-    from test_export import GOOD_PARAMS, make_study, other_params, trial
+    from made_studies import GOOD_PARAMS, make_study, other_params, trial
 
     url = make_study(tmp_path, [trial(GOOD_PARAMS, 0.97), trial(other_params(filters_1=16), 0.9)])
     study = optuna.load_study(study_name="digits-cnn", storage=url)

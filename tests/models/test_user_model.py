@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
-from runner import error_line, file_digest, hpo_env, run_hpo, run_main
+from hpo_command import error_line, file_digest, hpo_env, run_hpo, run_main
 
 from hpo.data import load_dataset
 from hpo.errors import ModelFunctionError
@@ -24,7 +24,7 @@ from hpo.space import SearchSpace
 from hpo.training.fit import TrainSettings, train
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "digits_model.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits_model.py"
 
 
 def notebook_style(hp) -> dict:
@@ -452,7 +452,7 @@ def test_sys_exit_in_the_workers_fails_their_trials_saying_so(tmp_path: Path) ->
     """The launch used to end with exit 0 after 0 of 3 trials: its worker exited 0."""
     import sqlite3
 
-    from runner import PLAIN
+    from hpo_command import PLAIN
 
     _write(tmp_path, "model.py", EXITS_IN_WORKERS)
     study = _study(tmp_path, "model.py:build")
@@ -477,7 +477,7 @@ def test_a_model_file_named_hpo_py_does_not_stand_in_for_the_workers(tmp_path: P
     import sqlite3
     import sys
 
-    from runner import PLAIN
+    from hpo_command import PLAIN
 
     _write(tmp_path, "hpo.py", UNITS_MODEL.replace("WIDTH", "1"))
     study = _study(tmp_path, "hpo.py:build")

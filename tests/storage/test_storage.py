@@ -16,10 +16,10 @@ from pathlib import Path
 
 import optuna
 import pytest
+from hpo_command import error_line, file_digest, run_hpo, run_main
+from made_studies import GOOD_PARAMS, make_study, other_params, trial
 from readonly import NOBODY, nobody_can_run, read_only
-from runner import error_line, file_digest, run_hpo, run_main
 from sqlalchemy.engine import make_url
-from test_export import GOOD_PARAMS, make_study, other_params, trial
 
 from hpo.storage.url import mask, normalize_url
 
