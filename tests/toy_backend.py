@@ -1,4 +1,4 @@
-"""A third search backend, written against the backend contract alone (``tests/backends/test_backends.py``).
+"""A third search backend, written against the backend contract alone (test_backends.py runs it).
 
 It samples every active parameter uniformly at random, trains through the shared
 trainer and records each trial itself: no Optuna sampler, no KerasTuner. The

@@ -52,7 +52,7 @@ def confirm_study(study, top, seeds, workers, storage, data):
     from hpo.runner.launch import default_workers
     from hpo.runner.launch import launch as run_launch
     from hpo.storage import store
-    from hpo.study import confirm
+    from hpo.study import ranking
     from hpo.study.records import finished, search_counts, stored_config
 
     st = store.open_storage(storage, create=False, heartbeat=False)
@@ -66,7 +66,7 @@ def confirm_study(study, top, seeds, workers, storage, data):
     top = top or conf.confirm_top or 3
     seeds = seeds or conf.confirm_seeds
     done = finished(search_counts(found)[0])
-    if not confirm.ranked(found, 1):
+    if not ranking.ranked(found, 1):
         raise ConfigError(
             f"study {study!r} has no complete trial to confirm: run `hpo launch "
             f"--study {study}` first"

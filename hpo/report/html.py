@@ -19,15 +19,14 @@ from hpo.report.retrain_section import read_retrain, retrain_scores, retrain_sec
 from hpo.report.section import Section
 from hpo.report.view import compact, history_figure, plotted
 from hpo.storage import store
-from hpo.study import confirm
-from hpo.study.confirm import Candidate
+from hpo.study import ranking
+from hpo.study.ranking import Candidate
 from hpo.study.records import (
     CONFIG_ATTR,
     CONFIRM_ATTR,
     WORKER_ATTR,
     counts,
     data_summary,
-    pareto_front,
     with_user_attr,
 )
 
@@ -60,9 +59,7 @@ def _objective_names(study) -> list[str]:
 
 def _best_trials(study) -> list[Candidate]:
     """The best configuration by confirmed score, or for several objectives the Pareto front."""
-    if len(study.directions) > 1:
-        return [Candidate(t, [t.values[0]]) for t in pareto_front(study)]
-    return confirm.ranked(study, 1)
+    return ranking.ranked(study, None if len(study.directions) > 1 else 1)
 
 
 def study_sections(study) -> list[Section]:
@@ -249,7 +246,7 @@ def summary_html(study, retrain: dict[int, dict[str, Any]]) -> str:
             "<div class='tables'>" + _table(attrs) + _table(list(trial.params.items())) + "</div>"
         )
     reruns = {of for *_, of in with_user_attr(study, CONFIRM_ATTR)}
-    confirmed = [c for c in confirm.ranked(study, len(reruns)) if c.confirmed]
+    confirmed = [c for c in ranking.ranked(study, len(reruns)) if c.confirmed]
     if confirmed and len(study.directions) == 1:
         rows = "".join(
             f"<tr><td>{c.trial.number}</td><td>{c.mean:.4f}</td><td>{c.std:.4f}</td>"

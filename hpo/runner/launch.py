@@ -32,7 +32,7 @@ from hpo.models import user as user_model
 from hpo.runner.processes import hpo_command, start_process, stop_processes
 from hpo.runner.supervise import supervise
 from hpo.storage import store
-from hpo.study import confirm, warm_starts
+from hpo.study import confirm, ranking, warm_starts
 from hpo.study import records as studies
 from hpo.training.evaluation import SearchData, search_dataset
 
@@ -61,7 +61,7 @@ _SEARCH_FIELDS = (
 class LaunchResult:
     exit_code: int
     counts: dict[str, int] = field(default_factory=dict)
-    best: Any = None  # a confirm.Candidate: the best configuration and its runs
+    best: Any = None  # a ranking.Candidate: the best configuration and its runs
 
 
 def threads_per_worker(workers: int) -> int:
@@ -87,14 +87,6 @@ def check_resume(requested: StudyConfig, stored: StudyConfig) -> None:
             "drop the options that change it, use a new --study name, or start it over with "
             f"`hpo delete --study {stored.name}`"
         )
-
-
-def best_of(study, config: StudyConfig):
-    """The best configuration (a Candidate); with several objectives, the front's most accurate."""
-    if config.multi_objective:
-        trial = studies.best_trial(study)
-        return confirm.Candidate(trial, [trial.values[0]]) if trial is not None else None
-    return confirm.best_of(study)
 
 
 def check_launch_args(workers: int, target: int, timeout: float | None) -> None:
@@ -287,7 +279,7 @@ def _run(
             f"The study already holds {done} finished trials (target {target}); nothing to run"
             + (f" ({waiting} queued trial(s) wait for a larger --trials)." if waiting else ".")
         )
-        return LaunchResult(0, counts, best_of(study, config))
+        return LaunchResult(0, counts, ranking.best(study))
     n = min(workers, remaining)
     threads = threads_per_worker(n)
     deadline = time.time() + timeout if timeout else None
@@ -373,4 +365,4 @@ def _run(
         note = backend.end_note(study, config, target, timed_out)
         if note:
             echo(note)
-    return LaunchResult(code, counts, best_of(study, config))
+    return LaunchResult(code, counts, ranking.best(study))

@@ -21,6 +21,7 @@ from hpo.runner.processes import (
     StopSignals,
     stop_processes,
 )
+from hpo.study import ranking
 from hpo.study import records as studies
 
 _log = logging.getLogger(__name__)
@@ -57,10 +58,10 @@ def supervise(
             while signals.code is None:
                 notes = new_results(studies.finished_news(study, watermark, seen))
                 counts = studies.counts(study)
-                best = studies.best_trial(study)
+                best = ranking.best(study)
                 progress.update(
                     studies.finished(counts),
-                    best.values[0] if best else None,
+                    best.mean if best else None,
                     f"{counts.get('RUNNING', 0)} running",
                     "\n".join(notes),
                 )

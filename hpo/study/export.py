@@ -21,14 +21,13 @@ from hpo.schemas.hpo_config import (
     Training,
     load_configs,
 )
-from hpo.study import confirm
-from hpo.study.confirm import Candidate
+from hpo.study import ranking
+from hpo.study.ranking import Candidate
 from hpo.study.records import (
     TRAINING_ATTR,
     TRIAL_MODEL_FILE_ATTR,
     counts,
     describe_counts,
-    pareto_front,
     retrain_key,
     searched_data,
     stored_config,
@@ -63,16 +62,14 @@ def best_trials(study, top: int) -> list[Candidate]:
     with several objectives (accuracy against size or latency) these are the
     Pareto-optimal trials, by accuracy.
     """
-    ranked = confirm.ranked(study, top)
+    ranked = ranking.ranked(study, top)
     if not ranked:
         held = describe_counts(counts(study))
         raise ConfigError(
             f"study {study.study_name!r} has no complete trial yet ({held}): "
             f"run `hpo launch --study {study.study_name}` until one completes"
         )
-    if len(study.directions) > 1:
-        ranked = [Candidate(t, [t.values[0]]) for t in pareto_front(study)]
-    return ranked[:top]
+    return ranked
 
 
 def configs_from_study(

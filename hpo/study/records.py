@@ -11,7 +11,6 @@ this module; it imports nothing above the configuration.
 from __future__ import annotations
 
 import logging
-import math
 import socket
 import time
 from collections import Counter
@@ -309,31 +308,6 @@ def describe_counts(counts_by_state: dict[str, int]) -> str:
     """``3 complete, 1 pruned``, or ``no trials``."""
     held = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts_by_state.items()))
     return held or "no trials"
-
-
-def pareto_front(study) -> list:
-    """A study's Pareto-optimal complete trials, most accurate first; ties go to fewer
-    parameters, then the earlier trial. The one order of a multi-objective study's best
-    trials: the launch's "Best:", status, progress, export and the report all take it."""
-    try:
-        front = study.best_trials
-    except ValueError:
-        return []
-    return sorted(
-        front, key=lambda t: (-t.values[0], t.user_attrs.get("n_params", math.inf), t.number)
-    )
-
-
-def best_trial(study):
-    """The most accurate complete trial (the first of :func:`pareto_front` when there are
-    several objectives)."""
-    if len(study.directions) > 1:
-        front = pareto_front(study)
-        return front[0] if front else None
-    try:
-        return study.best_trial
-    except ValueError:
-        return None
 
 
 def failure_reason(trial) -> str:

@@ -7,12 +7,11 @@ from typing import Any
 
 from hpo.io.progress import duration
 from hpo.storage import store
-from hpo.study import confirm
+from hpo.study import ranking
 from hpo.study.records import (
     CONFIG_ATTR,
     CONFIRM_ATTR,
     WORKER_ATTR,
-    best_trial,
     counts,
     data_summary,
     trials_in,
@@ -31,12 +30,8 @@ def study_rows(storage) -> list[dict[str, Any]]:
         study = optuna.load_study(study_name=name, storage=storage)
         by_state = counts(study)
         config = study.user_attrs.get(CONFIG_ATTR, {})
-        if len(study.directions) == 1:
-            best = confirm.best_of(study)  # the confirmed score
-            value = best.mean if best is not None else None
-        else:
-            best = best_trial(study)
-            value = best.values[0] if best is not None else None
+        best = ranking.best(study)
+        value = best.mean if best is not None else None
         row = {"study": name}
         row.update({s.lower(): by_state.get(s, 0) for s in _STATES})
         row["best"] = f"{value:.4f}" if value is not None else "-"
@@ -50,11 +45,7 @@ def study_status(study) -> dict[str, Any]:
     """Counts by state, the best trial, and each running trial with its worker and progress."""
     by_state = counts(study)
     ordered = {s: by_state[s] for s in _STATES if s in by_state}
-    if len(study.directions) == 1:
-        candidate = confirm.best_of(study)  # ranked by the confirmed score
-    else:
-        front = best_trial(study)
-        candidate = confirm.Candidate(front, [front.values[0]]) if front is not None else None
+    candidate = ranking.best(study)
     best = candidate.trial if candidate is not None else None
     best_info = None
     if best is not None:

@@ -20,7 +20,7 @@ from hpo.backends.optuna.backend import Worker, load_for_worker
 from hpo.config.studies import builtin
 from hpo.data import load_dataset
 from hpo.storage import store
-from hpo.study import confirm
+from hpo.study import confirm, ranking
 from hpo.study.records import CONFIRM_ATTR, CONFIRM_SETTINGS_ATTR
 from hpo.training.evaluation import SearchData
 
@@ -52,7 +52,7 @@ def test_configurations_with_several_runs_rank_first_by_their_mean(tmp_path: Pat
             trial(other_params(dropout=0.2), None, TrialState.PRUNED),
         ],
     )
-    ranked = confirm.candidates(load_url(url).trials)
+    ranked = ranking.candidates(load_url(url).trials)
     assert [c.trial.number for c in ranked] == [3, 0, 6]
     assert ranked[0].runs == 3 and ranked[0].mean == pytest.approx((0.98 + 0.98 + 0.975) / 3)
     assert ranked[0].describe().endswith("(3 runs)") and ranked[2].describe() == "0.9850 (1 run)"
@@ -175,7 +175,7 @@ def test_a_launch_confirms_its_best_configurations_and_resuming_adds_nothing(
         assert t.state == TrialState.COMPLETE and t.params == original.params
         assert t.user_attrs["seed"] != original.user_attrs["seed"]
         assert sorted(t.intermediate_values) == [1, 2]  # reported, never pruned
-    best = confirm.best(study.trials)
+    best = ranking.candidates(study.trials)[0]
     assert f"validation accuracy {best.describe()}" in result.stdout
 
     again = run_hpo(*args, cwd=tmp_path)
@@ -197,7 +197,7 @@ def test_a_launch_confirms_its_best_configurations_and_resuming_adds_nothing(
     assert more.returncode == 0, more.stderr
     reruns = [t for t in load(tmp_path).trials if CONFIRM_ATTR in t.user_attrs]
     assert len(reruns) == 4 and all(t.state == TrialState.COMPLETE for t in reruns)
-    assert [c.runs for c in confirm.candidates(load(tmp_path).trials)[:2]] == [3, 3]
+    assert [c.runs for c in ranking.candidates(load(tmp_path).trials)[:2]] == [3, 3]
 
 
 @pytest.mark.slow
@@ -255,4 +255,4 @@ def test_a_worker_killed_during_a_rerun_leaves_it_queued_again_and_confirmed(
     retried = [t for t in study.trials if t.user_attrs.get("requeued_from") == killed.number]
     assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE
     assert retried[0].user_attrs[CONFIRM_ATTR] == killed.user_attrs[CONFIRM_ATTR]
-    assert confirm.best(study.trials).runs == 2
+    assert ranking.candidates(study.trials)[0].runs == 2

@@ -367,12 +367,26 @@ def test_a_missing_config_file(tmp_path: Path) -> None:
         load_configs(tmp_path / "nope.yaml")
 
 
+def _views_of_best(study, url: str) -> dict[str, int]:
+    """The trial each view names as the study's best."""
+    from hpo.report.html import _best_trials
+    from hpo.study import ranking, summary
+
+    (exported,), _ = configs_from_study(study, 1, url)
+    row = next(r for r in summary.study_rows(store.open_storage(url, heartbeat=False)))
+    return {
+        "ranking": ranking.best(study).trial.number,  # the launch's Best:, its progress line
+        "status": summary.study_status(study)["best"]["number"],
+        "studies": row["best"],
+        "report": _best_trials(study)[0].trial.number,
+        "export": exported.source.trial,
+    }
+
+
 def test_every_view_of_a_multi_objective_study_names_the_same_best_trial(tmp_path: Path) -> None:
     """The launch's "Best:" took the earlier of two equally accurate Pareto trials, export the
     smaller, the report the lowest number: one order now (accuracy, parameters, number)."""
-    from hpo.report.html import _best_trials
-    from hpo.runner.launch import best_of
-    from hpo.study.records import best_trial, pareto_front
+    from hpo.study.ranking import pareto_front
 
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     storage = store.open_storage(url, create=True, heartbeat=False)
@@ -390,8 +404,28 @@ def test_every_view_of_a_multi_objective_study_names_the_same_best_trial(tmp_pat
             )
         )
     assert [t.number for t in pareto_front(study)] == [1, 0, 2]
-    assert best_trial(study).number == 1
-    assert best_of(study, config).trial.number == 1
-    assert _best_trials(study)[0].trial.number == 1
-    (exported,), _ = configs_from_study(study, 1, url)
-    assert exported.source.trial == 1
+    views = _views_of_best(study, url)
+    assert views.pop("studies") == "0.9500"
+    assert views == dict.fromkeys(views, 1)
+
+
+def test_every_view_of_a_confirmed_study_names_the_confirmed_best(tmp_path: Path) -> None:
+    """A single run of 0.99 against a configuration confirmed at 0.97 ± 0.005: Optuna's
+    best_trial (what the progress line and status once showed) is the single run; every view
+    of hpo names the confirmed configuration."""
+    from hpo.study.records import CONFIRM_ATTR
+
+    url = make_study(
+        tmp_path,
+        [
+            trial(other_params(filters_1=16), 0.99),  # 0: one lucky run
+            trial(GOOD_PARAMS, 0.975),  # 1: confirmed by two re-runs
+            trial(GOOD_PARAMS, 0.965, **{CONFIRM_ATTR: 1}),
+            trial(GOOD_PARAMS, 0.970, **{CONFIRM_ATTR: 1}),
+        ],
+    )
+    study = optuna.load_study(study_name="digits-cnn", storage=url)
+    assert study.best_trial.number == 0
+    views = _views_of_best(study, url)
+    assert views.pop("studies") == "0.9700"
+    assert views == dict.fromkeys(views, 1)

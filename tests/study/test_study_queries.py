@@ -19,7 +19,7 @@ from optuna.distributions import FloatDistribution, IntDistribution
 from optuna.trial import TrialState
 
 from hpo.storage.store import open_storage
-from hpo.study import confirm
+from hpo.study import confirm, ranking
 from hpo.study import records as studies
 
 DISTRIBUTIONS = {"filters_1": IntDistribution(8, 64, step=8), "dropout": FloatDistribution(0, 0.5)}
@@ -72,15 +72,15 @@ def _check(study: optuna.Study) -> None:
     assert studies.counts(study) == studies.by_state(trials)
     search, reruns = studies.search_counts(study)
     assert studies.SearchCounter()(study) == (search, reruns)
-    assert search == studies.by_state(t for t in trials if not confirm.is_rerun(t))
-    assert reruns == studies.by_state(t for t in trials if confirm.is_rerun(t))
-    full = confirm.candidates(trials)
+    assert search == studies.by_state(t for t in trials if not ranking.is_rerun(t))
+    assert reruns == studies.by_state(t for t in trials if ranking.is_rerun(t))
+    full = ranking.candidates(trials)
     for top in (1, 2, 3, 5, 8, len(full) + 2):
-        fast = confirm.ranked(study, top)
+        fast = ranking.ranked(study, top)
         assert [(c.trial.number, c.values, c.pending) for c in fast] == [
             (c.trial.number, c.values, c.pending) for c in full[:top]
         ]
-    assert confirm.best_of(study).trial.number == full[0].trial.number
+    assert ranking.best(study).trial.number == full[0].trial.number
     assert full[0].confirmed  # a configuration with re-runs outranks single runs
     for top, seeds in ((1, 2), (3, 3), (12, 4)):
         expected = [(t.number, n) for t, n in confirm.missing(trials, top, seeds)]
@@ -158,5 +158,5 @@ def test_a_store_kept_in_memory_gives_the_same_answers() -> None:
 def test_an_empty_study_has_no_best(tmp_path: Path, top: int) -> None:
     storage = open_storage(f"sqlite:///{tmp_path / 's.db'}", create=True, heartbeat=False)
     study = optuna.create_study(study_name="e", storage=storage, direction="maximize")
-    assert confirm.ranked(study, top) == [] and confirm.best_of(study) is None
+    assert ranking.ranked(study, top) == [] and ranking.best(study) is None
     assert studies.counts(study) == {} and studies.unfinished_before(study) == -1

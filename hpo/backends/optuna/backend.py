@@ -22,7 +22,7 @@ from hpo.models import user as user_model
 from hpo.space import suggest
 from hpo.storage import store
 from hpo.storage import worker_writes as worker_store
-from hpo.study import confirm
+from hpo.study import confirm, ranking
 from hpo.study import records as studies
 from hpo.study.records import ARCH_ATTR, CONFIG_ATTR
 from hpo.training.evaluation import objective_values, trial_architecture
@@ -166,7 +166,7 @@ class Worker:
         arch = trial_architecture(self.config, params, trial.user_attrs) if fixed else None
         # Optuna prunes single-objective studies only; a confirmation re-run always runs in full
         single = not self.config.multi_objective
-        prune = single and not confirm.is_rerun(trial)
+        prune = single and not ranking.is_rerun(trial)
         last_epoch = int(params.get("epochs", self.config.epochs))
         judged = self.judged_epochs(last_epoch)
 
