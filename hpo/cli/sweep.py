@@ -71,7 +71,8 @@ def sweep(baseline, changes, repeats, dataset, data, epochs, seed, study, storag
     from hpo.config.studies import check_study_name
     from hpo.data import load_dataset
     from hpo.storage import store
-    from hpo.study.sweep import SWEEP_ATTR, TABLE_HEADERS, plan, run_sweep, table_rows
+    from hpo.study.records import SWEEP_ATTR
+    from hpo.study.sweep import TABLE_HEADERS, plan, run_sweep, table_rows
 
     runs, known_dataset = plan(baseline, changes, epochs)
     dataset = dataset or known_dataset

@@ -11,3 +11,5 @@ OBJECTIVES = ("accuracy", "accuracy,params", "accuracy,latency")
 DATASETS = ("digits", "svhn", "mnist", "fashion-mnist", "arrays", "folder")
 TUNERS = ("random", "bayesian", "hyperband", "grid")  # KerasTuner's oracles hpo runs
 COLOR_MODES = ("auto", "grayscale", "rgb")  # auto: colour data trains in colour
+OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
+LR_SCHEDULES = ("constant", "cosine")  # after an optional linear warm-up

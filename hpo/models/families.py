@@ -28,6 +28,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from hpo.config.choices import OPTIMIZERS
 from hpo.errors import ArchitectureError, ConfigError
 from hpo.models.named import NAMED_MODELS, NamedModel, named_model
 from hpo.schemas.architecture import (
@@ -40,6 +41,7 @@ from hpo.schemas.architecture import (
     ConvBlock,
     DenseLayer,
 )
+from hpo.training.settings import TRAINING_DOMAINS, TRAINING_KEYS, real, whole
 
 __all__ = [
     "ACTIVATIONS",
@@ -48,10 +50,7 @@ __all__ = [
     "DOMAINS",
     "FAMILIES",
     "HEADS",
-    "LR_SCHEDULES",
     "NAMED_MODELS",
-    "OPTIMIZERS",
-    "TRAINING_DEFAULTS",
     "Architecture",
     "Augmentation",
     "ConvBlock",
@@ -67,9 +66,6 @@ __all__ = [
     "make_optimizer",
     "named_model",
 ]
-
-LR_SCHEDULES = ("constant", "cosine")
-OPTIMIZERS = ("adam", "adamw", "nadam", "rmsprop", "sgd")
 
 #: Defaults for every flat parameter a family understands. A study's search
 #: space overrides any of them; indexed ones (``filters_3``) fall back to a rule.
@@ -102,46 +98,25 @@ DEFAULTS: dict[str, dict[str, Any]] = {
         "flip": False,
     },
 }
-#: Training settings every family understands (not part of the architecture).
-TRAINING_DEFAULTS: dict[str, Any] = {
-    "optimizer": "adam",
-    "learning_rate": 1e-3,
-    "batch_size": 64,
-    "lr_schedule": "constant",
-    "warmup_epochs": 0,
-    "weight_decay": 0.0,
-    "label_smoothing": 0.0,
-}
 _INDEXED = {"cnn": ("filters", "dense_units"), "ann": ("dense_units",)}
 _MAX_INDEX = 8
-
-
-def _whole(low: int, high: int):
-    return lambda v: not isinstance(v, bool) and isinstance(v, int) and low <= v <= high
-
-
-def _real(test):
-    return lambda v: not isinstance(v, bool) and isinstance(v, (int, float)) and test(v)
 
 
 #: What each flat parameter can be in a model, whatever a search space allows: a value outside
 #: would fail in every trial, so a study whose space allows one is refused before it exists.
 DOMAINS: dict[str, tuple[str, Any]] = {
-    "conv_blocks": (f"a whole number from 1 to {_MAX_INDEX}", _whole(1, _MAX_INDEX)),
-    "convs_per_block": ("a whole number from 1 to 4", _whole(1, 4)),
-    "kernel_size": ("a whole number from 1 to 15", _whole(1, 15)),
-    "filters_N": ("a whole number from 1 to 2048", _whole(1, 2048)),
-    "dense_layers": (f"a whole number from 0 to {_MAX_INDEX}", _whole(0, _MAX_INDEX)),
-    "dense_units_N": ("a whole number from 1 to 8192", _whole(1, 8192)),
+    "conv_blocks": (f"a whole number from 1 to {_MAX_INDEX}", whole(1, _MAX_INDEX)),
+    "convs_per_block": ("a whole number from 1 to 4", whole(1, 4)),
+    "kernel_size": ("a whole number from 1 to 15", whole(1, 15)),
+    "filters_N": ("a whole number from 1 to 2048", whole(1, 2048)),
+    "dense_layers": (f"a whole number from 0 to {_MAX_INDEX}", whole(0, _MAX_INDEX)),
+    "dense_units_N": ("a whole number from 1 to 8192", whole(1, 8192)),
     "activation": (f"one of {', '.join(ACTIVATIONS)}", lambda v: v in ACTIVATIONS),
-    "leaky_alpha": ("a number between 0 and 1", _real(lambda v: 0 < v < 1)),
+    "leaky_alpha": ("a number between 0 and 1", real(lambda v: 0 < v < 1)),
     "batch_norm": ("true or false", lambda v: isinstance(v, bool)),
-    "dropout": ("a number from 0 to below 1", _real(lambda v: 0 <= v < 1)),
-    "conv_dropout": ("a number from 0 to below 1", _real(lambda v: 0 <= v < 1)),
-    "optimizer": (f"one of {', '.join(OPTIMIZERS)}", lambda v: v in OPTIMIZERS),
-    "learning_rate": ("a number above 0", _real(lambda v: v > 0)),
-    "batch_size": ("a whole number from 1 to 65536", _whole(1, 65536)),
-    "epochs": ("a whole number from 1 to 10000", _whole(1, 10_000)),
+    "dropout": ("a number from 0 to below 1", real(lambda v: 0 <= v < 1)),
+    "conv_dropout": ("a number from 0 to below 1", real(lambda v: 0 <= v < 1)),
+    **TRAINING_DOMAINS,
 }
 
 
@@ -160,7 +135,7 @@ def domain_error(name: str, value: Any) -> str | None:
 
 def known_params(family: str) -> list[str]:
     """Every flat parameter name the family understands, for messages and validation."""
-    names = list(DEFAULTS[family]) + list(TRAINING_DEFAULTS) + ["epochs"]
+    names = list(DEFAULTS[family]) + list(TRAINING_KEYS)
     names += [f"{prefix}_N" for prefix in _INDEXED[family]]
     return names
 
@@ -169,7 +144,7 @@ def check_param_name(family: str, name: str) -> None:
     """Raise ConfigError when a search-space parameter is not used by the family."""
     if family not in FAMILIES:
         raise ConfigError(f"unknown model family {family!r}: use one of {', '.join(FAMILIES)}")
-    if name in DEFAULTS[family] or name in TRAINING_DEFAULTS or name == "epochs":
+    if name in DEFAULTS[family] or name in TRAINING_KEYS:
         return
     match = re.fullmatch(r"([a-z_]+)_(\d+)", name)
     if match and match.group(1) in _INDEXED[family] and 1 <= int(match.group(2)) <= _MAX_INDEX:

@@ -32,15 +32,16 @@ from pydantic import (
 )
 from pydantic.dataclasses import dataclass
 
+from hpo.config.choices import LR_SCHEDULES, OPTIMIZERS
 from hpo.data import DATASETS
 from hpo.errors import ConfigError
 from hpo.io import yaml_file
-from hpo.models.families import LR_SCHEDULES, OPTIMIZERS, TRAINING_DEFAULTS, check_param_name
+from hpo.models.families import check_param_name
 from hpo.models.named import NAMED_MODELS
 from hpo.models.user import TrialModel, is_reference, load_function, model_field
 from hpo.schemas.architecture import Architecture
 from hpo.schemas.base import Checked, choice, invalid, number, problem, read, says, text, whole
-from hpo.training.fit import TrainSettings
+from hpo.training.settings import TRAINING_DEFAULTS, TRAINING_KEYS, TrainSettings
 
 FORMAT = "hpo-config/1"
 _NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
@@ -122,32 +123,21 @@ class Training(Checked):
             )
         return cycles
 
+    def settings_dict(self) -> dict[str, Any]:
+        """The training settings by name (:data:`~hpo.training.settings.TRAINING_KEYS`)."""
+        return {key: getattr(self, key) for key in TRAINING_KEYS}
+
     def settings(self, seed: int) -> TrainSettings:
-        return TrainSettings(
+        return TrainSettings.from_values(
+            self.settings_dict(),
             epochs=self.epochs,
-            batch_size=self.batch_size,
-            optimizer=self.optimizer,
-            learning_rate=self.learning_rate,
             early_stopping=0,
             seed=seed,
-            lr_schedule=self.lr_schedule,
-            warmup_epochs=self.warmup_epochs,
-            weight_decay=self.weight_decay,
-            label_smoothing=self.label_smoothing,
             cycles=self.cycles,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "optimizer": self.optimizer,
-            "learning_rate": self.learning_rate,
-            "batch_size": self.batch_size,
-            "epochs": self.epochs,
-            "lr_schedule": self.lr_schedule,
-            "warmup_epochs": self.warmup_epochs,
-            "weight_decay": self.weight_decay,
-            "label_smoothing": self.label_smoothing,
-        }
+        out: dict[str, Any] = self.settings_dict()
         if self.cycles:
             out["cycles"] = list(self.cycles)
         if self.best_epoch is not None:

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from hpo.errors import ConfigError
-from hpo.models.families import ACTIVATIONS, OPTIMIZERS, Architecture, check_fits
+from hpo.models.families import ACTIVATIONS, Architecture, check_fits, domain_error
+from hpo.training.settings import TRAINING_DEFAULTS, TRAINING_KEYS, TrainSettings
 
-SWEEP_ATTR = "hpo_sweep"
 #: The MNIST report's seven one-change variants, used when none are given.
 REPORT_VARIANTS = (
     "optimizer=sgd",
@@ -37,7 +37,6 @@ REPORT_VARIANTS = (
     "batch_size=64",
     "epochs=x2",
 )
-_TRAINING_KEYS = ("optimizer", "learning_rate", "batch_size", "epochs")
 _ARCH_KEYS = (
     "filters",
     "kernel_size",
@@ -55,7 +54,7 @@ class Run:
 
     name: str  # "baseline" or the change, e.g. "kernel_size=5"
     architecture: Architecture
-    training: dict[str, Any]  # optimizer, learning_rate, batch_size, epochs
+    training: dict[str, Any]  # every training setting (TRAINING_KEYS)
 
 
 def _number(key: str, text: str, kind: type) -> Any:
@@ -76,22 +75,23 @@ def apply_change(base: Run, change: str) -> Run:
         raise ConfigError(f"--vary {change!r}: write KEY=VALUE, e.g. kernel_size=5")
     key, text = (part.strip() for part in change.split("=", 1))
     arch, training = base.architecture, dict(base.training)
-    if key in _TRAINING_KEYS:
-        if key == "optimizer":
-            if text not in OPTIMIZERS:
-                raise ConfigError(f"--vary optimizer={text}: use one of {', '.join(OPTIMIZERS)}")
-            training[key] = text
-        elif key == "learning_rate":
-            training[key] = _number(key, text, float)
+    if key in TRAINING_KEYS:
+        kind = type(training[key])
+        if kind is str:
+            value: Any = text
         elif text.startswith("x"):
-            training[key] = int(training[key] * _number(key, text[1:], float))
+            value = kind(training[key] * _number(key, text[1:], float))
         else:
-            training[key] = _number(key, text, int)
+            value = _number(key, text, kind)
+        error = domain_error(key, value)
+        if error:
+            raise ConfigError(f"--vary {change}: {error}")
+        training[key] = value
     elif key in _ARCH_KEYS:
         arch = _change_architecture(arch, key, text)
     else:
         raise ConfigError(
-            f"--vary {key}: unknown; vary one of {', '.join(_TRAINING_KEYS + _ARCH_KEYS)}"
+            f"--vary {key}: unknown; vary one of {', '.join(TRAINING_KEYS + _ARCH_KEYS)}"
         )
     return Run(change, arch, training)
 
@@ -149,7 +149,7 @@ def baseline_run(source: str) -> tuple[Run, str | None]:
     if source in NAMED_MODELS:
         named = NAMED_MODELS[source]
         dataset = source.split("-", 1)[0]
-        return Run("baseline", named.architecture, dict(named.training)), dataset
+        return Run("baseline", named.architecture, {**TRAINING_DEFAULTS, **named.training}), dataset
     if not source.endswith((".yaml", ".yml")):
         raise ConfigError(
             f"--baseline {source!r}: not a model from `hpo models` "
@@ -158,14 +158,9 @@ def baseline_run(source: str) -> tuple[Run, str | None]:
     from hpo.study.export import load_configs
 
     config = load_configs(source)[0]
-    t = config.training
-    training = {
-        "optimizer": t.optimizer,
-        "learning_rate": t.learning_rate,
-        "batch_size": t.batch_size,
-        "epochs": t.epochs,
-    }
-    return Run("baseline", config.architecture, training), config.dataset.name
+    return Run("baseline", config.architecture, config.training.settings_dict()), (
+        config.dataset.name
+    )
 
 
 def plan(source: str, changes: tuple[str, ...], epochs: int | None) -> tuple[list[Run], str | None]:
@@ -181,17 +176,10 @@ def plan(source: str, changes: tuple[str, ...], epochs: int | None) -> tuple[lis
 
 def _train_and_test(run: Run, data, seed: int) -> dict[str, Any]:
     """Train on the training set (validation monitored), then test once; the report's columns."""
-    from hpo.training.fit import TrainSettings, one_hot, train
+    from hpo.training.fit import one_hot, train
 
     t = run.training
-    settings = TrainSettings(
-        epochs=int(t["epochs"]),
-        batch_size=int(t["batch_size"]),
-        optimizer=t["optimizer"],
-        learning_rate=float(t["learning_rate"]),
-        early_stopping=0,
-        seed=seed,
-    )
+    settings = TrainSettings.from_values(t, epochs=int(t["epochs"]), early_stopping=0, seed=seed)
     result = train(
         run.architecture,
         settings,

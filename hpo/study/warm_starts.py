@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from hpo.config.studies import StudyConfig
 from hpo.errors import ConfigError
 from hpo.study.records import ARCH_ATTR, ENQUEUED_ATTR, TRAINING_ATTR, enqueued_labels
+from hpo.training.settings import TRAINING_KEYS
 
 
 def _known(source: str):
@@ -33,17 +34,9 @@ def _known(source: str):
             f"--enqueue {source!r}: not a model from `hpo models` "
             f"({', '.join(NAMED_MODELS)}) nor a .yaml file from `hpo export`"
         )
-    from hpo.models.families import TRAINING_DEFAULTS
     from hpo.study.export import load_configs
 
-    return [
-        (
-            c.name,
-            c.architecture,
-            {key: getattr(c.training, key) for key in (*TRAINING_DEFAULTS, "epochs")},
-        )
-        for c in load_configs(source)
-    ]
+    return [(c.name, c.architecture, c.training.settings_dict()) for c in load_configs(source)]
 
 
 def known_labels(sources: Sequence[str]) -> list[str]:
@@ -91,8 +84,6 @@ def enqueue_known(
     Its epochs stay the study's budget. A configuration already queued or run under
     the same label is not queued twice, so re-running a launch does not repeat it.
     """
-    from hpo.models.families import TRAINING_DEFAULTS
-
     check_known(source, config, input_shape)
     space = config.validate()
     done = enqueued_labels(study)
@@ -102,7 +93,7 @@ def enqueue_known(
             continue
         params = {k: v for k, v in training.items() if k in space and space[k].contains(v)}
         attrs = {ARCH_ATTR: arch.to_dict(), ENQUEUED_ATTR: label}
-        fixed = {k: v for k, v in training.items() if k in TRAINING_DEFAULTS and k not in space}
+        fixed = {k: v for k, v in training.items() if k in TRAINING_KEYS and k not in space}
         if fixed:
             attrs[TRAINING_ATTR] = fixed
         study.enqueue_trial(params, user_attrs=attrs)

@@ -22,7 +22,6 @@ from hpo.config.studies import StudyConfig
 from hpo.data import Dataset, load_dataset
 from hpo.errors import ArchitectureError, ConfigError
 from hpo.models.families import (
-    TRAINING_DEFAULTS,
     Architecture,
     architecture_from_params,
     check_fits,
@@ -30,7 +29,8 @@ from hpo.models.families import (
 )
 from hpo.models.user import TrialModel, load_function
 from hpo.study.records import ARCH_ATTR, TRIAL_MODEL_FILE_ATTR
-from hpo.training.fit import EpochCallback, TrainingDiverged, TrainResult, TrainSettings, train
+from hpo.training.fit import EpochCallback, TrainingDiverged, TrainResult, train
+from hpo.training.settings import TrainSettings
 
 #: Errors that fail one trial and let the search go on (a user's function failing included).
 TRIAL_ERRORS = (TrainingDiverged, ArchitectureError)
@@ -92,20 +92,14 @@ def settings_for(
     training: Mapping[str, Any] | None = None,
 ) -> TrainSettings:
     """Training settings: the trial's parameters, else the study's, else the defaults."""
-    merged = {**TRAINING_DEFAULTS, **(training or {}), **params}
+    merged = {**(training or {}), **params}
     epochs = int(params.get("epochs", config.epochs))
-    cosine = merged["lr_schedule"] == "cosine"
-    return TrainSettings(
+    cosine = merged.get("lr_schedule") == "cosine"
+    return TrainSettings.from_values(
+        merged,
         epochs=epochs,
-        batch_size=int(merged["batch_size"]),
-        optimizer=str(merged["optimizer"]),
-        learning_rate=float(merged["learning_rate"]),
         early_stopping=config.early_stopping,
         seed=seed,
-        lr_schedule=str(merged["lr_schedule"]),
-        warmup_epochs=int(merged["warmup_epochs"]),
-        weight_decay=float(merged["weight_decay"]),
-        label_smoothing=float(merged["label_smoothing"]),
         cycles=config.cycles(epochs) if cosine else (),
     )
 

@@ -27,46 +27,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hpo.models.families import Architecture, build_model, make_optimizer
+from hpo.training.settings import TrainSettings
 
 EpochCallback = Callable[[int, float], None]
 
 
 class TrainingDiverged(Exception):
     """The loss became NaN or infinite: this configuration failed, the search goes on."""
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    epochs: int
-    batch_size: int = 64
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    early_stopping: int = 3  # patience in epochs; 0 turns early stopping off
-    seed: int = 0
-    lr_schedule: str = "constant"  # or "cosine"
-    warmup_epochs: int = 0
-    weight_decay: float = 0.0
-    label_smoothing: float = 0.0
-    cycles: tuple[int, ...] = ()  # cosine restarts: the epochs where each cycle ends
-
-    def learning_rate_at(self, epoch: float) -> float:
-        """The rate at a fractional epoch (0 = the start of training)."""
-        if self.warmup_epochs and epoch < self.warmup_epochs:
-            return self.learning_rate * (epoch + 1e-3) / self.warmup_epochs
-        if self.lr_schedule != "cosine":
-            return self.learning_rate
-        start = 0.0
-        for end in (*[c for c in self.cycles if c < self.epochs], self.epochs):
-            if epoch < end:
-                first = max(start, float(self.warmup_epochs))  # warm-up belongs to the first cycle
-                fraction = (epoch - first) / max(end - first, 1e-9)
-                return (
-                    0.5
-                    * self.learning_rate
-                    * (1 + math.cos(math.pi * min(max(fraction, 0.0), 1.0)))
-                )
-            start = float(end)
-        return 0.0
 
 
 @dataclass

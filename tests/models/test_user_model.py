@@ -21,7 +21,8 @@ from hpo.errors import ModelFunctionError
 from hpo.models.tuner_hp import hyperparameters
 from hpo.models.user import TrialModel, load_function
 from hpo.space import SearchSpace
-from hpo.training.fit import TrainSettings, train
+from hpo.training.fit import train
+from hpo.training.settings import TrainSettings
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "digits_model.py"

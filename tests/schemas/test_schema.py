@@ -12,10 +12,11 @@ import optuna
 import pytest
 from pydantic import VERSION
 
+from hpo.config.choices import OPTIMIZERS
 from hpo.config.studies import OBJECTIVES, PRUNERS, SAMPLERS, builtin, load_yaml
 from hpo.data import DATASETS
 from hpo.errors import ArchitectureError, ConfigError
-from hpo.models.families import ACTIVATIONS, FAMILIES, NAMED_MODELS, OPTIMIZERS, DenseLayer
+from hpo.models.families import ACTIVATIONS, FAMILIES, NAMED_MODELS, DenseLayer
 from hpo.report.html import read_retrain
 from hpo.retrain import results_json
 from hpo.retrain import run as retrain

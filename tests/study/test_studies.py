@@ -197,7 +197,7 @@ def test_sweep_changes_apply_to_the_baseline():
     for change, message in [
         ("filters=1,2", "one value per conv block"),
         ("colour=red", "unknown"),
-        ("optimizer=adagrad", "use one of"),
+        ("optimizer=adagrad", "must be one of"),
         ("kernel_size", "KEY=VALUE"),
         ("epochs=many", "must be an integer"),
     ]:

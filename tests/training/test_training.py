@@ -11,7 +11,8 @@ import pytest
 from hpo.config.studies import StudyConfig, builtin
 from hpo.data import load_dataset
 from hpo.models.families import architecture_from_params, make_optimizer
-from hpo.training.fit import TrainSettings, train
+from hpo.training.fit import train
+from hpo.training.settings import TrainSettings
 
 TINY = {"conv_blocks": 1, "filters_1": 8, "dense_units_1": 16}
 

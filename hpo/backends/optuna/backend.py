@@ -26,11 +26,10 @@ from hpo.study import confirm, ranking
 from hpo.study import records as studies
 from hpo.study.records import ARCH_ATTR, CONFIG_ATTR
 from hpo.training.evaluation import objective_values, trial_architecture
+from hpo.training.settings import TRAINING_KEYS
 
 _log = logging.getLogger(__name__)
 
-#: Parameters that set training rather than the architecture (a warm start still samples them).
-TRAINING_PARAMS = ("optimizer", "learning_rate", "batch_size", "epochs")
 #: Seconds since the last write after which an epoch's value is written at once (with any held).
 REPORT_EVERY = 1.0
 
@@ -120,7 +119,8 @@ class Worker:
         self.study = ctx.study
         self.config = ctx.config
         self.space = ctx.config.validate()
-        self.training_space = [p for p in self.space if p.name in TRAINING_PARAMS]
+        # a warm start's architecture is fixed; it still samples the training settings
+        self.training_space = [p for p in self.space if p.name in TRAINING_KEYS]
         own = self.config.own_model
         self.function = user_model.load_function(self.config.model) if own else None
         self.outcome = None
