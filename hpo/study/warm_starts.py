@@ -14,14 +14,14 @@ from collections.abc import Sequence
 from hpo.config.studies import StudyConfig
 from hpo.errors import ConfigError
 from hpo.study.records import ARCH_ATTR, ENQUEUED_ATTR, TRAINING_ATTR, enqueued_labels
-from hpo.training.settings import TRAINING_KEYS
+from hpo.training.settings import TRAINING_DEFAULTS
 
 
 def _known(source: str):
     """(label, architecture, training settings) for each configuration a name or YAML file gives.
 
     The settings are every one a configuration trains with
-    (:data:`hpo.models.families.TRAINING_DEFAULTS`' keys: optimizer, rate, batch size, schedule,
+    (:data:`hpo.training.settings.TRAINING_DEFAULTS`' keys: optimizer, rate, batch size, schedule,
     warm-up, weight decay, label smoothing), and its epochs.
     """
     from hpo.models.families import NAMED_MODELS
@@ -93,7 +93,7 @@ def enqueue_known(
             continue
         params = {k: v for k, v in training.items() if k in space and space[k].contains(v)}
         attrs = {ARCH_ATTR: arch.to_dict(), ENQUEUED_ATTR: label}
-        fixed = {k: v for k, v in training.items() if k in TRAINING_KEYS and k not in space}
+        fixed = {k: v for k, v in training.items() if k in TRAINING_DEFAULTS and k not in space}
         if fixed:
             attrs[TRAINING_ATTR] = fixed
         study.enqueue_trial(params, user_attrs=attrs)

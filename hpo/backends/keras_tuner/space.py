@@ -81,17 +81,10 @@ def _scopes(space: SearchSpace, param: Param) -> list[tuple[str, list[Any]]]:
 
 
 def _declare(hp: kt.HyperParameters, param: Param) -> None:
-    if isinstance(param, IntParam):
-        # a KerasTuner step on a log scale is a factor; hpo's log integers have no step
-        hp.Int(
-            param.name,
-            param.low,
-            param.high,
-            step=None if param.log else param.step,
-            sampling="log" if param.log else "linear",
-        )
-    elif isinstance(param, FloatParam):
-        hp.Float(
+    if isinstance(param, (IntParam, FloatParam)):
+        declare = hp.Int if isinstance(param, IntParam) else hp.Float
+        # a KerasTuner step on a log scale is a factor; hpo's log ranges have no step
+        declare(
             param.name,
             param.low,
             param.high,
