@@ -165,17 +165,19 @@ class Synthesizer:
         return f"{self.host}:{self.pid[w]}", start, end
 
     def record(self, params: dict, value: float, history: dict, number: int, seconds: float):
+        from hpo.study.trial_record import TrialRecord
+
         arch = self._arch(self.config.model, params)
-        return {
-            "val_accuracy": value,
-            "train_accuracy": min(1.0, _on_grid(value + self.rng.uniform(-0.01, 0.02))),
-            "epochs": len(history),
-            "best_epoch": max(history, key=lambda e: (history[e], -e)),
-            "train_seconds": round(seconds - 0.6, 3),
-            "n_params": self._count(arch, (8, 8, 1)),
-            "inference_ms": round(self.rng.uniform(0.02, 0.2), 5),
-            "seed": self.config.seed + number,
-        }
+        return TrialRecord(
+            val_accuracy=value,
+            train_accuracy=min(1.0, _on_grid(value + self.rng.uniform(-0.01, 0.02))),
+            epochs=len(history),
+            best_epoch=max(history, key=lambda e: (history[e], -e)),
+            train_seconds=round(seconds - 0.6, 3),
+            n_params=self._count(arch, (8, 8, 1)),
+            inference_ms=round(self.rng.uniform(0.02, 0.2), 5),
+            seed=self.config.seed + number,
+        ).to_attrs()
 
     def trial(self, number: int, params: dict, state: str, system_attrs=None, extra=None):
         """One finished trial: COMPLETE, PRUNED@<epoch> or FAIL."""

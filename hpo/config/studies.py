@@ -35,7 +35,6 @@ __all__ = [
     "MAX_SEED",
     "MAX_TRIALS",
     "OBJECTIVES",
-    "OBJECTIVE_METRICS",
     "PRUNERS",
     "SAMPLERS",
     "StudyConfig",
@@ -44,12 +43,6 @@ __all__ = [
     "load_yaml",
 ]
 
-#: For each objective: (metric name shown in the dashboard, direction).
-OBJECTIVE_METRICS = {
-    "accuracy": ("validation accuracy", "maximize"),
-    "params": ("parameters", "minimize"),
-    "latency": ("inference ms per image", "minimize"),
-}
 _STUDY_NAME = TypeAdapter(StudyName)
 
 

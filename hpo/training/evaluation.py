@@ -28,7 +28,8 @@ from hpo.models.families import (
     count_params,
 )
 from hpo.models.user import TrialModel, load_function
-from hpo.study.records import ARCH_ATTR, TRIAL_MODEL_FILE_ATTR
+from hpo.study.records import ARCH_ATTR
+from hpo.study.trial_record import TrialRecord
 from hpo.training.fit import EpochCallback, TrainingDiverged, TrainResult, train
 from hpo.training.settings import TrainSettings
 
@@ -164,7 +165,7 @@ def evaluate(
     arch: Architecture | TrialModel | None = None,
     should_stop: Callable[[], bool] | None = None,
     training: Mapping[str, Any] | None = None,
-) -> tuple[TrainResult, dict[str, Any]]:
+) -> tuple[TrainResult, TrialRecord]:
     """Train one configuration; return the result and its metrics record.
 
     The parameter count is known before training, so a model over
@@ -203,28 +204,21 @@ def evaluate(
             ),
             None,
         )
-    record = {
-        "val_accuracy": result.val_accuracy,
-        "train_accuracy": result.train_accuracy,
-        "epochs": result.epochs,
-        "best_epoch": result.best_epoch,
-        "train_seconds": round(result.train_seconds, 3),
-        "n_params": result.n_params,
-        "inference_ms": round(result.inference_ms, 5),
-        "seed": seed,
-    }
-    if folds is not None:
-        record["cv_scores"] = folds
-        record["cv_std"] = float(np.std(folds))
-    if isinstance(arch, TrialModel) and arch.function.sha256:  # the file as it built this network
-        record[TRIAL_MODEL_FILE_ATTR] = arch.function.sha256
+    record = TrialRecord(
+        val_accuracy=result.val_accuracy,
+        train_accuracy=result.train_accuracy,
+        epochs=result.epochs,
+        best_epoch=result.best_epoch,
+        train_seconds=round(result.train_seconds, 3),
+        n_params=result.n_params,
+        inference_ms=round(result.inference_ms, 5),
+        seed=seed,
+        cv_scores=None if folds is None else tuple(folds),
+        cv_std=None if folds is None else float(np.std(folds)),
+        # the model function's file as it built this network
+        model_sha256=(arch.function.sha256 or None) if isinstance(arch, TrialModel) else None,
+    )
     return result, record
-
-
-def objective_values(config: StudyConfig, record: Mapping[str, Any]) -> list[float]:
-    """The values a trial reports, in the order of the study's objectives."""
-    source = {"accuracy": "val_accuracy", "params": "n_params", "latency": "inference_ms"}
-    return [float(record[source[name]]) for name in config.objectives]
 
 
 def _cross_validate(

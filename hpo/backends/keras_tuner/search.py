@@ -142,7 +142,7 @@ class StoreTuner(kt.Tuner):
             return {OBJECTIVE: 0.0}
         if outcome.record is None:
             raise kt.errors.FailedTrialError(outcome.error)
-        return {OBJECTIVE: outcome.record["val_accuracy"]}
+        return {OBJECTIVE: outcome.record.val_accuracy}
 
     def on_trial_end(self, trial) -> None:
         # the helper first: if this process dies in between, the store lacks the trial and the

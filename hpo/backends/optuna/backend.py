@@ -16,7 +16,7 @@ from typing import Any
 
 from hpo.backends.base import Backend, Outcome, WorkerContext
 from hpo.backends.optuna.search import make_pruner, make_sampler
-from hpo.config.studies import OBJECTIVE_METRICS, StudyConfig
+from hpo.config.studies import StudyConfig
 from hpo.errors import ModelFunctionError
 from hpo.models import user as user_model
 from hpo.space import suggest
@@ -25,7 +25,8 @@ from hpo.storage import worker_writes as worker_store
 from hpo.study import confirm, ranking
 from hpo.study import records as studies
 from hpo.study.records import ARCH_ATTR, CONFIG_ATTR
-from hpo.training.evaluation import objective_values, trial_architecture
+from hpo.study.trial_record import OBJECTIVE_METRICS
+from hpo.training.evaluation import trial_architecture
 from hpo.training.settings import TRAINING_KEYS
 
 _log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def create_study(config: StudyConfig, storage, *, load_if_exists: bool = True):
         study = optuna.create_study(
             study_name=config.name,
             storage=storage,
-            directions=[OBJECTIVE_METRICS[name][1] for name in config.objectives],
+            directions=[OBJECTIVE_METRICS[name].direction for name in config.objectives],
             sampler=make_sampler(config, space),
             pruner=make_pruner(config),
             load_if_exists=load_if_exists,
@@ -52,7 +53,7 @@ def create_study(config: StudyConfig, storage, *, load_if_exists: bool = True):
     if CONFIG_ATTR not in study.user_attrs:
         study.set_user_attr(CONFIG_ATTR, settings)
         with store.warnings_silenced():
-            study.set_metric_names([OBJECTIVE_METRICS[name][0] for name in config.objectives])
+            study.set_metric_names([OBJECTIVE_METRICS[name].label for name in config.objectives])
     return study
 
 
@@ -198,7 +199,7 @@ class Worker:
             raise optuna.TrialPruned(outcome.infeasible)
         if outcome.record is None:
             raise TrialFailed(outcome.error)
-        values = objective_values(self.config, outcome.record)
+        values = outcome.record.objective_values(self.config.objectives)
         return values[0] if single else values
 
     def judged_epochs(self, epochs: int) -> set[int] | None:
