@@ -3,7 +3,8 @@
 Backends decide *what* to try; this module builds the architecture and
 training settings from the parameters, trains on the search data (training
 and validation arrays only; the test set is never loaded during a search) and
-returns the metrics record that every trial stores as user attributes.
+returns the metrics record that every trial stores as user attributes
+(:class:`hpo.study.trial_record.TrialRecord`).
 """
 
 from __future__ import annotations
@@ -121,11 +122,15 @@ def search_dataset(config: StudyConfig, data: str | None = None) -> Dataset:
 
 @dataclass
 class SearchData:
-    """What a worker trains on: its dataset's training and validation arrays, loaded once."""
+    """What a worker trains on: its dataset's training and validation arrays, loaded once.
+
+    Trials train on ``x_subset``/``y_subset``: the study's stratified ``train_subset`` of the
+    training images (all of them without one), not ``dataset.x_train``.
+    """
 
     dataset: Dataset
-    x_train: Any
-    y_train: Any
+    x_subset: Any
+    y_subset: Any
 
     @classmethod
     def prepare(cls, dataset: Dataset, config: StudyConfig) -> SearchData:
@@ -153,7 +158,7 @@ class SearchData:
                     f"has {smallest} images, so at most {smallest} stratified folds can be made: "
                     f"use --cv {smallest} or less"
                 )
-        return cls(dataset=dataset, x_train=x, y_train=y)
+        return cls(dataset=dataset, x_subset=x, y_subset=y)
 
 
 def evaluate(
@@ -193,8 +198,8 @@ def evaluate(
             train(
                 arch,
                 settings,
-                data.x_train,
-                data.y_train,
+                data.x_subset,
+                data.y_subset,
                 data.dataset.x_val,
                 data.dataset.y_val,
                 on_epoch=on_epoch,
@@ -231,8 +236,8 @@ def _cross_validate(
     """k-fold cross-validation on train + validation merged; the result averages the folds."""
     from sklearn.model_selection import StratifiedKFold
 
-    x = np.concatenate([data.x_train, data.dataset.x_val])
-    y = np.concatenate([data.y_train, data.dataset.y_val])
+    x = np.concatenate([data.x_subset, data.dataset.x_val])
+    y = np.concatenate([data.y_subset, data.dataset.y_val])
     folds = StratifiedKFold(n_splits=config.cv, shuffle=True, random_state=config.seed)
     results = []
     for fit_idx, val_idx in folds.split(x, y):
