@@ -141,7 +141,7 @@ class Synthesizer:
         from hpo.training.evaluation import versions
 
         self.config = builtin(STUDY)
-        self.space = self.config.validate()
+        self.space = self.config.checked_space()
         self.distributions = {p.name: distribution(p) for p in self.space}
         self.rng = random.Random(seed)
         self.versions = versions()
@@ -923,7 +923,7 @@ def tpe_cost(url: str, asks: int = 5) -> dict[str, Any]:
 
     storage = open_storage(url, heartbeat=False, write=True)
     config = stored_config(optuna.load_study(study_name=STUDY, storage=storage))
-    space = config.validate()
+    space = config.checked_space()
     study = optuna.load_study(
         study_name=STUDY, storage=storage, sampler=make_sampler(config, space, 1)
     )

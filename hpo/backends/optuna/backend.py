@@ -39,7 +39,7 @@ def create_study(config: StudyConfig, storage, *, load_if_exists: bool = True):
     """Create the study (or load it) and record its configuration in it."""
     import optuna
 
-    space = config.validate()
+    space = config.checked_space()
     settings = config.to_dict()  # made first: nothing below can fail on the configuration
     with store.warnings_silenced():
         study = optuna.create_study(
@@ -63,7 +63,7 @@ def load_for_worker(config: StudyConfig, storage, stream: int):
 
     # failed trials are reported by the Worker (one line, no traceback)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    space = config.validate()
+    space = config.checked_space()
     with store.warnings_silenced():
         return optuna.load_study(
             study_name=config.name,
@@ -119,7 +119,7 @@ class Worker:
         self.ctx = ctx
         self.study = ctx.study
         self.config = ctx.config
-        self.space = ctx.config.validate()
+        self.space = ctx.config.checked_space()
         # a warm start's architecture is fixed; it still samples the training settings
         self.training_space = [p for p in self.space if p.name in TRAINING_KEYS]
         own = self.config.own_model
