@@ -154,7 +154,8 @@ class Worker:
             return "start"
         return "wait" if reruns.get("RUNNING") else "stop"
 
-    def objective(self, trial) -> float | list[float]:
+    def run_trial(self, trial) -> float | list[float]:
+        """Optuna's objective callback: sample, train and record one trial; its values."""
         import optuna
 
         trial.set_user_attr(studies.WORKER_ATTR, self.ctx.worker)
@@ -253,7 +254,7 @@ class Worker:
                 nonlocal released
                 lock.release()
                 released = True
-                return self.objective(trial)
+                return self.run_trial(trial)
 
             try:
                 step = self.next_step()
