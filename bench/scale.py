@@ -141,7 +141,7 @@ class Synthesizer:
         from hpo.training.evaluation import versions
 
         self.config = builtin(STUDY)
-        self.space = self.config.validate()
+        self.space = self.config.checked_space()
         self.distributions = {p.name: distribution(p) for p in self.space}
         self.rng = random.Random(seed)
         self.versions = versions()
@@ -165,17 +165,19 @@ class Synthesizer:
         return f"{self.host}:{self.pid[w]}", start, end
 
     def record(self, params: dict, value: float, history: dict, number: int, seconds: float):
+        from hpo.study.trial_record import TrialRecord
+
         arch = self._arch(self.config.model, params)
-        return {
-            "val_accuracy": value,
-            "train_accuracy": min(1.0, _on_grid(value + self.rng.uniform(-0.01, 0.02))),
-            "epochs": len(history),
-            "best_epoch": max(history, key=lambda e: (history[e], -e)),
-            "train_seconds": round(seconds - 0.6, 3),
-            "n_params": self._count(arch, (8, 8, 1)),
-            "inference_ms": round(self.rng.uniform(0.02, 0.2), 5),
-            "seed": self.config.seed + number,
-        }
+        return TrialRecord(
+            val_accuracy=value,
+            train_accuracy=min(1.0, _on_grid(value + self.rng.uniform(-0.01, 0.02))),
+            epochs=len(history),
+            best_epoch=max(history, key=lambda e: (history[e], -e)),
+            train_seconds=round(seconds - 0.6, 3),
+            n_params=self._count(arch, (8, 8, 1)),
+            inference_ms=round(self.rng.uniform(0.02, 0.2), 5),
+            seed=self.config.seed + number,
+        ).to_attrs()
 
     def trial(self, number: int, params: dict, state: str, system_attrs=None, extra=None):
         """One finished trial: COMPLETE, PRUNED@<epoch> or FAIL."""
@@ -921,7 +923,7 @@ def tpe_cost(url: str, asks: int = 5) -> dict[str, Any]:
 
     storage = open_storage(url, heartbeat=False, write=True)
     config = stored_config(optuna.load_study(study_name=STUDY, storage=storage))
-    space = config.validate()
+    space = config.checked_space()
     study = optuna.load_study(
         study_name=STUDY, storage=storage, sampler=make_sampler(config, space, 1)
     )

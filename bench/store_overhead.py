@@ -128,17 +128,19 @@ def stand_in_evaluate(config, data, params, seed, on_epoch=None, **_):
     for epoch, value in enumerate(history, 1):
         if on_epoch is not None:
             on_epoch(epoch, value)
+    from hpo.study.trial_record import TrialRecord
+
     rng = random.Random(seed)
-    record = {
-        "val_accuracy": history[-1],
-        "train_accuracy": min(1.0, history[-1] + 0.01),
-        "epochs": len(history),
-        "best_epoch": len(history),
-        "train_seconds": 0.0,
-        "n_params": rng.randrange(20_000, 200_000),
-        "inference_ms": 0.05,
-        "seed": seed,
-    }
+    record = TrialRecord(
+        val_accuracy=history[-1],
+        train_accuracy=min(1.0, history[-1] + 0.01),
+        epochs=len(history),
+        best_epoch=len(history),
+        train_seconds=0.0,
+        n_params=rng.randrange(20_000, 200_000),
+        inference_ms=0.05,
+        seed=seed,
+    )
     return SimpleNamespace(val_history=history), record
 
 

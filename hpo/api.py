@@ -99,7 +99,7 @@ def _stored_config(name: str, storage: str | None):
         return None
     conf = stored_config(found)
     try:
-        conf.validate()
+        conf.checked_space()
     except HpoError as exc:
         raise ConfigError(
             f"study {name!r} holds settings that cannot run ({exc}); use another study "

@@ -32,7 +32,7 @@ class ToyBackend(Backend):
 
     def run_worker(self, ctx: WorkerContext) -> None:
         rng = random.Random(self.seed * 7919 + ctx.stream)
-        space = ctx.config.validate()
+        space = ctx.config.checked_space()
         while not ctx.should_stop() and finished(counts(ctx.study)) < ctx.target:
             params: dict[str, Any] = {}
             for param in space:

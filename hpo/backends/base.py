@@ -21,12 +21,13 @@ import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, ClassVar
 
 from hpo.config.studies import StudyConfig
 from hpo.study import records as studies
+from hpo.study.trial_record import TrialRecord
 from hpo.training.evaluation import (
     TRIAL_ERRORS,
     Infeasible,
@@ -53,7 +54,7 @@ class Outcome:
     """How one trial ended, whichever backend ran it: complete, infeasible (pruned) or failed."""
 
     params: dict[str, Any]
-    record: dict[str, Any] | None = None  # the metrics of a complete training
+    record: TrialRecord | None = None  # the metrics of a complete training
     history: list[float] = field(default_factory=list)  # validation accuracy per epoch
     intermediate: dict[int, float] = field(default_factory=dict)  # as reported, by epoch
     infeasible: str | None = None  # rejected before training (--max-params): stored PRUNED
@@ -73,11 +74,9 @@ class Outcome:
             return {studies.INFEASIBLE_ATTR: self.infeasible}
         if self.record is None:
             return {studies.ERROR_ATTR: self.error or "failed"}
-        attrs = dict(self.record)
-        if config.multi_objective or config.cv:
-            attrs["val_history"] = self.history
-        attrs["versions"] = versions()
-        return attrs
+        kept = config.multi_objective or config.cv
+        history = tuple(self.history) if kept else None
+        return replace(self.record, val_history=history, versions=versions()).to_attrs()
 
 
 @dataclass
@@ -260,7 +259,7 @@ def record_trial(
     state = TrialState[outcome.state]
     frozen = optuna.trial.create_trial(
         state=state,
-        value=outcome.record["val_accuracy"] if state == TrialState.COMPLETE else None,
+        value=outcome.record.val_accuracy if state == TrialState.COMPLETE else None,
         params=outcome.params,
         distributions={name: distributions(name) for name in outcome.params},
         intermediate_values=outcome.intermediate,

@@ -16,6 +16,7 @@ from hpo.cli.options import (
 )
 from hpo.cli.tables import fmt
 from hpo.config.choices import OBJECTIVES, SAMPLERS, TUNERS
+from hpo.study.trial_record import N_PARAMS
 
 
 def resolve_config(study: str | None, config_file: str | None, storage: str | None):
@@ -241,7 +242,7 @@ def show_result(name: str, result, storage: str | None) -> None:
         best, trial = result.best, result.best.trial
         click.echo(
             f"Best: trial {trial.number}, validation accuracy {best.describe()}, "
-            f"{trial.user_attrs.get('n_params', 0):,} parameters"
+            f"{trial.user_attrs.get(N_PARAMS, 0):,} parameters"
         )
         for key, value in trial.params.items():
             click.echo(f"  {key}: {fmt(value)}")

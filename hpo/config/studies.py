@@ -35,7 +35,6 @@ __all__ = [
     "MAX_SEED",
     "MAX_TRIALS",
     "OBJECTIVES",
-    "OBJECTIVE_METRICS",
     "PRUNERS",
     "SAMPLERS",
     "StudyConfig",
@@ -44,12 +43,6 @@ __all__ = [
     "load_yaml",
 ]
 
-#: For each objective: (metric name shown in the dashboard, direction).
-OBJECTIVE_METRICS = {
-    "accuracy": ("validation accuracy", "maximize"),
-    "params": ("parameters", "minimize"),
-    "latency": ("inference ms per image", "minimize"),
-}
 _STUDY_NAME = TypeAdapter(StudyName)
 
 
@@ -131,8 +124,9 @@ class StudyConfig(StudySettings):
             _check_domain(param)
         return space
 
-    def validate(self) -> SearchSpace:
-        """Check everything that can be checked without data; return the space."""
+    def checked_space(self) -> SearchSpace:
+        """The search space, once everything that can be checked without data is checked (the
+        grid sampler's grid, the conv blocks a built-in dataset's image size supports)."""
         space = self.space()
         if self.sampler == "grid":
             space.grid()
@@ -352,7 +346,7 @@ def load_yaml(path: str | Path) -> StudyConfig:
 
     config = StudyConfig.from_dict(yaml_file.load(path, "study file"), where=str(path))
     try:
-        config.validate()  # now, so that an error names the file
+        config.checked_space()  # now, so that an error names the file
     except HpoError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     return config

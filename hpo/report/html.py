@@ -29,15 +29,23 @@ from hpo.study.records import (
     data_summary,
     with_user_attr,
 )
+from hpo.study.trial_record import (
+    BEST_EPOCH,
+    EPOCHS,
+    INFERENCE_MS,
+    N_PARAMS,
+    TRAIN_ACCURACY,
+    TRAIN_SECONDS,
+)
 
 _SHOWN_ATTRS = (
-    ("train_accuracy", "train accuracy"),
-    ("n_params", "parameters"),
-    ("epochs", "epochs"),
-    ("best_epoch", "best epoch"),
-    ("train_seconds", "training seconds"),
-    ("inference_ms", "inference ms / image"),
-    ("worker", "worker"),
+    (TRAIN_ACCURACY, "train accuracy"),
+    (N_PARAMS, "parameters"),
+    (EPOCHS, "epochs"),
+    (BEST_EPOCH, "best epoch"),
+    (TRAIN_SECONDS, "training seconds"),
+    (INFERENCE_MS, "inference ms / image"),
+    (WORKER_ATTR, "worker"),
 )
 
 

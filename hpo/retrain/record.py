@@ -13,7 +13,8 @@ from typing import Any
 from hpo.errors import HpoError
 from hpo.retrain.results_json import RESULTS_FILE
 from hpo.study.export import RetrainConfig
-from hpo.study.records import TRIAL_MODEL_FILE_ATTR, trial_by_number
+from hpo.study.records import trial_by_number
+from hpo.study.trial_record import MODEL_FILE
 
 
 def record_in_studies(
@@ -70,7 +71,7 @@ def record_in_studies(
             )
             continue
         trained = summary.get("model_sha256")
-        ran = trial.user_attrs.get(TRIAL_MODEL_FILE_ATTR) or config.model_sha256
+        ran = trial.user_attrs.get(MODEL_FILE) or config.model_sha256
         if trained and ran and trained != ran:  # another network's scores are not the trial's
             notes.append(
                 f"{config.name}: not recorded in study {src.study!r}: "

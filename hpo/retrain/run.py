@@ -25,6 +25,7 @@ from hpo.errors import ConfigError, NotWritableError
 from hpo.io.progress import Progress
 from hpo.retrain import results_json
 from hpo.study.export import RetrainConfig, describe_network
+from hpo.study.trial_record import VAL_ACCURACY
 from hpo.training.scores import test_metrics
 
 
@@ -377,7 +378,7 @@ def _summarize(config: RetrainConfig, runs: list[dict[str, Any]]) -> dict[str, A
         "test_accuracy_std": acc_std,
         "f1_macro_mean": f1_mean,
         "f1_macro_std": f1_std,
-        "val_accuracy": config.metrics.get("val_accuracy"),  # the search's, for comparison
+        "val_accuracy": config.metrics.get(VAL_ACCURACY),  # the search's, for comparison
         "n_params": runs[0]["n_params"],
         "model_bytes": runs[0]["model_bytes"],
         "epochs": config.training.epochs,

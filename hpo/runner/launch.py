@@ -121,7 +121,7 @@ def prepare_study(
     leaves a study that only its workers find broken. Returns the study, the
     search data, the store's URL and its storage.
     """
-    config.validate()
+    config.checked_space()
     dataset = search_dataset(config)
     for note in dataset.notes:  # what the split audit changed
         echo(f"Warning: {note}")

@@ -23,6 +23,7 @@ from hpo.runner.processes import (
 )
 from hpo.study import ranking
 from hpo.study import records as studies
+from hpo.study.trial_record import N_PARAMS
 
 _log = logging.getLogger(__name__)
 
@@ -103,7 +104,7 @@ def new_results(trials) -> list[str]:
     for trial in trials:
         attrs = trial.user_attrs
         if trial.state.name == "COMPLETE":
-            what = f"val_accuracy {trial.values[0]:.4f}, {attrs.get('n_params', '?'):,} params"
+            what = f"val_accuracy {trial.values[0]:.4f}, {attrs.get(N_PARAMS, '?'):,} params"
         elif trial.state.name == "PRUNED":
             what = attrs.get(studies.INFEASIBLE_ATTR) or (
                 f"pruned at epoch {attrs.get(studies.PRUNED_AT_ATTR, '?')}"

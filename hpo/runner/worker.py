@@ -55,7 +55,7 @@ def run_worker(
     config = studies.stored_config(study)
     if data:
         config = config.with_options(data=data)
-    config.validate()
+    config.checked_space()
     search = None
     if role == "worker":
         dataset = search_dataset(config)

@@ -3,10 +3,12 @@
 Optuna has no public way to fail another process's RUNNING trial or to ask
 which running trials stopped sending heartbeats; hpo needs both (a launcher
 fails the trials of the workers it saw die, ``hpo delete`` and reaping ask for
-the stale ones). Everything private is reached through this module (and, for a
-worker's batched writes, :mod:`hpo.storage.worker_writes`), and
-``tests/storage/test_internals.py`` checks each of these on the installed Optuna, so
-an Optuna release that changes them fails one named test, not a launch.
+the stale ones), and its bounded TPE sampler (:mod:`hpo.backends.optuna.history`) replaces
+TPE's private reads of the history. Everything private is reached through this module (and,
+for a worker's batched writes, :mod:`hpo.storage.worker_writes`):
+``tests/storage/test_internals.py`` checks each of these on the installed Optuna, so an
+Optuna release that changes them fails one named test, not a launch, and that no other
+module reaches inside Optuna.
 pyproject.toml bounds Optuna to the major versions tested here.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -60,6 +63,34 @@ def fail_trial(study, trial, user_attrs: dict[str, Any]) -> None:
     for key, value in user_attrs.items():
         storage.set_trial_user_attr(trial_id(trial), key, value)
     storage.set_trial_state_values(trial_id(trial), state=TrialState.FAIL)
+
+
+# --- what hpo's bounded TPE sampler reaches inside Optuna (hpo.backends.optuna.history) -----
+#
+# TPE reads a study's history through the study's private ``_get_trials`` and groups the search
+# space with a private class kept in a private attribute; the bounded sampler gives TPE its own
+# view of the history and its own grouping, through these three (private in Optuna 4.2 to 5.x).
+
+
+def group_decomposed_search_space() -> type:
+    """Optuna's grouping of a search space (TPE's ``group=True``), for a subclass: the private
+    ``optuna.search_space.group_decomposed._GroupDecomposedSearchSpace``."""
+    from optuna.search_space.group_decomposed import _GroupDecomposedSearchSpace
+
+    return _GroupDecomposedSearchSpace
+
+
+def sampler_trials(study, use_cache: bool = False) -> list:
+    """The study's trials as Optuna's samplers read them (uncopied; Optuna's trial cache when
+    ``use_cache``): the private ``Study._get_trials``."""
+    return study._get_trials(deepcopy=False, use_cache=use_cache)
+
+
+def replace_tpe_groups(sampler, make: Callable[[], Any]) -> None:
+    """Give a TPE sampler that groups its search space (``group=True``) the grouping ``make()``
+    in place of Optuna's: its private ``_group_decomposed_search_space`` (None without group)."""
+    if sampler._group_decomposed_search_space is not None:
+        sampler._group_decomposed_search_space = make()
 
 
 # --- queries that do not load every trial ----------------------------------------------------

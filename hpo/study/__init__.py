@@ -4,6 +4,8 @@ Modules (imported by path; this package imports nothing itself):
 
 - ``records``: hpo's attribute names on studies and trials, and the questions
   every command asks (best, counts, data)
+- ``trial_record``: a complete trial's metrics (``val_accuracy``, ``n_params``, ...),
+  typed, and the metric each objective optimizes
 - ``confirm``: the best configurations trained again with other seeds
 - ``warm_starts``: known configurations queued as a study's first trials
 - ``export``: best trials as hpo-config/1 YAML and back
@@ -11,4 +13,4 @@ Modules (imported by path; this package imports nothing itself):
 - ``sweep``: one-at-a-time sensitivity studies
 """
 
-__all__ = ["confirm", "export", "records", "summary", "sweep", "warm_starts"]
+__all__ = ["confirm", "export", "records", "summary", "sweep", "trial_record", "warm_starts"]

@@ -25,12 +25,23 @@ from hpo.study import ranking
 from hpo.study.ranking import Candidate
 from hpo.study.records import (
     TRAINING_ATTR,
-    TRIAL_MODEL_FILE_ATTR,
     counts,
     describe_counts,
     retrain_key,
     searched_data,
     stored_config,
+)
+from hpo.study.trial_record import (
+    BEST_EPOCH,
+    EPOCHS,
+    INFERENCE_MS,
+    MODEL_FILE,
+    N_PARAMS,
+    SEED,
+    TRAIN_ACCURACY,
+    TRAIN_SECONDS,
+    VAL_ACCURACY,
+    VERSIONS,
 )
 
 __all__ = [
@@ -48,7 +59,7 @@ __all__ = [
     "load_configs",
 ]
 
-_METRICS = ("val_accuracy", "train_accuracy", "n_params", "inference_ms", "train_seconds")
+_METRICS = (VAL_ACCURACY, TRAIN_ACCURACY, N_PARAMS, INFERENCE_MS, TRAIN_SECONDS)
 
 
 # --------------------------------------------------------------------------- study -> configs
@@ -129,18 +140,17 @@ def configs_from_study(
     for candidate in trials:
         trial = candidate.trial
         attrs = trial.user_attrs
-        seed = attrs.get("seed", config.seed + trial.number)
+        seed = attrs.get(SEED, config.seed + trial.number)
         settings = settings_for(config, trial.params, seed, attrs.get(TRAINING_ATTR))
-        epochs = int(attrs.get("epochs", settings.epochs))  # as run, early stop included
+        epochs = int(attrs.get(EPOCHS, settings.epochs))  # as run, early stop included
         cycles = tuple(c for c in settings.cycles if c < epochs)
         metrics = {k: attrs[k] for k in _METRICS if k in attrs}
         if config.retrain_epochs:  # the study's retrain length, one cosine decay
             metrics["search_epochs"] = epochs
             epochs, cycles = config.retrain_epochs, ()
         if candidate.confirmed:  # the confirmed score: the mean over the configuration's runs
-            metrics.update(
-                val_accuracy=candidate.mean, val_accuracy_std=candidate.std, runs=candidate.runs
-            )
+            metrics[VAL_ACCURACY] = candidate.mean
+            metrics.update(val_accuracy_std=candidate.std, runs=candidate.runs)
         own = config.own_model
         out.append(
             RetrainConfig(
@@ -148,12 +158,12 @@ def configs_from_study(
                 dataset=dataset,
                 architecture=None if own else trial_architecture(config, trial.params, attrs),
                 model=config.model if own else None,
-                model_sha256=attrs.get(TRIAL_MODEL_FILE_ATTR) if own else None,
+                model_sha256=attrs.get(MODEL_FILE) if own else None,
                 training=Training(
                     **settings.recipe(),
                     epochs=epochs,
                     cycles=cycles,
-                    best_epoch=attrs.get("best_epoch"),
+                    best_epoch=attrs.get(BEST_EPOCH),
                     seed=settings.seed,
                 ),
                 params=dict(trial.params),
@@ -161,7 +171,7 @@ def configs_from_study(
                 metrics=metrics,
                 provenance={
                     "exported_at": exported_at,
-                    "versions": attrs.get("versions") or versions(),
+                    "versions": attrs.get(VERSIONS) or versions(),
                 },
             )
         )
@@ -251,12 +261,12 @@ def best_rows(study, configs: list[RetrainConfig]) -> list[dict[str, Any]]:
                 "trial": c.source.trial if c.source else "-",
                 "val_acc": _val_text(m),
                 "runs": m.get("runs", 1),
-                "train_acc": _num(m.get("train_accuracy"), ".4f"),
+                "train_acc": _num(m.get(TRAIN_ACCURACY), ".4f"),
                 "test_acc": test,
                 "epochs": f"{t.epochs} (best {t.best_epoch})" if t.best_epoch else t.epochs,
-                "params": _num(m.get("n_params"), ","),
-                "ms/img": _num(m.get("inference_ms"), ".3f"),
-                "train_s": _num(m.get("train_seconds"), ".1f"),
+                "params": _num(m.get(N_PARAMS), ","),
+                "ms/img": _num(m.get(INFERENCE_MS), ".3f"),
+                "train_s": _num(m.get(TRAIN_SECONDS), ".1f"),
                 "optimizer": t.optimizer,
                 "lr": f"{t.learning_rate:.3g}",
                 "batch": t.batch_size,
@@ -269,8 +279,8 @@ def best_rows(study, configs: list[RetrainConfig]) -> list[dict[str, Any]]:
 def _val_text(metrics: Mapping[str, Any]) -> str:
     """The validation score: a confirmed mean ± the spread of its runs, or one run's."""
     if "val_accuracy_std" in metrics:
-        return f"{metrics['val_accuracy']:.4f} ± {metrics['val_accuracy_std']:.4f}"
-    return _num(metrics.get("val_accuracy"), ".4f")
+        return f"{metrics[VAL_ACCURACY]:.4f} ± {metrics['val_accuracy_std']:.4f}"
+    return _num(metrics.get(VAL_ACCURACY), ".4f")
 
 
 def _num(value: Any, spec: str) -> str:

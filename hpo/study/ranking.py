@@ -19,6 +19,7 @@ from typing import Any
 
 from hpo.storage import optuna_internals
 from hpo.study.records import CONFIRM_ATTR, with_user_attr
+from hpo.study.trial_record import N_PARAMS
 
 
 def origin(trial) -> int:
@@ -92,7 +93,7 @@ def _rank(c: Candidate) -> tuple:
 
 def _tie_break(trial) -> tuple:
     """Between equal scores: fewer parameters, then the earlier trial."""
-    return (trial.user_attrs.get("n_params", math.inf), trial.number)
+    return (trial.user_attrs.get(N_PARAMS, math.inf), trial.number)
 
 
 def pareto_front(study) -> list:

@@ -36,7 +36,7 @@ MODEL_FILE_ATTR = "hpo_model_sha256"  # a model function's file, as the latest l
 SWEEP_ATTR = "hpo_sweep"  # the settings of an `hpo sweep` (such a study is not a search)
 RETRAIN_PREFIX = "retrain:"  # + a trial number: what `hpo retrain` measured for that trial
 
-# Trial user attributes.
+# Trial user attributes (a complete training's metrics: hpo.study.trial_record).
 ARCH_ATTR = "hpo_architecture"  # a fixed architecture (a warm start from a named or exported model)
 CONFIRM_ATTR = "confirm_of"  # a confirmation re-run: the number of the trial it repeats
 WORKER_ATTR = "worker"  # host:pid of the process that ran the trial
@@ -45,7 +45,6 @@ INFEASIBLE_ATTR = "infeasible"  # why a configuration was rejected before traini
 ENQUEUED_ATTR = "enqueued"  # the label of a queued warm start ("defaults", a model name, ...)
 PRUNED_AT_ATTR = "pruned_at_epoch"  # the epoch at which the pruner stopped a trial
 REQUEUED_ATTR = "requeued_from"  # a stopped trial's configuration queued again: its number
-TRIAL_MODEL_FILE_ATTR = "model_sha256"  # the model function's file that built the trial's network
 #: A warm start's training settings that its trial's parameters do not carry (the space does not
 #: search them): a cosine schedule, weight decay, ... as the exported configuration trained.
 TRAINING_ATTR = "hpo_training"

@@ -17,6 +17,7 @@ from hpo.study.records import (
     trials_in,
     with_user_attr,
 )
+from hpo.study.trial_record import EPOCHS, N_PARAMS, TRAIN_SECONDS
 
 _STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 
@@ -55,10 +56,10 @@ def study_status(study) -> dict[str, Any]:
             "value": candidate.mean,
             "score": candidate.describe(),
             "params": best.params,
-            "n_params": attrs.get("n_params", 0),
-            "epochs": attrs.get("epochs", "?"),
-            "train_seconds": attrs.get("train_seconds", 0.0),
-            "worker": attrs.get("worker", "?"),
+            "n_params": attrs.get(N_PARAMS, 0),
+            "epochs": attrs.get(EPOCHS, "?"),
+            "train_seconds": attrs.get(TRAIN_SECONDS, 0.0),
+            "worker": attrs.get(WORKER_ATTR, "?"),
         }
     reruns = len(with_user_attr(study, CONFIRM_ATTR))
     running = []

@@ -25,6 +25,14 @@ import numpy as np
 
 from hpo.errors import ConfigError
 from hpo.models.families import ACTIVATIONS, Architecture, check_fits, domain_error
+from hpo.study.trial_record import (
+    EPOCHS,
+    N_PARAMS,
+    SEED,
+    TRAIN_ACCURACY,
+    TRAIN_SECONDS,
+    VAL_ACCURACY,
+)
 from hpo.training.settings import TRAINING_DEFAULTS, TRAINING_KEYS, TrainSettings
 
 #: The MNIST report's seven one-change variants, used when none are given.
@@ -197,17 +205,17 @@ def _train_and_test(run: Run, data, seed: int) -> dict[str, Any]:
         result.model.save(path)
         size = path.stat().st_size
     return {
-        "train_seconds": round(result.train_seconds, 3),
-        "train_accuracy": float(
+        TRAIN_SECONDS: round(result.train_seconds, 3),
+        TRAIN_ACCURACY: float(
             result.model.evaluate(data.x_train, one_hot(data.y_train, data.n_classes), verbose=0)[1]
         ),
-        "val_accuracy": float(result.val_history[-1]),
+        VAL_ACCURACY: float(result.val_history[-1]),
         "test_accuracy": float(np.mean(predicted == data.y_test)),
         "test_seconds": round(test_seconds, 4),
         "model_mb": round(size / 2**20, 3),
-        "n_params": result.n_params,
-        "epochs": result.epochs,
-        "seed": seed,
+        N_PARAMS: result.n_params,
+        EPOCHS: result.epochs,
+        SEED: seed,
     }
 
 
@@ -239,7 +247,7 @@ def run_sweep(
                 optuna.trial.create_trial(
                     params={"variant": run.name, "repeat": repeat},
                     distributions=distributions,
-                    value=record["val_accuracy"],
+                    value=record[VAL_ACCURACY],
                     user_attrs={
                         **record,
                         "architecture": run.architecture.to_dict(),
@@ -249,8 +257,8 @@ def run_sweep(
             )
             on_run(
                 f"  [{count}/{total}] {run.name} seed {seed + repeat}: test accuracy "
-                f"{record['test_accuracy']:.4f}, val {record['val_accuracy']:.4f}, "
-                f"{record['train_seconds']:.1f}s"
+                f"{record['test_accuracy']:.4f}, val {record[VAL_ACCURACY]:.4f}, "
+                f"{record[TRAIN_SECONDS]:.1f}s"
             )
 
 
@@ -282,10 +290,10 @@ def table_rows(study, runs: list[Run]) -> list[list[str]]:
         out.append(
             [
                 run.name,
-                f"{rows[0]['n_params']:,}",
-                f"{mean(rows, 'train_seconds'):.2f}",
-                f"{mean(rows, 'train_accuracy') * 100:.2f}",
-                f"{mean(rows, 'val_accuracy') * 100:.2f}",
+                f"{rows[0][N_PARAMS]:,}",
+                f"{mean(rows, TRAIN_SECONDS):.2f}",
+                f"{mean(rows, TRAIN_ACCURACY) * 100:.2f}",
+                f"{mean(rows, VAL_ACCURACY) * 100:.2f}",
                 f"{test.mean() * 100:.2f} ± {test.std() * 100:.2f}",
                 f"{mean(rows, 'test_seconds'):.3f}",
                 f"{mean(rows, 'model_mb'):.2f}",

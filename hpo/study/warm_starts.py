@@ -85,7 +85,7 @@ def enqueue_known(
     the same label is not queued twice, so re-running a launch does not repeat it.
     """
     check_known(source, config, input_shape)
-    space = config.validate()
+    space = config.checked_space()
     done = enqueued_labels(study)
     queued = []
     for label, arch, training in _known(source):
@@ -110,7 +110,7 @@ def enqueue_defaults(study, config: StudyConfig) -> bool:
     """
     if not config.try_defaults_first:
         return False
-    defaults = config.validate().defaults()
+    defaults = config.checked_space().defaults()
     if not defaults:
         return False
     study.enqueue_trial(defaults, user_attrs={ENQUEUED_ATTR: "defaults"})

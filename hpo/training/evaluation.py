@@ -3,7 +3,8 @@
 Backends decide *what* to try; this module builds the architecture and
 training settings from the parameters, trains on the search data (training
 and validation arrays only; the test set is never loaded during a search) and
-returns the metrics record that every trial stores as user attributes.
+returns the metrics record that every trial stores as user attributes
+(:class:`hpo.study.trial_record.TrialRecord`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from hpo.models.families import (
     count_params,
 )
 from hpo.models.user import TrialModel, load_function
-from hpo.study.records import ARCH_ATTR, TRIAL_MODEL_FILE_ATTR
+from hpo.study.records import ARCH_ATTR
+from hpo.study.trial_record import TrialRecord
 from hpo.training.fit import EpochCallback, TrainingDiverged, TrainResult, train
 from hpo.training.settings import TrainSettings
 
@@ -120,11 +122,15 @@ def search_dataset(config: StudyConfig, data: str | None = None) -> Dataset:
 
 @dataclass
 class SearchData:
-    """What a worker trains on: its dataset's training and validation arrays, loaded once."""
+    """What a worker trains on: its dataset's training and validation arrays, loaded once.
+
+    Trials train on ``x_subset``/``y_subset``: the study's stratified ``train_subset`` of the
+    training images (all of them without one), not ``dataset.x_train``.
+    """
 
     dataset: Dataset
-    x_train: Any
-    y_train: Any
+    x_subset: Any
+    y_subset: Any
 
     @classmethod
     def prepare(cls, dataset: Dataset, config: StudyConfig) -> SearchData:
@@ -152,7 +158,7 @@ class SearchData:
                     f"has {smallest} images, so at most {smallest} stratified folds can be made: "
                     f"use --cv {smallest} or less"
                 )
-        return cls(dataset=dataset, x_train=x, y_train=y)
+        return cls(dataset=dataset, x_subset=x, y_subset=y)
 
 
 def evaluate(
@@ -164,7 +170,7 @@ def evaluate(
     arch: Architecture | TrialModel | None = None,
     should_stop: Callable[[], bool] | None = None,
     training: Mapping[str, Any] | None = None,
-) -> tuple[TrainResult, dict[str, Any]]:
+) -> tuple[TrainResult, TrialRecord]:
     """Train one configuration; return the result and its metrics record.
 
     The parameter count is known before training, so a model over
@@ -192,8 +198,8 @@ def evaluate(
             train(
                 arch,
                 settings,
-                data.x_train,
-                data.y_train,
+                data.x_subset,
+                data.y_subset,
                 data.dataset.x_val,
                 data.dataset.y_val,
                 on_epoch=on_epoch,
@@ -203,28 +209,21 @@ def evaluate(
             ),
             None,
         )
-    record = {
-        "val_accuracy": result.val_accuracy,
-        "train_accuracy": result.train_accuracy,
-        "epochs": result.epochs,
-        "best_epoch": result.best_epoch,
-        "train_seconds": round(result.train_seconds, 3),
-        "n_params": result.n_params,
-        "inference_ms": round(result.inference_ms, 5),
-        "seed": seed,
-    }
-    if folds is not None:
-        record["cv_scores"] = folds
-        record["cv_std"] = float(np.std(folds))
-    if isinstance(arch, TrialModel) and arch.function.sha256:  # the file as it built this network
-        record[TRIAL_MODEL_FILE_ATTR] = arch.function.sha256
+    record = TrialRecord(
+        val_accuracy=result.val_accuracy,
+        train_accuracy=result.train_accuracy,
+        epochs=result.epochs,
+        best_epoch=result.best_epoch,
+        train_seconds=round(result.train_seconds, 3),
+        n_params=result.n_params,
+        inference_ms=round(result.inference_ms, 5),
+        seed=seed,
+        cv_scores=None if folds is None else tuple(folds),
+        cv_std=None if folds is None else float(np.std(folds)),
+        # the model function's file as it built this network
+        model_sha256=(arch.function.sha256 or None) if isinstance(arch, TrialModel) else None,
+    )
     return result, record
-
-
-def objective_values(config: StudyConfig, record: Mapping[str, Any]) -> list[float]:
-    """The values a trial reports, in the order of the study's objectives."""
-    source = {"accuracy": "val_accuracy", "params": "n_params", "latency": "inference_ms"}
-    return [float(record[source[name]]) for name in config.objectives]
 
 
 def _cross_validate(
@@ -237,8 +236,8 @@ def _cross_validate(
     """k-fold cross-validation on train + validation merged; the result averages the folds."""
     from sklearn.model_selection import StratifiedKFold
 
-    x = np.concatenate([data.x_train, data.dataset.x_val])
-    y = np.concatenate([data.y_train, data.dataset.y_val])
+    x = np.concatenate([data.x_subset, data.dataset.x_val])
+    y = np.concatenate([data.y_subset, data.dataset.y_val])
     folds = StratifiedKFold(n_splits=config.cv, shuffle=True, random_state=config.seed)
     results = []
     for fit_idx, val_idx in folds.split(x, y):

@@ -8,7 +8,7 @@ from hpo.errors import ConfigError, SpaceError
 
 @pytest.mark.parametrize("name", list(BUILTIN))
 def test_builtin_studies_validate(name):
-    space = builtin(name).validate()
+    space = builtin(name).checked_space()
     assert "learning_rate" in space and space["learning_rate"].log
 
 
@@ -16,13 +16,13 @@ def test_studies_of_60000_images_search_a_subset_and_validate_at_rungs_only():
     fashion = BUILTIN["fashion-cnn"]
     assert fashion.dataset == "fashion-mnist" and fashion.data is None  # Debian's folder
     assert fashion.train_subset == 12000 and fashion.validated_epochs() == (3, 9, 27)
-    space = fashion.validate()
+    space = fashion.checked_space()
     assert space["flip"].default is True and space["rotate"].default == 0
-    assert "flip" not in BUILTIN["mnist-cnn"].validate()  # digits are never mirrored
+    assert "flip" not in BUILTIN["mnist-cnn"].checked_space()  # digits are never mirrored
 
 
 def test_digits_cnn_space_fixes_a_one_layer_head():
-    space = BUILTIN["digits-cnn"].validate()
+    space = BUILTIN["digits-cnn"].checked_space()
     assert "dense_units_2" not in space and space["dense_layers"].values() == [1]
 
 
@@ -47,7 +47,7 @@ def test_yaml_study_file(tmp_path):
         4,
         7,
     )
-    space = config.validate()
+    space = config.checked_space()
     assert space["filters_1"].high == 32 and space["conv_blocks"].values() == [2]
     assert "filters_3" not in space
     assert StudyConfig.from_dict(config.to_dict()) == config
@@ -112,12 +112,13 @@ def test_impossible_search_spaces_are_errors(overrides, error, message):
         name="x", dataset="digits", model="cnn", search_space=("filters",), overrides=overrides
     )
     with pytest.raises(error, match=message):
-        config.validate()
+        config.checked_space()
 
 
 def test_a_module_that_does_not_fit_the_family_is_an_error():
     with pytest.raises(ConfigError, match="not used by the ann family"):
-        StudyConfig(name="x", dataset="digits", model="ann", search_space=("filters",)).validate()
+        config = StudyConfig(name="x", dataset="digits", model="ann", search_space=("filters",))
+        config.checked_space()
 
 
 def test_unknown_study_lists_the_builtins():
@@ -130,7 +131,7 @@ def test_exponents_without_a_dot_are_numbers(tmp_path):
     path.write_text(
         "name: x\nextends: digits-cnn\noverrides:\n  learning_rate: {low: 1e-4, high: 5e-3}\n"
     )
-    space = load_yaml(path).validate()
+    space = load_yaml(path).checked_space()
     assert (space["learning_rate"].low, space["learning_rate"].high) == (1e-4, 5e-3)
 
 
@@ -195,7 +196,7 @@ def test_values_no_model_can_use_are_refused_before_any_study(case):
         name="x", dataset="digits", model="cnn", search_space=_KIND_SPACE, overrides=overrides
     )
     with pytest.raises((ConfigError, SpaceError), match=message):
-        config.validate()
+        config.checked_space()
 
 
 def test_narrowing_and_explicit_new_choices_are_fine():
@@ -211,7 +212,7 @@ def test_narrowing_and_explicit_new_choices_are_fine():
             "dropout": {"high": 0.9},
         },
     )
-    space = config.validate()
+    space = config.checked_space()
     assert space["kernel_size"].choices == (5,) and space["activation"].choices == ("selu", "gelu")
 
 
@@ -223,7 +224,7 @@ def test_a_user_module_that_allows_an_unusable_value(tmp_path):
     )
     config = StudyConfig(name="x", dataset="digits", model="cnn", search_space=(str(module),))
     with pytest.raises(ConfigError, match=r"'activation' must be one of .* allows 'mish'"):
-        config.validate()
+        config.checked_space()
 
 
 SETTING_CASES = {
@@ -251,7 +252,7 @@ def test_settings_that_would_fail_in_every_worker(case):
                 "search_space": ("dropout",),
                 **changes,
             }
-        ).validate()
+        ).checked_space()
 
 
 @pytest.mark.parametrize(

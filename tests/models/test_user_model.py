@@ -329,7 +329,7 @@ def test_a_trial_whose_model_has_the_wrong_outputs_fails_saying_so(tmp_path: Pat
         "10 classes: end it with Dense(10, activation='softmax')"
     )
     right = ctx.train({"outputs": 10, "batch_size": 64}, seed=0)
-    assert right.state == "COMPLETE" and right.record["n_params"] == 64 * 10 + 10
+    assert right.state == "COMPLETE" and right.record.n_params == 64 * 10 + 10
 
 
 def test_a_model_function_s_error_is_the_only_line_tensorflow_says_nothing(
@@ -376,10 +376,11 @@ def _trial_as_a_worker_runs_it(folder: Path) -> dict:
     load_function(config.model).function(hp)  # each hp call a suggestion of the trial
     params = dict(hp.values)
     _, record = evaluate(config, data, params, seed=trial.number)
-    for key, value in record.items():
+    attrs = record.to_attrs()
+    for key, value in attrs.items():
         trial.set_user_attr(key, value)
-    study.tell(trial, record["val_accuracy"])
-    return record
+    study.tell(trial, record.val_accuracy)
+    return attrs
 
 
 def test_a_model_file_edited_between_runs_keeps_each_trial_s_network_apart(

@@ -73,7 +73,7 @@ def make_study(where: Path, complete: int = 4) -> optuna.Study:
     url = f"sqlite:///{where / 'studies.db'}"
     config = cfg.builtin("digits-cnn")
     study = create_study(config, optuna.storages.RDBStorage(url))
-    space = config.validate()
+    space = config.checked_space()
     for i in range(complete + 2):
         trial = study.ask()
         suggest(trial, space)
@@ -294,7 +294,7 @@ def test_a_long_study_plots_its_best_trials_and_a_sample_and_says_so(tmp_path, m
 
     study = make_study(tmp_path, complete=30)
     running = study.ask()
-    suggest(running, cfg.builtin("digits-cnn").validate())
+    suggest(running, cfg.builtin("digits-cnn").checked_space())
     view = report_view.plotted(study, limit=12)
     assert view.sampled and view.shown == 12 and view.total == 33
     plotted_numbers = {t.number for t in view.study.get_trials()}

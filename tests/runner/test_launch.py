@@ -580,7 +580,7 @@ def test_a_warm_start_keeps_every_training_setting_of_its_configuration(tmp_path
             for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
             if t.user_attrs.get("enqueued") == "recipe"
         ]
-        space = config.validate()
+        space = config.checked_space()
         carried = queued.user_attrs.get(TRAINING_ATTR, {})
         params = queued.system_attrs[
             "fixed_params"

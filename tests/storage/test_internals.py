@@ -7,6 +7,7 @@ not a launch.
 
 from __future__ import annotations
 
+import ast
 import time
 from importlib.metadata import version
 from pathlib import Path
@@ -19,12 +20,14 @@ from packaging.specifiers import SpecifierSet
 from hpo.storage import optuna_internals
 from hpo.storage.store import open_storage, warnings_silenced
 
+ROOT = Path(__file__).parents[2]
+
 
 def _requirement(package: str) -> SpecifierSet:
     """The version bounds pyproject.toml declares for ``package``."""
     import tomllib
 
-    project = tomllib.loads((Path(__file__).parents[2] / "pyproject.toml").read_text())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     spec = next(d for d in project["project"]["dependencies"] if d.startswith(package + ">"))
     return SpecifierSet(spec[len(package) :].split(";")[0])
 
@@ -85,3 +88,57 @@ def test_keras_tuner_private_interfaces_hpo_uses_are_there() -> None:
     )
     assert isinstance(oracle._retry_queue, list)
     assert callable(kt_search.kt.engine.base_tuner.BaseTuner)
+
+
+def test_the_private_optuna_names_the_bounded_tpe_sampler_uses_are_there() -> None:
+    groups = optuna_internals.group_decomposed_search_space()
+    assert isinstance(groups, type) and callable(groups.calculate)
+    with warnings_silenced():
+        study = optuna.create_study()
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    assert [t.number for t in optuna_internals.sampler_trials(study)] == [0, 1]
+    found = groups(include_pruned=True).calculate(study)
+    assert [set(space) for space in found.search_spaces] == [{"x"}]
+    made = object()
+    with warnings_silenced():
+        grouped = optuna.samplers.TPESampler(multivariate=True, group=True)
+        plain = optuna.samplers.TPESampler()
+    optuna_internals.replace_tpe_groups(grouped, lambda: made)
+    optuna_internals.replace_tpe_groups(plain, lambda: made)
+    assert grouped._group_decomposed_search_space is made
+    assert plain._group_decomposed_search_space is None  # it groups nothing: left so
+
+
+#: The modules allowed to reach inside Optuna.
+_INTERNALS = {"hpo/storage/optuna_internals.py", "hpo/storage/worker_writes.py"}
+#: Optuna's private attributes hpo needs (of its studies, trials, storages and samplers).
+_OPTUNA_PRIVATE = {
+    "_backend",
+    "_cached_frozen_trial",
+    "_get_stale_trial_ids",
+    "_get_trials",
+    "_group_decomposed_search_space",
+    "_storage",
+    "_study_id",
+    "_trial_id",
+}
+
+
+def test_private_optuna_names_are_reached_only_through_the_internals_modules() -> None:
+    found = []
+    for path in sorted((ROOT / "hpo").rglob("*.py")):
+        where = path.relative_to(ROOT).as_posix()
+        if where in _INTERNALS:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("optuna"):
+                names = [*node.module.split("."), *(a.name for a in node.names)]
+            elif isinstance(node, ast.Import):
+                modules = [a.name for a in node.names if a.name.startswith("optuna")]
+                names = [part for m in modules for part in m.split(".")]
+            elif isinstance(node, ast.Attribute) and node.attr in _OPTUNA_PRIVATE:
+                names = [node.attr]
+            else:
+                continue
+            found += [f"{where}:{node.lineno} {n}" for n in names if n.startswith("_")]
+    assert found == []

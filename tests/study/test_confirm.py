@@ -165,7 +165,7 @@ def test_a_launch_confirms_its_best_configurations_and_resuming_adds_nothing(
     reruns = [t for t in study.trials if CONFIRM_ATTR in t.user_attrs]
     assert len(search) == 4 and len(reruns) == 2
     assert search[0].user_attrs["enqueued"] == "defaults"  # the recipe runs first
-    assert search[0].params == builtin("digits-cnn").validate().defaults()
+    assert search[0].params == builtin("digits-cnn").checked_space().defaults()
     top = sorted(
         (t for t in search if t.state == TrialState.COMPLETE), key=lambda t: (-t.value, t.number)
     )[:2]

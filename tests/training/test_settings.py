@@ -95,4 +95,4 @@ def test_a_space_that_allows_an_impossible_training_setting_is_refused() -> None
         overrides={"label_smoothing": {"low": 0.0, "high": 1.5}}
     )
     with pytest.raises(ConfigError, match="label_smoothing"):
-        config.validate()
+        config.checked_space()

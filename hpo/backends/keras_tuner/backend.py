@@ -59,7 +59,7 @@ def check_tuner(config: StudyConfig, tuner: str) -> None:
             f"KerasTuner searches one objective, validation accuracy, not {config.objective!r}: "
             "use --backend optuna for a Pareto front"
         )
-    space = config.validate()
+    space = config.checked_space()
     if tuner == "grid":
         space.grid()
     if tuner == "hyperband" and "epochs" in space:

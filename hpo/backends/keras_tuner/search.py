@@ -101,7 +101,7 @@ class StoreTuner(kt.Tuner):
 
     def __init__(self, ctx: WorkerContext, **kwargs):
         self.ctx = ctx
-        self.space = ctx.config.validate()
+        self.space = ctx.config.checked_space()
         self._outcome: Outcome | None = None
         self._asked = False
         super().__init__(**kwargs)
@@ -142,7 +142,7 @@ class StoreTuner(kt.Tuner):
             return {OBJECTIVE: 0.0}
         if outcome.record is None:
             raise kt.errors.FailedTrialError(outcome.error)
-        return {OBJECTIVE: outcome.record["val_accuracy"]}
+        return {OBJECTIVE: outcome.record.val_accuracy}
 
     def on_trial_end(self, trial) -> None:
         # the helper first: if this process dies in between, the store lacks the trial and the
@@ -171,7 +171,7 @@ def _last_line(message: str | None) -> str:
 def serve(ctx: WorkerContext, tuner: str, project_dir: str, remaining: int) -> None:
     """The helper: reload KerasTuner's state, allow ``remaining`` more finished trials, serve."""
     kt_config.DEBUG = False
-    space = ctx.config.validate()
+    space = ctx.config.checked_space()
     base = kt.engine.base_tuner.BaseTuner(
         oracle=_oracle(ctx.config, space, tuner, remaining),
         directory=project_dir,
@@ -194,7 +194,7 @@ def work(ctx: WorkerContext, tuner: str, project_dir: str) -> None:
     kt_config.DEBUG = False  # else KerasTuner prints the traceback of every failed trial
     StoreTuner(
         ctx,
-        oracle=_oracle(ctx.config, ctx.config.validate(), tuner, 0),
+        oracle=_oracle(ctx.config, ctx.config.checked_space(), tuner, 0),
         directory=project_dir,
         project_name=ctx.config.name,
         overwrite=False,

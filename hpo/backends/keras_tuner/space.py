@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 from hpo.config.choices import TUNERS  # noqa: F401  (re-exported for the backend)
 from hpo.space import CategoricalParam, FloatParam, IntParam, Param, Scalar, SearchSpace
+from hpo.study.trial_record import OBJECTIVE_METRICS
 
 if TYPE_CHECKING:  # KerasTuner imports TensorFlow: only the processes that search load it
     import keras_tuner as kt
 
 BACKEND = "keras-tuner"  # the backend's name, recorded by each trial it stores
-OBJECTIVE = "val_accuracy"
+OBJECTIVE = OBJECTIVE_METRICS["accuracy"].key  # KerasTuner's objective: validation accuracy
 HYPERBAND_FACTOR = 3
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from hpo.backends.base import Backend, Outcome, WorkerContext
 from hpo.backends.optuna.search import make_pruner, make_sampler
-from hpo.config.studies import OBJECTIVE_METRICS, StudyConfig
+from hpo.config.studies import StudyConfig
 from hpo.errors import ModelFunctionError
 from hpo.models import user as user_model
 from hpo.space import suggest
@@ -25,7 +25,8 @@ from hpo.storage import worker_writes as worker_store
 from hpo.study import confirm, ranking
 from hpo.study import records as studies
 from hpo.study.records import ARCH_ATTR, CONFIG_ATTR
-from hpo.training.evaluation import objective_values, trial_architecture
+from hpo.study.trial_record import OBJECTIVE_METRICS
+from hpo.training.evaluation import trial_architecture
 from hpo.training.settings import TRAINING_KEYS
 
 _log = logging.getLogger(__name__)
@@ -38,13 +39,13 @@ def create_study(config: StudyConfig, storage, *, load_if_exists: bool = True):
     """Create the study (or load it) and record its configuration in it."""
     import optuna
 
-    space = config.validate()
+    space = config.checked_space()
     settings = config.to_dict()  # made first: nothing below can fail on the configuration
     with store.warnings_silenced():
         study = optuna.create_study(
             study_name=config.name,
             storage=storage,
-            directions=[OBJECTIVE_METRICS[name][1] for name in config.objectives],
+            directions=[OBJECTIVE_METRICS[name].direction for name in config.objectives],
             sampler=make_sampler(config, space),
             pruner=make_pruner(config),
             load_if_exists=load_if_exists,
@@ -52,7 +53,7 @@ def create_study(config: StudyConfig, storage, *, load_if_exists: bool = True):
     if CONFIG_ATTR not in study.user_attrs:
         study.set_user_attr(CONFIG_ATTR, settings)
         with store.warnings_silenced():
-            study.set_metric_names([OBJECTIVE_METRICS[name][0] for name in config.objectives])
+            study.set_metric_names([OBJECTIVE_METRICS[name].label for name in config.objectives])
     return study
 
 
@@ -62,7 +63,7 @@ def load_for_worker(config: StudyConfig, storage, stream: int):
 
     # failed trials are reported by the Worker (one line, no traceback)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    space = config.validate()
+    space = config.checked_space()
     with store.warnings_silenced():
         return optuna.load_study(
             study_name=config.name,
@@ -118,7 +119,7 @@ class Worker:
         self.ctx = ctx
         self.study = ctx.study
         self.config = ctx.config
-        self.space = ctx.config.validate()
+        self.space = ctx.config.checked_space()
         # a warm start's architecture is fixed; it still samples the training settings
         self.training_space = [p for p in self.space if p.name in TRAINING_KEYS]
         own = self.config.own_model
@@ -153,7 +154,8 @@ class Worker:
             return "start"
         return "wait" if reruns.get("RUNNING") else "stop"
 
-    def objective(self, trial) -> float | list[float]:
+    def run_trial(self, trial) -> float | list[float]:
+        """Optuna's objective callback: sample, train and record one trial; its values."""
         import optuna
 
         trial.set_user_attr(studies.WORKER_ATTR, self.ctx.worker)
@@ -198,7 +200,7 @@ class Worker:
             raise optuna.TrialPruned(outcome.infeasible)
         if outcome.record is None:
             raise TrialFailed(outcome.error)
-        values = objective_values(self.config, outcome.record)
+        values = outcome.record.objective_values(self.config.objectives)
         return values[0] if single else values
 
     def judged_epochs(self, epochs: int) -> set[int] | None:
@@ -252,7 +254,7 @@ class Worker:
                 nonlocal released
                 lock.release()
                 released = True
-                return self.objective(trial)
+                return self.run_trial(trial)
 
             try:
                 step = self.next_step()

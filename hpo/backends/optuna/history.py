@@ -21,8 +21,9 @@ sets where TPE looks less, is made of the latest trials instead of every one. St
 several objectives (whose good group grows with the study) and studies with fewer than
 ``best`` complete trials keep the whole history.
 
-Trials are read with SQL on Optuna's tables (:mod:`hpo.storage.optuna_internals`); a finished trial
-is read once per worker and kept, running ones are read again for each trial.
+Trials are read with SQL on Optuna's tables, and every private Optuna name TPE's history and
+grouping need is reached, through :mod:`hpo.storage.optuna_internals`; a finished trial is read
+once per worker and kept, running ones are read again for each trial.
 
 :class:`BoundedSuccessiveHalvingPruner` decides as Optuna's successive-halving pruner does,
 from the same rung values, but reads them incrementally (each trial's once, once finished)
@@ -36,7 +37,6 @@ import copy
 from types import SimpleNamespace
 
 import optuna
-from optuna.search_space.group_decomposed import _GroupDecomposedSearchSpace
 
 from hpo.storage import optuna_internals as internals
 
@@ -110,7 +110,7 @@ class TrialHistory:
         return sorted(trials, key=lambda t: t.number)
 
 
-class NewTrialGroups(_GroupDecomposedSearchSpace):
+class NewTrialGroups(internals.group_decomposed_search_space()):
     """Optuna's grouping of the search space (``group=True``), each finished trial added once.
 
     Optuna adds every trial's distributions again for each suggestion; adding one already
@@ -122,7 +122,7 @@ class NewTrialGroups(_GroupDecomposedSearchSpace):
         self._added: set[int] = set()
 
     def calculate(self, study, use_cache: bool = False):
-        trials = study._get_trials(deepcopy=False, use_cache=use_cache)
+        trials = internals.sampler_trials(study, use_cache)
         new = [t for t in trials if t.state.is_finished() and t.number not in self._added]
         self._added.update(t.number for t in new)
         return super().calculate(internals.StudyView(study, lambda: new), use_cache)
@@ -134,8 +134,7 @@ class BoundedTPESampler(optuna.samplers.TPESampler):
     def __init__(self, *args, recent: int = RECENT, best: int = BEST, **kwargs):
         super().__init__(*args, **kwargs)
         self.history = TrialHistory(recent, best)
-        if self._group_decomposed_search_space is not None:
-            self._group_decomposed_search_space = NewTrialGroups(include_pruned=True)
+        internals.replace_tpe_groups(self, lambda: NewTrialGroups(include_pruned=True))
         self._seen: tuple[int, int, object] | None = None  # (study id, trial number, study)
 
     def _study(self, study, trial):
@@ -148,7 +147,7 @@ class BoundedTPESampler(optuna.samplers.TPESampler):
         if self._seen is None or self._seen[:2] != key:
             view = self.history.view(study)
             if view is None:  # as TPE reads it: _get_trials (Hyperband's bracket view filters
-                view = study._get_trials(deepcopy=False)  # get_trials only)
+                view = internals.sampler_trials(study)  # get_trials only)
             self._seen = (*key, internals.StudyView(study, lambda: view))
         return self._seen[2]
 
