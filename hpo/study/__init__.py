@@ -6,6 +6,7 @@ Modules (imported by path; this package imports nothing itself):
   every command asks (best, counts, data)
 - ``trial_record``: a complete trial's metrics (``val_accuracy``, ``n_params``, ...),
   typed, and the metric each objective optimizes
+- ``ranking``: what "best" means, once (the confirmed score, or the Pareto front)
 - ``confirm``: the best configurations trained again with other seeds
 - ``warm_starts``: known configurations queued as a study's first trials
 - ``export``: best trials as hpo-config/1 YAML and back
@@ -13,4 +14,13 @@ Modules (imported by path; this package imports nothing itself):
 - ``sweep``: one-at-a-time sensitivity studies
 """
 
-__all__ = ["confirm", "export", "records", "summary", "sweep", "trial_record", "warm_starts"]
+__all__ = [
+    "confirm",
+    "export",
+    "ranking",
+    "records",
+    "summary",
+    "sweep",
+    "trial_record",
+    "warm_starts",
+]
