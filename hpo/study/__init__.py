@@ -3,7 +3,7 @@
 Modules (imported by path; this package imports nothing itself):
 
 - ``records``: hpo's attribute names on studies and trials, and the questions
-  every command asks (best, counts, data)
+  every command asks (counts by state, the searched data, live launches)
 - ``trial_record``: a complete trial's metrics (``val_accuracy``, ``n_params``, ...),
   typed, and the metric each objective optimizes
 - ``ranking``: what "best" means, once (the confirmed score, or the Pareto front)
