@@ -10,7 +10,7 @@ row) once, here. A backend implements :meth:`Backend.run_worker` (its trial
 loop) and overrides the few launcher-side steps where it differs, as Syne
 Tune's ``TrialBackend`` and KerasTuner's Oracle/Tuner split do.
 
-A new backend is a subclass registered by name in :data:`hpo.backends.ENGINES`,
+A new backend is a subclass registered by name in :data:`hpo.backends.BACKENDS`,
 or given to ``--backend`` as ``package.module:Class``.
 """
 
@@ -26,8 +26,9 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from hpo.config.studies import StudyConfig
+from hpo.storage import store
 from hpo.study import records as studies
-from hpo.study.trial_record import TrialRecord
+from hpo.study.trial_record import OBJECTIVE_METRICS, TrialRecord
 from hpo.training.evaluation import (
     TRIAL_ERRORS,
     Infeasible,
@@ -205,6 +206,15 @@ class Backend(ABC):
     def check(self, config: StudyConfig) -> None:  # noqa: B027  (optional step)
         """Refuse, before anything is written, a search this backend cannot run."""
 
+    def create_study(self, config: StudyConfig, storage):
+        """Create the study (or load the one of that name) and record its settings in it.
+
+        The launch makes every study through this hook. The default makes the plain Optuna
+        study every backend's trials land in (its directions, metric names and settings); a
+        backend whose launcher-side study needs more (Optuna's sampler and pruner) overrides it.
+        """
+        return new_study(config, storage)
+
     @contextlib.contextmanager
     def session(self, config: StudyConfig) -> Iterator[None]:
         """Held while a launch runs (a lock on the backend's own state, for example)."""
@@ -243,6 +253,31 @@ class Backend(ABC):
     def run_helper(self, ctx: WorkerContext) -> None:
         """Serve what the workers need (KerasTuner's oracle) until the launcher stops it."""
         raise NotImplementedError(f"the {self.name} backend starts no helper process")
+
+
+def new_study(config: StudyConfig, storage, *, sampler=None, pruner=None, load_if_exists=True):
+    """The study ``config`` names, created in ``storage`` (or loaded), its settings recorded.
+
+    Optuna keeps no sampler or pruner in the store: ``sampler`` and ``pruner`` are the
+    returned study's own, for the process that made it.
+    """
+    import optuna
+
+    settings = config.to_dict()  # made first: nothing below can fail on the configuration
+    with store.warnings_silenced():
+        study = optuna.create_study(
+            study_name=config.name,
+            storage=storage,
+            directions=[OBJECTIVE_METRICS[name].direction for name in config.objectives],
+            sampler=sampler,
+            pruner=pruner,
+            load_if_exists=load_if_exists,
+        )
+    if studies.CONFIG_ATTR not in study.user_attrs:
+        study.set_user_attr(studies.CONFIG_ATTR, settings)
+        with store.warnings_silenced():
+            study.set_metric_names([OBJECTIVE_METRICS[name].label for name in config.objectives])
+    return study
 
 
 def record_trial(

@@ -24,7 +24,7 @@ from typing import Any
 
 from hpo.backends import backend_reference
 from hpo.backends.base import Backend
-from hpo.backends.optuna.backend import OptunaBackend, create_study
+from hpo.backends.optuna.backend import OptunaBackend
 from hpo.config.studies import StudyConfig
 from hpo.errors import ConfigError
 from hpo.io.progress import Progress
@@ -112,14 +112,15 @@ def prepare_study(
     enqueue: Sequence[str] = (),
     target: int | None = None,
     defaults_first: bool = True,
+    backend: Backend | None = None,
 ):
     """Validate the config and its data, then create the study or check that it can resume.
 
     Everything that can be wrong with the user's input is checked before the store
     is written (the data, the settings, what a resume would change, the room for
     warm starts), so a mistake leaves the store byte for byte as it was and never
-    leaves a study that only its workers find broken. Returns the study, the
-    search data, the store's URL and its storage.
+    leaves a study that only its workers find broken. The study is made by ``backend``
+    (default: Optuna's). Returns the study, the search data, the store's URL and its storage.
     """
     config.checked_space()
     dataset = search_dataset(config)
@@ -157,7 +158,7 @@ def prepare_study(
                 f"Marked {reaped} trial(s) of stopped workers as FAIL; their parameters are "
                 "queued again."
             )
-    study = create_study(config, storage)
+    study = (backend or OptunaBackend()).create_study(config, storage)
     studies.record_data(study, dataset)
     if config.own_model:
         file = user_model.load_function(config.model)
@@ -223,7 +224,13 @@ def launch(
     with backend.session(config):
         queued = backend.runs_queued_trials
         study, dataset, url, storage = prepare_study(
-            config, storage_url, echo, enqueue, target if queued else None, defaults_first=queued
+            config,
+            storage_url,
+            echo,
+            enqueue,
+            target if queued else None,
+            defaults_first=queued,
+            backend=backend,
         )
         study.set_user_attr(studies.TARGET_ATTR, target)
         if queued:

@@ -89,3 +89,24 @@ def test_a_third_engine_runs_a_study_by_implementing_the_contract_alone(
     assert all(0.0 <= t.value <= 1.0 and t.user_attrs["n_params"] > 0 for t in complete)
     assert {t.params["filters_1"] for t in trials} <= {8, 16}
     assert result.best is not None and result.best.trial.number in {t.number for t in complete}
+
+
+def test_the_launch_creates_the_study_through_the_chosen_backend(tmp_path: Path) -> None:
+    """KerasTuner's studies were made by Optuna's backend: a `gp` sampler in the study's settings
+    (which KerasTuner never uses) failed its launch on PyTorch, after the store was written."""
+    from hpo.runner.launch import prepare_study
+
+    made: list[str] = []
+
+    class Recording(KerasTunerBackend):
+        def create_study(self, config, storage):
+            made.append(config.name)
+            return super().create_study(config, storage)
+
+    (tmp_path / "toy.yaml").write_text(TINY + "sampler: gp\n")
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    config = load_yaml(tmp_path / "toy.yaml")
+    study, *_ = prepare_study(config, url, lambda _: None, backend=Recording(kt_dir=str(tmp_path)))
+    assert made == ["toy-study"]
+    assert study.user_attrs["hpo_config"]["sampler"] == "gp"
+    assert study.metric_names == ["validation accuracy"]

@@ -14,7 +14,7 @@ import logging
 import time
 from typing import Any
 
-from hpo.backends.base import Backend, Outcome, WorkerContext
+from hpo.backends.base import Backend, Outcome, WorkerContext, new_study
 from hpo.backends.optuna.search import make_pruner, make_sampler
 from hpo.config.studies import StudyConfig
 from hpo.errors import ModelFunctionError
@@ -24,8 +24,7 @@ from hpo.storage import store
 from hpo.storage import worker_writes as worker_store
 from hpo.study import confirm, ranking
 from hpo.study import records as studies
-from hpo.study.records import ARCH_ATTR, CONFIG_ATTR
-from hpo.study.trial_record import OBJECTIVE_METRICS
+from hpo.study.records import ARCH_ATTR
 from hpo.training.evaluation import trial_architecture
 from hpo.training.settings import TRAINING_KEYS
 
@@ -36,25 +35,15 @@ REPORT_EVERY = 1.0
 
 
 def create_study(config: StudyConfig, storage, *, load_if_exists: bool = True):
-    """Create the study (or load it) and record its configuration in it."""
-    import optuna
-
+    """Create the study (or load it) with its sampler and pruner, and record its configuration."""
     space = config.checked_space()
-    settings = config.to_dict()  # made first: nothing below can fail on the configuration
-    with store.warnings_silenced():
-        study = optuna.create_study(
-            study_name=config.name,
-            storage=storage,
-            directions=[OBJECTIVE_METRICS[name].direction for name in config.objectives],
-            sampler=make_sampler(config, space),
-            pruner=make_pruner(config),
-            load_if_exists=load_if_exists,
-        )
-    if CONFIG_ATTR not in study.user_attrs:
-        study.set_user_attr(CONFIG_ATTR, settings)
-        with store.warnings_silenced():
-            study.set_metric_names([OBJECTIVE_METRICS[name].label for name in config.objectives])
-    return study
+    return new_study(
+        config,
+        storage,
+        sampler=make_sampler(config, space),
+        pruner=make_pruner(config),
+        load_if_exists=load_if_exists,
+    )
 
 
 def load_for_worker(config: StudyConfig, storage, stream: int):
@@ -78,6 +67,9 @@ class OptunaBackend(Backend):
 
     name = "optuna"
     runs_queued_trials = True
+
+    def create_study(self, config: StudyConfig, storage):
+        return create_study(config, storage)
 
     def describe(self, config: StudyConfig) -> str:
         return f"{config.sampler} sampler, {config.pruner} pruner"
