@@ -178,10 +178,11 @@ class Backend(ABC):
     """A search backend, as the launch and the workers drive it.
 
     Launcher side (one process): :meth:`check` and :meth:`session` before the
-    study is touched, :meth:`work_left` to size the launch, :meth:`environment`
+    study is touched, :meth:`create_study`, :meth:`work_left` to size the launch,
     and :meth:`helpers` for the processes it starts. Worker side (each worker
-    process): :meth:`run_worker`, and :meth:`run_helper` for helper processes.
-    A backend's settings travel to its processes as :meth:`options` (JSON).
+    process): :meth:`environment`, :meth:`run_worker`, and :meth:`run_helper` for
+    helper processes. A backend's settings travel to its processes as :meth:`options`
+    (JSON, in :class:`hpo.runner.protocol.WorkerArgs`), and only that way.
     """
 
     #: The name ``--backend`` takes and trials record.
@@ -231,10 +232,6 @@ class Backend(ABC):
         """Trials still to run for the study to hold ``target`` finished ones."""
         return max(0, target - studies.finished(studies.counts(study)))
 
-    def environment(self) -> dict[str, str]:
-        """Environment variables for every process of the launch."""
-        return {}
-
     def helpers(self) -> int:
         """How many helper processes (run by :meth:`run_helper`) the launch starts first."""
         return 0
@@ -244,6 +241,14 @@ class Backend(ABC):
         return None
 
     # --- worker side --------------------------------------------------------------------------
+
+    def environment(self) -> dict[str, str]:
+        """Environment variables the backend's libraries read, made from :meth:`options`.
+
+        Set by each worker and helper process itself (:mod:`hpo.runner.worker`) before it
+        runs; the launcher passes them only as the options.
+        """
+        return {}
 
     @abstractmethod
     def run_worker(self, ctx: WorkerContext) -> None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import click
 
 from hpo.config.choices import PRUNERS
-
-STORAGE_HELP = "Study store URL [env HPO_STORAGE; default sqlite:///studies.db in this directory]."
+from hpo.storage.url import ENV_VAR, STORAGE_HELP
 
 
 def storage_option(func):
     return click.option(
-        "--storage", envvar="HPO_STORAGE", default=None, metavar="URL", help=STORAGE_HELP
+        "--storage", envvar=ENV_VAR, default=None, metavar="URL", help=STORAGE_HELP
     )(func)
 
 

@@ -15,6 +15,7 @@ from hpo.cli.options import (
     storage_option,
 )
 from hpo.errors import HpoError
+from hpo.runner.protocol import WorkerArgs
 
 
 @click.command("confirm")
@@ -140,62 +141,9 @@ def create(study, config_file, trials, storage, data, epochs, seed, pruner, conf
 
 
 @click.command()
-@click.option("--study", required=True, metavar="NAME", help="Study to join (it must exist).")
-@storage_option
-@click.option(
-    "--trials",
-    type=int,
-    default=None,
-    metavar="T",
-    help="Stop once the study holds T finished trials [default: the study's target].",
-)
-@click.option("--data", default=None, metavar="PATH", help="Dataset file on this machine.")
-@click.option("--threads", type=int, default=None, help="TensorFlow CPU threads for this worker.")
-@click.option("--deadline", type=float, default=None, hidden=True)
-@click.option("--parent", type=int, default=None, hidden=True)
-@click.option("--stream", type=int, default=None, hidden=True)
-@click.option("--slot", type=int, default=0, hidden=True)
-@click.option("--backend", default="optuna", hidden=True)
-@click.option("--backend-options", default=None, hidden=True)
-@click.option("--role", type=click.Choice(["worker", "helper"]), default="worker", hidden=True)
-@click.option(
-    "--max-trials",
-    type=click.IntRange(min=1),
-    default=None,
-    metavar="K",
-    help="Stop after K trials in this process (exit 4), so a fresh one can take over.",
-)
-def worker(
-    study,
-    storage,
-    trials,
-    data,
-    threads,
-    deadline,
-    parent,
-    stream,
-    slot,
-    backend,
-    backend_options,
-    role,
-    max_trials,
-):
+@WorkerArgs.options
+def worker(**options):
     """Join an existing study from this terminal or machine and run its trials."""
     from hpo.runner.worker import run_worker
 
-    code = run_worker(
-        study,
-        storage,
-        backend=backend,
-        backend_options=backend_options,
-        role=role,
-        target=trials,
-        threads=threads,
-        data=data,
-        deadline=deadline,
-        parent=parent,
-        stream=stream,
-        slot=slot,
-        max_trials=max_trials,
-    )
-    sys.exit(code)
+    sys.exit(run_worker(WorkerArgs.from_options(**options)))

@@ -13,13 +13,12 @@ next launch resumes. This flow is the same for every backend
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hpo.backends import backend_reference
@@ -29,7 +28,8 @@ from hpo.config.studies import StudyConfig
 from hpo.errors import ConfigError
 from hpo.io.progress import Progress
 from hpo.models import user as user_model
-from hpo.runner.processes import hpo_command, start_process, stop_processes
+from hpo.runner.processes import start_process, stop_processes
+from hpo.runner.protocol import WorkerArgs
 from hpo.runner.supervise import supervise
 from hpo.storage import store
 from hpo.study import confirm, ranking, warm_starts
@@ -296,40 +296,39 @@ def _run(
         f"Starting {helpers}{n} worker(s) with {threads} thread(s) each for {remaining} more "
         f"trial(s)" + (f", confirmation re-runs of the best {top} included." if top else ".")
     )
-    env = {
-        **os.environ,
-        store.ENV_VAR: url,
-        "PYTHONUNBUFFERED": "1",
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        **backend.environment(),
-    }
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}  # process-wide
     first = studies.claim_launch(study, storage) * STREAMS_PER_LAUNCH
     launcher = f"{socket.gethostname()}:{os.getpid()}"
     studies.mark_live_launch(study, launcher)  # from now on `hpo delete` refuses the study
     marked = [time.monotonic()]
     streams = iter(range(first + 1, first + STREAMS_PER_LAUNCH))
     progress = Progress(done + remaining, config.name, stream=progress_stream, start_done=done)
-    common = hpo_command(
-        "worker", "--study", config.name, "--trials", str(target),
-        "--parent", str(os.getpid()), "--backend", backend_reference(backend),
-        "--backend-options", json.dumps(backend.options()),
-    )  # fmt: skip
-    if config.data:
-        common += ["--data", config.data]
-
+    common = WorkerArgs(
+        study=config.name,
+        storage=url,
+        target=target,
+        data=config.data or None,
+        parent=os.getpid(),
+        backend=backend_reference(backend),
+        backend_options=backend.options(),
+    )
     helpers_procs: list[subprocess.Popen] = []
 
     def start(slot: int, role: str = "worker") -> subprocess.Popen:
         if role == "worker" and len(helpers_procs) < backend.helpers():  # helpers come first
             helpers_procs.extend(start(i, "helper") for i in range(backend.helpers()))
-        command = [*common, "--slot", str(slot), "--role", role]
+        args = replace(common, slot=slot, role=role)
         if role == "worker":
-            command += ["--threads", str(threads), "--stream", str(next(streams))]
-            if recycle_after:
-                command += ["--max-trials", str(recycle_after)]
-            if deadline is not None:
-                command += ["--deadline", f"{deadline:.3f}"]
-        return start_process(command, env, progress, stdout=subprocess.DEVNULL)
+            args = replace(
+                args,
+                threads=threads,
+                stream=next(streams),
+                max_trials=recycle_after,
+                deadline=round(deadline, 3) if deadline is not None else None,
+            )
+        return start_process(
+            args.to_argv(), {**env, **args.to_env()}, progress, stdout=subprocess.DEVNULL
+        )
 
     def check() -> str | None:
         """Why the launch must stop now, if it must; and the study marked as run by it."""

@@ -18,6 +18,8 @@ from hpo.errors import StorageError
 
 DEFAULT_URL = "sqlite:///studies.db"
 ENV_VAR = "HPO_STORAGE"
+#: How ``--storage`` is described wherever a command takes it.
+STORAGE_HELP = f"Study store URL [env {ENV_VAR}; default {DEFAULT_URL} in this directory]."
 _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<rest>.*)$", re.DOTALL)
 _ESCAPE = re.compile(r"(%[0-9A-Fa-f]{2})")
 _SECRET_QUERY = re.compile(r"(?i)((?:^|[?&;])(?:password|passwd|pwd|secret|token)=)[^&;#]*")

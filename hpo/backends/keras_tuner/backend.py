@@ -218,6 +218,6 @@ class KerasTunerBackend(Backend):
         kt_search.serve(ctx, self.tuner, self.kt_dir, max(0, remaining))
 
     def _join(self, ctx: WorkerContext, tuner_id: str) -> None:
-        os.environ.update(self.environment(), KERASTUNER_TUNER_ID=tuner_id)
+        os.environ["KERASTUNER_TUNER_ID"] = tuner_id  # the oracle's address: environment()
         if ctx.parent is not None:
             _exit_with(ctx.parent)
