@@ -99,7 +99,7 @@ def one_run(
     span = max(t["complete"] for t in trials) - min(t["start"] for t in trials)
     return {
         "workers": workers,
-        "threads_per_worker": max(1, cores() // workers),  # as hpo.runner.launch.threads_per_worker
+        "threads_per_worker": max(1, cores() // workers),  # as hpo.runner.pool.threads_per_worker
         "seed": seed,
         "trials": len(trials),
         "wall_s": round(wall, 1),

@@ -54,58 +54,11 @@ def study_config(
     one too. Otherwise a study already in the store resumes with its own settings, and a
     built-in name (``digits-cnn``, ...) gives that study. Settings given on top override.
     """
-    from hpo.config import studies as cfg
+    from hpo.study.settings import resolve
 
     if model is not None:
         settings["model"] = model_reference(model)
-    if isinstance(config, Mapping):
-        data = dict(config)
-        if study is not None:
-            data["name"] = study
-        return cfg.StudyConfig.from_dict({**data, **settings}, where="config")
-    if config is not None:
-        conf = cfg.load_yaml(config)
-        if study is not None:
-            conf = conf.with_options(name=cfg.check_study_name(study))
-        return conf.with_options(**settings)
-    name = study or "digits-cnn"
-    cfg.check_study_name(name)
-    stored = _stored_config(name, storage)
-    if stored is not None:
-        return stored.with_options(**settings)
-    if name in cfg.BUILTIN:
-        return cfg.builtin(name).with_options(**settings)
-    if "model" in settings:  # a new study of the user's own model
-        return cfg.StudyConfig.from_dict(
-            {"name": name, "dataset": "digits", **settings}, where="settings"
-        )
-    return cfg.builtin(name)  # raises the "unknown study" error with the list of built-ins
-
-
-def _stored_config(name: str, storage: str | None):
-    """The settings of the study ``name`` in the store, or None when it holds no such study."""
-    from hpo.config import studies as cfg
-    from hpo.storage import store
-    from hpo.study.records import CONFIG_ATTR, stored_config
-
-    try:
-        st = store.open_storage(storage, create=False, heartbeat=False)
-    except HpoError:
-        return None  # no store yet (or a broken one, which the launch itself reports)
-    if name not in set(store.study_names(st)):
-        return None
-    found = store.load_study(name, st)
-    if CONFIG_ATTR not in found.user_attrs and name in cfg.BUILTIN:
-        return None
-    conf = stored_config(found)
-    try:
-        conf.checked_space()
-    except HpoError as exc:
-        raise ConfigError(
-            f"study {name!r} holds settings that cannot run ({exc}); use another study "
-            f"name, or start it over with `hpo delete --study {name}`"
-        ) from None
-    return conf
+    return resolve(study, config=config, storage=storage, **settings)
 
 
 def model_reference(model: str | Callable[..., Any]) -> str:
@@ -144,12 +97,11 @@ def launch_study(
     """Create or resume a study and run ``workers`` processes until it holds ``trials``.
 
     Returns the ``optuna.Study``. ``settings`` are study settings (``epochs``, ``sampler``,
-    ``pruner``, ``search_space``, ``confirm_top``, ...); see :func:`study_config`. Progress
-    lines go to ``echo`` (default: printed). A launch whose workers failed raises HpoError.
+    ``pruner``, ``search_space``, ``confirm_top``, ...); see :func:`study_config`.
+    Progress lines go to ``echo`` (default: printed). A launch whose workers failed
+    raises HpoError. It runs the same sequence as ``hpo launch`` (:func:`hpo.runner.launch.launch`).
     """
-    from hpo.backends import load_backend
-    from hpo.runner.launch import default_workers
-    from hpo.runner.launch import launch as run_launch
+    from hpo.runner.launch import launch
 
     call = "hpo.launch_study"
     _text(call, "study", study, optional=True)
@@ -167,22 +119,26 @@ def launch_study(
         raise UsageError(
             f"{call}: enqueue must be a list of model names or .yaml files, got {shown(enqueue)}"
         )
-    enqueue = tuple(os.fspath(x) for x in enqueue)
-    conf = study_config(study, config=config, model=model, storage=storage, **settings)
-    result = run_launch(
-        conf,
-        storage,
-        workers if workers is not None else default_workers(),
-        trials if trials is not None else conf.trials,
-        backend=load_backend(backend, {}),
+    if model is not None:
+        settings["model"] = model_reference(model)
+    result = launch(
+        study,
+        config=config,
+        storage=storage,
+        workers=workers,
+        trials=trials,
+        backend=backend,
         timeout=timeout,
-        recycle_after=recycle_after or None,
-        enqueue=enqueue,
+        recycle_after=recycle_after,
+        enqueue=tuple(os.fspath(x) for x in enqueue),
         echo=echo or _print,
+        **settings,
     )
     if result.exit_code:
-        raise HpoError(f"study {conf.name!r}: the launch ended with exit status {result.exit_code}")
-    return load_study(conf.name, storage)
+        raise HpoError(
+            f"study {result.name!r}: the launch ended with exit status {result.exit_code}"
+        )
+    return load_study(result.name, storage)
 
 
 def load_study(name: str, storage: str | None = None):

@@ -19,14 +19,6 @@ from hpo.config.choices import OBJECTIVES, SAMPLERS, TUNERS
 from hpo.study.trial_record import N_PARAMS
 
 
-def resolve_config(study: str | None, config_file: str | None, storage: str | None):
-    """The study configuration: a YAML file, else the study's own in the store, else a built-in
-    (see :func:`hpo.api.study_config`)."""
-    from hpo import api
-
-    return api.study_config(study, config=config_file, storage=storage)
-
-
 @click.command()
 @click.option(
     "--study",
@@ -184,12 +176,7 @@ def launch(
 
     Re-running the same command resumes the study and adds nothing once T trials are done.
     """
-    from contextlib import nullcontext
-
-    from hpo.backends import load_backend
     from hpo.errors import ConfigError
-    from hpo.report.dashboard import alongside
-    from hpo.runner.launch import default_workers
     from hpo.runner.launch import launch as run_launch
 
     if backend == "keras-tuner" and (sampler or pruner or enqueue):
@@ -199,8 +186,22 @@ def launch(
         )
     if backend == "optuna" and (tuner or kt_dir):
         raise ConfigError("--tuner and --kt-dir need --backend keras-tuner")
-    conf = resolve_config(study, config_file, storage)
-    conf = conf.with_options(
+    result = run_launch(
+        study,
+        config=config_file,
+        storage=storage,
+        workers=workers,
+        trials=trials,
+        backend=backend,
+        backend_options={
+            name: value for name, value in (("tuner", tuner), ("kt_dir", kt_dir)) if value
+        },
+        timeout=timeout,
+        recycle_after=recycle_after,
+        enqueue=enqueue,
+        dashboard=with_dashboard,
+        dashboard_port=dashboard_port,
+        echo=lambda m: click.echo(m, err=True),
         data=data,
         epochs=epochs,
         seed=seed,
@@ -212,30 +213,14 @@ def launch(
         confirm_top=confirm_top,
         confirm_seeds=confirm_seeds,
     )
-    target = trials if trials is not None else conf.trials
-    echo = lambda m: click.echo(m, err=True)  # noqa: E731
-    serve = with_dashboard or dashboard_port is not None
-    with alongside(storage, dashboard_port, echo) if serve else nullcontext():
-        n = workers if workers is not None else default_workers()
-        options = {"tuner": tuner or "random", "kt_dir": kt_dir} if backend == "keras-tuner" else {}
-        result = run_launch(
-            conf,
-            storage,
-            n,
-            target,
-            backend=load_backend(backend, options),
-            timeout=timeout,
-            recycle_after=recycle_after or None,
-            enqueue=enqueue,
-            echo=echo,
-        )
-    show_result(conf.name, result, storage)
+    show_result(result, storage)
 
 
-def show_result(name: str, result, storage: str | None) -> None:
+def show_result(result, storage: str | None) -> None:
     """The end of a launch: trials by state, the best configuration, the store, what next."""
     from hpo.storage import store
 
+    name = result.name
     counts = ", ".join(f"{v} {k.lower()}" for k, v in sorted(result.counts.items()))
     click.echo(f"\nStudy {name!r}: {counts or 'no trials'}.")
     if result.best is not None:

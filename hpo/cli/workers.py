@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from hpo.cli.launch import resolve_config, show_result
+from hpo.cli.launch import show_result
 from hpo.cli.options import (
     data_option,
     epochs_option,
@@ -49,41 +49,17 @@ def confirm_study(study, top, seeds, workers, storage, data):
     Works on any finished single-objective study (whichever backend ran it); the re-runs are
     trials of the study marked `confirm_of`. Re-running the command adds nothing more.
     """
-    from hpo.errors import ConfigError
-    from hpo.runner.launch import default_workers
-    from hpo.runner.launch import launch as run_launch
-    from hpo.storage import store
-    from hpo.study import ranking
-    from hpo.study.records import finished, search_counts, stored_config
+    from hpo.runner.launch import launch
 
-    st = store.open_storage(storage, create=False, heartbeat=False)
-    found = store.load_study(study, st)
-    conf = stored_config(found)
-    if conf.multi_objective:
-        raise ConfigError(
-            f"study {study!r} has several objectives: its result is a Pareto front, "
-            "which confirmation by one score does not rank"
-        )
-    top = top or conf.confirm_top or 3
-    seeds = seeds or conf.confirm_seeds
-    done = finished(search_counts(found)[0])
-    if not ranking.ranked(found, 1):
-        raise ConfigError(
-            f"study {study!r} has no complete trial to confirm: run `hpo launch "
-            f"--study {study}` first"
-        )
-    click.echo(
-        f"Confirming the {top} best configurations of {study!r} with {seeds} runs each.", err=True
-    )
-    result = run_launch(
-        conf.with_options(data=data),
-        storage,
-        workers if workers is not None else default_workers(),
-        done,
-        confirm_settings=(top, seeds),
+    result = launch(
+        study,
+        storage=storage,
+        workers=workers,
+        confirmation=(top, seeds),
         echo=lambda m: click.echo(m, err=True),
+        data=data,
     )
-    show_result(study, result, storage)
+    show_result(result, storage)
 
 
 @click.command()
@@ -124,10 +100,17 @@ def create(study, config_file, trials, storage, data, epochs, seed, pruner, conf
     from hpo.runner.launch import prepare_study
     from hpo.storage import store
     from hpo.study.records import TARGET_ATTR
+    from hpo.study.settings import resolve
 
-    conf = resolve_config(study, config_file, storage)
-    conf = conf.with_options(
-        data=data, epochs=epochs, seed=seed, pruner=pruner, confirm_top=confirm_top
+    conf = resolve(
+        study,
+        config=config_file,
+        storage=storage,
+        data=data,
+        epochs=epochs,
+        seed=seed,
+        pruner=pruner,
+        confirm_top=confirm_top,
     )
     if trials is not None and trials < 1:
         raise HpoError(f"--trials must be at least 1, got {trials}")

@@ -2,11 +2,12 @@
 
 Modules (imported by path; this package imports nothing itself):
 
-- ``launch``: validate, create or resume the study, run N workers, stop
+- ``launch``: the one launch sequence: validate, create or resume the study, run N workers
+- ``pool``: a launch's helper and worker processes started, watched and stopped
 - ``supervise``: watch the workers until done: progress, replacements, stopping
 - ``worker``: the body of `hpo worker`
 - ``protocol``: what a worker process is told (WorkerArgs), written and read in one place
 - ``processes``: worker processes as the launcher sees them
 """
 
-__all__ = ["launch", "processes", "protocol", "supervise", "worker"]
+__all__ = ["launch", "pool", "processes", "protocol", "supervise", "worker"]

@@ -1,42 +1,39 @@
-"""Launch a search: validate, create or resume the study, run N workers of one backend, stop.
+"""The one launch sequence: ``hpo launch``, ``hpo confirm`` and ``hpo.launch_study`` run it.
 
-``launch`` validates everything first (config, search space, data, storage,
-the backend's own checks), so bad input exits with one line before the store is
-touched. It then creates or resumes the study and starts N ``hpo worker``
-processes of the chosen backend (and the helper processes the backend asks
-for), each with a slice of the CPU threads, and shows progress until the study
-holds its target number of finished trials. Ctrl-C or SIGTERM stops every
-process; trials they were running are marked FAIL, never left RUNNING, and the
-next launch resumes. This flow is the same for every backend
-(:class:`hpo.backends.base.Engine`).
+:func:`launch` resolves the study's settings and its backend and validates everything
+first (the arguments, config, search space, data, storage, the backend's own checks), so
+bad input exits with one line before the store is touched. It then creates the study
+through the backend (or resumes it), queues the warm starts, and runs N ``hpo worker``
+processes of that backend, and the helper processes it asks for
+(:mod:`hpo.runner.pool`), each with a slice of the CPU threads, showing progress until
+the study holds its target number of finished trials. Ctrl-C or SIGTERM stops every
+process; trials they were running are marked FAIL, never left RUNNING, and the next
+launch resumes. This flow is the same for every backend (:class:`hpo.backends.base.Backend`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import socket
-import subprocess
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-from hpo.backends import backend_reference
+from hpo.backends import load_backend
 from hpo.backends.base import Backend
 from hpo.backends.optuna.backend import OptunaBackend
 from hpo.config.studies import StudyConfig
 from hpo.errors import ConfigError
-from hpo.io.progress import Progress
 from hpo.models import user as user_model
-from hpo.runner.processes import start_process, stop_processes
-from hpo.runner.protocol import WorkerArgs
-from hpo.runner.supervise import supervise
+from hpo.report.dashboard import alongside
+from hpo.runner import pool
+from hpo.runner.pool import LaunchResult
 from hpo.storage import store
-from hpo.study import confirm, ranking, warm_starts
+from hpo.study import ranking, warm_starts
 from hpo.study import records as studies
+from hpo.study import settings as study_settings
 from hpo.training.evaluation import SearchData, search_dataset
 
-STREAMS_PER_LAUNCH = 10_000  # random streams a launch may hand its workers (replacements too)
 MAX_WORKERS = 64  # worker processes one launch starts
 DEFAULT_RECYCLE = 20  # trials per worker process before a fresh one replaces it (bounds memory)
 #: Settings that define what a study searches; a resumed study must keep them.
@@ -55,18 +52,6 @@ _SEARCH_FIELDS = (
     "min_epochs",
     "reduction_factor",
 )
-
-
-@dataclass
-class LaunchResult:
-    exit_code: int
-    counts: dict[str, int] = field(default_factory=dict)
-    best: Any = None  # a ranking.Candidate: the best configuration and its runs
-
-
-def threads_per_worker(workers: int) -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, (cores or 1) // workers)
 
 
 def default_workers() -> int:
@@ -192,183 +177,131 @@ def _check_room(name: str, labels: list[str], target: int, by_state: dict[str, i
 
 
 def launch(
+    study: str | None = None,
+    *,
+    config: StudyConfig | str | Path | Mapping[str, Any] | None = None,
+    storage: str | None = None,
+    workers: int | None = None,
+    trials: int | None = None,
+    backend: Backend | str = "optuna",
+    backend_options: Mapping[str, Any] | None = None,
+    timeout: float | None = None,
+    recycle_after: int | None = DEFAULT_RECYCLE,
+    enqueue: Sequence[str] = (),
+    confirmation: tuple[int | None, int | None] | None = None,
+    dashboard: bool = False,
+    dashboard_port: int | None = None,
+    echo: Callable[[str], None] = print,
+    progress_stream=None,
+    **settings: Any,
+) -> LaunchResult:
+    """The one launch sequence: ``hpo launch``, ``hpo confirm`` and ``hpo.launch_study`` run it.
+
+    1. The study's settings (:func:`hpo.study.settings.resolve`, ``settings`` on top) and its
+       target, ``trials`` (default: the study's). With ``confirmation`` (top, seeds; None for
+       the study's own), the stored study's best configurations are re-run instead
+       (``hpo confirm``): the target is its finished search trials.
+    2. The backend, by name with its ``backend_options`` (or given), and the checks: this
+       call's arguments, then the backend's own.
+    3. The study created through the backend or resumed, warm starts queued (``enqueue``).
+    4. ``workers`` processes (default: the cores, at most 4) until the study holds its
+       target, each replaced after ``recycle_after`` trials (0 or None: never); for a backend
+       that runs queued trials, the best configurations re-run once the search is done.
+    5. A last line from the backend when the search ended short of its target.
+
+    Nothing is written before every check has passed. ``dashboard`` (or a ``dashboard_port``)
+    serves optuna-dashboard on the store while it runs.
+    """
+    confirm_settings = None
+    if confirmation is None:
+        conf = study_settings.resolve(study, config=config, storage=storage, **settings)
+        target = trials if trials is not None else conf.trials
+    else:
+        conf, target, confirm_settings = _confirmation(study, storage, *confirmation, echo)
+        conf = conf.with_options(**settings)
+    serve = dashboard or dashboard_port is not None
+    with alongside(storage, dashboard_port, echo) if serve else contextlib.nullcontext():
+        if isinstance(backend, str):
+            backend = load_backend(backend, backend_options)
+        workers = workers if workers is not None else default_workers()
+        check_launch_args(workers, target, timeout)
+        if recycle_after is not None and recycle_after < 0:
+            raise ConfigError(f"--recycle-after must be 0 (never) or more, got {recycle_after}")
+        if (enqueue or confirm_settings) and not backend.runs_queued_trials:
+            raise ConfigError(
+                f"the {backend.name} backend does not run queued trials: --enqueue and "
+                "confirmation need --backend optuna"
+            )
+        backend.check(conf)
+        with backend.session(conf):
+            return _create_and_run(
+                backend, conf, storage, workers, target, timeout,
+                (recycle_after or None) if backend.recycles else None,
+                enqueue, confirm_settings, echo, progress_stream,
+            )  # fmt: skip
+
+
+def _create_and_run(
+    backend: Backend,
     config: StudyConfig,
     storage_url: str | None,
     workers: int,
     target: int,
-    *,
-    backend: Backend | None = None,
-    timeout: float | None = None,
-    recycle_after: int | None = DEFAULT_RECYCLE,
-    enqueue: Sequence[str] = (),
-    confirm_settings: tuple[int, int] | None = None,
-    echo: Callable[[str], None] = print,
-    progress_stream=None,
-) -> LaunchResult:
-    """Create or resume the study and run ``workers`` processes until ``target`` trials finish.
-
-    Then, for a backend that runs queued trials and unless ``confirm_settings``
-    (top, seeds) or the study turn it off, the best configurations are re-run
-    (see :mod:`hpo.study.confirm`).
-    """
-    backend = backend or OptunaBackend()
-    check_launch_args(workers, target, timeout)
-    if recycle_after is not None and recycle_after < 1:
-        raise ConfigError(f"--recycle-after must be at least 1, got {recycle_after}")
-    if (enqueue or confirm_settings) and not backend.runs_queued_trials:
-        raise ConfigError(
-            f"the {backend.name} backend does not run queued trials: --enqueue and confirmation "
-            "need --backend optuna"
-        )
-    backend.check(config)
-    with backend.session(config):
-        queued = backend.runs_queued_trials
-        study, dataset, url, storage = prepare_study(
-            config,
-            storage_url,
-            echo,
-            enqueue,
-            target if queued else None,
-            defaults_first=queued,
-            backend=backend,
-        )
-        study.set_user_attr(studies.TARGET_ATTR, target)
-        if queued:
-            if confirm_settings is None:  # the latest launch decides, as for the target
-                confirm_settings = (
-                    config.confirm_top if config.confirms else 0,
-                    config.confirm_seeds,
-                )
-            study.set_user_attr(
-                studies.CONFIRM_SETTINGS_ATTR,
-                dict(zip(("top", "seeds"), confirm_settings, strict=True)),
-            )
-        backend.prepare(study, config)
-        echo(
-            f"Study {config.name!r} in {store.mask(url)}: {dataset.describe()}, "
-            f"{config.model} model, {backend.describe(config)}."
-        )
-        return _run(
-            backend,
-            config,
-            study,
-            storage,
-            url,
-            workers,
-            target,
-            timeout,
-            recycle_after if backend.recycles else None,
-            echo,
-            progress_stream,
-        )
-
-
-def _run(
-    backend: Backend,
-    config: StudyConfig,
-    study,
-    storage,
-    url: str,
-    workers: int,
-    target: int,
     timeout: float | None,
     recycle_after: int | None,
+    enqueue: Sequence[str],
+    confirm_settings: tuple[int, int] | None,
     echo: Callable[[str], None],
     progress_stream,
 ) -> LaunchResult:
-    """Start the backend's helpers and workers, watch them until ``target``, and stop them."""
-    counts = studies.counts(study)
-    done = studies.finished(counts)
-    remaining = backend.work_left(study, config, target)
-    if not remaining:
-        waiting = counts.get("WAITING", 0)
-        echo(
-            f"The study already holds {done} finished trials (target {target}); nothing to run"
-            + (f" ({waiting} queued trial(s) wait for a larger --trials)." if waiting else ".")
-        )
-        return LaunchResult(0, counts, ranking.best(study))
-    n = min(workers, remaining)
-    threads = threads_per_worker(n)
-    deadline = time.time() + timeout if timeout else None
-    top = confirm.settings(study, config)[0] if backend.runs_queued_trials else 0
-    helpers = f"{backend.helper_name} and " if backend.helpers() else ""
-    echo(
-        f"Starting {helpers}{n} worker(s) with {threads} thread(s) each for {remaining} more "
-        f"trial(s)" + (f", confirmation re-runs of the best {top} included." if top else ".")
-    )
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}  # process-wide
-    first = studies.claim_launch(study, storage) * STREAMS_PER_LAUNCH
-    launcher = f"{socket.gethostname()}:{os.getpid()}"
-    studies.mark_live_launch(study, launcher)  # from now on `hpo delete` refuses the study
-    marked = [time.monotonic()]
-    streams = iter(range(first + 1, first + STREAMS_PER_LAUNCH))
-    progress = Progress(done + remaining, config.name, stream=progress_stream, start_done=done)
-    common = WorkerArgs(
-        study=config.name,
-        storage=url,
-        target=target,
-        data=config.data or None,
-        parent=os.getpid(),
-        backend=backend_reference(backend),
-        backend_options=backend.options(),
-    )
-    helpers_procs: list[subprocess.Popen] = []
-
-    def start(slot: int, role: str = "worker") -> subprocess.Popen:
-        if role == "worker" and len(helpers_procs) < backend.helpers():  # helpers come first
-            helpers_procs.extend(start(i, "helper") for i in range(backend.helpers()))
-        args = replace(common, slot=slot, role=role)
-        if role == "worker":
-            args = replace(
-                args,
-                threads=threads,
-                stream=next(streams),
-                max_trials=recycle_after,
-                deadline=round(deadline, 3) if deadline is not None else None,
-            )
-        return start_process(
-            args.to_argv(), {**env, **args.to_env()}, progress, stdout=subprocess.DEVNULL
-        )
-
-    def check() -> str | None:
-        """Why the launch must stop now, if it must; and the study marked as run by it."""
-        if not studies.still_stored(study, storage):
-            return (
-                f"study {config.name!r} was deleted from {store.mask(url)} while this launch ran "
-                "(by another program: hpo delete refuses a study a launch runs); its workers are "
-                "stopped, and running the same command starts the study anew."
-            )
-        if time.monotonic() - marked[0] >= studies.LAUNCH_BEAT:
-            studies.mark_live_launch(study, launcher)
-            marked[0] = time.monotonic()
-        if any(p.poll() not in (None, 0) for p in helpers_procs):
-            return (
-                f"the {backend.helper_name} process stopped (see its messages above); run the "
-                "same command to resume."
-            )
-        return None
-
-    def after_stop(procs: list[subprocess.Popen]) -> None:
-        studies.mark_live_launch(study, None)
-        stop_processes(helpers_procs)
-        studies.fail_orphans(study, {p.pid for p in procs if p.poll() is not None})
-        studies.reap_stale_trials(study)
-
-    code = supervise(
-        [],
-        start,
-        study,
-        progress,
+    """Steps 3 to 5 of :func:`launch`, inside the backend's session."""
+    queued = backend.runs_queued_trials
+    study, dataset, url, storage = prepare_study(
+        config,
+        storage_url,
         echo,
-        workers=n,
-        restarts_allowed=2 * n,
-        check=check,
-        after_stop=after_stop,
+        enqueue,
+        target if queued else None,
+        defaults_first=queued,
+        backend=backend,
     )
-    counts = studies.counts(study)
-    if code == 0 and studies.finished(counts) < target:
-        timed_out = deadline is not None and time.time() >= deadline
-        note = backend.end_note(study, config, target, timed_out)
-        if note:
-            echo(note)
-    return LaunchResult(code, counts, ranking.best(study))
+    study.set_user_attr(studies.TARGET_ATTR, target)
+    if queued:
+        if confirm_settings is None:  # the latest launch decides, as for the target
+            confirm_settings = (config.confirm_top if config.confirms else 0, config.confirm_seeds)
+        study.set_user_attr(
+            studies.CONFIRM_SETTINGS_ATTR,
+            dict(zip(("top", "seeds"), confirm_settings, strict=True)),
+        )
+    backend.prepare(study, config)
+    echo(
+        f"Study {config.name!r} in {store.mask(url)}: {dataset.describe()}, "
+        f"{config.model} model, {backend.describe(config)}."
+    )
+    return pool.run(
+        backend, config, study, storage, url, workers, target, timeout, recycle_after, echo,
+        progress_stream,
+    )  # fmt: skip
+
+
+def _confirmation(
+    name: str, storage_url: str | None, top: int | None, seeds: int | None, echo
+) -> tuple[StudyConfig, int, tuple[int, int]]:
+    """``hpo confirm``'s launch: the stored study's settings, its finished search trials as
+    the target, and the (top, seeds) to confirm, the study's own for those not given."""
+    found = store.load_study(name, store.open_storage(storage_url, create=False, heartbeat=False))
+    conf = studies.stored_config(found)
+    if conf.multi_objective:
+        raise ConfigError(
+            f"study {name!r} has several objectives: its result is a Pareto front, "
+            "which confirmation by one score does not rank"
+        )
+    top = top or conf.confirm_top or 3
+    seeds = seeds or conf.confirm_seeds
+    if not ranking.ranked(found, 1):
+        raise ConfigError(
+            f"study {name!r} has no complete trial to confirm: run `hpo launch "
+            f"--study {name}` first"
+        )
+    echo(f"Confirming the {top} best configurations of {name!r} with {seeds} runs each.")
+    return conf, studies.finished(studies.search_counts(found)[0]), (top, seeds)

@@ -8,6 +8,7 @@ Modules (imported by path; this package imports nothing itself):
   typed, and the metric each objective optimizes
 - ``ranking``: what "best" means, once (the confirmed score, or the Pareto front)
 - ``confirm``: the best configurations trained again with other seeds
+- ``settings``: which settings a launch runs a study with (a file, the stored ones, a built-in)
 - ``warm_starts``: known configurations queued as a study's first trials
 - ``export``: best trials as hpo-config/1 YAML and back
 - ``summary``: what a store holds, as plain data for the CLI
@@ -19,6 +20,7 @@ __all__ = [
     "export",
     "ranking",
     "records",
+    "settings",
     "summary",
     "sweep",
     "trial_record",

@@ -75,8 +75,8 @@ def test_a_third_engine_runs_a_study_by_implementing_the_contract_alone(
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     lines: list[str] = []
     result = launch(
-        config, url, 2, 3, backend=ToyBackend(seed=1), echo=lines.append,
-        progress_stream=io.StringIO(),
+        config=config, storage=url, workers=2, trials=3, backend=ToyBackend(seed=1),
+        echo=lines.append, progress_stream=io.StringIO(),
     )  # fmt: skip
     assert result.exit_code == 0, lines
     assert any("toy random search (seed 1)" in line for line in lines)
