@@ -89,6 +89,7 @@ def launch_study(
     storage: str | None = None,
     timeout: float | None = None,
     backend: str = "optuna",
+    backend_options: Mapping[str, Any] | None = None,
     recycle_after: int | None = 20,
     enqueue: tuple[str, ...] = (),
     echo: Callable[[str], None] | None = None,
@@ -98,8 +99,14 @@ def launch_study(
 
     Returns the ``optuna.Study``. ``settings`` are study settings (``epochs``, ``sampler``,
     ``pruner``, ``search_space``, ``confirm_top``, ...); see :func:`study_config`.
-    Progress lines go to ``echo`` (default: printed). A launch whose workers failed
-    raises HpoError. It runs the same sequence as ``hpo launch`` (:func:`hpo.runner.launch.launch`).
+    ``backend`` is ``"optuna"``, ``"keras-tuner"`` or ``"package.module:Class"``, and
+    ``backend_options`` its own settings, as ``hpo launch``'s flags give them: for
+    KerasTuner ``{"tuner": "bayesian", "kt_dir": "kt"}`` (``tuner``: random, bayesian,
+    hyperband or grid, default random; ``kt_dir``: where its state is kept, default
+    ``kt``). Options that are not a dict are a UsageError; an option the backend does not
+    take, or a value it refuses, a ConfigError; both before anything is written. Progress
+    lines go to ``echo`` (default: printed). A launch whose workers failed raises HpoError.
+    It runs the same sequence as ``hpo launch`` (:func:`hpo.runner.launch.launch`).
     """
     from hpo.runner.launch import launch
 
@@ -110,6 +117,7 @@ def launch_study(
     _whole(call, "recycle_after", recycle_after, least=0, optional=True)
     _seconds(call, "timeout", timeout)
     _text(call, "backend", backend)
+    _options(call, "backend_options", backend_options)
     _text(call, "storage", storage, optional=True)
     if isinstance(enqueue, str | os.PathLike):
         enqueue = (os.fspath(enqueue),)  # one name or file
@@ -128,6 +136,7 @@ def launch_study(
         workers=workers,
         trials=trials,
         backend=backend,
+        backend_options=backend_options,
         timeout=timeout,
         recycle_after=recycle_after,
         enqueue=tuple(os.fspath(x) for x in enqueue),
@@ -321,6 +330,16 @@ def _seconds(call: str, name: str, value: Any) -> None:
         raise UsageError(f"{call}: {name} must be a number of seconds, got {shown(value)}")
     if not 0 < value < math.inf:
         raise UsageError(f"{call}: {name} must be a positive number of seconds, got {value}")
+
+
+def _options(call: str, name: str, value: Any) -> None:
+    """Refuse settings that are not a mapping of names (a dict), naming the argument."""
+    if value is None:
+        return
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+        raise UsageError(
+            f"{call}: {name} must map option names to values (a dict), got {shown(value)}"
+        )
 
 
 def _text(call: str, name: str, value: Any, *, optional: bool = False) -> None:

@@ -94,6 +94,11 @@ BAD_ARGUMENTS = {
     "timeout nan": ("launch_study", {"timeout": float("nan")}, "a positive number of seconds"),
     "enqueue a number": ("launch_study", {"enqueue": 5}, "enqueue must be a list of model names"),
     "study a number": ("launch_study", {"study": 7}, "study must be text (a str), got 7"),
+    "backend options a list": (
+        "launch_study",
+        {"backend": "keras-tuner", "backend_options": ["bayesian"]},
+        "hpo.launch_study: backend_options must map option names to values (a dict)",
+    ),
     "top 0": ("export_study", {"top": 0}, "hpo.export_study: top must be at least 1, got 0"),
     "top as text": ("export_study", {"top": "3"}, "top must be a whole number, got '3'"),
     "export a number": ("export_study", {"study": 3}, "study must be a study's name or an optuna"),
@@ -125,3 +130,49 @@ def test_the_api_checks_its_arguments_and_names_the_bad_one(
     assert message in str(raised.value)
     assert file_digest(tmp_path / "studies.db") == before
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_api_runs_the_keras_tuner_tuner_it_is_given(tmp_path: Path, monkeypatch) -> None:
+    """launch_study(backend="keras-tuner") always ran the random tuner: the API had no way to
+    pass the backend's options (hpo launch's --tuner and --kt-dir)."""
+    from hpo.runner import pool
+
+    ran = []
+
+    def run(backend, config, study, *rest):  # the workers themselves: tests/backends
+        ran.append(backend)
+        return pool.LaunchResult(0, name=config.name)
+
+    monkeypatch.setattr(pool, "run", run)
+    monkeypatch.chdir(tmp_path)
+    lines: list[str] = []
+    study = hpo.launch_study(
+        "digits-cnn",
+        workers=1,
+        trials=2,
+        backend="keras-tuner",
+        backend_options={"tuner": "bayesian", "kt_dir": str(tmp_path / "state")},
+        echo=lines.append,
+    )
+    assert study.study_name == "digits-cnn"
+    assert [backend.tuner for backend in ran] == ["bayesian"]
+    assert any("KerasTuner bayesian search" in line for line in lines), lines
+    marker = tmp_path / "state" / "digits-cnn" / "hpo.json"
+    assert '"bayesian"' in marker.read_text()  # what a resume is checked against
+
+
+@pytest.mark.parametrize(
+    "backend, options, message",
+    [
+        ("keras-tuner", {"tunr": "grid"}, "the keras-tuner backend has no option 'tunr'"),
+        ("keras-tuner", {"tuner": "bayes"}, "unknown KerasTuner tuner 'bayes'"),
+        ("optuna", {"tuner": "grid"}, "the optuna backend has no option 'tuner': it takes none"),
+    ],
+)
+def test_backend_options_a_backend_cannot_take_are_refused_before_the_store_is_touched(
+    tmp_path: Path, monkeypatch, backend: str, options: dict, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=message):
+        hpo.launch_study("digits-cnn", backend=backend, backend_options=options, echo=print)
+    assert not (tmp_path / "studies.db").exists()

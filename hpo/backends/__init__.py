@@ -8,6 +8,7 @@ the same way.
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -46,4 +47,19 @@ def load_backend(reference: str, options: str | dict[str, Any] | None = None) ->
     if not (isinstance(cls, type) and issubclass(cls, Backend)):
         raise ConfigError(f"{reference!r} is not a search backend (a subclass of Backend)")
     settings = json.loads(options) if isinstance(options, str) else dict(options or {})
+    _check_options(reference, cls, settings)
     return cls(**settings)
+
+
+def _check_options(reference: str, cls: type, settings: dict[str, Any]) -> None:
+    """Refuse an option the backend's class does not take, naming the ones it does."""
+    params = inspect.signature(cls).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return
+    known = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = [name for name in settings if name not in known]
+    if unknown:
+        takes = f"its options are {', '.join(known)}" if known else "it takes none"
+        raise ConfigError(
+            f"the {reference} backend has no option {', '.join(map(repr, unknown))}: {takes}"
+        )
