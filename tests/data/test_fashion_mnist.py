@@ -27,7 +27,7 @@ def test_a_small_fashion_study_on_the_real_files(tmp_path: Path) -> None:
         "name: fashion-small\nextends: fashion-cnn\n"
         "overrides: {conv_blocks: 1, filters_1: 16, convs_per_block: 1, dense_layers: 1,\n"
         "  dense_units_1: 32, batch_size: 128}\n"
-        "train_subset: 1000\nepochs: 2\ntrials: 2\n"
+        "train_subset: 1000\nepochs: 2\ntrials: 2\nretrain_epochs: 2\n"  # not fashion-cnn's 48
     )
     launch = run_hpo(
         "launch", "--config", "small.yaml", "--workers", "2", cwd=tmp_path, timeout=600
