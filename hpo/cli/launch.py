@@ -8,11 +8,14 @@ import click
 
 from hpo.backends import BACKENDS
 from hpo.cli.options import (
+    count_option,
     data_option,
     epochs_option,
     pruner_option,
     seed_option,
     storage_option,
+    study_file_option,
+    workers_option,
 )
 from hpo.cli.tables import fmt
 from hpo.config.choices import OBJECTIVES, SAMPLERS, TUNERS
@@ -28,20 +31,8 @@ from hpo.study.trial_record import N_PARAMS
     "or one "
     "already in the store. Default: digits-cnn. With --config: the study's name.",
 )
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="YAML study file (dataset, model, search space, overrides, ...).",
-)
-@click.option(
-    "--workers",
-    type=int,
-    default=None,
-    metavar="N",
-    help="Worker processes [default: the number of CPU cores, at most 4].",
-)
+@study_file_option
+@workers_option
 @click.option(
     "--trials",
     type=int,
@@ -70,17 +61,15 @@ from hpo.study.trial_record import N_PARAMS
     help="What to optimize: validation accuracy, or also model size or "
     "inference latency (a Pareto front) [default: accuracy].",
 )
-@click.option(
+@count_option(
     "--max-params",
-    type=click.IntRange(min=1),
-    default=None,
+    1,
     metavar="N",
     help="Reject (prune) configurations with more than N parameters before training.",
 )
-@click.option(
+@count_option(
     "--cv",
-    type=click.IntRange(min=2),
-    default=None,
+    2,
     metavar="K",
     help="Score each trial by K-fold cross-validation on train + validation.",
 )
@@ -91,26 +80,23 @@ from hpo.study.trial_record import N_PARAMS
     metavar="NAME_OR_YAML",
     help="Try these first: a model from `hpo models` or an exported YAML (repeatable).",
 )
-@click.option(
+@count_option(
     "--confirm-top",
-    type=click.IntRange(min=0),
-    default=None,
+    0,
     metavar="K",
     help="Once the search is done, train the K best configurations again with other "
     "seeds and rank them by their mean (0: off) [default: the study's].",
 )
-@click.option(
+@count_option(
     "--confirm-seeds",
-    type=click.IntRange(min=2),
-    default=None,
+    2,
     metavar="S",
     help="Runs per confirmed configuration in all [default: the study's, 3].",
 )
-@click.option(
+@count_option(
     "--recycle-after",
-    type=click.IntRange(min=0),
+    0,
     default=20,
-    show_default=True,
     metavar="K",
     help="Replace each worker process after K trials, which bounds TensorFlow's memory "
     "growth (0: never).",
@@ -140,10 +126,10 @@ from hpo.study.trial_record import N_PARAMS
     is_flag=True,
     help="Serve optuna-dashboard on the store while the launch runs.",
 )
-@click.option(
+@count_option(
     "--dashboard-port",
-    type=click.IntRange(0, 65535),
-    default=None,
+    0,
+    high=65535,
     metavar="PORT",
     help="Port for --dashboard, on 127.0.0.1 (implies --dashboard) [default: 8080].",
 )

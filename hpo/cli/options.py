@@ -31,6 +31,26 @@ def data_option(func):
     )(func)
 
 
+def study_file_option(func):
+    return click.option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False),
+        default=None,
+        help="YAML study file (dataset, model, search space, overrides, ...).",
+    )(func)
+
+
+def workers_option(func):
+    return click.option(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="Worker processes [default: the number of CPU cores, at most 4].",
+    )(func)
+
+
 def seed_option(func):
     return click.option("--seed", type=int, default=None, help="Sampler and training seed.")(func)
 
@@ -51,12 +71,27 @@ def pruner_option(func):
     )(func)
 
 
-def top_option(func):
+def count_option(
+    flag: str,
+    low: int,
+    *,
+    high: int | None = None,
+    default: int | None = None,
+    metavar: str | None = None,
+    help: str,
+):
+    """A whole-number option from ``low`` (to ``high``), its default shown when it has one:
+    the shape most of hpo's counts take (--top, --seeds, --max-params, ports)."""
     return click.option(
-        "--top",
-        type=click.IntRange(min=1),
-        default=3,
-        show_default=True,
-        metavar="K",
-        help="How many of the best complete trials.",
-    )(func)
+        flag,
+        type=click.IntRange(low, high),
+        default=default,
+        show_default=default is not None,
+        metavar=metavar,
+        help=help,
+    )
+
+
+top_option = count_option(
+    "--top", 1, default=3, metavar="K", help="How many of the best complete trials."
+)

@@ -7,6 +7,7 @@ import sys
 import click
 
 from hpo.cli.options import (
+    count_option,
     storage_option,
     study_option,
     top_option,
@@ -22,13 +23,7 @@ from hpo.cli.tables import table
     metavar="ADDRESS",
     help="Address to listen on [default: 127.0.0.1: this machine only; 0.0.0.0: all].",
 )
-@click.option(
-    "--port",
-    type=click.IntRange(0, 65535),
-    default=None,
-    metavar="PORT",
-    help="Port [default: 8080].",
-)
+@count_option("--port", 0, high=65535, metavar="PORT", help="Port [default: 8080].")
 def dashboard(storage, host, port):
     """Serve optuna-dashboard on the study store, until Ctrl-C."""
     from hpo.report.dashboard import Dashboard
@@ -128,18 +123,13 @@ def export_configs(study, top, output, storage):
     metavar="FILE",
     help="YAML from `hpo export`, or written by hand to its format.",
 )
-@click.option(
-    "--top",
-    type=click.IntRange(min=1),
-    default=None,
-    metavar="K",
-    help="With --study: the K best complete trials [default: 1].",
+@count_option(
+    "--top", 1, metavar="K", help="With --study: the K best complete trials [default: 1]."
 )
-@click.option(
+@count_option(
     "--seeds",
-    type=click.IntRange(min=1),
+    1,
     default=1,
-    show_default=True,
     metavar="R",
     help="Train each config R times (seeds s..s+R-1) and report mean ± std.",
 )

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from hpo.cli.options import (
+    count_option,
     data_option,
     storage_option,
 )
@@ -31,13 +32,7 @@ from hpo.errors import HpoError
     "filters=x2 or 64,128,256, kernel_size=5, dropout=0.4, batch_size=64, epochs=x2, "
     "conv_dropout, dense_units, activation, batch_norm. Default: the MNIST report's seven.",
 )
-@click.option(
-    "--repeats",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Seeds per configuration (mean ± std).",
-)
+@count_option("--repeats", 1, default=1, help="Seeds per configuration (mean ± std).")
 @click.option(
     "--dataset",
     type=click.Choice(DATASETS),
@@ -45,11 +40,8 @@ from hpo.errors import HpoError
     help="Dataset [default: the baseline's].",
 )
 @data_option
-@click.option(
-    "--epochs",
-    type=click.IntRange(min=1),
-    default=None,
-    help="Epochs for the baseline (and every variant that does not change them).",
+@count_option(
+    "--epochs", 1, help="Epochs for the baseline (and every variant that does not change them)."
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="First seed.")
 @click.option(

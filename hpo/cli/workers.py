@@ -8,11 +8,14 @@ import click
 
 from hpo.cli.launch import show_result
 from hpo.cli.options import (
+    count_option,
     data_option,
     epochs_option,
     pruner_option,
     seed_option,
     storage_option,
+    study_file_option,
+    workers_option,
 )
 from hpo.errors import HpoError
 from hpo.runner.protocol import WorkerArgs
@@ -20,27 +23,19 @@ from hpo.runner.protocol import WorkerArgs
 
 @click.command("confirm")
 @click.option("--study", required=True, metavar="NAME", help="A study in the store.")
-@click.option(
+@count_option(
     "--top",
-    type=click.IntRange(min=1),
-    default=None,
+    1,
     metavar="K",
     help="Confirm the K best configurations [default: the study's, else 3].",
 )
-@click.option(
+@count_option(
     "--seeds",
-    type=click.IntRange(min=2),
-    default=None,
+    2,
     metavar="S",
     help="Runs per configuration in all, the search's own included [default: the study's, else 3].",
 )
-@click.option(
-    "--workers",
-    type=int,
-    default=None,
-    metavar="N",
-    help="Worker processes [default: the number of CPU cores, at most 4].",
-)
+@workers_option
 @storage_option
 @data_option
 def confirm_study(study, top, seeds, workers, storage, data):
@@ -69,13 +64,7 @@ def confirm_study(study, top, seeds, workers, storage, data):
     metavar="NAME",
     help="Built-in study, or the name for the study in --config. Default: digits-cnn.",
 )
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help="YAML study file.",
-)
+@study_file_option
 @click.option(
     "--trials",
     type=int,
@@ -88,10 +77,9 @@ def confirm_study(study, top, seeds, workers, storage, data):
 @epochs_option
 @seed_option
 @pruner_option
-@click.option(
+@count_option(
     "--confirm-top",
-    type=click.IntRange(min=0),
-    default=None,
+    0,
     metavar="K",
     help="Re-run the K best configurations once the search is done (0: off).",
 )
