@@ -255,17 +255,16 @@ _TABLE = {
 def run_retrain(
     study=None,
     *,
-    config: str | Path | None = None,
-    top: int | None = None,
-    seeds: int = 1,
-    ensemble: bool = False,
-    output_dir: str | Path = "runs",
-    storage: str | None = None,
-    data: str | None = None,
     echo: Callable[[str], None],
     should_stop: Callable[[], bool] | None = None,
+    **options: Any,
 ):
-    """:func:`retrain_study`'s work: the retrain report, and notes on where scores were recorded."""
+    """:func:`retrain_study`'s work: the retrain report, and notes on where scores were recorded.
+
+    ``options`` are :func:`retrain_study`'s, every one given (``hpo retrain`` passes its own).
+    """
+    config, top, seeds, ensemble = (options[k] for k in ("config", "top", "seeds", "ensemble"))
+    output_dir, storage, data = (options[k] for k in ("output_dir", "storage", "data"))
     from hpo.retrain.record import record_in_studies
     from hpo.retrain.run import retrain as train_configs
     from hpo.storage import store

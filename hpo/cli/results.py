@@ -117,7 +117,6 @@ def export_configs(study, top, output, storage):
 )
 @click.option(
     "--config",
-    "config_file",
     type=click.Path(dir_okay=False),
     default=None,
     metavar="FILE",
@@ -153,7 +152,7 @@ def export_configs(study, top, output, storage):
     metavar="PATH",
     help="Dataset file on this machine (replaces the config's data path).",
 )
-def retrain(study, config_file, top, seeds, ensemble, output_dir, storage, data):
+def retrain(study, **options):
     """Train the best configs on train + validation, then score them once on the held-out test set.
 
     \b
@@ -175,16 +174,7 @@ def retrain(study, config_file, top, seeds, ensemble, output_dir, storage, data)
     with WorkerSignals(stop) as signals:
         try:
             report, notes = api.run_retrain(
-                study,
-                config=config_file,
-                top=top,
-                seeds=seeds,
-                ensemble=ensemble,
-                output_dir=output_dir,
-                storage=storage,
-                data=data,
-                echo=echo,
-                should_stop=lambda: stop.stop_requested,
+                study, echo=echo, should_stop=lambda: stop.stop_requested, **options
             )
         except RetrainStopped as exc:
             echo(f"Interrupted: {exc}.")

@@ -192,6 +192,9 @@ def _check_domain(param: Param) -> None:
             )
 
 
+#: How the recipe trains, searched for every family: rate, schedule, weight decay, label
+#: smoothing and batch size (the search-space modules of those names).
+_TRAINING_SPACE = ("learning_rate", "lr_schedule", "weight_decay", "label_smoothing", "batch_size")
 #: A modern small-CNN recipe: augmentation, VGG-style blocks, a cosine schedule, weight decay,
 #: label smoothing, and the head, beside the notebooks' own dimensions.
 _CNN_SPACE = (
@@ -205,11 +208,7 @@ _CNN_SPACE = (
     "head",
     "dense_units",
     "dropout",
-    "learning_rate",
-    "lr_schedule",
-    "weight_decay",
-    "label_smoothing",
-    "batch_size",
+    *_TRAINING_SPACE,
 )
 _ANN_SPACE = (
     "augmentation",
@@ -217,12 +216,10 @@ _ANN_SPACE = (
     "activation",
     "batch_norm",
     "dropout",
-    "learning_rate",
-    "lr_schedule",
-    "weight_decay",
-    "label_smoothing",
-    "batch_size",
+    *_TRAINING_SPACE,
 )
+#: The recipe's CNN with one dense layer, the larger datasets' model.
+_ONE_DENSE_CNN = {"model": "cnn", "search_space": _CNN_SPACE, "overrides": {"dense_layers": 1}}
 #: Epochs are the budget: successive halving judges trials at rungs of 4, 12 and 36 epochs
 #: (the first rung follows --epochs: the largest r with r * 3^2 <= epochs).
 _BUDGET = {"epochs": 36, "reduction_factor": 3, "early_stopping": 0, "pruner": "successive-halving"}
@@ -282,9 +279,7 @@ BUILTIN: dict[str, StudyConfig] = {
             name="svhn-cnn",
             dataset="svhn",
             data="SVHN_single_grey1.h5",
-            model="cnn",
-            search_space=_CNN_SPACE,
-            overrides={"dense_layers": 1},
+            **_ONE_DENSE_CNN,
             **_SVHN_BUDGET,
             description=(
                 "CNN on SVHN street-view digits, 32x32 grey (the notebooks' KerasTuner space)"
@@ -318,9 +313,7 @@ BUILTIN: dict[str, StudyConfig] = {
             name="mnist-cnn",
             dataset="mnist",
             data="mnist.npz",
-            model="cnn",
-            search_space=_CNN_SPACE,
-            overrides={"dense_layers": 1},
+            **_ONE_DENSE_CNN,
             **_LARGE_BUDGET,
             description=(
                 "CNN on MNIST, 60,000 28x28 digits (mnist.npz, or --data FOLDER of the four "
