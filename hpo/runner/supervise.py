@@ -104,7 +104,9 @@ def new_results(trials) -> list[str]:
     for trial in trials:
         attrs = trial.user_attrs
         if trial.state.name == "COMPLETE":
-            what = f"val_accuracy {trial.values[0]:.4f}, {attrs.get(N_PARAMS, '?'):,} params"
+            size = attrs.get(N_PARAMS)  # absent from a trial another Optuna client completed
+            params = f"{size:,} params" if isinstance(size, int) else "size unknown"
+            what = f"val_accuracy {trial.values[0]:.4f}, {params}"
         elif trial.state.name == "PRUNED":
             what = attrs.get(studies.INFEASIBLE_ATTR) or (
                 f"pruned at epoch {attrs.get(studies.PRUNED_AT_ATTR, '?')}"

@@ -47,3 +47,15 @@ def test_a_worker_that_exits_0_is_not_taken_for_one_that_finished(
 def test_a_worker_that_says_it_is_done_ends_the_launch(tmp_path: Path) -> None:
     code, said, started = _watch(tmp_path, DONE_EXIT)
     assert (code, started) == (0, 1) and not [s for s in said if s.startswith("Error")]
+
+
+def test_a_trial_completed_without_hpo_s_record_gets_a_line_not_a_crash() -> None:
+    """A plain Optuna client may complete a trial of the study without n_params: the launch
+    watching the study said nothing of it and raised on formatting '?' with ':,'."""
+    from hpo.runner.supervise import new_results
+
+    bare = optuna.trial.create_trial(value=0.9)
+    recorded = optuna.trial.create_trial(value=0.95, user_attrs={"n_params": 12_345})
+    first, second = new_results([bare, recorded])
+    assert "complete: val_accuracy 0.9000, size unknown" in first
+    assert "complete: val_accuracy 0.9500, 12,345 params" in second
