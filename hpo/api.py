@@ -206,14 +206,17 @@ def retrain_study(
     output_dir: str | Path = "runs",
     storage: str | None = None,
     data: str | None = None,
+    artifacts: str | None = None,
     echo: Callable[[str], None] | None = None,
 ):
     """Train the best configurations on train + validation, test each once; a pandas table.
 
     Give a study (its best ``top`` trials, 1 by default) or ``config``, an ``hpo export``
     file. Models and ``results.json`` go to ``output_dir``; the scores are also recorded in
-    the study. The table has one row per configuration: parameters, validation accuracy,
-    test accuracy (the mean over ``seeds`` and its spread), F1, epochs, seconds, ms per image.
+    the study, and with an artifact store (``artifacts``, $HPO_ARTIFACTS or the study's
+    setting) the models and plots are recorded there. The table has one row per
+    configuration: parameters, validation accuracy, test accuracy (the mean over ``seeds`` and
+    its spread), F1, epochs, seconds, ms per image.
     """
     import pandas as pd
 
@@ -226,6 +229,7 @@ def retrain_study(
         output_dir=output_dir,
         storage=storage,
         data=data,
+        artifacts=artifacts,
         echo=echo or _print,
     )
     return pd.DataFrame(
@@ -265,6 +269,7 @@ def run_retrain(
     """
     config, top, seeds, ensemble = (options[k] for k in ("config", "top", "seeds", "ensemble"))
     output_dir, storage, data = (options[k] for k in ("output_dir", "storage", "data"))
+    from hpo.artifacts import store as artifact_store
     from hpo.retrain.record import record_in_studies
     from hpo.retrain.run import retrain as train_configs
     from hpo.storage import store
@@ -291,6 +296,9 @@ def run_retrain(
         for warning in warnings:
             echo(f"Warning: {warning}")
         record_url = store.resolve_url(storage)
+    where = artifact_store.location(options.get("artifacts"))
+    if where is not None:  # a wrong place fails now, not after the training
+        artifact_store.open_store(where, write=True)
     report = train_configs(
         configs,
         seeds=seeds,
@@ -300,7 +308,67 @@ def run_retrain(
         echo=echo,
         should_stop=should_stop,
     )
-    return report, record_in_studies(report.summaries, configs, record_url)
+    notes = record_in_studies(
+        report.summaries,
+        configs,
+        record_url,
+        out=report.results_path.parent,
+        artifacts=options.get("artifacts"),
+    )
+    return report, notes
+
+
+def fetch_artifacts(
+    study,
+    *,
+    top: int = 1,
+    output_dir: str | Path = "runs",
+    storage: str | None = None,
+    artifacts: str | None = None,
+) -> list[Path]:
+    """The best ``top`` trials' files from the artifact store, into ``output_dir/<config>/``.
+
+    Each trial's retrained models, pictures and results (recorded by ``hpo retrain`` on any
+    machine), and the trial's own model when the study saved it. Returns the files written.
+    """
+    from hpo.artifacts import store as artifact_store
+    from hpo.artifacts import transfer
+    from hpo.io import outputs
+    from hpo.retrain.record import ARTIFACTS_KEY
+    from hpo.storage import store
+    from hpo.study import ranking
+    from hpo.study.records import artifacts_setting, retrain_key
+    from hpo.study.trial_record import config_name
+
+    call = "hpo.fetch_artifacts"
+    _whole(call, "top", top)
+    opened = store.open_storage(storage, create=False, heartbeat=False)
+    found = _study_of(study, storage, call)
+    where = artifact_store.location(artifacts, artifacts_setting(found))
+    if where is None:
+        raise ConfigError(
+            f"study {found.study_name!r} names no artifact store: pass --artifacts (the place "
+            f"`hpo retrain` recorded its files in) or set {artifact_store.ENV_VAR}"
+        )
+    kept = artifact_store.open_store(where, write=False)
+    out = outputs.check_dir(output_dir, "output directory")
+    written = []
+    for candidate in ranking.ranked(found, top):
+        number = candidate.trial.number
+        name = config_name(found.study_name, number)
+        retrained = found.user_attrs.get(retrain_key(number), {}).get(ARTIFACTS_KEY, {})
+        files = {
+            **transfer.listed(candidate.trial, opened),
+            **{k.removeprefix(f"{name}-"): v for k, v in retrained.items()},
+        }
+        written += transfer.download(kept, files, out / name)
+    if not written:
+        raise ConfigError(
+            f"the best {top} trial(s) of study {found.study_name!r} have no files in the "
+            f"artifact store {where}: `hpo retrain --study {found.study_name} --artifacts "
+            f"{where}` records them"
+        )
+    return written
 
 
 def figures(study, storage: str | None = None) -> list:

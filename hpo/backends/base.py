@@ -17,12 +17,15 @@ or given to ``--backend`` as ``package.module:Class``.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import tempfile
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any, ClassVar
 
 from hpo.config.studies import StudyConfig
@@ -39,6 +42,7 @@ from hpo.training.evaluation import (
 )
 from hpo.training.fit import EpochCallback
 
+_log = logging.getLogger(__name__)
 MAX_CONSECUTIVE_FAILURES = 5  # trials failing in a row in one worker: something systematic
 
 
@@ -62,6 +66,7 @@ class Outcome:
     error: str | None = None  # why it failed
     interrupted: bool = False  # the worker was stopped: the configuration is queued again
     started: datetime = field(default_factory=datetime.now)
+    model: Any = field(default=None, repr=False)  # the trained model, until it is saved
 
     @property
     def state(self) -> str:
@@ -98,6 +103,7 @@ class WorkerContext:
     stream: int = 0  # this worker's random stream (distinct per worker and launch)
     slot: int = 0  # which of the launch's workers this is (a replacement keeps its slot)
     worker: str = field(default_factory=worker_id)
+    artifacts: Any = None  # the artifact store, when the study saves its trials' models
     stop_requested: bool = False
     ran: int = 0
     _failures: int = 0
@@ -154,7 +160,7 @@ class WorkerContext:
                 should_stop=lambda: self.stop_requested,
                 training=training,
             )
-            outcome.history = result.val_history
+            outcome.history, outcome.model = result.val_history, result.model
         except Infeasible as exc:
             outcome.infeasible = str(exc)
         except TRIAL_ERRORS as exc:
@@ -162,6 +168,25 @@ class WorkerContext:
         except KeyboardInterrupt:
             outcome.error, outcome.interrupted = studies.INTERRUPTED, True
         return outcome
+
+    def keep_model(self, trial, outcome: Outcome) -> None:
+        """Record a complete trial's model in the artifact store (while the trial runs: Optuna
+        takes a trial's artifacts only then), when the study saves its models."""
+        model, outcome.model = outcome.model, None
+        if self.artifacts is None or outcome.record is None or model is None:
+            return
+        from hpo.artifacts import transfer
+        from hpo.errors import StorageError
+
+        with tempfile.TemporaryDirectory(prefix="hpo-model-") as tmp:
+            path = Path(tmp) / "model.keras"
+            model.save(path)
+            try:
+                transfer.upload(
+                    self.artifacts, [(path, transfer.trial_model_name(trial.number))], trial
+                )
+            except StorageError as exc:  # the trial's score stands; its file is lost
+                _log.warning("trial %d's model was not saved: %s", trial.number, exc)
 
     def ended(self, failed: bool, error: str = "") -> None:
         """Count a finished trial; raise TooManyFailures after too many failures in a row."""
@@ -195,6 +220,9 @@ class Backend(ABC):
     heartbeats: ClassVar[bool] = True
     #: What the launch calls its helper processes (see :meth:`helpers`).
     helper_name: ClassVar[str] = "a helper"
+    #: Its workers record a complete trial's model in the artifact store (``save_models``):
+    #: Optuna takes a trial's files only while the trial runs.
+    keeps_models: ClassVar[bool] = True
     #: Workers honour ``--recycle-after`` (exit after K trials, a fresh process takes over).
     recycles: ClassVar[bool] = True
 

@@ -8,6 +8,7 @@ import click
 
 from hpo.backends import BACKENDS
 from hpo.cli.options import (
+    artifacts_option,
     count_option,
     data_option,
     epochs_option,
@@ -93,6 +94,13 @@ from hpo.study.trial_record import N_PARAMS
     metavar="S",
     help="Runs per confirmed configuration in all [default: the study's, 3].",
 )
+@artifacts_option
+@click.option(
+    "--save-models",
+    is_flag=True,
+    default=None,
+    help="Record each complete trial's model in the artifact store [default: the study's].",
+)
 @count_option(
     "--recycle-after",
     0,
@@ -151,6 +159,8 @@ def launch(
     enqueue,
     confirm_top,
     confirm_seeds,
+    artifacts,
+    save_models,
     recycle_after,
     with_dashboard,
     dashboard_port,
@@ -198,6 +208,8 @@ def launch(
         cv=cv,
         confirm_top=confirm_top,
         confirm_seeds=confirm_seeds,
+        artifacts=artifacts,
+        save_models=save_models,
     )
     show_result(result, storage)
 

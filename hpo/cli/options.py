@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from hpo.artifacts.store import ARTIFACTS_HELP
 from hpo.config.choices import PRUNERS
 from hpo.storage.url import ENV_VAR, STORAGE_HELP
 
@@ -11,6 +12,14 @@ from hpo.storage.url import ENV_VAR, STORAGE_HELP
 def storage_option(func):
     return click.option(
         "--storage", envvar=ENV_VAR, default=None, metavar="URL", help=STORAGE_HELP
+    )(func)
+
+
+def artifacts_option(func):
+    """``--artifacts``: $HPO_ARTIFACTS is read where the store is resolved, not here, so that a
+    launch records in the study only the place it was given on its command line."""
+    return click.option(
+        "--artifacts", default=None, metavar="DIR|s3://BUCKET/PREFIX", help=ARTIFACTS_HELP
     )(func)
 
 

@@ -7,6 +7,7 @@ import sys
 import click
 
 from hpo.cli.options import (
+    artifacts_option,
     count_option,
     storage_option,
     study_option,
@@ -24,13 +25,20 @@ from hpo.cli.tables import table
     help="Address to listen on [default: 127.0.0.1: this machine only; 0.0.0.0: all].",
 )
 @count_option("--port", 0, high=65535, metavar="PORT", help="Port [default: 8080].")
-def dashboard(storage, host, port):
-    """Serve optuna-dashboard on the study store, until Ctrl-C."""
+@artifacts_option
+def dashboard(storage, host, port, artifacts):
+    """Serve optuna-dashboard on the study store, until Ctrl-C.
+
+    With an artifact store (--artifacts, $HPO_ARTIFACTS, or the one the studies name) the
+    trials' models and the retrain's plots are listed, pictures shown inline.
+    """
     from hpo.report.dashboard import Dashboard
     from hpo.storage import store
 
-    server = Dashboard(storage, host, port)
+    server = Dashboard(storage, host, port, artifacts=artifacts)
     click.echo(f"Dashboard for {store.mask(server.storage_url)}: open {server.url}")
+    if server.artifacts:
+        click.echo(f"Artifacts: {server.artifacts}")
     click.echo("Press Ctrl-C to stop it.")
     server.serve_until_signal()
     click.echo("Dashboard stopped.")
@@ -152,13 +160,22 @@ def export_configs(study, top, output, storage):
     metavar="PATH",
     help="Dataset file on this machine (replaces the config's data path).",
 )
-def retrain(study, **options):
+@artifacts_option
+@click.option(
+    "--fetch",
+    is_flag=True,
+    help="With --study: train nothing; download the best trials' models, plots and results "
+    "from the artifact store into --output-dir (a retrain made on another machine).",
+)
+def retrain(study, fetch, **options):
     """Train the best configs on train + validation, then score them once on the held-out test set.
 
     \b
     hpo retrain --study digits-cnn --top 3 --seeds 5
     hpo retrain --study digits-cnn --seeds 3 --ensemble
     hpo retrain --config best.yaml --data SVHN_single_grey1.h5
+    hpo retrain --study digits-cnn --artifacts s3://team/hpo     # models and plots kept there
+    hpo retrain --study digits-cnn --fetch --artifacts s3://team/hpo   # ... and fetched back
     """
     from types import SimpleNamespace
 
@@ -170,6 +187,9 @@ def retrain(study, **options):
     def echo(message: str) -> None:
         click.echo(message, err=True)
 
+    if fetch:
+        _fetch(study, options)
+        return
     stop = SimpleNamespace(stop_requested=False)  # set by Ctrl-C or SIGTERM: training stops
     with WorkerSignals(stop) as signals:
         try:
@@ -184,3 +204,24 @@ def retrain(study, **options):
     click.echo(f"Results: {report.results_path}")
     for note in notes:
         click.echo(note)
+
+
+def _fetch(study: str | None, options: dict) -> None:
+    """``hpo retrain --fetch``: the best trials' files from the artifact store, no training."""
+    from hpo import api
+    from hpo.errors import ConfigError
+
+    if study is None or options["config"] is not None:
+        raise ConfigError("--fetch downloads the files of a study's trials: give --study NAME")
+    if options["seeds"] != 1 or options["ensemble"] or options["data"]:
+        raise ConfigError("--fetch trains nothing: drop --seeds, --ensemble and --data")
+    written = api.fetch_artifacts(
+        study,
+        top=options["top"] or 1,
+        output_dir=options["output_dir"],
+        storage=options["storage"],
+        artifacts=options["artifacts"],
+    )
+    for path in written:
+        click.echo(path)
+    click.echo(f"Fetched {len(written)} file(s) into {options['output_dir']}", err=True)

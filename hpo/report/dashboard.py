@@ -19,6 +19,7 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from hpo.artifacts import store as artifact_store
 from hpo.errors import ConfigError, HpoError
 from hpo.storage import store
 
@@ -31,8 +32,9 @@ _log = logging.getLogger(__name__)
 class _StoreApp:
     """optuna-dashboard's WSGI app, built once the study store can be opened."""
 
-    def __init__(self, storage_url: str | None):
+    def __init__(self, storage_url: str | None, artifacts: str | None = None):
         self.url = store.resolve_url(storage_url)
+        self.artifacts = artifacts
         self._app: Callable | None = None
         self._lock = threading.Lock()
 
@@ -42,7 +44,10 @@ class _StoreApp:
             if self._app is None:
                 from optuna_dashboard import wsgi
 
-                self._app = wsgi(store.open_storage(self.url, create=False, heartbeat=False))
+                storage = store.open_storage(self.url, create=False, heartbeat=False)
+                self.artifacts = artifact_store.location(self.artifacts, _studies_place(storage))
+                kept = self.artifacts and artifact_store.open_store(self.artifacts, write=False)
+                self._app = wsgi(storage, artifact_store=kept or None)
             return self._app
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
@@ -55,6 +60,17 @@ class _StoreApp:
             )
             return [f"The study store is not ready yet ({exc}); reload shortly.\n".encode()]
         return app(environ, start_response)
+
+
+def _studies_place(storage) -> str | None:
+    """The artifact store the store's studies name, when they all name the same one."""
+    from hpo.study.records import CONFIG_ATTR
+
+    places = {
+        (study.user_attrs.get(CONFIG_ATTR) or {}).get("artifacts")
+        for study in storage.get_all_studies()
+    } - {None}
+    return places.pop() if len(places) == 1 else None
 
 
 class _Server(ThreadingMixIn, WSGIServer):
@@ -78,10 +94,11 @@ class Dashboard:
         port: int | None = None,
         *,
         check_store: bool = True,
+        artifacts: str | None = None,
     ):
         host = DEFAULT_HOST if host is None else host
         port = DEFAULT_PORT if port is None else port
-        app = _StoreApp(storage_url)
+        app = self._app = _StoreApp(storage_url, artifacts)
         if check_store:
             app.build()  # a wrong URL or missing store is an error now, not a 503 later
         self.storage_url = app.url
@@ -92,6 +109,11 @@ class Dashboard:
         except OSError as exc:
             raise ConfigError(_bind_error(host, port, exc)) from None
         self._thread: threading.Thread | None = None
+
+    @property
+    def artifacts(self) -> str | None:
+        """The artifact store whose files the dashboard shows (known once the app is built)."""
+        return self._app.artifacts
 
     @property
     def url(self) -> str:
@@ -141,10 +163,13 @@ class Dashboard:
 
 @contextlib.contextmanager
 def alongside(
-    storage_url: str | None, port: int | None, echo: Callable[[str], None]
+    storage_url: str | None,
+    port: int | None,
+    echo: Callable[[str], None],
+    artifacts: str | None = None,
 ) -> Iterator[Dashboard]:
     """A dashboard in a background thread for the length of the block (``launch --dashboard``)."""
-    board = Dashboard(storage_url, port=port, check_store=False).start()
+    board = Dashboard(storage_url, port=port, check_store=False, artifacts=artifacts).start()
     echo(f"Dashboard: {board.url}")
     try:
         yield board

@@ -8,8 +8,11 @@ config's test scores on its study (the attribute ``retrain:<trial>``, see
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
+from hpo.artifacts import store as artifact_store
+from hpo.artifacts import transfer
 from hpo.errors import HpoError
 from hpo.retrain.results_json import RESULTS_FILE
 from hpo.study.export import RetrainConfig
@@ -18,17 +21,24 @@ from hpo.study.trial_record import MODEL_FILE
 
 
 def record_in_studies(
-    summaries: list[dict[str, Any]], configs: list[RetrainConfig], storage_url: str | None = None
+    summaries: list[dict[str, Any]],
+    configs: list[RetrainConfig],
+    storage_url: str | None = None,
+    out: Path | None = None,
+    artifacts: str | None = None,
 ) -> list[str]:
     """Store each summary in its source study as the ``retrain:<trial>`` user attribute.
 
     Optuna refuses to change a finished trial's attributes, so the scores go on
     the study, keyed by trial number. The trial must still hold the config's
     parameters: a store of the same name on another machine is another study.
-    Returns one line per config saying where its results went (or why not).
+    With an artifact store (``artifacts``, $HPO_ARTIFACTS or the study's setting), the
+    config's models, pictures and results (from the output folder ``out``) are recorded on
+    the study too, and the record names them. Returns one line per config saying where its
+    results went (or why not).
     """
     from hpo.storage import store
-    from hpo.study.records import retrain_key, searched_data
+    from hpo.study.records import artifacts_setting, retrain_key, searched_data
 
     notes = []
     by_name = {c.name: c for c in configs}
@@ -86,12 +96,46 @@ def record_in_studies(
         if "ensemble" in summary:
             record["ensemble_test_accuracy"] = summary["ensemble"]["test_accuracy"]
         record["recorded_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        where = artifact_store.location(artifacts, artifacts_setting(study))
+        if where is not None and out is not None:
+            try:
+                kept = artifact_store.open_store(where, write=True)
+                record[ARTIFACTS_KEY] = transfer.upload(kept, _files(config, summary, out), study)
+                notes.append(
+                    f"{config.name}: {len(record[ARTIFACTS_KEY])} files (models, plots, results) "
+                    f"recorded in the artifact store {where}"
+                )
+            except HpoError as exc:
+                notes.append(f"{config.name}: files not recorded in an artifact store ({exc})")
         study.set_user_attr(retrain_key(src.trial), record)
         notes.append(
             f"{config.name}: recorded in study {src.study!r} ({store.mask(url)}) as "
             f"user attribute {retrain_key(src.trial)!r}"
         )
     return notes
+
+
+#: The retrain record's key for ``{file name: artifact id}`` of its files in the artifact store.
+ARTIFACTS_KEY = "artifacts"
+
+
+def _files(config: RetrainConfig, summary: dict[str, Any], out: Path) -> list[tuple[Path, str]]:
+    """A config's retrain files and their names in the artifact store."""
+    from hpo.retrain.run import CLASSES_FILE, CURVES_FILE, MATRIX_FILE, model_path
+
+    seeds: list[int | None] = list(summary["seeds"])
+    if "ensemble" in summary:
+        seeds.append(None)
+    folder = out / config.name
+    models = [model_path(out, config.name, seed) for seed in seeds]
+    files = [(path, "-".join(path.relative_to(folder).parts)) for path in models]  # seed-0-model...
+    files += [
+        (models[0].parent / CLASSES_FILE, CLASSES_FILE),
+        (folder / CURVES_FILE, CURVES_FILE),
+        (folder / MATRIX_FILE, MATRIX_FILE),
+        (out / RESULTS_FILE, RESULTS_FILE),
+    ]
+    return [(path, transfer.retrain_name(config.name, name)) for path, name in files]
 
 
 def summary_rows(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -104,6 +104,7 @@ def retrain(
         if ensemble:
             summary["ensemble"] = _ensemble(config, ds, models, out)
             path = results_json.write(out, [*results, *runs], [*summaries, summary], echo)
+        _draw(config, runs, out)
         results.extend(runs)
         summaries.append(summary)
     return RetrainReport(results, summaries, path)
@@ -211,13 +212,16 @@ def _side(shape) -> str:
 # --------------------------------------------------------------------------- one run
 
 
-def _progress_callback(progress: Progress):
+def _progress_callback(progress: Progress, curve: dict[str, list[float]]):
+    """Shows each epoch's training loss and accuracy, and keeps them in ``curve``."""
     import keras
 
     class EpochProgress(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             logs = logs or {}
             loss, accuracy = logs.get("loss", float("nan")), logs.get("accuracy", float("nan"))
+            curve["loss"].append(round(float(loss), 6))
+            curve["accuracy"].append(round(float(accuracy), 6))
             progress.update(epoch + 1, None, extra=f"loss {loss:.4f}, accuracy {accuracy:.4f}")
 
     return EpochProgress()
@@ -242,6 +246,7 @@ def _run_seed(
         config.training.epochs, f"{config.name} seed {seed} epochs", stream=progress_stream
     )
     network = config.network(ds.n_classes)
+    curve: dict[str, list[float]] = {"loss": [], "accuracy": []}
     try:
         result = train(
             network,
@@ -250,7 +255,7 @@ def _run_seed(
             y,
             None,
             None,
-            extra_callbacks=[_progress_callback(progress)],
+            extra_callbacks=[_progress_callback(progress, curve)],
             should_stop=should_stop,
             n_classes=ds.n_classes,
         )
@@ -262,7 +267,7 @@ def _run_seed(
         progress.close()
     model = result.model
 
-    path = out / config.name / f"seed-{seed}" / "model.keras"
+    path = model_path(out, config.name, seed)
     predicted = _save_and_check(model, path, ds)  # the one test evaluation
     record = {
         "config": config.name,
@@ -277,6 +282,7 @@ def _run_seed(
         "data_sha256": ds.sha256,
         "epochs": result.epochs,
         "train_seconds": round(result.train_seconds, 3),
+        "train_curve": curve,
         "reload_identical": True,
     }
     function = getattr(network, "function", None)  # a user's function: the file that built it
@@ -287,6 +293,11 @@ def _run_seed(
 
 #: Beside each saved model: its output classes, one name a line, in output order.
 CLASSES_FILE = "classes.txt"
+
+
+def model_path(out: Path, config: str, seed: int | None) -> Path:
+    """Where a retrain saves a config's model for ``seed`` (None: the seeds' ensemble)."""
+    return out / config / ("ensemble" if seed is None else f"seed-{seed}") / "model.keras"
 
 
 def _save_and_check(model, path: Path, ds: Dataset) -> np.ndarray:
@@ -335,7 +346,7 @@ def _ensemble(config: RetrainConfig, ds: Dataset, models: list, out: Path) -> di
         member.set_weights(trained.get_weights())
         members.append(member(inputs))
     model = keras.Model(inputs, keras.layers.Average()(members), name="ensemble")
-    path = out / config.name / "ensemble" / "model.keras"
+    path = model_path(out, config.name, None)
     predicted = _save_and_check(model, path, ds)
     metrics = test_metrics(ds.y_test, predicted, ds.classes)
     return {
@@ -351,6 +362,27 @@ def _ensemble(config: RetrainConfig, ds: Dataset, models: list, out: Path) -> di
         "model_path": str(path.relative_to(out)),
         "reload_identical": True,
     }
+
+
+#: Beside each config's seed folders: its pictures (and, in the artifact store, their names).
+CURVES_FILE, MATRIX_FILE = "learning_curves.png", "confusion_matrix.png"
+
+
+def _draw(config: RetrainConfig, runs: list[dict[str, Any]], out: Path) -> None:
+    """The config's training curves (each seed) and test confusion matrix (seeds summed)."""
+    from hpo.artifacts import plots
+
+    folder = out / config.name
+    plots.learning_curves(
+        f"{config.name}: training on all training images",
+        [(r["seed"], r["train_curve"]) for r in runs],
+        folder / CURVES_FILE,
+    )
+    summed = np.sum([r["confusion_matrix"] for r in runs], axis=0)
+    seeds = f", {len(runs)} seeds summed" if len(runs) > 1 else ""
+    plots.confusion_matrix(
+        f"{config.name}: test set{seeds}", summed.tolist(), runs[0]["classes"], folder / MATRIX_FILE
+    )
 
 
 def _summarize(config: RetrainConfig, runs: list[dict[str, Any]]) -> dict[str, Any]:

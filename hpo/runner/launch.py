@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from hpo.artifacts import store as artifact_store
 from hpo.backends import load_backend
 from hpo.backends.base import Backend
 from hpo.backends.optuna.backend import OptunaBackend
@@ -220,7 +221,11 @@ def launch(
         conf, target, confirm_settings = _confirmation(study, storage, *confirmation, echo)
         conf = conf.with_options(**settings)
     serve = dashboard or dashboard_port is not None
-    with alongside(storage, dashboard_port, echo) if serve else contextlib.nullcontext():
+    with (
+        alongside(storage, dashboard_port, echo, conf.artifacts)
+        if serve
+        else contextlib.nullcontext()
+    ):
         if isinstance(backend, str):
             backend = load_backend(backend, backend_options)
         workers = workers if workers is not None else default_workers()
@@ -233,6 +238,13 @@ def launch(
                 "confirmation need --backend optuna"
             )
         backend.check(conf)
+        if conf.save_models:
+            if not backend.keeps_models:
+                raise ConfigError(
+                    f"the {backend.name} backend stores a trial only once it has ended, when "
+                    "Optuna no longer takes its files: save_models needs --backend optuna"
+                )
+            artifact_store.for_models(conf.artifacts)  # made and checked before the study is
         with backend.session(conf):
             return _create_and_run(
                 backend, conf, storage, workers, target, timeout,

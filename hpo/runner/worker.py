@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 
+from hpo.artifacts import store as artifact_store
 from hpo.backends import load_backend
 from hpo.backends.base import SearchStopped, TooManyFailures, WorkerContext
 from hpo.runner.processes import DONE_EXIT, FATAL_EXIT, RECYCLE_EXIT, WorkerSignals
@@ -54,6 +55,9 @@ def run_worker(args: WorkerArgs) -> int:
         parent=args.parent,
         stream=args.stream if args.stream is not None else os.getpid(),
         slot=args.slot,
+        artifacts=(
+            artifact_store.for_models(config.artifacts) if config.save_models and working else None
+        ),
     )
     _log.info("%s %s (%s backend) joined study %r", args.role, ctx.worker, backend.name, args.study)
     with WorkerSignals(ctx) as signals:

@@ -41,6 +41,7 @@ from hpo.models.named import NAMED_MODELS
 from hpo.models.user import TrialModel, is_reference, load_function, model_field
 from hpo.schemas.architecture import Architecture
 from hpo.schemas.base import Checked, choice, invalid, number, problem, read, says, text, whole
+from hpo.study.trial_record import config_name
 from hpo.training.settings import TRAINING_DEFAULTS, TRAINING_KEYS, TrainSettings
 
 FORMAT = "hpo-config/1"
@@ -278,7 +279,7 @@ class ConfigEntry(Checked, BaseModel):
         if self.name:
             return self.name
         if self.source is not None:
-            return f"{self.source.study}-trial-{self.source.trial}"
+            return config_name(self.source.study, self.source.trial)
         return self.model or f"config-{index + 1}"
 
 

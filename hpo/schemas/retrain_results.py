@@ -42,6 +42,15 @@ PerClass = dict[str, ClassScores]
 Classes = Annotated[list[text()], Field(min_length=2)]
 
 
+class TrainCurve(Checked, BaseModel):
+    """Training loss and accuracy at the end of each epoch (the retrain validates nothing)."""
+
+    model_config = _CONFIG
+
+    loss: list[float]
+    accuracy: list[Fraction]
+
+
 class SeedRun(Checked, BaseModel):
     """One configuration trained with one seed on train + validation, scored once on test."""
 
@@ -68,6 +77,7 @@ class SeedRun(Checked, BaseModel):
     model_sha256: text() | None = None  # a model function's file, as the retrain read it
     epochs: whole(1) | None = None
     train_seconds: Score | None = None
+    train_curve: TrainCurve | None = None
     reload_identical: Flag | None = None  # the saved file predicts exactly as evaluated
 
 

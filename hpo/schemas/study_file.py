@@ -11,7 +11,9 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
+from hpo.artifacts.store import check_location
 from hpo.config.choices import COLOR_MODES, DATASETS, OBJECTIVES, PRUNERS, SAMPLERS
+from hpo.errors import ConfigError
 from hpo.models.user import model_field
 from hpo.schemas.architecture import FAMILIES
 from hpo.schemas.base import Checked, Flag, choice, number, problem, says, text, whole
@@ -83,6 +85,12 @@ class StudySettings(Checked, BaseModel):
     #: The epochs `hpo retrain` trains the exported trials on all training images, with one
     #: cosine decay (no restarts: the retrain has no rungs). None: each trial's own epochs.
     retrain_epochs: whole(1) | None = None
+    #: Where the study's files go (models, plots): a directory or s3://bucket/prefix. The
+    #: HPO_ARTIFACTS environment variable and --artifacts win over it, machine by machine.
+    artifacts: text("a directory or s3://bucket/prefix") | None = None
+    #: Record each complete trial's trained model in the artifact store (which a launch and
+    #: every worker must then be given, by this setting, HPO_ARTIFACTS or --artifacts).
+    save_models: Flag = False
     #: Try the search space's default configuration (its modules' recipe) as the first trial.
     try_defaults_first: Flag = True
     description: Annotated[
@@ -116,6 +124,11 @@ class StudySettings(Checked, BaseModel):
             raise problem(
                 f"image_size resizes a folder of images; the {self.dataset} dataset takes none"
             )
+        if self.artifacts:
+            try:
+                check_location(self.artifacts)
+            except ConfigError as exc:
+                raise problem(str(exc)) from None
         if self.sampler == "cmaes" and self.multi_objective:
             raise problem(
                 f"the cmaes sampler optimizes one objective, not {self.objective!r}: "

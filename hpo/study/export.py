@@ -42,6 +42,7 @@ from hpo.study.trial_record import (
     TRAIN_SECONDS,
     VAL_ACCURACY,
     VERSIONS,
+    config_name,
 )
 
 __all__ = [
@@ -154,7 +155,7 @@ def configs_from_study(
         own = config.own_model
         out.append(
             RetrainConfig(
-                name=f"{study.study_name}-trial-{trial.number}",
+                name=config_name(study.study_name, trial.number),
                 dataset=dataset,
                 architecture=None if own else trial_architecture(config, trial.params, attrs),
                 model=config.model if own else None,

@@ -73,6 +73,11 @@ def retrained(study) -> dict[int, dict[str, Any]]:
     }
 
 
+def artifacts_setting(study) -> str | None:
+    """The study's own ``artifacts`` setting (where its files go), read without validating."""
+    return (study.user_attrs.get(CONFIG_ATTR) or {}).get("artifacts")
+
+
 def stored_config(study) -> StudyConfig:
     """The search settings the study was created with (a clear error when it holds none)."""
     name = study.study_name

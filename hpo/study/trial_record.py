@@ -13,6 +13,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
+
+def config_name(study: str, trial: int) -> str:
+    """What an exported or retrained trial is called: its folder, its files' prefix."""
+    return f"{study}-trial-{trial}"
+
+
 VAL_ACCURACY = "val_accuracy"  # the validation accuracy (with --cv: the mean over the folds)
 TRAIN_ACCURACY = "train_accuracy"  # the training accuracy at the same epoch
 EPOCHS = "epochs"  # the epochs run (early stopping may end a trial before its budget)

@@ -149,6 +149,7 @@ class KerasTunerBackend(Backend):
 
     name = BACKEND
     heartbeats = False  # a trial is stored once it ends
+    keeps_models = False  # ... when Optuna no longer takes its files
     helper_name = "a KerasTuner chief"
 
     def __init__(self, tuner: str = "random", kt_dir: str | None = None, port: int | None = None):

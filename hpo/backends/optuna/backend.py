@@ -185,6 +185,7 @@ class Worker:
         finally:
             reports.write()
         worker_store.set_user_attrs(trial, outcome.user_attrs(self.config))
+        self.ctx.keep_model(trial, outcome)
         if outcome.interrupted:
             studies.requeue(self.study, params, trial.number, trial.user_attrs)
             raise KeyboardInterrupt
