@@ -64,13 +64,23 @@ def dashboard(storage, host, port, artifacts):
     "confusion matrices and per-class F1.",
 )
 @storage_option
-def report(study, output, retrain_results, storage):
+@artifacts_option
+@click.option(
+    "--dashboard-url",
+    default=None,
+    metavar="URL",
+    help="Where `hpo dashboard` serves: the artifacts' links point there "
+    "[default: http://127.0.0.1:8080].",
+)
+def report(study, output, retrain_results, storage, artifacts, dashboard_url):
     """Write one self-contained HTML report of a study (opens offline; plots inlined)."""
     from hpo.report.html import write_report
     from hpo.storage import store
 
     st = store.open_storage(storage, create=False, heartbeat=False)
-    figures = write_report(store.load_study(study, st), output, retrain_results)
+    figures = write_report(
+        store.load_study(study, st), output, retrain_results, artifacts, dashboard_url
+    )
     click.echo(f"Wrote {output}: study {study!r}, {figures} plots.")
 
 

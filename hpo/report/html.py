@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from hpo.report.artifacts_section import artifacts_section
 from hpo.report.plotly_js import figure_html, plotly_script
 from hpo.report.retrain_section import read_retrain, retrain_scores, retrain_sections
 from hpo.report.section import Section
@@ -49,13 +50,26 @@ _SHOWN_ATTRS = (
 )
 
 
-def write_report(study, path: str | Path, retrain_results: str | Path | None = None) -> int:
-    """Write the report of ``study`` to ``path``; returns the number of figures in it."""
+def write_report(
+    study,
+    path: str | Path,
+    retrain_results: str | Path | None = None,
+    artifacts: str | None = None,
+    dashboard: str | None = None,
+) -> int:
+    """Write the report of ``study`` to ``path``; returns the number of figures in it.
+
+    Files in the artifact store (``artifacts``, else $HPO_ARTIFACTS or the study's setting)
+    are linked to the dashboard at ``dashboard``, the retrain's pictures shown.
+    """
     from hpo.io import outputs
 
     path = outputs.check_file(path, "report")  # before the figures are made
     retrain = read_retrain(study, retrain_results)
     sections = study_sections(study) + retrain_sections(retrain)
+    kept = artifacts_section(study, artifacts, dashboard)
+    if kept is not None:
+        sections.append(kept)
     outputs.write_text(path, render(study, sections, retrain), "report")
     return sum(s.figure is not None for s in sections)
 
@@ -294,6 +308,7 @@ def render(study, sections: list[Section], retrain: dict[int, dict[str, Any]]) -
         if section.figure is not None:
             compact(section.figure).update_layout(template="plotly_white")
             body.append(f"<div class='plot'>{figure_html(section.figure, f'plot-{i}')}</div>")
+        body.append(section.html)
         if section.note:
             body.append(f"<p class='note'>{html.escape(section.note)}</p>")
         body.append("</section>")

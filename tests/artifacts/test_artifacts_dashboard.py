@@ -4,6 +4,7 @@ Chromium: the trials' models, the retrain's models and its pictures shown inline
 from __future__ import annotations
 
 import subprocess
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,26 @@ def test_chromium_shows_the_retrain_pictures_inline_and_the_trials_models(kept, 
             page.goto(f"http://127.0.0.1:{port}/dashboard/studies/1/trials?numbers={best}")
             page.get_by_text(f"trial-{best}-model.keras").wait_for(timeout=60_000)
             page.screenshot(path=str(tmp_path / "trial-artifacts.png"), full_page=True)
+            # the report links every file to this dashboard, and holds the pictures itself
+            report = run_hpo(
+                "report", "--study", "digits-cnn", "-o", str(tmp_path / "report.html"),
+                "--dashboard-url", f"http://127.0.0.1:{port}", cwd=kept.cwd, timeout=300,
+            )  # fmt: skip
+            assert report.returncode == 0, report.stderr
+            page.goto((tmp_path / "report.html").as_uri())
+            links = page.locator("section:has(h2:text('Artifacts')) li a")
+            assert links.count() == TRIALS + 5
+            for i in range(links.count()):
+                name, url = links.nth(i).inner_text(), links.nth(i).get_attribute("href")
+                with urllib.request.urlopen(url, timeout=10) as answer:
+                    served = answer.read()
+                if name.startswith("trial-"):
+                    assert served.startswith(b"PK")  # a .keras file is a zip archive
+                elif name.endswith(".png"):
+                    assert served.startswith(b"\x89PNG")
+            embedded = page.locator("section:has(h2:text('Artifacts')) figure img")
+            assert embedded.count() == 2
+            assert all(embedded.nth(i).evaluate("i => i.naturalWidth") > 300 for i in range(2))
     finally:
         stop(proc)
     assert "Artifacts: art" in (kept.cwd / "stdout.txt").read_text()
