@@ -68,6 +68,18 @@ def test_compose_file_has_the_services_and_they_agree():
     )
 
 
+def test_every_hpo_service_shares_the_artifact_volume():
+    """HPO_ARTIFACTS names one folder, on the one `artifacts` volume, in every hpo service; the
+    image makes that folder the hpo user's, so a new volume mounted there is writable."""
+    assert "artifacts" in COMPOSE["volumes"]
+    for name in ("create-study", "worker", "dashboard"):
+        service = SERVICES[name]
+        path = service["environment"]["HPO_ARTIFACTS"]
+        assert f"artifacts:{path}" in service["volumes"], name
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(rf"install -d -o hpo -g hpo {path}\b", dockerfile)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
