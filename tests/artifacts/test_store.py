@@ -98,3 +98,21 @@ def test_a_missing_bucket_is_one_line_naming_the_endpoint(s3_server, monkeypatch
     message = str(error.value)
     assert "no-such-bucket" in message and s3_server["AWS_ENDPOINT_URL"] in message
     assert "\n" not in message
+
+
+def test_a_launch_that_cannot_keep_its_models_is_refused_before_the_study(tmp_path) -> None:
+    from hpo_command import error_line, hpo_env, run_hpo
+
+    env = {k: v for k, v in hpo_env().items() if k != artifact_store.ENV_VAR}
+    cases = {
+        ("--save-models",): "names no artifact store: pass --artifacts DIR",
+        ("--save-models", "--artifacts", "art", "--backend", "keras-tuner"): (
+            "the keras-tuner backend stores a trial only once it has ended"
+        ),
+        ("--artifacts", "s3://Bad_Bucket"): "neither a directory nor s3://bucket/prefix",
+    }
+    for args, message in cases.items():
+        run = run_hpo("launch", "--trials", "1", *args, cwd=tmp_path, env=env, timeout=120)
+        assert run.returncode == 2, (args, run.stderr)
+        assert message in error_line(run), (args, run.stderr)
+    assert not (tmp_path / "studies.db").exists() and not (tmp_path / "art").exists()
