@@ -108,3 +108,24 @@ def test_tensorflow_starts_without_its_chatter(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == "4.0\n"
+
+
+def test_every_command_refuses_to_run_without_its_required_options(tmp_path) -> None:
+    """A required option left out is a usage error, whatever click's version does with an
+    explicit ``default=None`` (click 8.5 took it as a default: `hpo worker` with no --study
+    exited 0, `hpo best` showed some study)."""
+    import click
+
+    from hpo.cli import cli
+
+    checked = []
+    for name, command in cli.commands.items():
+        required = [p.name for p in command.params if isinstance(p, click.Option) and p.required]
+        if not required:
+            continue
+        with pytest.raises(click.MissingParameter):
+            command.make_context(name, [])
+        checked.append(name)
+    assert {"worker", "best", "export", "status", "report", "delete"} <= set(checked)
+    run = run_main("worker", cwd=tmp_path)
+    assert run.returncode == 2 and "Missing option '--study'" in error_line(run)

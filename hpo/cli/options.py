@@ -24,13 +24,16 @@ def artifacts_option(func):
 
 
 def study_option(required: bool = True, default: str | None = None):
+    """``--study NAME``, required unless it has a default (click 8.5 takes an explicit
+    ``default=None`` as a default, so None is not passed for a required one)."""
+    given = {"default": default} if default is not None or not required else {}
     return click.option(
         "--study",
         "study",
         required=required and default is None,
-        default=default,
         metavar="NAME",
         help="Study name.",
+        **given,
     )
 
 

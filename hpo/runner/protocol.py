@@ -134,13 +134,12 @@ class WorkerArgs:
         for f in reversed(fields(cls)):
             settings = {k: v for k, v in f.metadata.items() if k != "flag"}
             default = _default(f)
+            if default is MISSING:  # no default at all: click 8.5 takes default=None as one
+                settings["required"] = True
+            else:
+                settings["default"] = None if isinstance(default, Mapping) else default
             command = click.option(
-                f.metadata["flag"],
-                f.name,
-                required=default is MISSING,
-                default=None if default is MISSING or isinstance(default, Mapping) else default,
-                show_default=False,
-                **settings,
+                f.metadata["flag"], f.name, show_default=False, **settings
             )(command)
         return command
 
