@@ -308,7 +308,8 @@ def render(study, sections: list[Section], retrain: dict[int, dict[str, Any]]) -
         if section.figure is not None:
             compact(section.figure).update_layout(template="plotly_white")
             body.append(f"<div class='plot'>{figure_html(section.figure, f'plot-{i}')}</div>")
-        body.append(section.html)
+        if section.html:
+            body.append(section.html)
         if section.note:
             body.append(f"<p class='note'>{html.escape(section.note)}</p>")
         body.append("</section>")
