@@ -47,7 +47,7 @@ class AdmissionLocks:
     """The admission locks the proxy holds on the database for its clients, one per study."""
 
     def __init__(self, storage, hold_for: float):
-        self._storage = storage
+        self._rdb = storage
         self._hold_for = hold_for
         self._held: dict[str, tuple[str, store.admission_lock, float]] = {}
         self._mutex = threading.Lock()
@@ -68,7 +68,7 @@ class AdmissionLocks:
                     self._hold_for,
                 )
                 self._release(name)
-            lock = store.admission_lock(self._storage, name)
+            lock = store.admission_lock(self._rdb, name)
             if not lock.try_acquire():  # a worker on the database holds it
                 return False
             self._held[name] = (holder, lock, time.monotonic())
