@@ -243,7 +243,10 @@ def proxy_fleet(r: dict[str, Any]) -> str:
         ]
         for x in r["runs"]
     ]
-    errors = sorted({e for x in r["runs"] for e in x.get("errors", [])})
+    # the driver's own error, not Optuna's wrapping of it (nor lines that other processes cut)
+    errors = sorted(
+        {e for x in r["runs"] for e in x.get("errors", []) if "Error: " in e and "optuna" not in e}
+    )
     failed = "".join(f"\n\nA failed worker's error: `{e}`." for e in errors)
     what = (
         f" ({s['trials']:,} trials per configuration split over its workers; plain Optuna "

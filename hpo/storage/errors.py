@@ -175,7 +175,13 @@ def _proxy_failure(exc: BaseException) -> HpoError | None:
     from hpo.storage import proxy
 
     url = _opened[-1] if _opened else resolve_url(None)
-    call = exc if isinstance(exc, grpc.RpcError) else exc.__cause__
+    # the failed call itself, or the one under what it caused: Optuna's optimize loop, whose
+    # record of a trial fails on a lost proxy, then fails on its own (UnboundLocalError)
+    call: BaseException | None = exc
+    for _ in range(4):
+        if call is None or isinstance(call, grpc.RpcError):
+            break
+        call = call.__cause__ or call.__context__
     if not isinstance(call, grpc.RpcError) or not hasattr(call, "code"):
         return None
     if isinstance(exc, KeyError):  # the proxy's NOT_FOUND: Optuna's "no such study or trial"

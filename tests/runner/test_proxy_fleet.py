@@ -142,3 +142,37 @@ def test_a_launch_through_the_proxy_reaps_its_own_killed_worker(tmp_path: Path) 
         assert failed.user_attrs["error"] == "worker stopped"  # the launch's own, at once
         retried = [t for t in study.trials if t.user_attrs.get("requeued_from") == killed.number]
         assert len(retried) == 1 and retried[0].state == TrialState.COMPLETE
+
+
+@pytest.mark.slow
+def test_a_worker_whose_proxy_is_lost_stops_in_one_line_and_its_trial_is_reaped_later(
+    tmp_path: Path,
+) -> None:
+    database = f"sqlite:///{tmp_path / 'studies.db'}"
+    env = fast_heartbeats()
+    created = run_hpo(
+        "create", "--trials", "2", "--epochs", "40", *PLAIN, "--storage", database,
+        cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    with running_proxy(database, tmp_path, env) as (url, proxy):
+        lone = start_hpo("worker", "--study", "digits-cnn", "--storage", url, cwd=tmp_path, env=env)
+        try:
+            _, cut = _wait_for_running_trial(database, lambda: [lone.pid])
+            proxy.kill()  # lost: no goodbye, its port closed
+            _, err = lone.communicate(timeout=300)
+        finally:
+            if lone.poll() is None:
+                lone.kill()
+    assert lone.returncode == 2, err
+    lines = [x for x in err.splitlines() if x.strip()]
+    assert lines[-1].startswith(f"Error: no hpo proxy answers at {url}"), err
+    assert "Traceback" not in err
+    assert _states(database)["RUNNING"] == 1  # nobody can tell yet
+    with running_proxy(database, tmp_path, env):  # a proxy again: it reaps the trial
+        deadline = time.monotonic() + 30
+        while _states(database).get("RUNNING"):
+            assert time.monotonic() < deadline, "the cut trial stayed RUNNING"
+            time.sleep(0.5)
+    study = optuna.load_study(study_name="digits-cnn", storage=database)
+    assert study.trials[cut.number].system_attrs["fail_reason"] == STALE_REASON
