@@ -219,6 +219,42 @@ def store_overhead(r: dict[str, Any]) -> str:
     return f"{provenance(r, what)}\n\n{table(headers, rows)}{skipped}\n"
 
 
+def proxy_fleet(r: dict[str, Any]) -> str:
+    s = r["settings"]
+    headers = [
+        "workers",
+        "to PostgreSQL",
+        "trials",
+        "time",
+        "trials/s",
+        "peak connections",
+        "workers failed",
+    ]
+    shown = {"direct": "directly", "proxy": "through hpo proxy"}
+    rows = [
+        [
+            x["workers"],
+            shown.get(x["mode"], x["mode"]),
+            f"{x['trials']:,} of {x['trials_asked']:,}",
+            seconds(x["seconds"]) if x["seconds"] is not None else "-",
+            "-" if x["trials_per_s"] is None else f"{x['trials_per_s']:.1f}",
+            f"{x['peak_connections']} of {x['max_connections']}",
+            x["failed_workers"],
+        ]
+        for x in r["runs"]
+    ]
+    # the driver's own error, not Optuna's wrapping of it (nor lines that other processes cut)
+    errors = sorted(
+        {e for x in r["runs"] for e in x.get("errors", []) if "Error: " in e and "optuna" not in e}
+    )
+    failed = "".join(f"\n\nA failed worker's error: `{e}`." for e in errors)
+    what = (
+        f" ({s['trials']:,} trials per configuration split over its workers; plain Optuna "
+        "workers, random sampler, a trivial objective)"
+    )
+    return f"{provenance(r, what)}\n\n{table(headers, rows)}{failed}\n"
+
+
 def final_quality(r: dict[str, Any]) -> str:
     approaches = r["approaches"]
     target = r["settings"]["target"]
@@ -468,6 +504,7 @@ RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
     "time_to_target": time_to_target,
     "scaling": scaling,
     "store_overhead": store_overhead,
+    "proxy_fleet": proxy_fleet,
     "final_quality": final_quality,
     "svhn_budget": svhn_budget,
     "scale": scale,

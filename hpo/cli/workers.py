@@ -1,4 +1,5 @@
-"""`hpo confirm`, `hpo create`, `hpo worker`: studies whose workers start elsewhere or later."""
+"""`hpo confirm`, `hpo create`, `hpo worker`, `hpo proxy`: studies whose workers start elsewhere
+or later."""
 
 from __future__ import annotations
 
@@ -118,3 +119,28 @@ def worker(**options):
     from hpo.runner.worker import run_worker
 
     sys.exit(run_worker(WorkerArgs.from_options(**options)))
+
+
+@click.command()
+@storage_option
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    metavar="ADDRESS",
+    help="Address to listen on (0.0.0.0: every network; there is no TLS and no authentication).",
+)
+@count_option(
+    "--port", 0, high=65535, default=13000, metavar="PORT", help="Port to listen on (0: any free)."
+)
+def proxy(storage, host, port):
+    """Serve the study store to workers over gRPC (Optuna's storage proxy), until Ctrl-C.
+
+    Workers and commands given --storage grpc://HOST:PORT then talk to this one process
+    instead of each holding database connections. It carries their trials' heartbeats and
+    the trial-admission lock to the database, and fails (and queues again) the trials of
+    workers that stopped sending heartbeats.
+    """
+    from hpo.runner.proxy import serve
+
+    sys.exit(serve(storage, host, port, echo=click.echo, warn=lambda m: click.echo(m, err=True)))

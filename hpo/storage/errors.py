@@ -141,6 +141,9 @@ def store_failure(exc: BaseException) -> HpoError | None:
 
     if isinstance(exc, HpoError):
         return exc
+    proxied = _proxy_failure(exc)
+    if proxied is not None:
+        return proxied
     cause = exc
     if isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ is not None:
         cause = exc.__cause__
@@ -160,6 +163,34 @@ def store_failure(exc: BaseException) -> HpoError | None:
     ) and _raised_in_store(exc):
         return failure(url, f"a stored value cannot be read: {type(exc).__name__}: {exc}")
     return None
+
+
+def _proxy_failure(exc: BaseException) -> HpoError | None:
+    """The user error for a failed call to an ``hpo proxy`` (gone, silent, its store failing)."""
+    import sys
+
+    grpc = sys.modules.get("grpc")  # not imported: no proxy was used
+    if grpc is None:
+        return None
+    from hpo.storage import proxy
+
+    url = _opened[-1] if _opened else resolve_url(None)
+    # the failed call itself, or the one under what it caused: Optuna's optimize loop, whose
+    # record of a trial fails on a lost proxy, then fails on its own (UnboundLocalError)
+    call: BaseException | None = exc
+    for _ in range(4):
+        if call is None or isinstance(call, grpc.RpcError):
+            break
+        call = call.__cause__ or call.__context__
+    if not isinstance(call, grpc.RpcError) or not hasattr(call, "code"):
+        return None
+    if isinstance(exc, KeyError):  # the proxy's NOT_FOUND: Optuna's "no such study or trial"
+        return StudyNotFoundError(
+            f"the study store behind {mask(url)} no longer holds the study (or trial) this "
+            "command was using: another process deleted it while the command ran; `hpo studies` "
+            "lists what the store holds"
+        )
+    return StorageError(proxy.unreachable(url, call))
 
 
 def _raised_in_store(exc: BaseException) -> bool:

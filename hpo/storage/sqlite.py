@@ -30,8 +30,12 @@ _IMMUTABLE = "?immutable=1&uri=true"  # how a read-only SQLite store is opened
 
 
 @contextlib.contextmanager
-def sqlite_lock(db: Path) -> Iterator[None]:
-    """An exclusive lock beside a SQLite file, for the few steps that must not interleave."""
+def sqlite_lock(db: Path, wait: bool = True) -> Iterator[bool]:
+    """An exclusive lock beside a SQLite file, for the few steps that must not interleave.
+
+    Yields True once it holds the lock; with ``wait=False``, False at once when another
+    holds it (the block then runs without it).
+    """
     with contextlib.ExitStack() as stack:
         try:
             handle = stack.enter_context(open(f"{db}.lock", "a+"))
@@ -40,9 +44,13 @@ def sqlite_lock(db: Path) -> Iterator[None]:
                 f"cannot create the lock file {db}.lock beside the study store ({exc.strerror}): "
                 "hpo writes the store and its lock file, so its directory must be writable"
             ) from None
-        fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            yield
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
 

@@ -5,6 +5,8 @@ and read before anything writes to it by :mod:`hpo.storage.sqlite`; a failure of
 the store met later in a command is explained by :func:`store_failure`
 (:mod:`hpo.storage.errors`). Every worker's trials carry a heartbeat; a trial whose
 worker died is failed after the grace period and its parameters are queued again.
+A ``grpc://HOST:PORT`` URL opens the client of an ``hpo proxy`` (:mod:`hpo.storage.proxy`),
+which carries the heartbeats and the admission lock to the database for its workers.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,7 +38,7 @@ from hpo.storage.sqlite import (
     wait_while_created,
     writable,
 )
-from hpo.storage.url import ENV_VAR, mask, parse, resolve_url, sqlite_path
+from hpo.storage.url import ENV_VAR, is_proxy, mask, parse, resolve_url, sqlite_path
 
 __all__ = [
     "ENV_VAR",
@@ -121,11 +124,13 @@ def open_storage(
 
     url = resolve_url(url)
     write = create if write is None else write
+    with warnings_silenced():
+        retry = _retry_class()(max_retry=MAX_RETRY)
+    if is_proxy(url):  # the proxy opened and checked the store; its own errors are its own
+        return _open_proxy(url, heartbeat, write, retry)
     parsed = parse(url)
     engine_kwargs: dict = {}
     db = sqlite_path(url)
-    with warnings_silenced():
-        retry = _retry_class()(max_retry=MAX_RETRY)
     interval, grace = heartbeat_settings()
     kwargs = (
         {
@@ -184,6 +189,31 @@ def open_storage(
                 f"{mask(url)} holds no study store yet: run `hpo launch` with this --storage first"
             ) from None
         raise failure(url, reason) from None
+
+
+def _open_proxy(url: str, heartbeat: bool, write: bool, retry):
+    """The client of the ``hpo proxy`` at ``url`` (``grpc://HOST:PORT``), once it answered.
+
+    A plain Optuna proxy (``run_grpc_proxy_server``) is read, not written: hpo's writers
+    need the heartbeats and the admission lock that only ``hpo proxy`` carries.
+    """
+    from hpo.storage import proxy
+
+    proxy.proxy_address(url)  # a malformed URL is one line before anything else
+    remember_opened(url)
+    with warnings_silenced():  # Optuna calls its proxy experimental
+        storage = proxy.connect(
+            url, heartbeat=heartbeat, stale_callback=retry if heartbeat else None
+        )
+    if write and not storage.hpo_proxy:
+        storage.close()
+        raise StorageError(
+            f"{mask(url)} is a plain Optuna gRPC proxy, not `hpo proxy`: hpo reads studies "
+            "through it (status, studies, best, export, report, dashboard), but commands that "
+            "write need hpo's, which carries heartbeats and the trial-admission lock; start "
+            "`hpo proxy --storage DATABASE_URL` instead"
+        )
+    return storage
 
 
 def _rdb_storage(url: str, db: Path | None, engine_kwargs: dict, create: bool, kwargs: dict):
@@ -265,18 +295,33 @@ class admission_lock:
 
     SQLite: a file lock beside the database (its workers share a machine).
     PostgreSQL: a session advisory lock. MySQL/MariaDB: ``GET_LOCK``.
+    Through an ``hpo proxy``: the proxy takes the same lock on the database for this
+    holder (so proxied workers and workers on the database share it), asked again
+    every few milliseconds while another holds it.
     Held only while a worker decides to start a trial and creates it.
     """
 
     def __init__(self, storage, study_name: str):
-        self._db = sqlite_path(storage.url)
+        self._proxy = storage if getattr(storage, "hpo_proxy", None) is not None else None
+        self._db = None if self._proxy is not None else sqlite_path(storage.url)
         self._engine = getattr(storage, "engine", None)
+        self._study = study_name
         self._key = zlib.crc32(f"hpo:{study_name}".encode()) & 0x7FFFFFFF
         self._name = f"hpo:{study_name}"[:64]
         self._held: contextlib.ExitStack | None = None
         self._conn = None
+        self._holder: str | None = None
 
     def acquire(self) -> None:
+        if self._proxy is not None:
+            from hpo.storage.proxy import new_holder
+
+            holder, pause = new_holder(), 0.005
+            while not self._proxy.try_lock(self._study, holder):
+                time.sleep(pause)
+                pause = min(2 * pause, 0.1)
+            self._holder = holder
+            return
         if self._db is not None:
             self._held = contextlib.ExitStack()
             self._held.enter_context(sqlite_lock(self._db))
@@ -290,7 +335,40 @@ class admission_lock:
             self._conn.execute(text("SELECT GET_LOCK(:n, 600)"), {"n": self._name})
         self._conn.commit()
 
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free now (True), else leave it (False); never waits.
+        On the database only: an ``hpo proxy`` takes it so for its clients."""
+        if self._db is not None:
+            held = contextlib.ExitStack()
+            if not held.enter_context(sqlite_lock(self._db, wait=False)):
+                held.close()
+                return False
+            self._held = held
+            return True
+        from sqlalchemy import text
+
+        conn = self._engine.connect()
+        if self._engine.dialect.name == "postgresql":
+            query, args = "SELECT pg_try_advisory_lock(:k)", {"k": self._key}
+        else:
+            query, args = "SELECT GET_LOCK(:n, 0)", {"n": self._name}
+        try:
+            taken = bool(conn.execute(text(query), args).scalar())
+            conn.commit()
+        except BaseException:
+            conn.close()
+            raise
+        if not taken:
+            conn.close()
+            return False
+        self._conn = conn
+        return True
+
     def release(self) -> None:
+        if self._holder is not None:
+            holder, self._holder = self._holder, None
+            self._proxy.unlock(self._study, holder)
+            return
         if self._held is not None:
             self._held.close()
             self._held = None

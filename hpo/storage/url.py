@@ -4,7 +4,9 @@
 ``sqlite:///studies.db`` in the working directory. A password may hold any
 character: it is percent-encoded before a driver parses the URL (so no part of
 it is ever read as a host) and replaced whole by ``***`` in everything hpo
-prints, logs or writes.
+prints, logs or writes. ``grpc://HOST:PORT`` names an ``hpo proxy`` (Optuna's gRPC
+storage proxy) in front of a database: it holds no password, and :func:`proxy_address`
+reads it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,12 @@ from hpo.errors import StorageError
 DEFAULT_URL = "sqlite:///studies.db"
 ENV_VAR = "HPO_STORAGE"
 #: How ``--storage`` is described wherever a command takes it.
-STORAGE_HELP = f"Study store URL [env {ENV_VAR}; default {DEFAULT_URL} in this directory]."
+STORAGE_HELP = (
+    f"Study store URL, or grpc://HOST:PORT of an `hpo proxy` [env {ENV_VAR}; default "
+    f"{DEFAULT_URL} in this directory]."
+)
+GRPC_SCHEME = "grpc://"
+_GRPC = re.compile(r"^grpc://(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+):(?P<port>[0-9]{1,5})/?$")
 _SCHEME = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<rest>.*)$", re.DOTALL)
 _ESCAPE = re.compile(r"(%[0-9A-Fa-f]{2})")
 _SECRET_QUERY = re.compile(r"(?i)((?:^|[?&;])(?:password|passwd|pwd|secret|token)=)[^&;#]*")
@@ -88,7 +95,25 @@ def mask(url: str) -> str:
     return f"{scheme}{user}{':***' if colon else ''}@{rest}"
 
 
+def is_proxy(url: str) -> bool:
+    """Whether ``url`` names an ``hpo proxy`` (``grpc://...``) rather than a database."""
+    return str(url)[: len(GRPC_SCHEME)].lower() == GRPC_SCHEME
+
+
+def proxy_address(url: str) -> tuple[str, int]:
+    """(host, port) of a ``grpc://HOST:PORT`` URL; anything else in it is refused in one line."""
+    match = _GRPC.match(str(url).strip()) if is_proxy(url) else None
+    port = int(match["port"]) if match else 0
+    if match is None or not 0 < port < 65536:
+        raise StorageError(
+            f"malformed proxy URL {mask(url)!r}: use grpc://HOST:PORT as `hpo proxy` prints "
+            "it (a port from 1 to 65535; no user, password, path or query: the proxy has none)"
+        )
+    return match["host"].strip("[]"), port
+
+
 def parse(url: str):
+    """A database URL as SQLAlchemy reads it (a ``grpc://`` proxy URL is no database URL)."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -97,18 +122,22 @@ def parse(url: str):
     except (ArgumentError, ValueError):
         raise StorageError(
             f"malformed storage URL {mask(url)!r}: use sqlite:///studies.db, "
-            "postgresql://user:password@host/db or mysql+pymysql://user:password@host/db"
+            "postgresql://user:password@host/db, mysql+pymysql://user:password@host/db or "
+            "grpc://HOST:PORT (an hpo proxy)"
         ) from None
     if parsed.get_backend_name() not in ("sqlite", "postgresql", "mysql"):
         raise StorageError(
             f"unsupported storage {parsed.get_backend_name()!r} in {mask(url)!r}: "
-            "use sqlite, postgresql or mysql+pymysql"
+            "use sqlite, postgresql, mysql+pymysql or grpc (an hpo proxy)"
         )
     return parsed
 
 
 def sqlite_path(url: str) -> Path | None:
-    """The database file of a SQLite URL, or None for other databases."""
+    """The database file of a SQLite URL, or None for other databases and proxies."""
+    if is_proxy(url):
+        proxy_address(url)  # a malformed one is refused here too
+        return None
     parsed = parse(url)
     if parsed.get_backend_name() != "sqlite":
         return None

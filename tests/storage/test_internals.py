@@ -109,16 +109,43 @@ def test_the_private_optuna_names_the_bounded_tpe_sampler_uses_are_there() -> No
     assert plain._group_decomposed_search_space is None  # it groups nothing: left so
 
 
+def test_the_private_optuna_names_the_proxy_uses_are_there() -> None:
+    """hpo.storage.proxy's client replaces the channel of Optuna's GrpcStorageProxy (in its
+    ``_setup``: ``_channel``, ``_stub``, ``_cache``), and its server serves Optuna's servicer."""
+    import inspect
+
+    from optuna.storages import GrpcStorageProxy
+    from optuna.storages._heartbeat import BaseHeartbeat
+
+    from hpo.storage import proxy
+
+    setup = inspect.getsource(GrpcStorageProxy._setup)
+    assert all(f"self.{name} =" in setup for name in ("_channel", "_stub", "_cache"))
+    assert callable(proxy.optuna_servicer.OptunaStorageProxyService)
+    assert callable(proxy.api_pb2_grpc.add_StorageServiceServicer_to_server)
+    assert callable(proxy.api_pb2_grpc.StorageServiceStub)
+    assert set(BaseHeartbeat.__abstractmethods__) <= set(vars(proxy.ProxyStorage))
+    assert not proxy.ProxyStorage.__abstractmethods__
+
+
 #: The modules allowed to reach inside Optuna.
-_INTERNALS = {"hpo/storage/optuna_internals.py", "hpo/storage/worker_writes.py"}
+_INTERNALS = {
+    "hpo/storage/optuna_internals.py",
+    "hpo/storage/worker_writes.py",
+    "hpo/storage/proxy.py",
+}
 #: Optuna's private attributes hpo needs (of its studies, trials, storages and samplers).
 _OPTUNA_PRIVATE = {
     "_backend",
+    "_cache",
     "_cached_frozen_trial",
+    "_channel",
     "_get_stale_trial_ids",
     "_get_trials",
     "_group_decomposed_search_space",
+    "_setup",
     "_storage",
+    "_stub",
     "_study_id",
     "_trial_id",
 }
