@@ -11,6 +11,8 @@ from hpo.artifacts import store as artifact_store
 from hpo.artifacts import transfer
 from hpo.errors import HpoError
 from hpo.report.section import Section
+from hpo.storage import optuna_internals
+from hpo.storage.optuna_internals import trial_id
 from hpo.study.records import artifacts_setting
 
 #: Where ``hpo dashboard`` serves by default: the report's links point there unless told.
@@ -24,15 +26,15 @@ def artifacts_section(
     """The files recorded on the study (the retrain's) and on its trials (their models), or
     None when there are none. The pictures are embedded when the store can be read here."""
     base = (dashboard or DEFAULT_DASHBOARD).rstrip("/")
-    study_id = study._study_id
+    study_id, storage = optuna_internals.study_id(study), optuna_internals.study_storage(study)
     rows = [
         (name, f"{base}/artifacts/{study_id}/{artifact_id}", artifact_id)
         for name, artifact_id in transfer.listed(study).items()
     ]
     for trial in study.get_trials(deepcopy=False):
         rows += [
-            (name, f"{base}/artifacts/{study_id}/{trial._trial_id}/{artifact_id}", artifact_id)
-            for name, artifact_id in transfer.listed(trial, study._storage).items()
+            (name, f"{base}/artifacts/{study_id}/{trial_id(trial)}/{artifact_id}", artifact_id)
+            for name, artifact_id in transfer.listed(trial, storage).items()
         ]
     if not rows:
         return None

@@ -138,9 +138,9 @@ class WorkerArgs:
                 settings["required"] = True
             else:
                 settings["default"] = None if isinstance(default, Mapping) else default
-            command = click.option(
-                f.metadata["flag"], f.name, show_default=False, **settings
-            )(command)
+            command = click.option(f.metadata["flag"], f.name, show_default=False, **settings)(
+                command
+            )
         return command
 
     @classmethod

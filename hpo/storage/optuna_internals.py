@@ -35,13 +35,14 @@ def trial_id(trial) -> int:
     return trial._trial_id
 
 
-def _storage(study):
+def study_storage(study):
+    """The storage a study reads and writes (what Optuna's artifact API wants with a trial)."""
     return study._storage
 
 
 def stale_trial_ids(study) -> list[int]:
     """RUNNING trials whose heartbeat stopped (none when the store keeps no heartbeats)."""
-    storage = _storage(study)
+    storage = study_storage(study)
     if not hasattr(storage, "_get_stale_trial_ids") or not storage.get_heartbeat_interval():
         return []
     return list(storage._get_stale_trial_ids(study._study_id))
@@ -52,14 +53,14 @@ def set_trial_system_attr(study, trial_id_: int, key: str, value: Any) -> None:
     import optuna
 
     with contextlib.suppress(optuna.exceptions.UpdateFinishedTrialError):
-        _storage(study).set_trial_system_attr(trial_id_, key, value)
+        study_storage(study).set_trial_system_attr(trial_id_, key, value)
 
 
 def fail_trial(study, trial, user_attrs: dict[str, Any]) -> None:
     """Mark another process's RUNNING trial FAIL, with ``user_attrs`` (why) written first."""
     from optuna.trial import TrialState
 
-    storage = _storage(study)
+    storage = study_storage(study)
     for key, value in user_attrs.items():
         storage.set_trial_user_attr(trial_id(trial), key, value)
     storage.set_trial_state_values(trial_id(trial), state=TrialState.FAIL)
@@ -137,7 +138,7 @@ _STATE = sa.cast(_TRIALS.c.state, sa.String(16))
 
 def rdb_storage(study):
     """The study's RDBStorage (Optuna wraps it in a cache), or None for another kind of store."""
-    storage = _storage(study)
+    storage = study_storage(study)
     backend = getattr(storage, "_backend", storage)
     return backend if hasattr(backend, "engine") else None
 
@@ -228,7 +229,7 @@ def load_trials(study, ids) -> list:
 
 def trial_by_number(study, number: int):
     """The study's trial ``number``, or None, read alone."""
-    storage = _storage(study)
+    storage = study_storage(study)
     try:
         return storage.get_trial(
             storage.get_trial_id_from_study_id_trial_number(study._study_id, number)
@@ -264,7 +265,7 @@ def study_of_trials(study, trials: list):
         def trials(self) -> list:
             return self.get_trials(deepcopy=False)
 
-    return SampledStudy(study_name=study.study_name, storage=_storage(study))
+    return SampledStudy(study_name=study.study_name, storage=study_storage(study))
 
 
 class StudyView:
