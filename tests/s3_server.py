@@ -21,7 +21,6 @@ def _free_port() -> int:
 def s3_server() -> Iterator[dict[str, str]]:
     """The environment that points boto3 at a running server holding an empty bucket BUCKET."""
     pytest.importorskip("moto", reason="the S3 tests need the test extras (moto[server])")
-    import boto3
     from moto.server import ThreadedMotoServer
 
     port = _free_port()
@@ -33,31 +32,29 @@ def s3_server() -> Iterator[dict[str, str]]:
         "AWS_SECRET_ACCESS_KEY": "hpo-test-secret",
         "AWS_DEFAULT_REGION": "us-east-1",
     }
-    client = boto3.client(
-        "s3",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name=env["AWS_DEFAULT_REGION"],
-    )
-    client.create_bucket(Bucket=BUCKET)
+    _client(env).create_bucket(Bucket=BUCKET)
     try:
         yield env
     finally:
         server.stop()
 
 
-def objects(env: dict[str, str], prefix: str = "") -> dict[str, bytes]:
-    """Every object in BUCKET under ``prefix``: key -> content."""
+def _client(env: dict[str, str]):
+    """A boto3 S3 client for the server ``env`` points at."""
     import boto3
 
-    client = boto3.client(
+    return boto3.client(
         "s3",
         endpoint_url=env["AWS_ENDPOINT_URL"],
         aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
         region_name=env["AWS_DEFAULT_REGION"],
     )
+
+
+def objects(env: dict[str, str], prefix: str = "") -> dict[str, bytes]:
+    """Every object in BUCKET under ``prefix``: key -> content."""
+    client = _client(env)
     listed = client.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])
     return {
         item["Key"]: client.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read()
