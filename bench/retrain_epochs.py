@@ -30,8 +30,9 @@ VARIANT = r"""
 import json, sys, time
 study, schedule = sys.argv[1], sys.argv[3]
 epochs, params, subset = int(sys.argv[2]), json.loads(sys.argv[4]), int(sys.argv[5])
-from hpo.training.fit import configure_tensorflow, train
-configure_tensorflow(1)
+from hpo.training import framework
+framework.choose(None, 1); framework.start()
+from hpo.training.fit import train
 from dataclasses import replace
 from hpo.config.studies import builtin
 from hpo.training.evaluation import search_dataset, settings_for, trial_architecture

@@ -28,9 +28,10 @@ SHAPES = ((28, 28, 1), (32, 32, 1), (32, 32, 3))
 MEASURE = r"""
 import json, sys, time
 threads, batch, side, channels, images, val = map(int, sys.argv[1:7])
-from hpo.training.fit import configure_tensorflow, compiled_model, one_hot
+from hpo.training import framework
+framework.choose(None, threads); framework.start()
+from hpo.training.fit import compiled_model, one_hot
 from hpo.training.settings import TrainSettings
-configure_tensorflow(threads)
 import numpy as np
 from hpo.config.studies import builtin
 from hpo.models.families import architecture_from_params

@@ -92,6 +92,7 @@ def launch_study(
     backend_options: Mapping[str, Any] | None = None,
     recycle_after: int | None = 20,
     enqueue: tuple[str, ...] = (),
+    keras_backend: str | None = None,
     echo: Callable[[str], None] | None = None,
     **settings: Any,
 ):
@@ -104,7 +105,9 @@ def launch_study(
     KerasTuner ``{"tuner": "bayesian", "kt_dir": "kt"}`` (``tuner``: random, bayesian,
     hyperband or grid, default random; ``kt_dir``: where its state is kept, default
     ``kt``). Options that are not a dict are a UsageError; an option the backend does not
-    take, or a value it refuses, a ConfigError; both before anything is written. Progress
+    take, or a value it refuses, a ConfigError; both before anything is written. The workers
+    train on ``keras_backend`` (tensorflow, jax or torch; default ``$KERAS_BACKEND``, else
+    TensorFlow), which must be installed. Progress
     lines go to ``echo`` (default: printed). A launch whose workers failed raises HpoError.
     It runs the same sequence as ``hpo launch`` (:func:`hpo.runner.launch.launch`).
     """
@@ -119,6 +122,7 @@ def launch_study(
     _text(call, "backend", backend)
     _options(call, "backend_options", backend_options)
     _text(call, "storage", storage, optional=True)
+    _text(call, "keras_backend", keras_backend, optional=True)
     if isinstance(enqueue, str | os.PathLike):
         enqueue = (os.fspath(enqueue),)  # one name or file
     elif not isinstance(enqueue, list | tuple) or not all(
@@ -141,6 +145,7 @@ def launch_study(
         recycle_after=recycle_after,
         enqueue=tuple(os.fspath(x) for x in enqueue),
         echo=echo or _print,
+        keras_backend=keras_backend,
         **settings,
     )
     if result.exit_code:
@@ -207,6 +212,7 @@ def retrain_study(
     storage: str | None = None,
     data: str | None = None,
     artifacts: str | None = None,
+    keras_backend: str | None = None,
     echo: Callable[[str], None] | None = None,
 ):
     """Train the best configurations on train + validation, test each once; a pandas table.
@@ -216,7 +222,9 @@ def retrain_study(
     the study, and with an artifact store (``artifacts``, $HPO_ARTIFACTS or the study's
     setting) the models and plots are recorded there. The table has one row per
     configuration: parameters, validation accuracy, test accuracy (the mean over ``seeds`` and
-    its spread), F1, epochs, seconds, ms per image.
+    its spread), F1, epochs, seconds, ms per image. ``keras_backend`` (tensorflow, jax or
+    torch; default ``$KERAS_BACKEND``, else TensorFlow) must be the one Keras runs on in
+    this process if it is imported already.
     """
     import pandas as pd
 
@@ -230,6 +238,7 @@ def retrain_study(
         storage=storage,
         data=data,
         artifacts=artifacts,
+        keras_backend=keras_backend,
         echo=echo or _print,
     )
     return pd.DataFrame(
@@ -283,6 +292,7 @@ def run_retrain(
     if not isinstance(output_dir, str | os.PathLike):
         raise UsageError(f"{call}: output_dir must be a folder's name, got {shown(output_dir)}")
     _text(call, "data", data, optional=True)
+    _text(call, "keras_backend", options.get("keras_backend"), optional=True)
     if (study is None) == (config is None):
         raise ConfigError("give either --study NAME or --config FILE")
     if config is not None:
@@ -307,6 +317,7 @@ def run_retrain(
         data=data,
         echo=echo,
         should_stop=should_stop,
+        keras_backend=options.get("keras_backend"),
     )
     notes = record_in_studies(
         report.summaries,

@@ -94,7 +94,8 @@ def test_tensorflow_starts_without_its_chatter(tmp_path):
 
     env = {k: v for k, v in hpo_env().items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     code = (
-        "import sys\nfrom hpo.training.fit import configure_tensorflow\nconfigure_tensorflow(1)\n"
+        "import sys\nfrom hpo.training import framework\nframework.choose(None, 1)\n"
+        "framework.start()\n"
         "import tensorflow as tf\nprint(float(tf.constant(2.0) * 2), file=sys.stderr)\n"
     )
     result = subprocess.run(

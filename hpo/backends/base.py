@@ -29,9 +29,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from hpo.config.studies import StudyConfig
+from hpo.errors import ConfigError
 from hpo.storage import store
 from hpo.study import records as studies
 from hpo.study.trial_record import OBJECTIVE_METRICS, TrialRecord
+from hpo.training import framework
 from hpo.training.evaluation import (
     TRIAL_ERRORS,
     Infeasible,
@@ -82,7 +84,12 @@ class Outcome:
             return {studies.ERROR_ATTR: self.error or "failed"}
         kept = config.multi_objective or config.cv
         history = tuple(self.history) if kept else None
-        return replace(self.record, val_history=history, versions=versions()).to_attrs()
+        return replace(
+            self.record,
+            val_history=history,
+            versions=versions(),
+            keras_backend=framework.current(),
+        ).to_attrs()
 
 
 @dataclass
@@ -225,10 +232,21 @@ class Backend(ABC):
     keeps_models: ClassVar[bool] = True
     #: Workers honour ``--recycle-after`` (exit after K trials, a fresh process takes over).
     recycles: ClassVar[bool] = True
+    #: The Keras backends its workers train on (:mod:`hpo.training.framework`); None: any.
+    keras_backends: ClassVar[tuple[str, ...] | None] = None
 
     def options(self) -> dict[str, Any]:
         """Settings the backend's worker processes need (JSON), given back to ``__init__``."""
         return {}
+
+    def check_keras_backend(self, keras_backend: str) -> None:
+        """Refuse a Keras backend this search backend does not train on (launch and worker)."""
+        if self.keras_backends is not None and keras_backend not in self.keras_backends:
+            raise ConfigError(
+                f"the {self.name} backend trains on {' or '.join(self.keras_backends)} only, "
+                f"not {keras_backend}: use --backend optuna, or drop --keras-backend "
+                f"and unset {framework.ENV_VAR}"
+            )
 
     # --- launcher side ------------------------------------------------------------------------
 

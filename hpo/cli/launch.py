@@ -12,6 +12,7 @@ from hpo.cli.options import (
     count_option,
     data_option,
     epochs_option,
+    keras_backend_option,
     pruner_option,
     seed_option,
     storage_option,
@@ -116,6 +117,7 @@ from hpo.study.trial_record import N_PARAMS
     show_default=True,
     help="Search backend; both use the same search spaces and store.",
 )
+@keras_backend_option
 @click.option(
     "--tuner",
     type=click.Choice(TUNERS),
@@ -165,6 +167,7 @@ def launch(
     with_dashboard,
     dashboard_port,
     backend,
+    keras_backend,
     tuner,
     kt_dir,
 ):
@@ -210,6 +213,7 @@ def launch(
         confirm_seeds=confirm_seeds,
         artifacts=artifacts,
         save_models=save_models,
+        keras_backend=keras_backend,
     )
     show_result(result, storage)
 

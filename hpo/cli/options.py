@@ -7,6 +7,7 @@ import click
 from hpo.artifacts.store import ARTIFACTS_HELP
 from hpo.config.choices import PRUNERS
 from hpo.storage.url import ENV_VAR, STORAGE_HELP
+from hpo.training import framework
 
 
 def storage_option(func):
@@ -35,6 +36,11 @@ def study_option(required: bool = True, default: str | None = None):
         help="Study name.",
         **given,
     )
+
+
+def keras_backend_option(func):
+    """``--keras-backend``: the same option as ``hpo worker``'s (:mod:`hpo.training.framework`)."""
+    return click.option("--keras-backend", default=None, **framework.OPTION)(func)
 
 
 def data_option(func):

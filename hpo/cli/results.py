@@ -9,6 +9,7 @@ import click
 from hpo.cli.options import (
     artifacts_option,
     count_option,
+    keras_backend_option,
     storage_option,
     study_option,
     top_option,
@@ -171,6 +172,7 @@ def export_configs(study, top, output, storage):
     help="Dataset file on this machine (replaces the config's data path).",
 )
 @artifacts_option
+@keras_backend_option
 @click.option(
     "--fetch",
     is_flag=True,

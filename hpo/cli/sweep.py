@@ -115,9 +115,9 @@ def sweep(baseline, changes, repeats, dataset, data, epochs, seed, study, storag
         f"Sweep {name!r}: {len(runs)} configurations x {repeats} seed(s) on {ds.describe()}",
         err=True,
     )
-    from hpo.training.fit import configure_tensorflow
+    from hpo.training import framework
 
-    configure_tensorflow(None)  # after every check: a mistake above is one line, no TF chatter
+    framework.start()  # after every check: a mistake above is one line, no start-up chatter
     run_sweep(created, runs, ds, repeats, seed, on_run=lambda m: click.echo(m, err=True))
     click.echo(table(TABLE_HEADERS, table_rows(created, runs)))
     click.echo(f"Stored as study {name!r} in {store.mask(st.url)}")

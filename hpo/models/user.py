@@ -37,7 +37,7 @@ from hpo.errors import ModelFunctionError, shown
 from hpo.models.tuner_hp import hyperparameters
 from hpo.schemas.base import says
 from hpo.space import SearchSpace, suggest
-from hpo.training.tf_quiet import import_tensorflow
+from hpo.training import framework
 
 _FORMS = "path/to/file.py:function or package.module:function"
 _REFERENCE = re.compile(r"^(.+\.py|[A-Za-z_][\w.]*):[A-Za-z_]\w*$")
@@ -273,7 +273,7 @@ def _import(where: str, reference: str):
         spec = importlib.util.spec_from_file_location(module_name, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[module_name] = module  # pickling and dataclasses in the file need it
-        import_tensorflow()  # the file's `import keras` would print TensorFlow's start-up lines
+        framework.start()  # before the file's `import keras`: the backend chosen, and quiet
         try:
             spec.loader.exec_module(module)
         except SyntaxError as exc:
@@ -294,7 +294,7 @@ def _import(where: str, reference: str):
         return module, path
     if os.getcwd() not in sys.path:  # as `python -m` would: the folder hpo runs in, last
         sys.path.append(os.getcwd())
-    import_tensorflow()
+    framework.start()
     try:
         module = importlib.import_module(where)
     except SyntaxError as exc:

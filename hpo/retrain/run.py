@@ -26,6 +26,7 @@ from hpo.io.progress import Progress
 from hpo.retrain import results_json
 from hpo.study.export import RetrainConfig, describe_network
 from hpo.study.trial_record import VAL_ACCURACY
+from hpo.training import framework
 from hpo.training.scores import test_metrics
 
 
@@ -54,6 +55,7 @@ def retrain(
     echo: Callable[[str], None] = print,
     progress_stream=None,
     should_stop: Callable[[], bool] | None = None,
+    keras_backend: str | None = None,
 ) -> RetrainReport:
     """Train, evaluate, save and reload every config with ``seeds`` seeds; write results.json.
 
@@ -63,20 +65,21 @@ def retrain(
     seconds, not after an hour of training. results.json is rewritten after every
     run, so a stop (``should_stop`` turning true, polled after every batch) loses
     only the run it interrupts: :class:`RetrainStopped` says which. With ``ensemble``
-    the seeds' models of each config are also averaged into one saved model.
+    the seeds' models of each config are also averaged into one saved model. Training
+    runs on ``keras_backend`` (:mod:`hpo.training.framework`), checked first.
     """
     from hpo.io import outputs
-    from hpo.training.fit import configure_tensorflow
 
     if seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {seeds}")
     if ensemble and seeds < 2:
         raise ConfigError("--ensemble averages the models of several seeds: use --seeds 2 or more")
+    framework.choose(keras_backend)  # before a model function's file imports Keras
     out = outputs.check_dir(output_dir, "output directory")
     results_json.check_no_clash(out, [config.to_dict() for config in configs])
     _load_functions(configs, echo)  # a missing or broken file fails before any data is read
     datasets = _load_all(configs, data, echo)
-    configure_tensorflow(None)
+    framework.start()
     _check_functions(configs, datasets)
     results, summaries = [], []
     path = out / results_json.RESULTS_FILE

@@ -33,6 +33,7 @@ from hpo.storage import store
 from hpo.study import ranking, warm_starts
 from hpo.study import records as studies
 from hpo.study import settings as study_settings
+from hpo.training import framework
 from hpo.training.evaluation import SearchData, search_dataset
 
 MAX_WORKERS = 64  # worker processes one launch starts
@@ -194,6 +195,7 @@ def launch(
     dashboard_port: int | None = None,
     echo: Callable[[str], None] = print,
     progress_stream=None,
+    keras_backend: str | None = None,
     **settings: Any,
 ) -> LaunchResult:
     """The one launch sequence: ``hpo launch``, ``hpo confirm`` and ``hpo.launch_study`` run it.
@@ -209,6 +211,9 @@ def launch(
        target, each replaced after ``recycle_after`` trials (0 or None: never); for a backend
        that runs queued trials, the best configurations re-run once the search is done.
     5. A last line from the backend when the search ended short of its target.
+
+    The workers train on ``keras_backend`` (:mod:`hpo.training.framework`: default
+    ``$KERAS_BACKEND``, else TensorFlow), checked installed here first.
 
     Nothing is written before every check has passed. ``dashboard`` (or a ``dashboard_port``)
     serves optuna-dashboard on the store while it runs.
@@ -230,6 +235,10 @@ def launch(
             backend = load_backend(backend, backend_options)
         workers = workers if workers is not None else default_workers()
         check_launch_args(workers, target, timeout)
+        keras_backend = framework.check(keras_backend, in_process=False)
+        backend.check_keras_backend(keras_backend)
+        if framework.current() is None:  # a model function's file imports Keras as workers do
+            framework.choose(keras_backend)
         if recycle_after is not None and recycle_after < 0:
             raise ConfigError(f"--recycle-after must be 0 (never) or more, got {recycle_after}")
         if (enqueue or confirm_settings) and not backend.runs_queued_trials:
@@ -249,7 +258,7 @@ def launch(
             return _create_and_run(
                 backend, conf, storage, workers, target, timeout,
                 (recycle_after or None) if backend.recycles else None,
-                enqueue, confirm_settings, echo, progress_stream,
+                enqueue, confirm_settings, echo, progress_stream, keras_backend,
             )  # fmt: skip
 
 
@@ -265,6 +274,7 @@ def _create_and_run(
     confirm_settings: tuple[int, int] | None,
     echo: Callable[[str], None],
     progress_stream,
+    keras_backend: str,
 ) -> LaunchResult:
     """Steps 3 to 5 of :func:`launch`, inside the backend's session."""
     queued = backend.runs_queued_trials
@@ -292,7 +302,7 @@ def _create_and_run(
     )
     return pool.run(
         backend, config, study, storage, url, workers, target, timeout, recycle_after, echo,
-        progress_stream,
+        progress_stream, keras_backend,
     )  # fmt: skip
 
 

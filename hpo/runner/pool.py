@@ -55,8 +55,10 @@ def run(
     recycle_after: int | None,
     echo: Callable[[str], None],
     progress_stream,
+    keras_backend: str | None = None,
 ) -> LaunchResult:
-    """Start the backend's helpers and workers, watch them until ``target``, and stop them."""
+    """Start the backend's helpers and workers (training on ``keras_backend``), watch them
+    until ``target``, and stop them."""
     counts = studies.counts(study)
     done = studies.finished(counts)
     remaining = backend.work_left(study, config, target)
@@ -89,6 +91,7 @@ def run(
         target=target,
         data=config.data or None,
         parent=os.getpid(),
+        keras_backend=keras_backend,
         backend=backend_reference(backend),
         backend_options=backend.options(),
     )

@@ -39,6 +39,7 @@ import click
 from hpo.errors import ConfigError
 from hpo.runner.processes import hpo_command
 from hpo.storage.url import ENV_VAR, STORAGE_HELP
+from hpo.training import framework
 
 ROLES = ("worker", "helper")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -73,7 +74,10 @@ class WorkerArgs:
     )
     threads: int | None = field(
         default=None,
-        metadata=_flag("--threads", int, help="TensorFlow CPU threads for this worker."),
+        metadata=_flag("--threads", int, help="CPU threads for this worker."),
+    )
+    keras_backend: str | None = field(
+        default=None, metadata=_flag("--keras-backend", **framework.OPTION)
     )
     deadline: float | None = field(default=None, metadata=_flag("--deadline", float, hidden=True))
     parent: int | None = field(default=None, metadata=_flag("--parent", int, hidden=True))

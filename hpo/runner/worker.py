@@ -1,8 +1,8 @@
 """The body of ``hpo worker``: one process of a search, for whichever backend.
 
 A launch starts these (and a user may start more on other machines), each told what to do
-by a :class:`hpo.runner.protocol.WorkerArgs`. Everything is checked before TensorFlow
-starts, so a mistake is one line; then the backend's trial loop runs until the study holds
+by a :class:`hpo.runner.protocol.WorkerArgs`. Everything is checked before the Keras
+backend starts, so a mistake is one line; then the backend's trial loop runs until the study holds
 its target. The exit status tells the launcher what happened (:mod:`hpo.runner.processes`).
 """
 
@@ -18,6 +18,7 @@ from hpo.runner.processes import DONE_EXIT, FATAL_EXIT, RECYCLE_EXIT, WorkerSign
 from hpo.runner.protocol import WorkerArgs
 from hpo.storage import store
 from hpo.study import records as studies
+from hpo.training import framework
 from hpo.training.evaluation import SearchData, search_dataset
 
 _log = logging.getLogger(__name__)
@@ -25,9 +26,10 @@ _log = logging.getLogger(__name__)
 
 def run_worker(args: WorkerArgs) -> int:
     """Join a study and run its trials (or, as a ``helper``, serve its backend) until it is done."""
-    from hpo.training.fit import configure_tensorflow
-
+    working = args.role == "worker"
+    keras_backend = framework.choose(args.keras_backend, args.threads if working else 1)
     backend = load_backend(args.backend, args.backend_options)
+    backend.check_keras_backend(keras_backend)
     os.environ.update(backend.environment())  # what the backend's own libraries read
     storage = store.open_storage(
         args.storage, create=False, write=True, heartbeat=backend.heartbeats
@@ -38,12 +40,11 @@ def run_worker(args: WorkerArgs) -> int:
         config = config.with_options(data=args.data)
     config.checked_space()
     search = None
-    working = args.role == "worker"
     if working:
         dataset = search_dataset(config)
         studies.check_data(study, dataset)
         search = SearchData.prepare(dataset, config)
-    configure_tensorflow(args.threads if working else 1)
+    framework.start()
     ctx = WorkerContext(
         study=study,
         storage=storage,

@@ -32,6 +32,7 @@ CV_STD = "cv_std"  # with --cv: their standard deviation
 VAL_HISTORY = "val_history"  # the validated epochs' accuracies (several objectives or --cv)
 MODEL_FILE = "model_sha256"  # a model function's file (sha256) as it built the trial's network
 VERSIONS = "versions"  # the versions of the packages that decided the result (provenance)
+KERAS_BACKEND = "keras_backend"  # the Keras backend that trained it: tensorflow, jax or torch
 
 
 class ObjectiveMetric(NamedTuple):
@@ -68,6 +69,7 @@ class TrialRecord:
     val_history: tuple[float, ...] | None = None
     model_sha256: str | None = None
     versions: Mapping[str, str] | None = None
+    keras_backend: str | None = None
 
     def to_attrs(self) -> dict[str, Any]:
         """The user attributes the trial stores: every metric, the optional ones when set."""

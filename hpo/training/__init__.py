@@ -2,10 +2,11 @@
 
 Modules (imported by path; this package imports nothing itself):
 
-- ``fit``: fit and evaluate one configuration (TensorFlow)
+- ``fit``: fit and evaluate one configuration (Keras, on any backend)
+- ``framework``: which Keras backend this process trains on, chosen and started
 - ``evaluation``: from a trial's parameters to its metrics
 - ``scores``: a classifier's test-set scores
 - ``tf_quiet``: TensorFlow's start-up chatter kept quiet
 """
 
-__all__ = ["evaluation", "fit", "scores", "tf_quiet"]
+__all__ = ["evaluation", "fit", "framework", "scores", "tf_quiet"]

@@ -19,7 +19,6 @@ when it is on (those weights are restored).
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hpo.models.families import Architecture, build_model, make_optimizer
+from hpo.training import framework
 from hpo.training.settings import TrainSettings
 
 EpochCallback = Callable[[int, float], None]
@@ -48,28 +48,6 @@ class TrainResult:
     val_history: list[float] = field(default_factory=list)  # at each validated epoch
     model: object = field(default=None, repr=False)
     val_epochs: list[int] = field(default_factory=list)  # 1-based, the epochs validated
-
-
-def configure_tensorflow(threads: int | None) -> None:
-    """Quiet TensorFlow and give this process ``threads`` CPU threads (call before training).
-
-    Workers sharing a machine each get a slice of the cores; without this every
-    process sizes its thread pools to the whole machine and they fight.
-    """
-    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-    if threads:
-        os.environ["OMP_NUM_THREADS"] = str(threads)
-    from hpo.training.tf_quiet import import_tensorflow
-
-    tf = import_tensorflow()  # without its start-up lines on stderr
-
-    if threads:
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
-        except RuntimeError:
-            pass  # the runtime already started in this process; keep its pools
-    tf.get_logger().setLevel("ERROR")
 
 
 def _epoch_hook(callback: EpochCallback):
@@ -168,6 +146,7 @@ def compiled_model(
         model = build_model(arch, input_shape, n_classes)
     else:
         model = arch.build(input_shape)
+    framework.compilable(model)  # before compile(), which decides how the train step runs
     if getattr(model, "compiled", False):
         model.compile(optimizer=model.optimizer, loss=model.loss, metrics=["accuracy"])
         return model, sparse_labels(model)

@@ -30,6 +30,7 @@ def _read_back(argv: list[str], env: dict[str, str], monkeypatch) -> WorkerArgs:
             target=12,
             data="/data/x.h5",
             threads=2,
+            keras_backend="jax",
             deadline=1733520000.125,
             parent=4242,
             stream=10_001,

@@ -151,6 +151,7 @@ class KerasTunerBackend(Backend):
     heartbeats = False  # a trial is stored once it ends
     keeps_models = False  # ... when Optuna no longer takes its files
     helper_name = "a KerasTuner chief"
+    keras_backends = ("tensorflow",)  # KerasTuner imports TensorFlow itself
 
     def __init__(self, tuner: str = "random", kt_dir: str | None = None, port: int | None = None):
         self.tuner = tuner
