@@ -7,8 +7,9 @@ it, the environment set), before anything imports Keras, and later :func:`start`
 (the library imported quietly, its thread pools sized), once its input has been checked.
 
 The backend asked for is, first to last: a command's ``--keras-backend``, ``KERAS_BACKEND``,
-TensorFlow. One that is unknown or not installed is one :class:`ConfigError` line saying
-what is installed and what to install.
+the one Keras already runs on in this process (the Python API), TensorFlow. One that is
+unknown or not installed is one :class:`ConfigError` line saying what is installed and what
+to install.
 """
 
 from __future__ import annotations
@@ -115,8 +116,9 @@ def start() -> str:
         return name
     os.environ[ENV_VAR] = name
     threads = _threads
-    if name == DEFAULT or _found("tensorflow"):
-        # Keras imports TensorFlow on every backend to save a model: quietly, and sized, first
+    # TensorFlow: the default backend, and on the others Keras imports it to save a model;
+    # imported quietly and sized first, whichever runs
+    if _found("tensorflow"):
         tf = import_tensorflow()
         if threads:
             try:
@@ -140,8 +142,9 @@ def compilable(model) -> None:
 
     Keras' ``RandomTranslation``, ``RandomRotation`` and ``RandomZoom`` mark themselves not
     XLA-compatible on every backend (TensorFlow's image ops are not), so a model with them
-    runs its whole train step op by op on JAX: a 2-epoch digits trial took 38 s instead of
-    4 s on TensorFlow. Their JAX implementations compile; hpo's augmentation uses them.
+    runs its whole train step op by op on JAX: a 2-epoch digits trial took 56 s against 4 s on
+    TensorFlow (docs/BENCHMARKS.md). Their JAX implementations compile; hpo's augmentation
+    uses them.
     """
     if current() != "jax":
         return
