@@ -12,6 +12,7 @@ from hpo.cli.options import (
     count_option,
     data_option,
     epochs_option,
+    gpus_option,
     pruner_option,
     seed_option,
     storage_option,
@@ -34,6 +35,7 @@ from hpo.study.trial_record import N_PARAMS
 )
 @study_file_option
 @workers_option
+@gpus_option
 @click.option(
     "--trials",
     type=int,
@@ -145,6 +147,7 @@ def launch(
     study,
     config_file,
     workers,
+    gpus,
     trials,
     timeout,
     storage,
@@ -187,6 +190,7 @@ def launch(
         config=config_file,
         storage=storage,
         workers=workers,
+        gpus=gpus,
         trials=trials,
         backend=backend,
         backend_options={
