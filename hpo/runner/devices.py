@@ -37,9 +37,9 @@ CPU = "cpu"  # the token (and a worker's device) for no GPU
 _CPU_WORDS = (CPU, "none")
 _QUERY = ("nvidia-smi", "--query-gpu=index,uuid,name,memory.total", "--format=csv,noheader")
 GPUS_HELP = (
-    "GPUs for the workers: auto (all; CPU where there is none), 0,1,... (those), cpu (none); "
-    "workers beyond the GPUs share them, or run on CPU after a last ',cpu'. "
-    "[default: the environment's CUDA_VISIBLE_DEVICES, as it is]"
+    "GPUs for the workers, one each in turn: auto (all; CPU where there is none), 0,1,... "
+    "(those), cpu (none). More workers than GPUs share them; end the list with ,cpu to run "
+    "those on CPU instead. [default: the environment's CUDA_VISIBLE_DEVICES, as it is]"
 )
 
 
@@ -71,7 +71,7 @@ def find(env: Mapping[str, str] | None = None) -> Found:
         return Found((), "no nvidia-smi on PATH")
     try:
         done = subprocess.run(
-            [program, *_QUERY[1:]], capture_output=True, text=True, timeout=60, check=False
+            [program, *_QUERY[1:]], capture_output=True, text=True, timeout=20, check=False
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return Found((), f"nvidia-smi did not run: {exc}")
@@ -140,6 +140,8 @@ def resolve(spec: str, found: Found | None = None) -> tuple[Request, tuple[int, 
     """The GPUs ``spec`` gives to use, checked against those found (default: :func:`find`),
     and a note when ``auto`` found none. A GPU asked for that is not there is a ConfigError."""
     request = parse(spec)
+    if not request.auto and not request.indices:
+        return request, (), ""  # CPU only: nothing to look for
     found = find() if found is None else found
     if request.auto:
         note = "" if found.gpus else f"No GPU found ({found.why_none}): the workers run on CPU."

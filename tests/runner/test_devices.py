@@ -175,6 +175,17 @@ def test_a_worker_sets_its_devices_before_its_framework_starts(tmp_path):
     assert as_is == {"PATH": env["PATH"], "CUDA_VISIBLE_DEVICES": "1"}  # not asked: untouched
 
 
+def test_each_trial_records_the_device_of_its_worker(monkeypatch):
+    from hpo.backends.base import WorkerContext
+
+    ctx = WorkerContext(study=None, storage=None, config=None, data=None, target=1)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert ctx.identity() == {"worker": ctx.worker, "device": "cpu"}
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    ctx.device = "gpu:1"
+    assert ctx.identity() == {"worker": ctx.worker, "device": "gpu:1", "gpus": "1"}
+
+
 # --- through the command line -----------------------------------------------------------------
 
 
