@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 
@@ -216,6 +217,19 @@ def place(spec: str | None, env: MutableMapping[str, str] | None = None) -> str:
     _, gpus, _ = resolve(spec, find(env))
     env.update(environment(gpus, env))
     return device(gpus)
+
+
+def unseen(device_given: str) -> str | None:
+    """Why a worker given a GPU trains on the CPU all the same: its TensorFlow (already
+    started by the worker; nothing is imported here) finds no GPU, as TensorFlow CPU never does."""
+    tf = sys.modules.get("tensorflow")
+    if tf is None or not device_given.startswith("gpu") or tf.config.list_physical_devices("GPU"):
+        return None
+    return (
+        f"this worker was given {device_given}, but TensorFlow {tf.__version__} finds no GPU "
+        "(a TensorFlow without CUDA, such as tensorflow-cpu?), so it trains on the CPU; "
+        'pip install "tensorflow[and-cuda]" in its place (README: GPUs)'
+    )
 
 
 def spec(gpus: tuple[int, ...]) -> str:

@@ -47,6 +47,8 @@ def run_worker(args: WorkerArgs) -> int:
         studies.check_data(study, dataset)
         search = SearchData.prepare(dataset, config)
     configure_tensorflow(args.threads if working else 1)
+    if working and (why := devices.unseen(device)):
+        _log.warning("%s", why)
     ctx = WorkerContext(
         study=study,
         storage=storage,

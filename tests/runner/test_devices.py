@@ -186,6 +186,16 @@ def test_each_trial_records_the_device_of_its_worker(monkeypatch):
     assert ctx.identity() == {"worker": ctx.worker, "device": "gpu:1", "gpus": "1"}
 
 
+def test_a_worker_given_a_gpu_its_tensorflow_cannot_see_says_so():
+    tf = pytest.importorskip("tensorflow")
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("this machine's TensorFlow sees a GPU")
+    why = devices.unseen("gpu:1")
+    assert why.startswith("this worker was given gpu:1, but TensorFlow ")
+    assert "finds no GPU" in why and "tensorflow[and-cuda]" in why
+    assert devices.unseen("cpu") is None
+
+
 # --- through the command line -----------------------------------------------------------------
 
 
