@@ -26,7 +26,10 @@ def test_echoed_values_are_cut_to_a_readable_size():
 
 
 USAGE_ERRORS = {
-    "unknown option": (["launch", "--frobnicate"], "No such option '--frobnicate'. Try 'hpo launch --help'."),
+    "unknown option": (
+        ["launch", "--frobnicate"],
+        "No such option '--frobnicate'. Try 'hpo launch --help'.",
+    ),
     "not an integer": (
         ["launch", "--workers", "x"],
         "Invalid value for '--workers': 'x' is not a valid integer",

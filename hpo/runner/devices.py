@@ -137,13 +137,16 @@ def parse(spec: str) -> Request:
     return Request(indices=indices, cpu_rest=cpu_rest)
 
 
-def resolve(spec: str, found: Found | None = None) -> tuple[Request, tuple[int, ...], str]:
-    """The GPUs ``spec`` gives to use, checked against those found (default: :func:`find`),
-    and a note when ``auto`` found none. A GPU asked for that is not there is a ConfigError."""
+def resolve(
+    spec: str, found: Found | None = None, env: Mapping[str, str] | None = None
+) -> tuple[Request, tuple[int, ...], str]:
+    """The GPUs ``spec`` gives to use, checked against those found (default: :func:`find` in
+    ``env``), and a note when ``auto`` found none. A GPU asked for that is not there is a
+    ConfigError."""
     request = parse(spec)
     if not request.auto and not request.indices:
         return request, (), ""  # CPU only: nothing to look for
-    found = find() if found is None else found
+    found = find(env) if found is None else found
     if request.auto:
         note = "" if found.gpus else f"No GPU found ({found.why_none}): the workers run on CPU."
         return request, found.indices, note
@@ -210,11 +213,16 @@ def place(spec: str | None, env: MutableMapping[str, str] | None = None) -> str:
     return its device: ``gpu:0``, ``gpu:0,1`` or ``cpu``. None leaves the environment as it is.
 
     A launch has set the same variables in its workers' environment already (a framework
-    imported early by a user's code would read them before this runs); this checks them."""
+    imported early by a user's code would read them before this runs), having checked its
+    GPUs: a ``CUDA_VISIBLE_DEVICES`` that names the GPUs asked for is taken as it is."""
     env = os.environ if env is None else env
     if spec is None:
         return device(find(env).indices)
-    _, gpus, _ = resolve(spec, find(env))
+    request = parse(spec)
+    if request.indices and env.get(VISIBLE) == ",".join(map(str, request.indices)):
+        gpus = request.indices
+    else:
+        _, gpus, _ = resolve(spec, env=env)
     env.update(environment(gpus, env))
     return device(gpus)
 

@@ -175,6 +175,15 @@ def test_a_worker_sets_its_devices_before_its_framework_starts(tmp_path):
     assert as_is == {"PATH": env["PATH"], "CUDA_VISIBLE_DEVICES": "1"}  # not asked: untouched
 
 
+def test_a_launched_worker_takes_the_gpu_its_launch_checked(tmp_path):
+    """Its launch set CUDA_VISIBLE_DEVICES to the GPU it gives: no nvidia-smi is run again."""
+    launched = {"PATH": str(tmp_path), "CUDA_VISIBLE_DEVICES": "1"}  # no nvidia-smi there
+    assert devices.place("1", launched) == "gpu:1"
+    assert launched["CUDA_DEVICE_ORDER"] == "PCI_BUS_ID"
+    with pytest.raises(ConfigError, match="GPU 1 is not there: no GPU was found"):
+        devices.place("1", {"PATH": str(tmp_path)})  # by hand, on a machine without it
+
+
 def test_each_trial_records_the_device_of_its_worker(monkeypatch):
     from hpo.backends.base import WorkerContext
 
