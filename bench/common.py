@@ -333,6 +333,7 @@ def study_trials(storage: str, study: str) -> list[dict[str, Any]]:
                 "start": t.datetime_start.timestamp() if t.datetime_start else None,
                 "complete": t.datetime_complete.timestamp() if t.datetime_complete else None,
                 "train_seconds": t.user_attrs.get("train_seconds"),
+                "device": t.user_attrs.get("device"),
                 "epochs": t.user_attrs.get("epochs"),
                 "params": t.params,
             }

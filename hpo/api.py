@@ -23,7 +23,7 @@ import math
 import numbers
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,7 @@ def launch_study(
     config: str | Path | Mapping[str, Any] | None = None,
     model: str | Callable[..., Any] | None = None,
     workers: int | None = None,
+    gpus: str | int | Sequence[int | str] | None = None,
     trials: int | None = None,
     storage: str | None = None,
     timeout: float | None = None,
@@ -109,6 +110,8 @@ def launch_study(
     train on ``keras_backend`` (tensorflow, jax or torch; default ``$KERAS_BACKEND``, else
     TensorFlow), which must be installed. Progress
     lines go to ``echo`` (default: printed). A launch whose workers failed raises HpoError.
+    ``gpus`` is ``hpo launch --gpus``: ``"auto"``, ``"cpu"``, GPU indices (``[0, 1]`` or
+    ``"0,1"``), ``[0, 1, "cpu"]``; None leaves the devices as the environment has them.
     It runs the same sequence as ``hpo launch`` (:func:`hpo.runner.launch.launch`).
     """
     from hpo.runner.launch import launch
@@ -133,11 +136,20 @@ def launch_study(
         )
     if model is not None:
         settings["model"] = model_reference(model)
+    if isinstance(gpus, list | tuple) and all(isinstance(g, int | str) for g in gpus):
+        gpus = ",".join(map(str, gpus))
+    elif isinstance(gpus, int) and not isinstance(gpus, bool):
+        gpus = str(gpus)
+    elif gpus is not None and not isinstance(gpus, str):
+        raise UsageError(
+            f"{call}: gpus must be 'auto', 'cpu' or GPU indices such as [0, 1], got {shown(gpus)}"
+        )
     result = launch(
         study,
         config=config,
         storage=storage,
         workers=workers,
+        gpus=gpus,
         trials=trials,
         backend=backend,
         backend_options=backend_options,

@@ -81,6 +81,11 @@ def _api_study(tmp_path: Path):
 
 #: Arguments the command line's options would refuse, and what the API says of them.
 BAD_ARGUMENTS = {
+    "gpus as a float": (
+        "launch_study",
+        {"gpus": 0.5},
+        "hpo.launch_study: gpus must be 'auto', 'cpu' or GPU indices such as [0, 1], got 0.5",
+    ),
     "workers as text": (
         "launch_study",
         {"workers": "2"},

@@ -72,12 +72,30 @@ def test_every_hpo_service_shares_the_artifact_volume():
     """HPO_ARTIFACTS names one folder, on the one `artifacts` volume, in every hpo service; the
     image makes that folder the hpo user's, so a new volume mounted there is writable."""
     assert "artifacts" in COMPOSE["volumes"]
-    for name in ("create-study", "worker", "dashboard"):
+    for name in ("create-study", "worker", "worker-gpu", "dashboard"):
         service = SERVICES[name]
         path = service["environment"]["HPO_ARTIFACTS"]
         assert f"artifacts:{path}" in service["volumes"], name
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert re.search(rf"install -d -o hpo -g hpo {path}\b", dockerfile)
+
+
+def test_the_gpu_workers_are_the_workers_with_a_gpu_reserved():
+    """`worker-gpu` (profile gpu) is `worker` plus a GPU and `--gpus auto`, and its command
+    is one `hpo worker` takes."""
+    from hpo.cli.workers import worker
+    from hpo.runner.protocol import WorkerArgs
+
+    gpu, plain = SERVICES["worker-gpu"], SERVICES["worker"]
+    assert gpu["profiles"] == ["gpu"]  # `docker compose up` without --profile gpu leaves it out
+    same = ("environment", "volumes", "depends_on", "restart", "stop_grace_period", "image")
+    assert {k: gpu[k] for k in same} == {k: plain[k] for k in same}
+    (device,) = gpu["deploy"]["resources"]["reservations"]["devices"]
+    assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"]
+    argv = command("worker-gpu")
+    assert argv[3] == "worker"
+    args = WorkerArgs.from_options(**worker.make_context("worker", argv[4:]).params)
+    assert (args.study, args.gpus, args.max_trials) == ("digits-cnn", "auto", 20)
 
 
 def _free_port() -> int:

@@ -26,7 +26,10 @@ def test_echoed_values_are_cut_to_a_readable_size():
 
 
 USAGE_ERRORS = {
-    "unknown option": (["launch", "--bogus"], "No such option '--bogus'. Try 'hpo launch --help'."),
+    "unknown option": (
+        ["launch", "--frobnicate"],
+        "No such option '--frobnicate'. Try 'hpo launch --help'.",
+    ),
     "not an integer": (
         ["launch", "--workers", "x"],
         "Invalid value for '--workers': 'x' is not a valid integer",
@@ -55,9 +58,9 @@ def test_usage_errors_are_one_error_line_and_exit_2(tmp_path, case):
 
 
 def test_usage_errors_in_a_real_process_too(tmp_path):
-    result = run_hpo("launch", "--bogus", cwd=tmp_path, timeout=60)
+    result = run_hpo("launch", "--frobnicate", cwd=tmp_path, timeout=60)
     assert result.returncode == 2
-    assert error_line(result) == "Error: No such option '--bogus'. Try 'hpo launch --help'."
+    assert error_line(result) == "Error: No such option '--frobnicate'. Try 'hpo launch --help'."
 
 
 def test_bare_hpo_shows_its_help():

@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 from hpo.config.studies import StudyConfig
 from hpo.errors import ConfigError
+from hpo.runner import devices
 from hpo.storage import store
 from hpo.study import records as studies
 from hpo.study.trial_record import OBJECTIVE_METRICS, TrialRecord
@@ -110,10 +111,19 @@ class WorkerContext:
     stream: int = 0  # this worker's random stream (distinct per worker and launch)
     slot: int = 0  # which of the launch's workers this is (a replacement keeps its slot)
     worker: str = field(default_factory=worker_id)
+    device: str = "cpu"  # what this process trains on (hpo.runner.devices.place)
     artifacts: Any = None  # the artifact store, when the study saves its trials' models
     stop_requested: bool = False
     ran: int = 0
     _failures: int = 0
+
+    def identity(self) -> dict[str, str]:
+        """What each trial records of the process that runs it: its id and its device."""
+        attrs = {studies.WORKER_ATTR: self.worker, studies.DEVICE_ATTR: self.device}
+        visible = os.environ.get(devices.VISIBLE)
+        if visible is not None:
+            attrs[studies.GPUS_ATTR] = visible
+        return attrs
 
     def should_stop(self) -> bool:
         """No new trial: a signal, the launcher gone, the deadline passed, or the recycle count."""
@@ -341,7 +351,7 @@ def record_trial(
     import optuna
     from optuna.trial import TrialState
 
-    attrs = {studies.WORKER_ATTR: ctx.worker, **dict(extra), **outcome.user_attrs(ctx.config)}
+    attrs = {**ctx.identity(), **dict(extra), **outcome.user_attrs(ctx.config)}
     state = TrialState[outcome.state]
     frozen = optuna.trial.create_trial(
         state=state,

@@ -137,7 +137,8 @@ def status(study, storage):
         click.echo(
             f"Best: trial {best['number']}, validation accuracy {best['score']}, "
             f"{best['n_params']:,} parameters, {best['epochs']} epochs, "
-            f"{best['train_seconds']:.1f}s training, worker {best['worker']}"
+            f"{best['train_seconds']:.1f}s training, worker {best['worker']} "
+            f"on {best['device']}"
         )
         for key, value in best["params"].items():
             click.echo(f"  {key}: {fmt(value)}")
@@ -150,9 +151,9 @@ def status(study, storage):
         click.echo("Running:")
         click.echo(
             table(
-                ["trial", "worker", "for", "epoch", "val_acc"],
+                ["trial", "worker", "device", "for", "epoch", "val_acc"],
                 (
-                    [r["number"], r["worker"], r["for"], r["epoch"], r["val_accuracy"]]
+                    [r["number"], r["worker"], r["device"], r["for"], r["epoch"], r["val_accuracy"]]
                     for r in running
                 ),
             )

@@ -12,6 +12,7 @@ from hpo.cli.options import (
     count_option,
     data_option,
     epochs_option,
+    gpus_option,
     keras_backend_option,
     pruner_option,
     seed_option,
@@ -35,6 +36,7 @@ from hpo.study.trial_record import N_PARAMS
 )
 @study_file_option
 @workers_option
+@gpus_option
 @click.option(
     "--trials",
     type=int,
@@ -147,6 +149,7 @@ def launch(
     study,
     config_file,
     workers,
+    gpus,
     trials,
     timeout,
     storage,
@@ -190,6 +193,7 @@ def launch(
         config=config_file,
         storage=storage,
         workers=workers,
+        gpus=gpus,
         trials=trials,
         backend=backend,
         backend_options={

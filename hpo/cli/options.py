@@ -6,6 +6,7 @@ import click
 
 from hpo.artifacts.store import ARTIFACTS_HELP
 from hpo.config.choices import PRUNERS
+from hpo.runner.devices import GPUS_HELP
 from hpo.storage.url import ENV_VAR, STORAGE_HELP
 from hpo.training import framework
 
@@ -67,6 +68,10 @@ def workers_option(func):
         metavar="N",
         help="Worker processes [default: the number of CPU cores, at most 4].",
     )(func)
+
+
+def gpus_option(func):
+    return click.option("--gpus", default=None, metavar="LIST", help=GPUS_HELP)(func)
 
 
 def seed_option(func):

@@ -12,6 +12,7 @@ from hpo.cli.options import (
     count_option,
     data_option,
     epochs_option,
+    gpus_option,
     pruner_option,
     seed_option,
     storage_option,
@@ -37,9 +38,10 @@ from hpo.runner.protocol import WorkerArgs
     help="Runs per configuration in all, the search's own included [default: the study's, else 3].",
 )
 @workers_option
+@gpus_option
 @storage_option
 @data_option
-def confirm_study(study, top, seeds, workers, storage, data):
+def confirm_study(study, top, seeds, workers, gpus, storage, data):
     """Train a study's best configurations again with other seeds and rank them by their mean.
 
     Works on any finished single-objective study (whichever backend ran it); the re-runs are
@@ -51,6 +53,7 @@ def confirm_study(study, top, seeds, workers, storage, data):
         study,
         storage=storage,
         workers=workers,
+        gpus=gpus,
         confirmation=(top, seeds),
         echo=lambda m: click.echo(m, err=True),
         data=data,

@@ -25,15 +25,19 @@ from hpo.study.ranking import Candidate
 from hpo.study.records import (
     CONFIG_ATTR,
     CONFIRM_ATTR,
+    DEVICE_ATTR,
+    GPUS_ATTR,
     WORKER_ATTR,
     counts,
     data_summary,
+    ran_on,
     with_user_attr,
 )
 from hpo.study.trial_record import (
     BEST_EPOCH,
     EPOCHS,
     INFERENCE_MS,
+    KERAS_BACKEND,
     N_PARAMS,
     TRAIN_ACCURACY,
     TRAIN_SECONDS,
@@ -47,6 +51,9 @@ _SHOWN_ATTRS = (
     (TRAIN_SECONDS, "training seconds"),
     (INFERENCE_MS, "inference ms / image"),
     (WORKER_ATTR, "worker"),
+    (DEVICE_ATTR, "device"),
+    (GPUS_ATTR, "CUDA_VISIBLE_DEVICES"),
+    (KERAS_BACKEND, "Keras backend"),
 )
 
 
@@ -175,7 +182,10 @@ def _timeline(study) -> Section:
         return Section("Worker timeline", note="No trial has started yet.")
     by_worker: dict[str, list] = {}
     for trial in sorted(trials, key=lambda t: t.datetime_start):
-        by_worker.setdefault(str(trial.user_attrs.get(WORKER_ATTR, "unknown")), []).append(trial)
+        worker = str(trial.user_attrs.get(WORKER_ATTR, "unknown"))
+        if DEVICE_ATTR in trial.user_attrs:
+            worker += f" ({ran_on(trial.user_attrs)})"
+        by_worker.setdefault(worker, []).append(trial)
     figure = go.Figure()
     for worker, mine in by_worker.items():
         ends = [t.datetime_complete or now for t in mine]

@@ -8,6 +8,7 @@ Modules (imported by path; this package imports nothing itself):
 - ``worker``: the body of `hpo worker`
 - ``protocol``: what a worker process is told (WorkerArgs), written and read in one place
 - ``processes``: worker processes as the launcher sees them
+- ``devices``: which GPUs there are and which each worker sees (``--gpus``)
 """
 
-__all__ = ["launch", "pool", "processes", "protocol", "supervise", "worker"]
+__all__ = ["devices", "launch", "pool", "processes", "protocol", "supervise", "worker"]

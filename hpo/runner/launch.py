@@ -27,7 +27,7 @@ from hpo.config.studies import StudyConfig
 from hpo.errors import ConfigError
 from hpo.models import user as user_model
 from hpo.report.dashboard import alongside
-from hpo.runner import pool
+from hpo.runner import devices, pool
 from hpo.runner.pool import LaunchResult
 from hpo.storage import store
 from hpo.study import ranking, warm_starts
@@ -189,6 +189,7 @@ def launch(
     backend_options: Mapping[str, Any] | None = None,
     timeout: float | None = None,
     recycle_after: int | None = DEFAULT_RECYCLE,
+    gpus: str | None = None,
     enqueue: Sequence[str] = (),
     confirmation: tuple[int | None, int | None] | None = None,
     dashboard: bool = False,
@@ -208,7 +209,9 @@ def launch(
        call's arguments, then the backend's own.
     3. The study created through the backend or resumed, warm starts queued (``enqueue``).
     4. ``workers`` processes (default: the cores, at most 4) until the study holds its
-       target, each replaced after ``recycle_after`` trials (0 or None: never); for a backend
+       target, each replaced after ``recycle_after`` trials (0 or None: never), each on the
+       GPU ``gpus`` gives its slot (:mod:`hpo.runner.devices`; None: as the environment
+       has them); for a backend
        that runs queued trials, the best configurations re-run once the search is done.
     5. A last line from the backend when the search ended short of its target.
 
@@ -218,6 +221,7 @@ def launch(
     Nothing is written before every check has passed. ``dashboard`` (or a ``dashboard_port``)
     serves optuna-dashboard on the store while it runs.
     """
+    placement = devices.assign(gpus)  # a GPU that is not there: refused before all else
     confirm_settings = None
     if confirmation is None:
         conf = study_settings.resolve(study, config=config, storage=storage, **settings)
@@ -257,7 +261,7 @@ def launch(
         with backend.session(conf):
             return _create_and_run(
                 backend, conf, storage, workers, target, timeout,
-                (recycle_after or None) if backend.recycles else None,
+                (recycle_after or None) if backend.recycles else None, placement,
                 enqueue, confirm_settings, echo, progress_stream, keras_backend,
             )  # fmt: skip
 
@@ -270,6 +274,7 @@ def _create_and_run(
     target: int,
     timeout: float | None,
     recycle_after: int | None,
+    placement: devices.Assignment | None,
     enqueue: Sequence[str],
     confirm_settings: tuple[int, int] | None,
     echo: Callable[[str], None],
@@ -302,7 +307,7 @@ def _create_and_run(
     )
     return pool.run(
         backend, config, study, storage, url, workers, target, timeout, recycle_after, echo,
-        progress_stream, keras_backend,
+        progress_stream, keras_backend, placement,
     )  # fmt: skip
 
 

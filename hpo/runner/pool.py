@@ -20,6 +20,7 @@ from hpo.backends import backend_reference
 from hpo.backends.base import Backend
 from hpo.config.studies import StudyConfig
 from hpo.io.progress import Progress
+from hpo.runner import devices
 from hpo.runner.processes import start_process, stop_processes
 from hpo.runner.protocol import WorkerArgs
 from hpo.runner.supervise import supervise
@@ -56,9 +57,12 @@ def run(
     echo: Callable[[str], None],
     progress_stream,
     keras_backend: str | None = None,
+    placement: devices.Assignment | None = None,
 ) -> LaunchResult:
     """Start the backend's helpers and workers (training on ``keras_backend``), watch them
-    until ``target``, and stop them."""
+    until ``target``, and stop them.
+
+    With a ``placement``, each worker sees the GPU of its slot, and the helpers none."""
     counts = studies.counts(study)
     done = studies.finished(counts)
     remaining = backend.work_left(study, config, target)
@@ -78,6 +82,8 @@ def run(
         f"Starting {helpers}{n} worker(s) with {threads} thread(s) each for {remaining} more "
         f"trial(s)" + (f", confirmation re-runs of the best {top} included." if top else ".")
     )
+    if placement is not None:
+        echo(placement.describe(n))
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}  # process-wide
     first = studies.claim_launch(study, storage) * STREAMS_PER_LAUNCH
     launcher = f"{socket.gethostname()}:{os.getpid()}"
@@ -101,6 +107,11 @@ def run(
         if role == "worker" and len(helpers_procs) < backend.helpers():  # helpers come first
             helpers_procs.extend(start(i, "helper") for i in range(backend.helpers()))
         args = replace(common, slot=slot, role=role)
+        seen = {}  # the devices it sees from its start (the worker checks them: devices.place)
+        if placement is not None:  # a helper trains nothing: it is kept off the GPUs
+            seat = placement.seat(slot) if role == "worker" else ()
+            args = replace(args, gpus=devices.spec(seat))
+            seen = devices.environment(seat, env)
         if role == "worker":
             args = replace(
                 args,
@@ -110,7 +121,7 @@ def run(
                 deadline=round(deadline, 3) if deadline is not None else None,
             )
         return start_process(
-            args.to_argv(), {**env, **args.to_env()}, progress, stdout=subprocess.DEVNULL
+            args.to_argv(), {**env, **args.to_env(), **seen}, progress, stdout=subprocess.DEVNULL
         )
 
     def check() -> str | None:

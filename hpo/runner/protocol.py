@@ -37,6 +37,7 @@ from typing import Any, Literal, TypeVar
 import click
 
 from hpo.errors import ConfigError
+from hpo.runner import devices
 from hpo.runner.processes import hpo_command
 from hpo.storage.url import ENV_VAR, STORAGE_HELP
 from hpo.training import framework
@@ -79,6 +80,15 @@ class WorkerArgs:
     keras_backend: str | None = field(
         default=None, metadata=_flag("--keras-backend", **framework.OPTION)
     )
+    gpus: str | None = field(
+        default=None,
+        metadata=_flag(
+            "--gpus",
+            metavar="LIST",
+            help="GPUs this worker sees: auto (all; CPU where there is none), 0,1,... (those), "
+            "cpu (none) [default: the environment's CUDA_VISIBLE_DEVICES, as it is].",
+        ),
+    )
     deadline: float | None = field(default=None, metadata=_flag("--deadline", float, hidden=True))
     parent: int | None = field(default=None, metadata=_flag("--parent", int, hidden=True))
     stream: int | None = field(default=None, metadata=_flag("--stream", int, hidden=True))
@@ -106,6 +116,8 @@ class WorkerArgs:
             raise ConfigError(f"--threads must be at least 1, got {self.threads}")
         if self.target is not None and self.target < 1:
             raise ConfigError(f"--trials must be at least 1, got {self.target}")
+        if self.gpus is not None:
+            devices.parse(self.gpus)  # a malformed list is refused before anything starts
         if self.role not in ROLES:
             raise ConfigError(f"--role must be one of {', '.join(ROLES)}, got {self.role!r}")
 

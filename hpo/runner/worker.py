@@ -1,8 +1,9 @@
 """The body of ``hpo worker``: one process of a search, for whichever backend.
 
 A launch starts these (and a user may start more on other machines), each told what to do
-by a :class:`hpo.runner.protocol.WorkerArgs`. Everything is checked before the Keras
-backend starts, so a mistake is one line; then the backend's trial loop runs until the study holds
+by a :class:`hpo.runner.protocol.WorkerArgs`. Its devices are set first (``--gpus``,
+:mod:`hpo.runner.devices`), and everything is checked before the Keras backend starts, so a
+mistake is one line; then the backend's trial loop runs until the study holds
 its target. The exit status tells the launcher what happened (:mod:`hpo.runner.processes`).
 """
 
@@ -14,6 +15,7 @@ import os
 from hpo.artifacts import store as artifact_store
 from hpo.backends import load_backend
 from hpo.backends.base import SearchStopped, TooManyFailures, WorkerContext
+from hpo.runner import devices
 from hpo.runner.processes import DONE_EXIT, FATAL_EXIT, RECYCLE_EXIT, WorkerSignals
 from hpo.runner.protocol import WorkerArgs
 from hpo.storage import store
@@ -27,6 +29,7 @@ _log = logging.getLogger(__name__)
 def run_worker(args: WorkerArgs) -> int:
     """Join a study and run its trials (or, as a ``helper``, serve its backend) until it is done."""
     working = args.role == "worker"
+    device = devices.place(args.gpus)  # before any framework starts: it reads them once
     keras_backend = framework.choose(args.keras_backend, args.threads if working else 1)
     backend = load_backend(args.backend, args.backend_options)
     backend.check_keras_backend(keras_backend)
@@ -45,6 +48,8 @@ def run_worker(args: WorkerArgs) -> int:
         studies.check_data(study, dataset)
         search = SearchData.prepare(dataset, config)
     framework.start()
+    if working and (why := devices.unseen(device)):
+        _log.warning("%s", why)
     ctx = WorkerContext(
         study=study,
         storage=storage,
@@ -56,11 +61,15 @@ def run_worker(args: WorkerArgs) -> int:
         parent=args.parent,
         stream=args.stream if args.stream is not None else os.getpid(),
         slot=args.slot,
+        device=device,
         artifacts=(
             artifact_store.for_models(config.artifacts) if config.save_models and working else None
         ),
     )
-    _log.info("%s %s (%s backend) joined study %r", args.role, ctx.worker, backend.name, args.study)
+    _log.info(
+        "%s %s (%s backend, %s) joined study %r",
+        args.role, ctx.worker, backend.name, device, args.study,
+    )  # fmt: skip
     with WorkerSignals(ctx) as signals:
         try:
             if working:

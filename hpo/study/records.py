@@ -14,11 +14,13 @@ import logging
 import socket
 import time
 from collections import Counter
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from hpo.errors import ConfigError, DataMismatchError
 from hpo.space import CategoricalParam, FloatParam, IntParam, Param
 from hpo.storage import optuna_internals, store
+from hpo.study.trial_record import KERAS_BACKEND
 
 if TYPE_CHECKING:
     from hpo.config.studies import StudyConfig
@@ -40,6 +42,8 @@ RETRAIN_PREFIX = "retrain:"  # + a trial number: what `hpo retrain` measured for
 ARCH_ATTR = "hpo_architecture"  # a fixed architecture (a warm start from a named or exported model)
 CONFIRM_ATTR = "confirm_of"  # a confirmation re-run: the number of the trial it repeats
 WORKER_ATTR = "worker"  # host:pid of the process that ran the trial
+DEVICE_ATTR = "device"  # what that process was given to train on: "gpu:0", "gpu:0,1" or "cpu"
+GPUS_ATTR = "gpus"  # the CUDA_VISIBLE_DEVICES that process saw, when it was set
 ERROR_ATTR = "error"  # why a trial failed
 INFEASIBLE_ATTR = "infeasible"  # why a configuration was rejected before training (stored PRUNED)
 ENQUEUED_ATTR = "enqueued"  # the label of a queued warm start ("defaults", a model name, ...)
@@ -56,6 +60,12 @@ LAUNCH_GRACE = 3 * LAUNCH_BEAT  # a mark older than this is a launch that was ki
 #: Why a trial failed when its worker vanished (SIGKILL, a lost machine) without saying so.
 STALE_REASON = "its worker stopped sending heartbeats (killed, or its machine was lost)"
 INTERRUPTED = "interrupted: the worker was stopped"
+
+
+def ran_on(attrs: Mapping[str, Any]) -> str:
+    """Where a trial ran, as status and the report show it: ``gpu:0``, ``cpu jax``; ``?`` for a
+    trial recorded before devices were."""
+    return " ".join(str(attrs[k]) for k in (DEVICE_ATTR, KERAS_BACKEND) if k in attrs) or "?"
 
 
 def retrain_key(trial: int) -> str:

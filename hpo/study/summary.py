@@ -14,6 +14,7 @@ from hpo.study.records import (
     WORKER_ATTR,
     counts,
     data_summary,
+    ran_on,
     trials_in,
     with_user_attr,
 )
@@ -60,6 +61,7 @@ def study_status(study) -> dict[str, Any]:
             "epochs": attrs.get(EPOCHS, "?"),
             "train_seconds": attrs.get(TRAIN_SECONDS, 0.0),
             "worker": attrs.get(WORKER_ATTR, "?"),
+            "device": ran_on(attrs),
         }
     reruns = len(with_user_attr(study, CONFIRM_ATTR))
     running = []
@@ -70,6 +72,7 @@ def study_status(study) -> dict[str, Any]:
             {
                 "number": trial.number,
                 "worker": trial.user_attrs.get(WORKER_ATTR, "?"),
+                "device": ran_on(trial.user_attrs),
                 "for": duration((now - trial.datetime_start).total_seconds())
                 if trial.datetime_start
                 else "?",

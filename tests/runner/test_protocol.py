@@ -31,6 +31,7 @@ def _read_back(argv: list[str], env: dict[str, str], monkeypatch) -> WorkerArgs:
             data="/data/x.h5",
             threads=2,
             keras_backend="jax",
+            gpus="1",
             deadline=1733520000.125,
             parent=4242,
             stream=10_001,
@@ -66,6 +67,7 @@ def test_every_field_has_one_flag_and_the_command_takes_each() -> None:
         ({"threads": 0}, "--threads must be at least 1, got 0"),
         ({"target": 0}, "--trials must be at least 1, got 0"),
         ({"role": "chief"}, "--role must be one of worker, helper"),
+        ({"gpus": "gpu0"}, "--gpus 'gpu0' is not a device list"),
     ],
 )
 def test_arguments_no_worker_can_run_are_refused(given: dict, message: str) -> None:

@@ -150,7 +150,8 @@ class Worker:
         """Optuna's objective callback: sample, train and record one trial; its values."""
         import optuna
 
-        trial.set_user_attr(studies.WORKER_ATTR, self.ctx.worker)
+        for key, value in self.ctx.identity().items():
+            trial.set_user_attr(key, value)
         self.number = trial.number
         fixed = trial.user_attrs.get(ARCH_ATTR)
         with worker_store.params_together(trial):
