@@ -5,6 +5,8 @@ Each worker makes its own (its own random stream); :mod:`hpo.backends.optuna.bac
 
 from __future__ import annotations
 
+import warnings
+
 from hpo.config.studies import StudyConfig
 from hpo.errors import ConfigError
 from hpo.space import SearchSpace
@@ -22,10 +24,14 @@ def make_sampler(config: StudyConfig, space: SearchSpace, stream: int = 0):
     if name == "tpe":
         from hpo.backends.optuna.history import BoundedTPESampler
 
-        # Optuna's TPE; on a long study it sees the best and the latest trials (optuna_history)
-        return BoundedTPESampler(
-            seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=5
-        )
+        # Optuna's TPE; on a long study it sees the best and the latest trials (optuna_history).
+        # `group` is marked experimental: chosen on purpose, so its warning would only be noise
+        # on every worker's stderr.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return BoundedTPESampler(
+                seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=5
+            )
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "cmaes":
