@@ -12,7 +12,16 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
-from hpo_command import PLAIN, children, hpo_env, run_hpo, start_hpo, stop_and_wait
+from hpo_command import (
+    PLAIN,
+    TINY,
+    children,
+    hpo_env,
+    run_hpo,
+    start_hpo,
+    stop_and_wait,
+    tiny_study,
+)
 from made_studies import by_state, load, wait_for_running
 from optuna.trial import TrialState
 
@@ -173,6 +182,7 @@ def test_a_nan_loss_fails_that_trial_and_the_search_goes_on(tmp_path):
 def test_eight_workers_start_at_once_on_one_sqlite_file_without_lock_errors(tmp_path):
     result = run_hpo(
         "launch",
+        *tiny_study(tmp_path),
         "--workers",
         "8",
         "--trials",
@@ -185,7 +195,7 @@ def test_eight_workers_start_at_once_on_one_sqlite_file_without_lock_errors(tmp_
     )
     assert result.returncode == 0, result.stderr
     assert "database is locked" not in result.stderr + result.stdout
-    study = load(tmp_path)
+    study = load(tmp_path, TINY)
     assert by_state(study) == {"COMPLETE": 16}
     assert len({t.user_attrs["worker"] for t in study.trials}) == 8
 

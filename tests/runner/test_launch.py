@@ -9,6 +9,7 @@ import optuna
 import pytest
 from hpo_command import (
     PLAIN,
+    TINY,
     assert_stopped_cleanly,
     children,
     error_line,
@@ -17,6 +18,7 @@ from hpo_command import (
     run_main,
     start_hpo,
     stop_and_wait,
+    tiny_study,
 )
 from made_studies import by_state, load, wait_for_running
 from optuna.trial import TrialState
@@ -26,10 +28,10 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 @pytest.mark.slow
 def test_two_workers_reach_the_trial_total_then_resume_adds_nothing(tmp_path):
+    study_file = tiny_study(tmp_path)
     result = run_hpo(
         "launch",
-        "--study",
-        "digits-cnn",
+        *study_file,
         "--workers",
         "2",
         "--trials",
@@ -40,7 +42,7 @@ def test_two_workers_reach_the_trial_total_then_resume_adds_nothing(tmp_path):
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    study = load(tmp_path)  # plain Optuna reads the store
+    study = load(tmp_path, TINY)  # plain Optuna reads the store
     assert by_state(study) == {"COMPLETE": 6}
     trials = study.get_trials()
     workers = {t.user_attrs["worker"] for t in trials}
@@ -71,12 +73,11 @@ def test_two_workers_reach_the_trial_total_then_resume_adds_nothing(tmp_path):
         assert t.value == t.user_attrs["val_accuracy"]
         assert sorted(t.intermediate_values) == list(range(1, t.user_attrs["epochs"] + 1))
     assert study.metric_names == ["validation accuracy"]
-    assert "Best: trial" in result.stdout and "hpo status --study digits-cnn" in result.stdout
+    assert "Best: trial" in result.stdout and f"hpo status --study {TINY}" in result.stdout
 
     again = run_hpo(
         "launch",
-        "--study",
-        "digits-cnn",
+        *study_file,
         "--workers",
         "2",
         "--trials",
@@ -87,12 +88,11 @@ def test_two_workers_reach_the_trial_total_then_resume_adds_nothing(tmp_path):
         cwd=tmp_path,
     )
     assert again.returncode == 0 and "nothing to run" in again.stderr
-    assert by_state(load(tmp_path)) == {"COMPLETE": 6}
+    assert by_state(load(tmp_path, TINY)) == {"COMPLETE": 6}
 
     more = run_hpo(
         "launch",
-        "--study",
-        "digits-cnn",
+        *study_file,
         "--workers",
         "2",
         "--trials",
@@ -103,14 +103,14 @@ def test_two_workers_reach_the_trial_total_then_resume_adds_nothing(tmp_path):
         cwd=tmp_path,
     )
     assert more.returncode == 0, more.stderr
-    assert by_state(load(tmp_path)) == {"COMPLETE": 8}
+    assert by_state(load(tmp_path, TINY)) == {"COMPLETE": 8}
 
-    status = run_hpo("status", "--study", "digits-cnn", cwd=tmp_path)
+    status = run_hpo("status", "--study", TINY, cwd=tmp_path)
     assert (
         status.returncode == 0 and "8 complete" in status.stdout and "Best: trial" in status.stdout
     )
     studies = run_hpo("studies", cwd=tmp_path)
-    assert "digits-cnn" in studies.stdout and " 8 " in studies.stdout
+    assert TINY in studies.stdout and " 8 " in studies.stdout
 
 
 @pytest.mark.slow

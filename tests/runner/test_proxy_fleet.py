@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 from databases import postgres_database
-from hpo_command import PLAIN, children, hpo_env, run_hpo, start_hpo
+from hpo_command import PLAIN, TINY, children, hpo_env, run_hpo, start_hpo, tiny_study
 from optuna.trial import TrialState
 from proxies import fast_heartbeats, running_proxy
 
@@ -22,8 +22,8 @@ from hpo.study.records import STALE_REASON
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def _states(url: str) -> dict[str, int]:
-    study = optuna.load_study(study_name="digits-cnn", storage=url)
+def _states(url: str, name: str = "digits-cnn") -> dict[str, int]:
+    study = optuna.load_study(study_name=name, storage=url)
     out: dict[str, int] = {}
     for t in study.get_trials(deepcopy=False):
         out[t.state.name] = out.get(t.state.name, 0) + 1
@@ -66,22 +66,31 @@ def database(request, tmp_path: Path):
 @pytest.mark.slow
 def test_two_workers_through_the_proxy_finish_the_study(tmp_path: Path, database: str) -> None:
     created = run_hpo(
-        "create", "--trials", "4", "--epochs", "2", *PLAIN, "--storage", database, cwd=tmp_path
+        "create",
+        *tiny_study(tmp_path),
+        "--trials",
+        "4",
+        "--epochs",
+        "2",
+        *PLAIN,
+        "--storage",
+        database,
+        cwd=tmp_path,
     )
     assert created.returncode == 0, created.stderr
     with running_proxy(database, tmp_path) as (url, _):
         env = hpo_env(HPO_STORAGE=url)  # as a user on another machine would
-        workers = [start_hpo("worker", "--study", "digits-cnn", cwd=tmp_path, env=env)]
-        workers.append(start_hpo("worker", "--study", "digits-cnn", cwd=tmp_path, env=env))
+        workers = [start_hpo("worker", "--study", TINY, cwd=tmp_path, env=env)]
+        workers.append(start_hpo("worker", "--study", TINY, cwd=tmp_path, env=env))
         for proc in workers:
             _, err = proc.communicate(timeout=600)
             assert proc.returncode == 0, err
             assert "Traceback" not in err
-        status = run_hpo("status", "--study", "digits-cnn", "--storage", url, cwd=tmp_path)
+        status = run_hpo("status", "--study", TINY, "--storage", url, cwd=tmp_path)
         assert status.returncode == 0, status.stderr
         assert "Trials: 4 complete" in status.stdout
-    assert _states(database) == {"COMPLETE": 4}  # exactly the total: the lock held through it
-    study = optuna.load_study(study_name="digits-cnn", storage=database)
+    assert _states(database, TINY) == {"COMPLETE": 4}  # exactly the total: the lock held through it
+    study = optuna.load_study(study_name=TINY, storage=database)
     ran = {t.user_attrs["worker"] for t in study.trials}
     assert ran <= {f"{socket.gethostname()}:{p.pid}" for p in workers}
 

@@ -7,7 +7,7 @@ from urllib.parse import quote
 import optuna
 import pytest
 from databases import postgres_database
-from hpo_command import PLAIN, error_line, hpo_env, run_hpo, start_hpo
+from hpo_command import PLAIN, TINY, error_line, hpo_env, run_hpo, start_hpo, tiny_study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -24,6 +24,7 @@ def states(url: str, name: str = "digits-cnn") -> dict[str, int]:
 def test_launch_status_and_studies_on_a_database_server(tmp_path, server_url):
     result = run_hpo(
         "launch",
+        *tiny_study(tmp_path),
         "--workers",
         "2",
         "--trials",
@@ -36,20 +37,20 @@ def test_launch_status_and_studies_on_a_database_server(tmp_path, server_url):
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
-    assert states(server_url) == {"COMPLETE": 4}
+    assert states(server_url, TINY) == {"COMPLETE": 4}
     assert not (tmp_path / "studies.db").exists()
-    status = run_hpo("status", "--study", "digits-cnn", "--storage", server_url, cwd=tmp_path)
+    status = run_hpo("status", "--study", TINY, "--storage", server_url, cwd=tmp_path)
     assert status.returncode == 0 and "4 complete" in status.stdout
     listing = run_hpo("studies", "--storage", server_url, cwd=tmp_path)
-    assert "digits-cnn" in listing.stdout
+    assert TINY in listing.stdout
     exported = run_hpo(
-        "export", "--study", "digits-cnn", "-o", "best.yaml", "--storage", server_url, cwd=tmp_path
+        "export", "--study", TINY, "-o", "best.yaml", "--storage", server_url, cwd=tmp_path
     )
     assert exported.returncode == 0, exported.stderr
     retrained = run_hpo(
         "retrain",
         "--study",
-        "digits-cnn",
+        TINY,
         "--storage",
         server_url,
         "--output-dir",
@@ -57,7 +58,7 @@ def test_launch_status_and_studies_on_a_database_server(tmp_path, server_url):
         cwd=tmp_path,
     )
     assert retrained.returncode == 0, retrained.stderr
-    study = optuna.load_study(study_name="digits-cnn", storage=server_url)
+    study = optuna.load_study(study_name=TINY, storage=server_url)
     assert any(
         key.startswith("retrain:") for key in study.user_attrs
     )  # results went back to the store
@@ -65,10 +66,10 @@ def test_launch_status_and_studies_on_a_database_server(tmp_path, server_url):
 
 @pytest.mark.slow
 def test_one_launch_and_two_separate_workers_share_a_postgresql_study(tmp_path, postgres_url):
+    study_file = tiny_study(tmp_path)
     created = run_hpo(
         "create",
-        "--study",
-        "digits-cnn",
+        *study_file,
         "--trials",
         "8",
         "--epochs",
@@ -83,6 +84,7 @@ def test_one_launch_and_two_separate_workers_share_a_postgresql_study(tmp_path, 
     procs = [
         start_hpo(
             "launch",
+            *study_file,
             "--workers",
             "1",
             "--trials",
@@ -96,15 +98,15 @@ def test_one_launch_and_two_separate_workers_share_a_postgresql_study(tmp_path, 
         )
     ]
     procs += [
-        start_hpo("worker", "--study", "digits-cnn", "--storage", postgres_url, cwd=tmp_path)
+        start_hpo("worker", "--study", TINY, "--storage", postgres_url, cwd=tmp_path)
         for _ in range(2)
     ]
     for proc in procs:
         _, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
-    study = optuna.load_study(study_name="digits-cnn", storage=postgres_url)
+    study = optuna.load_study(study_name=TINY, storage=postgres_url)
     trials = study.get_trials()
-    held = states(postgres_url)  # every trial recorded once, none lost, no overshoot
+    held = states(postgres_url, TINY)  # every trial recorded once, none lost, no overshoot
     assert held.get("COMPLETE", 0) + held.get("PRUNED", 0) == 8 and set(held) <= {
         "COMPLETE",
         "PRUNED",
