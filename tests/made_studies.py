@@ -113,12 +113,14 @@ def by_state(study: optuna.Study) -> dict[str, int]:
     return out
 
 
-def wait_for_running(tmp_path: Path, count: int, timeout: float = 90) -> None:
+def wait_for_running(
+    tmp_path: Path, count: int, name: str = "digits-cnn", timeout: float = 90
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if (tmp_path / "studies.db").exists():
             try:
-                if by_state(load(tmp_path)).get("RUNNING", 0) >= count:
+                if by_state(load(tmp_path, name)).get("RUNNING", 0) >= count:
                     return
             except (KeyError, SQLAlchemyError, optuna.exceptions.StorageInternalError):
                 pass  # the launch is still creating the store

@@ -177,20 +177,22 @@ def test_a_worker_joins_an_existing_study(tmp_path):
 def test_a_stop_signal_leaves_no_running_trial_and_no_orphan_then_resumes(
     tmp_path, sig, code, group
 ):
+    study_file = tiny_study(tmp_path)  # 100 epochs: trials of several seconds, to be cut
     proc = start_hpo(
         "launch",
+        *study_file,
         "--workers",
         "2",
         "--trials",
         "40",
         "--epochs",
-        "30",
+        "100",
         *PLAIN,
         cwd=tmp_path,
         new_session=group,
     )
     try:
-        wait_for_running(tmp_path, 2)
+        wait_for_running(tmp_path, 2, TINY)
         workers = children(proc.pid)
         assert len(workers) == 2
         stderr = stop_and_wait(proc, sig, group)
@@ -198,7 +200,7 @@ def test_a_stop_signal_leaves_no_running_trial_and_no_orphan_then_resumes(
         if proc.poll() is None:
             proc.kill()
     assert_stopped_cleanly(proc, code, stderr, workers)
-    study = load(tmp_path)
+    study = load(tmp_path, TINY)
     states = by_state(study)
     assert "RUNNING" not in states, states
     interrupted = [t for t in study.trials if t.state == TrialState.FAIL]
@@ -212,10 +214,19 @@ def test_a_stop_signal_leaves_no_running_trial_and_no_orphan_then_resumes(
     finished_before = states.get("COMPLETE", 0) + states.get("PRUNED", 0)
     target = finished_before + len(interrupted)
     resumed = run_hpo(
-        "launch", "--workers", "2", "--trials", str(target), "--epochs", "30", *PLAIN, cwd=tmp_path
+        "launch",
+        *study_file,
+        "--workers",
+        "2",
+        "--trials",
+        str(target),
+        "--epochs",
+        "100",
+        *PLAIN,
+        cwd=tmp_path,
     )
     assert resumed.returncode == 0, resumed.stderr
-    after = load(tmp_path)
+    after = load(tmp_path, TINY)
     states = by_state(after)
     assert (
         states.get("COMPLETE", 0) == target and "RUNNING" not in states and "WAITING" not in states
