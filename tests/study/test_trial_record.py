@@ -26,7 +26,7 @@ RECORD = TrialRecord(
 
 
 def test_the_stored_keys_are_those_existing_studies_hold() -> None:
-    optional = {"cv_scores", "cv_std", "val_history", "model_sha256"}
+    optional = {"cv_scores", "cv_std", "val_history", "model_sha256", "keras_backend"}
     assert set(trial_record.KEYS) == set(STORED) - {"worker"} | optional
     constants = {
         name: value
