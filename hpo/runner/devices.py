@@ -236,7 +236,8 @@ def unseen(device_given: str) -> str | None:
     return (
         f"this worker was given {device_given}, but TensorFlow {tf.__version__} finds no GPU "
         "(a TensorFlow without CUDA, such as tensorflow-cpu?), so it trains on the CPU; "
-        'pip install "tensorflow[and-cuda]" in its place (README: GPUs)'
+        "install 'hpo[gpu]' (TensorFlow with CUDA) or train on JAX with 'hpo[gpu-jax]' "
+        "(README: Keras backends)"
     )
 
 

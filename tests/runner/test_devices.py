@@ -201,7 +201,7 @@ def test_a_worker_given_a_gpu_its_tensorflow_cannot_see_says_so():
         pytest.skip("this machine's TensorFlow sees a GPU")
     why = devices.unseen("gpu:1")
     assert why.startswith("this worker was given gpu:1, but TensorFlow ")
-    assert "finds no GPU" in why and "tensorflow[and-cuda]" in why
+    assert "finds no GPU" in why and "hpo[gpu]" in why
     assert devices.unseen("cpu") is None
 
 
