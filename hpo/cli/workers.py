@@ -13,6 +13,7 @@ from hpo.cli.options import (
     data_option,
     epochs_option,
     gpus_option,
+    keras_backend_option,
     pruner_option,
     seed_option,
     storage_option,
@@ -39,9 +40,10 @@ from hpo.runner.protocol import WorkerArgs
 )
 @workers_option
 @gpus_option
+@keras_backend_option
 @storage_option
 @data_option
-def confirm_study(study, top, seeds, workers, gpus, storage, data):
+def confirm_study(study, top, seeds, workers, gpus, keras_backend, storage, data):
     """Train a study's best configurations again with other seeds and rank them by their mean.
 
     Works on any finished single-objective study (whichever backend ran it); the re-runs are
@@ -54,6 +56,7 @@ def confirm_study(study, top, seeds, workers, gpus, storage, data):
         storage=storage,
         workers=workers,
         gpus=gpus,
+        keras_backend=keras_backend,
         confirmation=(top, seeds),
         echo=lambda m: click.echo(m, err=True),
         data=data,

@@ -222,6 +222,7 @@ def launch(
     serves optuna-dashboard on the store while it runs.
     """
     placement = devices.assign(gpus)  # a GPU that is not there: refused before all else
+    keras_backend = framework.check(keras_backend, in_process=False)  # and a backend not here
     confirm_settings = None
     if confirmation is None:
         conf = study_settings.resolve(study, config=config, storage=storage, **settings)
@@ -239,7 +240,6 @@ def launch(
             backend = load_backend(backend, backend_options)
         workers = workers if workers is not None else default_workers()
         check_launch_args(workers, target, timeout)
-        keras_backend = framework.check(keras_backend, in_process=False)
         backend.check_keras_backend(keras_backend)
         if framework.current() is None:  # a model function's file imports Keras as workers do
             framework.choose(keras_backend)

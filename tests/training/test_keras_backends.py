@@ -165,6 +165,17 @@ def test_a_worker_refuses_a_backend_it_cannot_train_on_before_joining(tmp_path) 
     assert not (tmp_path / "studies.db").exists()
 
 
+def test_confirm_refuses_a_backend_it_cannot_train_on_and_keeps_the_store(tmp_path) -> None:
+    assert run_hpo("create", "--study", "digits-ann", cwd=tmp_path, timeout=120).returncode == 0
+    before = file_digest(tmp_path / "studies.db")
+    result = run_hpo(
+        "confirm", "--study", "digits-ann", "--keras-backend", "theano", cwd=tmp_path, timeout=120
+    )
+    assert result.returncode == 2
+    assert "--keras-backend theano: unknown Keras backend" in error_line(result)
+    assert file_digest(tmp_path / "studies.db") == before
+
+
 def test_a_process_running_keras_refuses_another_backend() -> None:
     """The Python API retrains in the caller's process: Keras there runs one backend only."""
     import keras
