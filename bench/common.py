@@ -317,6 +317,25 @@ def study_options(study: str) -> tuple[list[str], str]:
 # --- reading a study store ---------------------------------------------------------------------
 
 
+def random_configurations(study: str, trials: int, seed: int) -> list[dict[str, Any]]:
+    """T configurations of a built-in study's space, drawn at random: the same for every run
+    of a benchmark that compares how runs spend them (worker counts, devices)."""
+    import optuna
+
+    from hpo.backends.optuna.backend import suggest
+    from hpo.config.studies import builtin
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = builtin(study).space()
+    draw = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    out = []
+    for _ in range(trials):
+        trial = draw.ask()
+        out.append(suggest(trial, space))
+        draw.tell(trial, 0.0)
+    return out
+
+
 def study_trials(storage: str, study: str) -> list[dict[str, Any]]:
     """Every trial of a study as plain data, epoch-second times (plain Optuna reads the store)."""
     import optuna

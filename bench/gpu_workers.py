@@ -38,6 +38,7 @@ from common import (
     Processes,
     check_ok,
     hpo,
+    random_configurations,
     result_path,
     run_main,
     sizes,
@@ -87,24 +88,6 @@ def generate(kind: str, folder: Path, quick: bool) -> Path:
                 f[f"X_{split}"] = images
                 f[f"y_{split}"] = np.where(labels == 0, 10, labels)
     return path
-
-
-def configurations(study: str, trials: int, seed: int) -> list[dict[str, Any]]:
-    """T configurations of the study's space, drawn at random (the same for every run)."""
-    import optuna
-
-    from hpo.backends.optuna.backend import suggest
-    from hpo.config.studies import builtin
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = builtin(study).space()
-    draw = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    out = []
-    for _ in range(trials):
-        trial = draw.ask()
-        out.append(suggest(trial, space))
-        draw.tell(trial, 0.0)
-    return out
 
 
 @contextlib.contextmanager
@@ -228,7 +211,7 @@ def main() -> None:
                 if given[kind]
                 else generate(kind, Path(data_dir), args.quick)
             )
-            configs = configurations(study, args.trials, args.seed)
+            configs = random_configurations(study, args.trials, args.seed)
             for n in args.workers:
                 run = one_run(p, study, data, n, args, configs)
                 runs.append(run)

@@ -26,6 +26,7 @@ from common import (
     cores,
     hpo,
     median,
+    random_configurations,
     result_path,
     rounded,
     run_main,
@@ -38,24 +39,6 @@ from common import (
 
 NAME = "scaling"
 STUDY = "bench-scaling"
-
-
-def configurations(trials: int, seed: int) -> list[dict[str, Any]]:
-    """T configurations of digits-cnn's space, drawn at random (the same for every worker count)."""
-    import optuna
-
-    from hpo.backends.optuna.backend import suggest
-    from hpo.config.studies import builtin
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = builtin("digits-cnn").space()
-    draw = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    out = []
-    for _ in range(trials):
-        trial = draw.ask()
-        out.append(suggest(trial, space))
-        draw.tell(trial, 0.0)
-    return out
 
 
 def one_run(
@@ -164,7 +147,7 @@ def main() -> None:
     runs = []
     with Processes() as procs:
         for seed in range(args.seeds):
-            configs = configurations(args.trials, seed)
+            configs = random_configurations("digits-cnn", args.trials, seed)
             for n in args.workers:
                 run = one_run(procs, n, args, seed, configs)
                 runs.append(run)
