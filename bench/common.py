@@ -336,6 +336,22 @@ def random_configurations(study: str, trials: int, seed: int) -> list[dict[str, 
     return out
 
 
+def create_queued(
+    procs: Processes, folder: Path, log: Path, storage: str, name: str, configs: list[dict]
+) -> None:
+    """``hpo create`` the study of ``folder/study.yaml`` for ``len(configs)`` trials, and queue
+    ``configs`` in it: every run of a comparison trains the same configurations."""
+    import optuna
+
+    code, _, _ = procs.run(
+        hpo("create", "--config", "study.yaml", "--trials", str(len(configs))), cwd=folder, log=log
+    )
+    check_ok(code, "hpo create", log)
+    study = optuna.load_study(study_name=name, storage=storage)
+    for params in configs:
+        study.enqueue_trial(params)
+
+
 def study_trials(storage: str, study: str) -> list[dict[str, Any]]:
     """Every trial of a study as plain data, epoch-second times (plain Optuna reads the store)."""
     import optuna

@@ -37,6 +37,7 @@ from typing import Any
 from common import (
     Processes,
     check_ok,
+    create_queued,
     hpo,
     random_configurations,
     result_path,
@@ -116,8 +117,6 @@ def one_run(
     args: argparse.Namespace,
     configs: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    import optuna
-
     name = f"bench-{study}-{workers}w"
     with tempfile.TemporaryDirectory(prefix="hpo-bench-gpu-") as tmp_name:
         tmp = Path(tmp_name)
@@ -128,13 +127,7 @@ def one_run(
             f"seed: {args.seed}\n"
             + (f"train_subset: {QUICK_SIZES[0] // 2}\n" if args.quick else "")
         )
-        code, _, _ = procs.run(
-            hpo("create", "--config", "study.yaml", "--trials", str(len(configs))), cwd=tmp, log=log
-        )
-        check_ok(code, "hpo create", log)
-        queued = optuna.load_study(study_name=name, storage=storage)
-        for params in configs:
-            queued.enqueue_trial(params)
+        create_queued(procs, tmp, log, storage, name, configs)
         launch = hpo(
             "launch", "--config", "study.yaml", "--workers", str(workers),
             "--trials", str(len(configs)), "--gpus", args.gpus,

@@ -24,6 +24,7 @@ from common import (
     Processes,
     check_ok,
     cores,
+    create_queued,
     hpo,
     median,
     random_configurations,
@@ -48,8 +49,6 @@ def one_run(
     seed: int,
     configs: list[dict[str, Any]],
 ) -> dict[str, Any]:
-    import optuna
-
     with tempfile.TemporaryDirectory(prefix="hpo-bench-scaling-") as name:
         tmp = Path(name)
         log, storage = tmp / "output.log", f"sqlite:///{tmp / 'studies.db'}"
@@ -57,13 +56,7 @@ def one_run(
             f"name: {STUDY}\nextends: digits-cnn\nepochs: {args.epochs}\nearly_stopping: 0\n"
             f"pruner: none\nseed: {seed}\n"
         )
-        code, _, _ = procs.run(
-            hpo("create", "--config", "study.yaml", "--trials", str(len(configs))), cwd=tmp, log=log
-        )
-        check_ok(code, "hpo create", log)
-        study = optuna.load_study(study_name=STUDY, storage=storage)
-        for params in configs:
-            study.enqueue_trial(params)
+        create_queued(procs, tmp, log, storage, STUDY, configs)
         code, wall, _ = procs.run(
             hpo(
                 "launch",
