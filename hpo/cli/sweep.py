@@ -9,6 +9,7 @@ import click
 from hpo.cli.options import (
     count_option,
     data_option,
+    keras_backend_option,
     storage_option,
 )
 from hpo.cli.tables import table
@@ -50,8 +51,9 @@ from hpo.errors import HpoError
     metavar="NAME",
     help="Study that stores the runs [default: sweep-<baseline>-<dataset>].",
 )
+@keras_backend_option
 @storage_option
-def sweep(baseline, changes, repeats, dataset, data, epochs, seed, study, storage):
+def sweep(baseline, changes, repeats, dataset, data, epochs, seed, study, keras_backend, storage):
     """One-at-a-time sensitivity: train a baseline and variants that each change one setting.
 
     Prints the MNIST report's table: train time, train / validation / test accuracy, test time,
@@ -61,6 +63,9 @@ def sweep(baseline, changes, repeats, dataset, data, epochs, seed, study, storag
     import optuna
 
     from hpo.config.studies import check_study_name
+    from hpo.training import framework
+
+    framework.choose(keras_backend)  # checked first, set before anything imports Keras
     from hpo.data import load_dataset
     from hpo.storage import store
     from hpo.study.records import SWEEP_ATTR
@@ -115,8 +120,6 @@ def sweep(baseline, changes, repeats, dataset, data, epochs, seed, study, storag
         f"Sweep {name!r}: {len(runs)} configurations x {repeats} seed(s) on {ds.describe()}",
         err=True,
     )
-    from hpo.training import framework
-
     framework.start()  # after every check: a mistake above is one line, no start-up chatter
     run_sweep(created, runs, ds, repeats, seed, on_run=lambda m: click.echo(m, err=True))
     click.echo(table(TABLE_HEADERS, table_rows(created, runs)))

@@ -176,6 +176,16 @@ def test_confirm_refuses_a_backend_it_cannot_train_on_and_keeps_the_store(tmp_pa
     assert file_digest(tmp_path / "studies.db") == before
 
 
+def test_sweep_refuses_a_backend_it_cannot_train_on_before_making_a_store(tmp_path) -> None:
+    result = run_hpo(
+        "sweep", "--baseline", "digits-cnn-uci", "--keras-backend", "theano",
+        cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "--keras-backend theano: unknown Keras backend" in error_line(result)
+    assert not (tmp_path / "studies.db").exists()
+
+
 def test_a_process_running_keras_refuses_another_backend() -> None:
     """The Python API retrains in the caller's process: Keras there runs one backend only."""
     import keras
